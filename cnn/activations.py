@@ -1,0 +1,104 @@
+"""Activation functions: ReLU (forward and backward) and a numerically stable softmax."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from cnn.checks import check_array
+
+
+class ReLUCache(NamedTuple):
+    """What the backward pass of ReLU needs.
+
+    Attributes
+    ----------
+    x : numpy.ndarray
+        The input, any shape.
+    """
+
+    x: np.ndarray
+
+
+def relu_forward(x):
+    """Rectified linear unit, elementwise: ``out = max(x, 0)``. Implements eq-relu-forward.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        Any shape, float32 or float64.
+
+    Returns
+    -------
+    out : numpy.ndarray
+        Same shape and dtype as ``x``, a new array.
+    cache : ReLUCache
+    """
+    check_array(x, "x")
+    return np.maximum(x, 0), ReLUCache(x)
+
+
+def relu_backward(dout, cache):
+    """ReLU backward pass: ``dx = dout`` where ``x > 0`` and 0 elsewhere. Implements eq-relu-dx.
+
+    At ``x = 0`` ReLU has no derivative; this uses the subgradient 0 there, as frameworks do.
+    ``dout`` is not modified: a new array is returned.
+
+    Parameters
+    ----------
+    dout : numpy.ndarray
+        Upstream gradient, same shape as the forward input.
+    cache : ReLUCache
+        From ``relu_forward``.
+
+    Returns
+    -------
+    dx : numpy.ndarray
+        Same shape as ``dout``, dtype of the forward input.
+    """
+    x = cache.x
+    check_array(dout, "dout", dims=x.shape)
+    return np.where(x > 0, dout, 0).astype(x.dtype, copy=False)
+
+
+def log_softmax(z):
+    """Logarithm of the softmax along the last axis, computed stably with log-sum-exp.
+
+    ``log_softmax(z) = z - m - log(sum(exp(z - m)))`` with ``m = max(z)`` along the last axis;
+    subtracting ``m`` changes nothing mathematically but keeps ``exp`` from overflowing, and the
+    result never takes ``log(0)``. Used by eq-softmax-ce.
+
+    Parameters
+    ----------
+    z : numpy.ndarray
+        Logits, shape ``(..., K)``.
+
+    Returns
+    -------
+    out : numpy.ndarray
+        Same shape and dtype as ``z``.
+    """
+    shifted = z - z.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def softmax(z):
+    """Softmax along the last axis, stable for logits of any size. Implements eq-softmax.
+
+    ``softmax(z)_k = exp(z_k - m) / sum over j of exp(z_j - m)`` with ``m = max(z)``: the shift
+    cancels in the ratio and keeps every exponent at most 0.
+
+    Parameters
+    ----------
+    z : numpy.ndarray
+        Logits, shape ``(..., K)``, float32 or float64.
+
+    Returns
+    -------
+    p : numpy.ndarray
+        Same shape and dtype as ``z``; every row along the last axis is positive and sums to 1.
+    """
+    check_array(z, "z")
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)

@@ -1,0 +1,340 @@
+"""Max and average pooling in NCHW layout: forward and backward passes, naive and fast.
+
+Pooling has no parameters. Windows of ``KH x KW`` pixels move by ``stride`` (by default the
+kernel size, so windows tile the input); there is no padding. The fast versions loop over the
+``KH*KW`` offsets inside a window and handle every sample and position at once with strided
+slices; the naive versions loop over every window.
+
+Tie rule for max pooling: when several entries of a window share the maximum, the gradient goes
+to ONE of them, the first in row-major order (the one ``numpy.argmax`` picks). It is never split
+between them nor duplicated.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from cnn.checks import as_pair, check_array
+from cnn.conv import offset_index, output_size
+
+
+class MaxPoolCache(NamedTuple):
+    """What the backward pass of max pooling needs.
+
+    Attributes
+    ----------
+    x_shape : tuple of four ints
+        ``(N, C, H, W)``.
+    dtype : numpy.dtype
+        Dtype of the input, given to ``dx``.
+    argmax : numpy.ndarray
+        Shape ``(N, C, H_out, W_out)``, integer: where in its window each maximum was, as the
+        row-major offset ``p * KW + q``.
+    kernel_size : tuple of two ints
+        ``(KH, KW)``.
+    stride : tuple of two ints
+        ``(SH, SW)``.
+    """
+
+    x_shape: tuple
+    dtype: np.dtype
+    argmax: np.ndarray
+    kernel_size: tuple
+    stride: tuple
+
+
+class AvgPoolCache(NamedTuple):
+    """What the backward pass of average pooling needs.
+
+    Attributes
+    ----------
+    x_shape : tuple of four ints
+        ``(N, C, H, W)``.
+    dtype : numpy.dtype
+        Dtype of the input, given to ``dx``.
+    kernel_size : tuple of two ints
+        ``(KH, KW)``.
+    stride : tuple of two ints
+        ``(SH, SW)``.
+    """
+
+    x_shape: tuple
+    dtype: np.dtype
+    kernel_size: tuple
+    stride: tuple
+
+
+def _check_pool_args(x, kernel_size, stride):
+    """Validate a pooling forward pass; return kernel size, stride and output size as pairs."""
+    check_array(x, "x", ("N", "C", "H", "W"))
+    kernel_size = as_pair(kernel_size, "kernel_size", minimum=1)
+    stride = kernel_size if stride is None else as_pair(stride, "stride", minimum=1)
+    return kernel_size, stride, output_size(x.shape[2:], kernel_size, stride, (0, 0))
+
+
+def _check_dout(dout, cache):
+    """Validate the upstream gradient of a pooling layer against its cache."""
+    N, C, H, W = cache.x_shape
+    H_out, W_out = output_size((H, W), cache.kernel_size, cache.stride, (0, 0))
+    known = {"N": N, "C": C, "H_out": H_out, "W_out": W_out}
+    check_array(dout, "dout", ("N", "C", "H_out", "W_out"), known=known)
+    return H_out, W_out
+
+
+def maxpool2d_forward_naive(x, kernel_size=2, stride=None):
+    """Max pooling forward pass with explicit loops over samples, channels and windows.
+
+    ``out[n, c, i, j] = max over p, q of x[n, c, SH i + p, SW j + q]``. Implements
+    eq-maxpool-forward. The position of the maximum is recorded with ``numpy.argmax``, which
+    returns the first maximum in row-major order (the tie rule of this module).
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        Shape ``(N, C, H, W)``.
+    kernel_size : int or tuple of two ints
+        ``(KH, KW)``.
+    stride : int or tuple of two ints, optional
+        ``(SH, SW)``; defaults to ``kernel_size``.
+
+    Returns
+    -------
+    out : numpy.ndarray
+        Shape ``(N, C, H_out, W_out)``, ``H_out = (H - KH) // SH + 1``; dtype of ``x``.
+    cache : MaxPoolCache
+    """
+    (KH, KW), (SH, SW), (H_out, W_out) = _check_pool_args(x, kernel_size, stride)
+    N, C = x.shape[:2]
+    out = np.zeros((N, C, H_out, W_out), dtype=x.dtype)
+    argmax = np.zeros((N, C, H_out, W_out), dtype=np.intp)
+    for n in range(N):
+        for c in range(C):
+            for i in range(H_out):
+                for j in range(W_out):
+                    window = x[n, c, SH * i:SH * i + KH, SW * j:SW * j + KW]
+                    argmax[n, c, i, j] = np.argmax(window)
+                    out[n, c, i, j] = window.max()
+    return out, MaxPoolCache(x.shape, x.dtype, argmax, (KH, KW), (SH, SW))
+
+
+def maxpool2d_backward_naive(dout, cache):
+    """Max pooling backward pass with explicit loops: route each gradient to its window's argmax.
+
+    ``dx[n, c, SH i + p*, SW j + q*] += dout[n, c, i, j]`` where ``(p*, q*)`` is the recorded
+    maximum of window ``(i, j)``; all other entries get nothing. Overlapping windows accumulate.
+    Implements eq-maxpool-dx.
+
+    Parameters
+    ----------
+    dout : numpy.ndarray
+        Shape ``(N, C, H_out, W_out)``.
+    cache : MaxPoolCache
+        From ``maxpool2d_forward_naive`` or ``maxpool2d_forward``.
+
+    Returns
+    -------
+    dx : numpy.ndarray
+        Shape ``(N, C, H, W)``, dtype of the forward input.
+    """
+    H_out, W_out = _check_dout(dout, cache)
+    (SH, SW), KW = cache.stride, cache.kernel_size[1]
+    dx = np.zeros(cache.x_shape, dtype=cache.dtype)
+    for n in range(cache.x_shape[0]):
+        for c in range(cache.x_shape[1]):
+            for i in range(H_out):
+                for j in range(W_out):
+                    p, q = divmod(int(cache.argmax[n, c, i, j]), KW)
+                    dx[n, c, SH * i + p, SW * j + q] += dout[n, c, i, j]
+    return dx
+
+
+def maxpool2d_forward(x, kernel_size=2, stride=None):
+    """Max pooling forward pass, vectorised over samples, channels and positions.
+
+    Implements eq-maxpool-forward as a running maximum over the ``KH*KW`` offsets of the window,
+    each offset being one strided slice of ``x``. An entry replaces the running maximum only if it
+    is strictly greater, so the recorded position is the first maximum in row-major order.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        Shape ``(N, C, H, W)``, float32 or float64.
+    kernel_size : int or tuple of two ints
+        ``(KH, KW)``, each at least 1.
+    stride : int or tuple of two ints, optional
+        ``(SH, SW)``, each at least 1; defaults to ``kernel_size``.
+
+    Returns
+    -------
+    out : numpy.ndarray
+        Shape ``(N, C, H_out, W_out)`` with ``H_out = (H - KH) // SH + 1``; dtype of ``x``.
+    cache : MaxPoolCache
+        For ``maxpool2d_backward``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        On a non-float or non-finite ``x``, a wrong rank, a kernel larger than the input, or
+        kernel size or stride below 1.
+    """
+    kernel_size, stride, out_size = _check_pool_args(x, kernel_size, stride)
+    out = np.full(x.shape[:2] + out_size, -np.inf, dtype=x.dtype)
+    argmax = np.zeros(out.shape, dtype=np.intp)
+    for k, (p, q) in enumerate(np.ndindex(*kernel_size)):
+        window = x[offset_index(p, q, out_size, stride)]
+        greater = window > out
+        np.copyto(out, window, where=greater)
+        np.copyto(argmax, k, where=greater)
+    return out, MaxPoolCache(x.shape, x.dtype, argmax, kernel_size, stride)
+
+
+def maxpool2d_backward(dout, cache):
+    """Max pooling backward pass, vectorised: route each gradient to its window's argmax.
+
+    Implements eq-maxpool-dx: for each offset ``k = (p, q)`` of the window, the entries of
+    ``dout`` whose recorded maximum is ``k`` are added to the strided slice of ``dx`` at that
+    offset. Overlapping windows (stride smaller than the kernel) accumulate. Ties: see the module
+    docstring (first maximum in row-major order).
+
+    Parameters
+    ----------
+    dout : numpy.ndarray
+        Shape ``(N, C, H_out, W_out)``.
+    cache : MaxPoolCache
+        From ``maxpool2d_forward`` or ``maxpool2d_forward_naive``.
+
+    Returns
+    -------
+    dx : numpy.ndarray
+        Shape ``(N, C, H, W)``, dtype of the forward input.
+    """
+    out_size = _check_dout(dout, cache)
+    dx = np.zeros(cache.x_shape, dtype=cache.dtype)
+    for k, (p, q) in enumerate(np.ndindex(*cache.kernel_size)):
+        dx[offset_index(p, q, out_size, cache.stride)] += np.where(cache.argmax == k, dout, 0)
+    return dx
+
+
+def avgpool2d_forward_naive(x, kernel_size=2, stride=None):
+    """Average pooling forward pass with explicit loops over samples, channels and windows.
+
+    ``out[n, c, i, j] = (1 / (KH KW)) sum over p, q of x[n, c, SH i + p, SW j + q]``. Implements
+    eq-avgpool-forward.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        Shape ``(N, C, H, W)``.
+    kernel_size : int or tuple of two ints
+        ``(KH, KW)``.
+    stride : int or tuple of two ints, optional
+        ``(SH, SW)``; defaults to ``kernel_size``.
+
+    Returns
+    -------
+    out : numpy.ndarray
+        Shape ``(N, C, H_out, W_out)``; dtype of ``x``.
+    cache : AvgPoolCache
+    """
+    (KH, KW), (SH, SW), (H_out, W_out) = _check_pool_args(x, kernel_size, stride)
+    N, C = x.shape[:2]
+    out = np.zeros((N, C, H_out, W_out), dtype=x.dtype)
+    for n in range(N):
+        for c in range(C):
+            for i in range(H_out):
+                for j in range(W_out):
+                    out[n, c, i, j] = x[n, c, SH * i:SH * i + KH, SW * j:SW * j + KW].mean()
+    return out, AvgPoolCache(x.shape, x.dtype, (KH, KW), (SH, SW))
+
+
+def avgpool2d_backward_naive(dout, cache):
+    """Average pooling backward pass with explicit loops.
+
+    Every entry of window ``(i, j)`` receives ``dout[n, c, i, j] / (KH KW)``; overlapping windows
+    accumulate. Implements eq-avgpool-dx.
+
+    Parameters
+    ----------
+    dout : numpy.ndarray
+        Shape ``(N, C, H_out, W_out)``.
+    cache : AvgPoolCache
+        From ``avgpool2d_forward_naive`` or ``avgpool2d_forward``.
+
+    Returns
+    -------
+    dx : numpy.ndarray
+        Shape ``(N, C, H, W)``, dtype of the forward input.
+    """
+    H_out, W_out = _check_dout(dout, cache)
+    (KH, KW), (SH, SW) = cache.kernel_size, cache.stride
+    dx = np.zeros(cache.x_shape, dtype=cache.dtype)
+    for n in range(cache.x_shape[0]):
+        for c in range(cache.x_shape[1]):
+            for i in range(H_out):
+                for j in range(W_out):
+                    dx[n, c, SH * i:SH * i + KH, SW * j:SW * j + KW] += dout[n, c, i, j] / (KH * KW)
+    return dx
+
+
+def avgpool2d_forward(x, kernel_size=2, stride=None):
+    """Average pooling forward pass, vectorised over samples, channels and positions.
+
+    Implements eq-avgpool-forward as the sum of the ``KH*KW`` strided slices of ``x`` (one per
+    offset in the window) divided by ``KH*KW``.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        Shape ``(N, C, H, W)``, float32 or float64.
+    kernel_size : int or tuple of two ints
+        ``(KH, KW)``, each at least 1.
+    stride : int or tuple of two ints, optional
+        ``(SH, SW)``, each at least 1; defaults to ``kernel_size``.
+
+    Returns
+    -------
+    out : numpy.ndarray
+        Shape ``(N, C, H_out, W_out)`` with ``H_out = (H - KH) // SH + 1``; dtype of ``x``.
+    cache : AvgPoolCache
+        For ``avgpool2d_backward``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As ``maxpool2d_forward``.
+    """
+    kernel_size, stride, out_size = _check_pool_args(x, kernel_size, stride)
+    out = np.zeros(x.shape[:2] + out_size, dtype=x.dtype)
+    for p, q in np.ndindex(*kernel_size):
+        out += x[offset_index(p, q, out_size, stride)]
+    out /= kernel_size[0] * kernel_size[1]
+    return out, AvgPoolCache(x.shape, x.dtype, kernel_size, stride)
+
+
+def avgpool2d_backward(dout, cache):
+    """Average pooling backward pass, vectorised.
+
+    Implements eq-avgpool-dx: ``dout / (KH KW)`` is added to the strided slice of ``dx`` at each
+    of the ``KH*KW`` window offsets; overlapping windows accumulate.
+
+    Parameters
+    ----------
+    dout : numpy.ndarray
+        Shape ``(N, C, H_out, W_out)``.
+    cache : AvgPoolCache
+        From ``avgpool2d_forward`` or ``avgpool2d_forward_naive``.
+
+    Returns
+    -------
+    dx : numpy.ndarray
+        Shape ``(N, C, H, W)``, dtype of the forward input.
+    """
+    out_size = _check_dout(dout, cache)
+    (KH, KW), stride = cache.kernel_size, cache.stride
+    share = (dout / (KH * KW)).astype(cache.dtype, copy=False)
+    dx = np.zeros(cache.x_shape, dtype=cache.dtype)
+    for p, q in np.ndindex(KH, KW):
+        dx[offset_index(p, q, out_size, stride)] += share
+    return dx

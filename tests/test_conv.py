@@ -1,0 +1,152 @@
+"""Convolution: naive and fast versions agree, gradients match finite differences."""
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from cnn.conv import (
+    col2im,
+    conv2d_backward,
+    conv2d_backward_naive,
+    conv2d_forward,
+    conv2d_forward_naive,
+    im2col,
+    output_size,
+    pad,
+)
+from cnn.gradcheck import numerical_gradient, relative_error
+
+
+@st.composite
+def conv_configs(draw):
+    """Random shapes, strides (1-3), paddings (0-2), non-square kernels and inputs."""
+    N, C, F = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    KH, KW = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    H, W = draw(st.integers(1, 8)), draw(st.integers(1, 8))
+    assume(H + 2 * padding[0] >= KH and W + 2 * padding[1] >= KW)
+    seed = draw(st.integers(0, 2**32 - 1))
+    return (N, C, H, W), (F, C, KH, KW), stride, padding, seed
+
+
+def make_arrays(x_shape, w_shape, seed, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    b = rng.standard_normal(w_shape[0]).astype(dtype)
+    return x, w, b
+
+
+@given(conv_configs())
+def test_fast_matches_naive(config):
+    x_shape, w_shape, stride, padding, seed = config
+    x, w, b = make_arrays(x_shape, w_shape, seed)
+    out, cache = conv2d_forward(x, w, b, stride, padding)
+    out_naive, cache_naive = conv2d_forward_naive(x, w, b, stride, padding)
+    np.testing.assert_allclose(out, out_naive, rtol=1e-10, atol=1e-12)
+    dout = np.random.default_rng(seed + 1).standard_normal(out.shape)
+    grads_naive = conv2d_backward_naive(dout, cache_naive)
+    # Each backward pass accepts either forward pass's cache.
+    for grads in (conv2d_backward(dout, cache), conv2d_backward(dout, cache_naive),
+                  conv2d_backward_naive(dout, cache)):
+        for g, g_naive in zip(grads, grads_naive):
+            np.testing.assert_allclose(g, g_naive, rtol=1e-10, atol=1e-12)
+
+
+@settings(max_examples=10)
+@given(conv_configs())
+def test_gradients_match_finite_differences(config):
+    x_shape, w_shape, stride, padding, seed = config
+    x, w, b = make_arrays(x_shape, w_shape, seed)
+    out, cache = conv2d_forward(x, w, b, stride, padding)
+    projection = np.random.default_rng(seed + 1).standard_normal(out.shape)
+    dx, dw, db = conv2d_backward(projection, cache)
+
+    def loss(_):
+        return np.sum(conv2d_forward(x, w, b, stride, padding)[0] * projection)
+
+    for analytic, array in ((dx, x), (dw, w), (db, b)):
+        assert relative_error(analytic, numerical_gradient(loss, array)) < 1e-7
+
+
+def test_is_cross_correlation_not_convolution():
+    # A kernel with a single 1 in its top-left corner copies the top-left of each window: no flip.
+    x = np.arange(16, dtype=np.float64).reshape(1, 1, 4, 4)
+    w = np.zeros((1, 1, 2, 2))
+    w[0, 0, 0, 0] = 1.0
+    out, _ = conv2d_forward(x, w, np.zeros(1))
+    np.testing.assert_array_equal(out[0, 0], x[0, 0, :3, :3])
+
+
+def test_sum_kernel_and_bias_by_hand():
+    x = np.ones((1, 2, 3, 3))
+    w = np.ones((1, 2, 3, 3))
+    out, _ = conv2d_forward(x, w, np.array([0.5]), padding=1)
+    # Every output sums its in-bounds neighbours over 2 channels, plus the bias.
+    neighbours = np.array([[4, 6, 4], [6, 9, 6], [4, 6, 4]])
+    np.testing.assert_array_equal(out[0, 0], 2 * neighbours + 0.5)
+
+
+@pytest.mark.parametrize(
+    "size, kernel, stride, padding",
+    [((5, 7), (3, 3), (1, 1), (0, 0)), ((5, 7), (3, 2), (2, 3), (1, 2)), ((4, 4), (4, 4), (1, 1), (0, 0))],
+)
+def test_output_size_matches_the_number_of_window_positions(size, kernel, stride, padding):
+    # Count the top-left corners that fit, independently of the formula.
+    expected = tuple(
+        len(range(0, n + 2 * p - k + 1, s)) for n, k, s, p in zip(size, kernel, stride, padding)
+    )
+    assert output_size(size, kernel, stride, padding) == expected
+
+
+@given(conv_configs())
+def test_col2im_is_the_adjoint_of_im2col(config):
+    x_shape, w_shape, stride, padding, seed = config
+    rng = np.random.default_rng(seed)
+    x_padded = pad(rng.standard_normal(x_shape), padding)
+    cols = im2col(x_padded, w_shape[2:], stride)
+    c = rng.standard_normal(cols.shape)
+    lhs = np.sum(cols * c)
+    rhs = np.sum(x_padded * col2im(c, x_padded.shape, w_shape[2:], stride))
+    np.testing.assert_allclose(lhs, rhs, rtol=1e-10)
+
+
+@pytest.mark.parametrize("forward, backward", [
+    (conv2d_forward, conv2d_backward), (conv2d_forward_naive, conv2d_backward_naive)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dtype_is_kept(forward, backward, dtype):
+    x, w, b = make_arrays((2, 3, 6, 5), (4, 3, 3, 2), seed=1, dtype=dtype)
+    out, cache = forward(x, w, b, stride=2, padding=1)
+    assert out.dtype == dtype
+    dout = np.ones_like(out)
+    assert all(g.dtype == dtype for g in backward(dout, cache))
+
+
+def test_float32_matches_float64(rng):
+    x, w, b = make_arrays((2, 3, 9, 9), (4, 3, 3, 3), seed=2)
+    out64, _ = conv2d_forward(x, w, b, 1, 1)
+    out32, _ = conv2d_forward(x.astype(np.float32), w.astype(np.float32), b.astype(np.float32), 1, 1)
+    np.testing.assert_allclose(out32, out64, rtol=1e-4, atol=1e-4)
+
+
+def test_mixed_dtypes_compute_in_the_dtype_of_x():
+    x, w, b = make_arrays((1, 2, 5, 5), (3, 2, 3, 3), seed=3, dtype=np.float32)
+    out, cache = conv2d_forward(x, w.astype(np.float64), b.astype(np.float64))
+    assert out.dtype == np.float32
+    assert all(g.dtype == np.float32 for g in conv2d_backward(np.ones_like(out), cache))
+
+
+@pytest.mark.parametrize("forward, backward", [
+    (conv2d_forward, conv2d_backward), (conv2d_forward_naive, conv2d_backward_naive)])
+def test_inputs_are_not_modified(forward, backward):
+    x, w, b = make_arrays((2, 2, 5, 5), (3, 2, 3, 3), seed=4)
+    copies = [a.copy() for a in (x, w, b)]
+    out, cache = forward(x, w, b, stride=1, padding=1)
+    dout = np.random.default_rng(5).standard_normal(out.shape)
+    dout_copy = dout.copy()
+    dx, dw, db = backward(dout, cache)
+    for a, copy in zip((x, w, b, dout), copies + [dout_copy]):
+        np.testing.assert_array_equal(a, copy)
+    assert not np.shares_memory(dx, x) and not np.shares_memory(dw, w)

@@ -1,0 +1,150 @@
+"""Bad input raises TypeError/ValueError naming the argument and the expected shape."""
+
+import numpy as np
+import pytest
+
+from cnn.activations import relu_backward, relu_forward, softmax
+from cnn.checks import as_pair
+from cnn.conv import conv2d_backward, conv2d_backward_naive, conv2d_forward, conv2d_forward_naive
+from cnn.dense import dense_backward, dense_forward
+from cnn.losses import softmax_cross_entropy
+from cnn.pool import (
+    avgpool2d_backward,
+    avgpool2d_forward,
+    avgpool2d_forward_naive,
+    maxpool2d_backward,
+    maxpool2d_forward,
+    maxpool2d_forward_naive,
+)
+
+rng = np.random.default_rng(0)
+X = rng.standard_normal((2, 3, 6, 6))
+W = rng.standard_normal((4, 3, 3, 3))
+B = np.zeros(4)
+
+
+def with_nan(a):
+    a = a.copy()
+    a.flat[0] = np.nan
+    return a
+
+
+def with_inf(a):
+    a = a.copy()
+    a.flat[-1] = np.inf
+    return a
+
+
+CONV_CASES = [
+    # (kwargs, exception, pattern in the message)
+    (dict(x=X[0]), ValueError, r"x must have shape \(N, C, H, W\), got shape \(3, 6, 6\)"),
+    (dict(w=W[:, :2]), ValueError, r"w must have shape \(F, C=3, KH, KW\), got shape \(4, 2, 3, 3\)"),
+    (dict(w=W[0]), ValueError, r"w must have shape \(F, C=3, KH, KW\), got shape \(3, 3, 3\)"),
+    (dict(b=np.zeros(5)), ValueError, r"b must have shape \(F=4,\), got shape \(5,\)"),
+    (dict(b=np.zeros((4, 1))), ValueError, r"b must have shape \(F=4,\), got shape \(4, 1\)"),
+    (dict(w=rng.standard_normal((4, 3, 7, 3))), ValueError, r"kernel_size .* \(7, 3\) is larger than the padded input .* \(6, 6\)"),
+    (dict(w=rng.standard_normal((4, 3, 9, 3)), padding=1), ValueError, r"\(9, 3\) is larger than the padded input .* \(8, 8\)"),
+    (dict(stride=0), ValueError, r"stride must be >= 1, got 0"),
+    (dict(stride=(1, -1)), ValueError, r"stride must be >= 1"),
+    (dict(padding=-1), ValueError, r"padding must be >= 0, got -1"),
+    (dict(stride=1.5), TypeError, r"stride must be an int or a pair of ints, got 1.5"),
+    (dict(stride=True), TypeError, r"stride must be an int or a pair of ints"),
+    (dict(padding=(1, 1, 1)), ValueError, r"padding must be an int or a pair of ints, got 3 values"),
+    (dict(x=with_nan(X)), ValueError, r"x contains NaN or infinity"),
+    (dict(w=with_inf(W)), ValueError, r"w contains NaN or infinity"),
+    (dict(x=X.tolist()), TypeError, r"x must be a numpy.ndarray, got list"),
+    (dict(x=X.astype(int)), TypeError, r"x must have a floating-point dtype .* got int64"),
+]
+
+
+@pytest.mark.parametrize("forward", [conv2d_forward, conv2d_forward_naive])
+@pytest.mark.parametrize("kwargs, error, pattern", CONV_CASES)
+def test_conv_forward_rejects(forward, kwargs, error, pattern):
+    args = dict(x=X, w=W, b=B, stride=1, padding=0) | kwargs
+    with pytest.raises(error, match=pattern):
+        forward(**args)
+
+
+@pytest.mark.parametrize("backward", [conv2d_backward, conv2d_backward_naive])
+def test_conv_backward_rejects_a_wrong_dout(backward):
+    out, cache = conv2d_forward(X, W, B, stride=2, padding=1)
+    with pytest.raises(ValueError, match=r"dout must have shape \(N=2, F=4, H_out=3, W_out=3\), got shape \(2, 4, 6, 6\)"):
+        backward(np.zeros((2, 4, 6, 6)), cache)
+    with pytest.raises(ValueError, match="dout contains NaN"):
+        backward(with_nan(out), cache)
+
+
+POOL_CASES = [
+    (dict(x=X[0]), ValueError, r"x must have shape \(N, C, H, W\), got shape \(3, 6, 6\)"),
+    (dict(kernel_size=7), ValueError, r"kernel_size .* \(7, 7\) is larger than the padded input .* \(6, 6\)"),
+    (dict(kernel_size=0), ValueError, r"kernel_size must be >= 1, got 0"),
+    (dict(stride=0), ValueError, r"stride must be >= 1, got 0"),
+    (dict(kernel_size=(2, "2")), TypeError, r"kernel_size must be an int or a pair of ints"),
+    (dict(x=with_nan(X)), ValueError, r"x contains NaN or infinity"),
+    (dict(x=X.astype(np.int32)), TypeError, r"x must have a floating-point dtype"),
+]
+
+
+@pytest.mark.parametrize("forward", [maxpool2d_forward, maxpool2d_forward_naive, avgpool2d_forward,
+                                     avgpool2d_forward_naive])
+@pytest.mark.parametrize("kwargs, error, pattern", POOL_CASES)
+def test_pool_forward_rejects(forward, kwargs, error, pattern):
+    args = dict(x=X, kernel_size=2, stride=None) | kwargs
+    with pytest.raises(error, match=pattern):
+        forward(**args)
+
+
+@pytest.mark.parametrize("forward, backward", [(maxpool2d_forward, maxpool2d_backward),
+                                               (avgpool2d_forward, avgpool2d_backward)])
+def test_pool_backward_rejects_a_wrong_dout(forward, backward):
+    _, cache = forward(X, 2)
+    with pytest.raises(ValueError, match=r"dout must have shape \(N=2, C=3, H_out=3, W_out=3\), got shape \(2, 3, 3, 2\)"):
+        backward(np.zeros((2, 3, 3, 2)), cache)
+
+
+def test_dense_rejects():
+    x, w, b = np.ones((5, 3)), np.ones((3, 2)), np.ones(2)
+    with pytest.raises(ValueError, match=r"x must have shape \(N, D\), got shape \(5, 3, 1\)"):
+        dense_forward(x[..., None], w, b)
+    with pytest.raises(ValueError, match=r"w must have shape \(D=3, M\), got shape \(4, 2\)"):
+        dense_forward(x, np.ones((4, 2)), b)
+    with pytest.raises(ValueError, match=r"b must have shape \(M=2,\), got shape \(3,\)"):
+        dense_forward(x, w, np.ones(3))
+    with pytest.raises(ValueError, match="x contains NaN"):
+        dense_forward(with_nan(x), w, b)
+    _, cache = dense_forward(x, w, b)
+    with pytest.raises(ValueError, match=r"dout must have shape \(N=5, M=2\), got shape \(5, 3\)"):
+        dense_backward(np.ones((5, 3)), cache)
+
+
+def test_activations_reject():
+    with pytest.raises(TypeError, match="x must be a numpy.ndarray, got list"):
+        relu_forward([1.0, -1.0])
+    with pytest.raises(ValueError, match="z contains NaN"):
+        softmax(np.array([np.nan, 1.0]))
+    _, cache = relu_forward(np.ones((2, 3)))
+    with pytest.raises(ValueError, match=r"dout must have shape \(2, 3\), got shape \(3, 2\)"):
+        relu_backward(np.ones((3, 2)), cache)
+
+
+@pytest.mark.parametrize("logits, y, error, pattern", [
+    (np.zeros((3, 4)), np.array([0, 1, 4]), ValueError, r"y must hold labels in 0..3, got values in 0..4"),
+    (np.zeros((3, 4)), np.array([0, -1, 2]), ValueError, r"y must hold labels in 0..3, got values in -1..2"),
+    (np.zeros((3, 4)), np.array([0, 1]), ValueError, r"y must have shape \(N=3,\), got shape \(2,\)"),
+    (np.zeros((3, 4)), np.array([[0], [1], [2]]), ValueError, r"y must have shape \(N=3,\), got shape \(3, 1\)"),
+    (np.zeros((3, 4)), np.array([0.0, 1.0, 2.0]), TypeError, r"y must be an integer numpy.ndarray"),
+    (np.zeros((3, 4)), [0, 1, 2], TypeError, r"y must be an integer numpy.ndarray"),
+    (np.zeros(4), np.array([0]), ValueError, r"logits must have shape \(N, K\), got shape \(4,\)"),
+    (np.zeros((0, 4)), np.zeros(0, int), ValueError, r"logits must have shape \(N, K\) with N, K >= 1"),
+    (np.full((1, 2), np.inf), np.array([0]), ValueError, r"logits contains NaN or infinity"),
+])
+def test_softmax_cross_entropy_rejects(logits, y, error, pattern):
+    with pytest.raises(error, match=pattern):
+        softmax_cross_entropy(logits, y)
+
+
+@pytest.mark.parametrize("value, expected", [(3, (3, 3)), ((2, 5), (2, 5)), ([1, 2], (1, 2)),
+                                             (np.int64(2), (2, 2))])
+def test_as_pair_accepts_ints_and_pairs(value, expected):
+    assert as_pair(value, "stride") == expected
+    assert all(type(v) is int for v in as_pair(value, "stride"))
