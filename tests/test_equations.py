@@ -17,8 +17,10 @@ import numpy as np
 import pytest
 
 from cnn.activations import relu_backward, relu_forward
+from cnn.conv import conv2d_backward, conv2d_forward
 from cnn.dense import dense_backward, dense_forward
 from cnn.losses import softmax_cross_entropy
+from cnn.pool import avgpool2d_backward, avgpool2d_forward, maxpool2d_backward, maxpool2d_forward
 
 # A correct gradient agrees with centred differences (step 1e-6, float64) to about 1e-9;
 # a wrong formula is off by order 1. The tolerance sits well between the two.
@@ -185,3 +187,194 @@ def test_eq_softmax_ce_dz(seed, scale):
     loss, dlogits = softmax_cross_entropy(z, y)
     assert loss == pytest.approx(softmax_ce_as_written(z, y), rel=1e-12)
     np.testing.assert_allclose(dlogits, dz, atol=1e-15)
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapters 5 and 6: Convolution, backward (book/conv_backward.md) and Pooling (book/pooling.md)
+# Each formula is evaluated with explicit loops over the indices of its equation (np.einsum only
+# for the channel sums), never through the package's backward code, and compared with centred
+# differences of the package's forward pass on the loss L = sum(dout * out). Configurations mix
+# fixed edge cases with random ones: strides 1-3, paddings 0-2, non-square inputs and kernels,
+# strides that do not divide H + 2P - KH.
+# ---------------------------------------------------------------------------------------------
+
+CONV_EDGE_CASES = [
+    # (N, C, H, W), (F, KH, KW), stride (S_H, S_W), padding (P_H, P_W)
+    ((2, 3, 5, 5), (2, 3, 3), (1, 1), (0, 0)),
+    ((1, 2, 7, 6), (3, 3, 2), (2, 2), (1, 1)),
+    ((2, 1, 8, 5), (2, 2, 3), (3, 1), (2, 0)),
+    ((1, 2, 4, 9), (2, 4, 1), (1, 3), (0, 2)),
+    ((1, 1, 3, 4), (1, 4, 4), (3, 2), (2, 1)),
+]
+
+
+def random_conv_config(seed):
+    """Random shapes with strides 1-3 and paddings 0-2, chosen independently for the two axes."""
+    rng = np.random.default_rng(seed)
+    N, C, F = (int(v) for v in rng.integers(1, 4, size=3))
+    KH, KW = (int(v) for v in rng.integers(1, 5, size=2))
+    stride = tuple(int(v) for v in rng.integers(1, 4, size=2))
+    padding = tuple(int(v) for v in rng.integers(0, 3, size=2))
+    H = int(rng.integers(max(1, KH - 2 * padding[0]), 9))
+    W = int(rng.integers(max(1, KW - 2 * padding[1]), 9))
+    return (N, C, H, W), (F, KH, KW), stride, padding
+
+
+CONV_CASES = CONV_EDGE_CASES + [random_conv_config(seed) for seed in SEEDS]
+
+
+def conv_case(config, seed):
+    """x, w, b, an upstream gradient dout of the output's shape, stride and padding."""
+    (N, C, H, W), (F, KH, KW), stride, padding = config
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C, H, W))
+    w = rng.standard_normal((F, C, KH, KW))
+    b = rng.standard_normal(F)
+    out, _ = conv2d_forward(x, w, b, stride=stride, padding=padding)
+    return x, w, b, rng.standard_normal(out.shape), stride, padding
+
+
+def conv_loss(x, w, b, dout, stride, padding):
+    return float(np.sum(dout * conv2d_forward(x, w, b, stride=stride, padding=padding)[0]))
+
+
+def package_conv_gradients(x, w, b, dout, stride, padding):
+    """(dx, dw, db) from the package's fast backward pass, to tie the formula to the quoted code."""
+    return conv2d_backward(dout, conv2d_forward(x, w, b, stride=stride, padding=padding)[1])
+
+
+def padded_as_written(x, padding):
+    """x-tilde (book/conv_forward.md): x[n, c, u - P_H, v - P_W] inside the frame, 0 outside."""
+    (N, C, H, W), (P_H, P_W) = x.shape, padding
+    x_tilde = np.zeros((N, C, H + 2 * P_H, W + 2 * P_W))
+    for u in range(H + 2 * P_H):
+        for v in range(W + 2 * P_W):
+            if P_H <= u < H + P_H and P_W <= v < W + P_W:
+                x_tilde[:, :, u, v] = x[:, :, u - P_H, v - P_W]
+    return x_tilde
+
+
+@pytest.mark.parametrize("config", CONV_CASES)
+def test_eq_conv_db(config):
+    x, w, b, dout, stride, padding = conv_case(config, seed=1)
+    N, F, H_out, W_out = dout.shape
+    db = np.zeros(F)  # db[f] = sum over n, i, j of dout[n, f, i, j]
+    for f in range(F):
+        for n in range(N):
+            for i in range(H_out):
+                for j in range(W_out):
+                    db[f] += dout[n, f, i, j]
+    numeric = centred_differences(lambda v: conv_loss(x, w, v, dout, stride, padding), b)
+    assert_gradient(db, numeric)
+    np.testing.assert_allclose(package_conv_gradients(x, w, b, dout, stride, padding)[2], db,
+                               rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("config", CONV_CASES)
+def test_eq_conv_dw(config):
+    x, w, b, dout, stride, padding = conv_case(config, seed=2)
+    (S_H, S_W), (N, F, H_out, W_out), (KH, KW) = stride, dout.shape, w.shape[2:]
+    x_tilde = padded_as_written(x, padding)
+    # dw[f, c, p, q] = sum over n, i, j of dout[n, f, i, j] x_tilde[n, c, i S + p, j S + q]
+    dw = np.zeros_like(w)
+    for p in range(KH):
+        for q in range(KW):
+            for i in range(H_out):
+                for j in range(W_out):
+                    dw[:, :, p, q] += np.einsum(
+                        "nf,nc->fc", dout[:, :, i, j], x_tilde[:, :, i * S_H + p, j * S_W + q])
+    numeric = centred_differences(lambda v: conv_loss(x, v, b, dout, stride, padding), w)
+    assert_gradient(dw, numeric)
+    np.testing.assert_allclose(package_conv_gradients(x, w, b, dout, stride, padding)[1], dw,
+                               rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("config", CONV_CASES)
+def test_eq_conv_dx(config):
+    x, w, b, dout, stride, padding = conv_case(config, seed=3)
+    (S_H, S_W), (P_H, P_W) = stride, padding
+    (N, F, H_out, W_out), (C, KH, KW), (H, W) = dout.shape, w.shape[1:], x.shape[2:]
+    # eq-conv-dout-dilated: dout[n, f, i, j] at (i S + KH - 1, j S + KW - 1), zeros elsewhere, as
+    # far as eq-conv-dx reads.
+    d_bar = np.zeros((N, F, H + 2 * P_H + KH - 1, W + 2 * P_W + KW - 1))
+    for i in range(H_out):
+        for j in range(W_out):
+            d_bar[:, :, i * S_H + KH - 1, j * S_W + KW - 1] = dout[:, :, i, j]
+    # eq-conv-dx: full convolution of d_bar with the transposed, flipped kernel, cropped by P.
+    dx = np.zeros_like(x)
+    for r in range(H):
+        for s in range(W):
+            for p in range(KH):
+                for q in range(KW):
+                    dx[:, :, r, s] += np.einsum(
+                        "nf,fc->nc", d_bar[:, :, r + P_H + p, s + P_W + q],
+                        w[:, :, KH - 1 - p, KW - 1 - q])
+    numeric = centred_differences(lambda v: conv_loss(v, w, b, dout, stride, padding), x)
+    assert_gradient(dx, numeric)
+    np.testing.assert_allclose(package_conv_gradients(x, w, b, dout, stride, padding)[0], dx,
+                               rtol=1e-10, atol=1e-12)
+
+
+POOL_CASES = [
+    # (N, C, H, W), (KH, KW), stride (None: the kernel size, windows tile the input)
+    ((2, 2, 4, 4), (2, 2), None),
+    ((1, 2, 7, 6), (3, 3), (2, 2)),
+    ((2, 1, 5, 7), (3, 2), (1, 2)),
+    ((1, 3, 8, 5), (2, 3), (3, 1)),
+    ((1, 1, 6, 6), (3, 3), (1, 1)),
+    ((1, 2, 9, 4), (4, 1), (3, 3)),
+]
+
+
+def pool_case(x_shape, seed):
+    """Input whose values are a shuffled grid 0, 1, 2, ... plus jitter: every window maximum is
+    unique by a margin far larger than the finite-difference step (no ties, no near-ties)."""
+    rng = np.random.default_rng(seed)
+    grid = rng.permutation(int(np.prod(x_shape))).reshape(x_shape).astype(np.float64)
+    return grid + 0.01 * rng.standard_normal(x_shape), rng
+
+
+def pool_loss(forward, x, dout, kernel_size, stride):
+    return float(np.sum(dout * forward(x, kernel_size=kernel_size, stride=stride)[0]))
+
+
+@pytest.mark.parametrize("x_shape, kernel_size, stride", POOL_CASES)
+def test_eq_maxpool_dx(x_shape, kernel_size, stride):
+    x, rng = pool_case(x_shape, seed=4)
+    out, cache = maxpool2d_forward(x, kernel_size=kernel_size, stride=stride)
+    dout = rng.standard_normal(out.shape)
+    (KH, KW), (S_H, S_W), (N, C, H_out, W_out) = kernel_size, stride or kernel_size, out.shape
+    dx = np.zeros_like(x)
+    for n in range(N):
+        for c in range(C):
+            for i in range(H_out):
+                for j in range(W_out):
+                    p_star, q_star = 0, 0  # the first maximum of the window in row-major order
+                    for p in range(KH):
+                        for q in range(KW):
+                            best = x[n, c, i * S_H + p_star, j * S_W + q_star]
+                            if x[n, c, i * S_H + p, j * S_W + q] > best:
+                                p_star, q_star = p, q
+                    dx[n, c, i * S_H + p_star, j * S_W + q_star] += dout[n, c, i, j]
+    assert_gradient(dx, centred_differences(
+        lambda v: pool_loss(maxpool2d_forward, v, dout, kernel_size, stride), x))
+    np.testing.assert_allclose(maxpool2d_backward(dout, cache), dx, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("x_shape, kernel_size, stride", POOL_CASES)
+def test_eq_avgpool_dx(x_shape, kernel_size, stride):
+    x, rng = pool_case(x_shape, seed=5)
+    out, cache = avgpool2d_forward(x, kernel_size=kernel_size, stride=stride)
+    dout = rng.standard_normal(out.shape)
+    (KH, KW), (S_H, S_W) = kernel_size, stride or kernel_size
+    (H, W), (H_out, W_out) = x.shape[2:], out.shape[2:]
+    dx = np.zeros_like(x)
+    for r in range(H):
+        for s in range(W):
+            for i in range(H_out):
+                for j in range(W_out):
+                    if 0 <= r - i * S_H < KH and 0 <= s - j * S_W < KW:
+                        dx[:, :, r, s] += dout[:, :, i, j] / (KH * KW)
+    assert_gradient(dx, centred_differences(
+        lambda v: pool_loss(avgpool2d_forward, v, dout, kernel_size, stride), x))
+    np.testing.assert_allclose(avgpool2d_backward(dout, cache), dx, rtol=1e-10, atol=1e-12)
