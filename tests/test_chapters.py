@@ -5,7 +5,10 @@
 (c) no code cell defines a function or class the ``cnn`` package already has (one source of
     truth: chapters import package code, they never re-implement it);
 (d) every literalinclude points at an existing file and, with :pyobject:, an existing object;
-(e) every lesson has learning objectives, exercises with solutions and a figure.
+(e) every lesson has learning objectives, exercises with solutions and a figure;
+(f) every lesson is self-contained and reproducible: its first code cell makes its own seeded
+    generator, no cell uses NumPy's global random state, and no cell installs packages (the
+    notebook exporter adds the install cell to downloads).
 """
 
 from __future__ import annotations
@@ -227,3 +230,21 @@ def test_lessons_have_objectives_exercises_and_a_figure(doc):
 
     assert any(re.search(r"\bplt\.|matplotlib", code) for code in code_cells(text)), \
         f"{doc}.md has no code cell that draws a figure with matplotlib"
+
+
+LEGACY_RANDOM = re.compile(
+    r"\bnp\.random\.(seed|rand|randn|randint|random|random_sample|normal|uniform|choice|shuffle|permutation)\("
+)
+
+
+@pytest.mark.parametrize("doc", LESSONS)
+def test_lessons_are_self_contained_and_seeded(doc):
+    cells = list(code_cells(CHAPTERS[doc]))
+    assert cells, f"{doc}.md has no code cell"
+    assert re.search(r"default_rng\(\s*\d", cells[0]), \
+        f"{doc}.md: the first code cell must make its own generator, rng = np.random.default_rng(0)"
+    for number, code in enumerate(cells, start=1):
+        assert not LEGACY_RANDOM.search(code), \
+            f"{doc}.md, code cell {number}: use the seeded rng, not NumPy's global random state"
+        assert not re.search(r"^[ \t]*[%!]\s*pip\b|pip install", code, re.MULTILINE), \
+            f"{doc}.md, code cell {number} installs packages"
