@@ -90,8 +90,6 @@ def test_eq_neuron_backward(seed):
 
 # ---------------------------------------------------------------------------------------------
 # Chapter 2: Dense layers (book/dense.md)
-# The loss L = sum(dout * Y) has dL/dY = dout exactly, so it probes the backward pass with an
-# arbitrary upstream gradient.
 # ---------------------------------------------------------------------------------------------
 
 
@@ -110,32 +108,39 @@ def dense_forward_as_written(x, w, b):
     return np.einsum("nd,dm->nm", x, w) + b[None, :]
 
 
-def dense_loss(x, w, b, dout):
-    return float(np.sum(dout * dense_forward_as_written(x, w, b)))
+def check_dense_equation(seed, position, formula):
+    """Compare ``formula(x, w, dout)``, the gradient of argument ``position`` of (x, w, b), with
+    centred differences of ``L = sum(dout * Y)`` (so that dL/dY = dout) and with dense_backward."""
+    x, w, b, dout = dense_case(seed)
+    arguments = [x, w, b]
+    gradient = formula(x, w, dout)
+
+    def loss(value):
+        probe = arguments.copy()
+        probe[position] = value
+        return float(np.sum(dout * dense_forward_as_written(*probe)))
+
+    assert_gradient(gradient, centred_differences(loss, arguments[position]))
+    package = dense_backward(dout, dense_forward(x, w, b)[1])[position]
+    np.testing.assert_allclose(package, gradient, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_eq_dense_dx(seed):
-    x, w, b, dout = dense_case(seed)
-    dx = np.einsum("nm,dm->nd", dout, w)  # dX[n, d] = sum_m dY[n, m] W[d, m]
-    assert_gradient(dx, centred_differences(lambda v: dense_loss(v, w, b, dout), x))
-    np.testing.assert_allclose(dense_backward(dout, dense_forward(x, w, b)[1])[0], dx)
+    # dX[n, d] = sum_m dY[n, m] W[d, m]
+    check_dense_equation(seed, 0, lambda x, w, dout: np.einsum("nm,dm->nd", dout, w))
 
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_eq_dense_dw(seed):
-    x, w, b, dout = dense_case(seed)
-    dw = np.einsum("nd,nm->dm", x, dout)  # dW[d, m] = sum_n X[n, d] dY[n, m]
-    assert_gradient(dw, centred_differences(lambda v: dense_loss(x, v, b, dout), w))
-    np.testing.assert_allclose(dense_backward(dout, dense_forward(x, w, b)[1])[1], dw)
+    # dW[d, m] = sum_n X[n, d] dY[n, m]
+    check_dense_equation(seed, 1, lambda x, w, dout: np.einsum("nd,nm->dm", x, dout))
 
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_eq_dense_db(seed):
-    x, w, b, dout = dense_case(seed)
-    db = np.einsum("nm->m", dout)  # db[m] = sum_n dY[n, m]
-    assert_gradient(db, centred_differences(lambda v: dense_loss(x, w, v, dout), b))
-    np.testing.assert_allclose(dense_backward(dout, dense_forward(x, w, b)[1])[2], db)
+    # db[m] = sum_n dY[n, m]
+    check_dense_equation(seed, 2, lambda x, w, dout: np.einsum("nm->m", dout))
 
 
 # ---------------------------------------------------------------------------------------------
