@@ -239,13 +239,20 @@ def conv_case(config, seed):
     return x, w, b, rng.standard_normal(out.shape), stride, padding
 
 
-def conv_loss(x, w, b, dout, stride, padding):
-    return float(np.sum(dout * conv2d_forward(x, w, b, stride=stride, padding=padding)[0]))
+def assert_conv_gradient(formula, wrt, x, w, b, dout, stride, padding):
+    """Compare a formula for the gradient with respect to ``wrt`` ("x", "w" or "b") with centred
+    differences of L = sum(dout * out), and with the package's backward pass (the quoted code)."""
+    arrays = {"x": x, "w": w, "b": b}
 
+    def loss(value):
+        args = {**arrays, wrt: value}
+        out, _ = conv2d_forward(args["x"], args["w"], args["b"], stride=stride, padding=padding)
+        return float(np.sum(dout * out))
 
-def package_conv_gradients(x, w, b, dout, stride, padding):
-    """(dx, dw, db) from the package's fast backward pass, to tie the formula to the quoted code."""
-    return conv2d_backward(dout, conv2d_forward(x, w, b, stride=stride, padding=padding)[1])
+    assert_gradient(formula, centred_differences(loss, arrays[wrt]))
+    _, cache = conv2d_forward(x, w, b, stride=stride, padding=padding)
+    package = dict(zip("xwb", conv2d_backward(dout, cache)))[wrt]
+    np.testing.assert_allclose(package, formula, rtol=1e-10, atol=1e-12)
 
 
 def padded_as_written(x, padding):
@@ -269,10 +276,7 @@ def test_eq_conv_db(config):
             for i in range(H_out):
                 for j in range(W_out):
                     db[f] += dout[n, f, i, j]
-    numeric = centred_differences(lambda v: conv_loss(x, w, v, dout, stride, padding), b)
-    assert_gradient(db, numeric)
-    np.testing.assert_allclose(package_conv_gradients(x, w, b, dout, stride, padding)[2], db,
-                               rtol=1e-10, atol=1e-12)
+    assert_conv_gradient(db, "b", x, w, b, dout, stride, padding)
 
 
 @pytest.mark.parametrize("config", CONV_CASES)
@@ -288,10 +292,7 @@ def test_eq_conv_dw(config):
                 for j in range(W_out):
                     dw[:, :, p, q] += np.einsum(
                         "nf,nc->fc", dout[:, :, i, j], x_tilde[:, :, i * S_H + p, j * S_W + q])
-    numeric = centred_differences(lambda v: conv_loss(x, v, b, dout, stride, padding), w)
-    assert_gradient(dw, numeric)
-    np.testing.assert_allclose(package_conv_gradients(x, w, b, dout, stride, padding)[1], dw,
-                               rtol=1e-10, atol=1e-12)
+    assert_conv_gradient(dw, "w", x, w, b, dout, stride, padding)
 
 
 @pytest.mark.parametrize("config", CONV_CASES)
@@ -314,10 +315,7 @@ def test_eq_conv_dx(config):
                     dx[:, :, r, s] += np.einsum(
                         "nf,fc->nc", d_bar[:, :, r + P_H + p, s + P_W + q],
                         w[:, :, KH - 1 - p, KW - 1 - q])
-    numeric = centred_differences(lambda v: conv_loss(v, w, b, dout, stride, padding), x)
-    assert_gradient(dx, numeric)
-    np.testing.assert_allclose(package_conv_gradients(x, w, b, dout, stride, padding)[0], dx,
-                               rtol=1e-10, atol=1e-12)
+    assert_conv_gradient(dx, "x", x, w, b, dout, stride, padding)
 
 
 POOL_CASES = [
@@ -339,14 +337,22 @@ def pool_case(x_shape, seed):
     return grid + 0.01 * rng.standard_normal(x_shape), rng
 
 
-def pool_loss(forward, x, dout, kernel_size, stride):
-    return float(np.sum(dout * forward(x, kernel_size=kernel_size, stride=stride)[0]))
+def assert_pool_gradient(formula, forward, backward, x, dout, kernel_size, stride):
+    """Compare a formula for dx with centred differences of L = sum(dout * out) and with the
+    package's backward pass."""
+
+    def loss(value):
+        return float(np.sum(dout * forward(value, kernel_size=kernel_size, stride=stride)[0]))
+
+    assert_gradient(formula, centred_differences(loss, x))
+    _, cache = forward(x, kernel_size=kernel_size, stride=stride)
+    np.testing.assert_allclose(backward(dout, cache), formula, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("x_shape, kernel_size, stride", POOL_CASES)
 def test_eq_maxpool_dx(x_shape, kernel_size, stride):
     x, rng = pool_case(x_shape, seed=4)
-    out, cache = maxpool2d_forward(x, kernel_size=kernel_size, stride=stride)
+    out, _ = maxpool2d_forward(x, kernel_size=kernel_size, stride=stride)
     dout = rng.standard_normal(out.shape)
     (KH, KW), (S_H, S_W), (N, C, H_out, W_out) = kernel_size, stride or kernel_size, out.shape
     dx = np.zeros_like(x)
@@ -361,15 +367,13 @@ def test_eq_maxpool_dx(x_shape, kernel_size, stride):
                             if x[n, c, i * S_H + p, j * S_W + q] > best:
                                 p_star, q_star = p, q
                     dx[n, c, i * S_H + p_star, j * S_W + q_star] += dout[n, c, i, j]
-    assert_gradient(dx, centred_differences(
-        lambda v: pool_loss(maxpool2d_forward, v, dout, kernel_size, stride), x))
-    np.testing.assert_allclose(maxpool2d_backward(dout, cache), dx, rtol=1e-10, atol=1e-12)
+    assert_pool_gradient(dx, maxpool2d_forward, maxpool2d_backward, x, dout, kernel_size, stride)
 
 
 @pytest.mark.parametrize("x_shape, kernel_size, stride", POOL_CASES)
 def test_eq_avgpool_dx(x_shape, kernel_size, stride):
     x, rng = pool_case(x_shape, seed=5)
-    out, cache = avgpool2d_forward(x, kernel_size=kernel_size, stride=stride)
+    out, _ = avgpool2d_forward(x, kernel_size=kernel_size, stride=stride)
     dout = rng.standard_normal(out.shape)
     (KH, KW), (S_H, S_W) = kernel_size, stride or kernel_size
     (H, W), (H_out, W_out) = x.shape[2:], out.shape[2:]
@@ -380,6 +384,4 @@ def test_eq_avgpool_dx(x_shape, kernel_size, stride):
                 for j in range(W_out):
                     if 0 <= r - i * S_H < KH and 0 <= s - j * S_W < KW:
                         dx[:, :, r, s] += dout[:, :, i, j] / (KH * KW)
-    assert_gradient(dx, centred_differences(
-        lambda v: pool_loss(avgpool2d_forward, v, dout, kernel_size, stride), x))
-    np.testing.assert_allclose(avgpool2d_backward(dout, cache), dx, rtol=1e-10, atol=1e-12)
+    assert_pool_gradient(dx, avgpool2d_forward, avgpool2d_backward, x, dout, kernel_size, stride)
