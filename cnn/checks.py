@@ -40,10 +40,37 @@ def as_pair(value, name, minimum=1):
         raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
     if len(items) != 2:
         raise ValueError(f"{name} must be an int or a pair of ints, got {len(items)} values: {value!r}")
-    pair = (int(items[0]), int(items[1]))
-    if min(pair) < minimum:
+    if min(items) < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-    return pair
+    return (int(items[0]), int(items[1]))
+
+
+def check_int(value, name, minimum=1):
+    """Check that ``value`` is an int (not a bool) of at least ``minimum``; return it as an int.
+
+    Parameters
+    ----------
+    value : int
+    name : str
+        Argument name used in error messages.
+    minimum : int
+
+    Returns
+    -------
+    value : int
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not an int.
+    ValueError
+        If it is below ``minimum``.
+    """
+    if not _is_int(value):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    return int(value)
 
 
 def check_array(a, name, dims=None, known=None, finite=True):
@@ -93,7 +120,7 @@ def check_array(a, name, dims=None, known=None, finite=True):
     return a
 
 
-def check_labels(y, name, n, num_classes):
+def check_labels(y, name, n, num_classes=None):
     """Check integer class labels.
 
     Parameters
@@ -104,8 +131,8 @@ def check_labels(y, name, n, num_classes):
         Argument name used in error messages.
     n : int
         Expected number of labels ``N``.
-    num_classes : int
-        Number of classes ``K``.
+    num_classes : int, optional
+        Number of classes ``K``; ``None`` skips the range check except for negative labels.
 
     Returns
     -------
@@ -124,10 +151,9 @@ def check_labels(y, name, n, num_classes):
         raise TypeError(f"{name} must be an integer numpy.ndarray of class labels, got {dtype}")
     if y.shape != (n,):
         raise ValueError(f"{name} must have shape (N={n},), got shape {y.shape}")
-    if n and (y.min() < 0 or y.max() >= num_classes):
-        raise ValueError(
-            f"{name} must hold labels in 0..{num_classes - 1}, got values in {y.min()}..{y.max()}"
-        )
+    top = "K - 1" if num_classes is None else num_classes - 1
+    if n and (y.min() < 0 or (num_classes is not None and y.max() >= num_classes)):
+        raise ValueError(f"{name} must hold labels in 0..{top}, got values in {y.min()}..{y.max()}")
     return y
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from cnn.losses import softmax_cross_entropy
+
 
 def numerical_gradient(f, x, h=1e-5):
     """Centred-difference estimate of the gradient of a scalar function.
@@ -65,3 +67,89 @@ def relative_error(a, b):
         raise ValueError(f"a and b must have the same shape, got {a.shape} and {b.shape}")
     denominator = max(np.linalg.norm(a) + np.linalg.norm(b), np.finfo(np.float64).tiny)
     return float(np.linalg.norm(a - b) / denominator)
+
+
+def _require_float64(array, name):
+    if not isinstance(array, np.ndarray) or array.dtype != np.float64:
+        dtype = getattr(array, "dtype", type(array).__name__)
+        raise TypeError(f"{name} must be a float64 array for gradient checking (build layers with "
+                        f"dtype=np.float64), got {dtype}")
+
+
+def check_layer(layer, x, seed=0, h=1e-5):
+    """Compare a layer's backward pass with centred differences, for its input and parameters.
+
+    The scalar loss is a random projection of the output, ``L = sum(out * r)`` with ``r`` drawn
+    from ``numpy.random.default_rng(seed)``; its gradient with respect to the output is ``r``,
+    which is what ``backward`` receives. Every entry of ``x`` (a copy) and of each parameter is
+    probed, so keep shapes small.
+
+    Parameters
+    ----------
+    layer : object
+        With ``forward``, ``backward``, ``params`` and ``grads`` (see ``cnn.layers``), float64.
+    x : numpy.ndarray
+        Input, float64; not modified.
+    seed : int
+        Seeds the projection ``r``.
+    h : float
+        Finite-difference step.
+
+    Returns
+    -------
+    errors : dict
+        ``relative_error`` (eq-relative-error) for ``"x"`` and every key of ``layer.params``.
+    """
+    _require_float64(x, "x")
+    for key, value in layer.params.items():
+        _require_float64(value, f"layer.params[{key!r}]")
+    x = x.copy()
+    out = layer.forward(x)
+    projection = np.random.default_rng(seed).standard_normal(out.shape)
+    analytic = {"x": layer.backward(projection)}
+    analytic |= {key: grad.copy() for key, grad in layer.grads.items()}
+
+    def loss(_):
+        return np.sum(layer.forward(x) * projection)
+
+    probes = {"x": x, **layer.params}
+    return {key: relative_error(analytic[key], numerical_gradient(loss, probes[key], h))
+            for key in analytic}
+
+
+def check_model(model, x, y, h=1e-5):
+    """Compare a whole network's backward pass with centred differences, for every parameter.
+
+    The loss is the network's softmax cross-entropy on ``(x, y)``. Every entry of every
+    parameter is probed (two forward passes each), so keep the network and batch small.
+
+    Parameters
+    ----------
+    model : cnn.model.Sequential
+        With float64 parameters.
+    x : numpy.ndarray
+        Inputs, float64, shape ``(N, ...)``.
+    y : numpy.ndarray
+        Integer labels, shape ``(N,)``.
+    h : float
+        Finite-difference step.
+
+    Returns
+    -------
+    errors : dict
+        ``relative_error`` (eq-relative-error) for every key of ``model.parameters()``
+        (``"0.w"``, ``"0.b"``, ...).
+    """
+    _require_float64(x, "x")
+    params = model.parameters()
+    for key, value in params.items():
+        _require_float64(value, f"model parameter {key!r}")
+    _, dlogits = softmax_cross_entropy(model.forward(x), y)
+    model.backward(dlogits)
+    analytic = {key: grad.copy() for key, grad in model.gradients().items()}
+
+    def loss(_):
+        return softmax_cross_entropy(model.forward(x), y)[0]
+
+    return {key: relative_error(analytic[key], numerical_gradient(loss, params[key], h))
+            for key in params}

@@ -7,7 +7,10 @@ from cnn.activations import relu_backward, relu_forward, softmax
 from cnn.checks import as_pair
 from cnn.conv import conv2d_backward, conv2d_backward_naive, conv2d_forward, conv2d_forward_naive
 from cnn.dense import dense_backward, dense_forward
+from cnn.layers import AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D
 from cnn.losses import softmax_cross_entropy
+from cnn.model import Sequential
+from cnn.optim import SGD
 from cnn.pool import (
     avgpool2d_backward,
     avgpool2d_forward,
@@ -148,3 +151,53 @@ def test_softmax_cross_entropy_rejects(logits, y, error, pattern):
 def test_as_pair_accepts_ints_and_pairs(value, expected):
     assert as_pair(value, "stride") == expected
     assert all(type(v) is int for v in as_pair(value, "stride"))
+
+
+@pytest.mark.parametrize("make, error, pattern", [
+    (lambda: Conv2D(0, 4, 3), ValueError, r"in_channels must be >= 1, got 0"),
+    (lambda: Conv2D(1, 2.0, 3), TypeError, r"out_channels must be an int, got 2.0"),
+    (lambda: Conv2D(1, 2, (3, 0)), ValueError, r"kernel_size must be >= 1"),
+    (lambda: Conv2D(1, 2, 3, stride=0), ValueError, r"stride must be >= 1"),
+    (lambda: Conv2D(1, 2, 3, padding=-2), ValueError, r"padding must be >= 0"),
+    (lambda: Conv2D(1, 2, 3, rng=42), TypeError, r"rng must be a numpy.random.Generator or None, got int"),
+    (lambda: Dense(3, 2, dtype=np.int32), TypeError, r"dtype must be a floating-point dtype, got int32"),
+    (lambda: Dense(3, True), TypeError, r"out_features must be an int"),
+    (lambda: MaxPool2D(0), ValueError, r"kernel_size must be >= 1"),
+    (lambda: AvgPool2D(2, stride=(1, 0)), ValueError, r"stride must be >= 1"),
+])
+def test_layer_constructors_reject(make, error, pattern):
+    with pytest.raises(error, match=pattern):
+        make()
+
+
+def test_layers_reject_inputs_that_do_not_fit():
+    with pytest.raises(ValueError, match=r"w must have shape \(F, C=2, KH, KW\), got shape \(4, 3, 3, 3\)"):
+        Conv2D(3, 4, 3).forward(np.zeros((1, 2, 5, 5), np.float32))
+    with pytest.raises(ValueError, match=r"w must have shape \(D=10, M\), got shape \(12, 2\)"):
+        Dense(12, 2).forward(np.zeros((1, 10), np.float32))
+    with pytest.raises(ValueError, match=r"x must have shape \(N, ...\) with at least 2 axes, got shape \(5,\)"):
+        Flatten().forward(np.zeros(5))
+    flatten = Flatten()
+    flatten.forward(np.zeros((2, 3, 4)))
+    with pytest.raises(ValueError, match=r"dout must have shape \(2, 12\), got shape \(2, 3, 4\)"):
+        flatten.backward(np.zeros((2, 3, 4)))
+
+
+def test_model_rejects_bad_training_arguments():
+    model = Sequential([Flatten(), Dense(4, 3)])
+    x, y = np.zeros((6, 1, 2, 2), np.float32), np.zeros(6, dtype=int)
+    optimizer = SGD(0.1)
+    with pytest.raises(ValueError, match=r"y must have shape \(N=6,\), got shape \(5,\)"):
+        model.fit(x, y[:5], epochs=1, batch_size=2, optimizer=optimizer)
+    with pytest.raises(TypeError, match=r"y must be an integer numpy.ndarray"):
+        model.fit(x, y.astype(float), epochs=1, batch_size=2, optimizer=optimizer)
+    with pytest.raises(ValueError, match=r"y must hold labels in 0..2, got values in .*3"):
+        model.fit(x, np.array([0, 1, 2, 3, 0, 1]), epochs=1, batch_size=2, optimizer=optimizer)
+    with pytest.raises(ValueError, match=r"epochs must be >= 1, got 0"):
+        model.fit(x, y, epochs=0, batch_size=2, optimizer=optimizer)
+    with pytest.raises(TypeError, match=r"batch_size must be an int, got 2.5"):
+        model.fit(x, y, epochs=1, batch_size=2.5, optimizer=optimizer)
+    with pytest.raises(ValueError, match=r"x must have shape \(N, ...\) with N >= 1"):
+        model.predict(np.zeros((0, 4), np.float32))
+    with pytest.raises(ValueError, match=r"x contains NaN"):
+        model.predict(np.full((1, 4), np.nan, np.float32))

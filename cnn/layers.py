@@ -1,0 +1,243 @@
+"""Layer classes: thin wrappers that hold parameters, gradients and a cache, and call the functions.
+
+Every layer has ``forward(x) -> out``, ``backward(dout) -> dx`` and two dicts, ``params`` and
+``grads``, with the same keys (``"w"`` and ``"b"`` for layers with parameters, empty otherwise).
+``backward`` stores fresh gradient arrays in ``grads``; only an optimiser changes ``params``, in
+place.
+
+Weights use He initialisation, ``w ~ Normal(0, 2 / fan_in)``, which keeps the variance of
+activations roughly constant through ReLU layers; biases start at zero. The generator ``rng``
+(a ``numpy.random.Generator``) makes initialisation reproducible; ``rng=None`` means
+``numpy.random.default_rng(0)``, so two layers built without ``rng`` start identical: pass one
+shared generator when building a network.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cnn.activations import relu_backward, relu_forward
+from cnn.checks import as_pair, check_array, check_int
+from cnn.conv import conv2d_backward, conv2d_forward
+from cnn.dense import dense_backward, dense_forward
+from cnn.pool import avgpool2d_backward, avgpool2d_forward, maxpool2d_backward, maxpool2d_forward
+
+
+class Layer:
+    """Base class: empty ``params``/``grads``, and the check that ``forward`` ran before ``backward``."""
+
+    def __init__(self):
+        self.params = {}
+        self.grads = {}
+        self.cache = None
+
+    def _forward_cache(self):
+        """Return the cache of the last forward pass."""
+        if self.cache is None:
+            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+        return self.cache
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+
+def _he_normal(shape, fan_in, rng, dtype):
+    rng = np.random.default_rng(0) if rng is None else rng
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator or None, got {type(rng).__name__}")
+    if not np.issubdtype(dtype, np.floating):
+        raise TypeError(f"dtype must be a floating-point dtype, got {np.dtype(dtype)}")
+    return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(dtype)
+
+
+class Conv2D(Layer):
+    """Convolution layer; calls ``conv2d_forward`` and ``conv2d_backward``.
+
+    Parameters
+    ----------
+    in_channels : int
+        ``C``.
+    out_channels : int
+        ``F``, the number of filters.
+    kernel_size : int or tuple of two ints
+        ``(KH, KW)``.
+    stride : int or tuple of two ints
+        ``(SH, SW)``.
+    padding : int or tuple of two ints
+        ``(PH, PW)``.
+    rng : numpy.random.Generator, optional
+        For He initialisation; ``None`` means ``numpy.random.default_rng(0)``.
+    dtype : numpy dtype
+        Of the parameters, float32 (default) or float64.
+
+    Attributes
+    ----------
+    params : dict
+        ``"w"``: shape ``(F, C, KH, KW)``; ``"b"``: shape ``(F,)``.
+    grads : dict
+        Same keys and shapes, set by ``backward``.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, rng=None,
+                 dtype=np.float32):
+        super().__init__()
+        C = check_int(in_channels, "in_channels")
+        F = check_int(out_channels, "out_channels")
+        KH, KW = as_pair(kernel_size, "kernel_size", minimum=1)
+        self.stride = as_pair(stride, "stride", minimum=1)
+        self.padding = as_pair(padding, "padding", minimum=0)
+        self.params["w"] = _he_normal((F, C, KH, KW), C * KH * KW, rng, dtype)
+        self.params["b"] = np.zeros(F, dtype=dtype)
+        self.grads = {key: np.zeros_like(value) for key, value in self.params.items()}
+
+    def forward(self, x):
+        """``x : (N, C, H, W)`` -> ``out : (N, F, H_out, W_out)``."""
+        out, self.cache = conv2d_forward(x, self.params["w"], self.params["b"], self.stride,
+                                         self.padding)
+        return out
+
+    def backward(self, dout):
+        """``dout : (N, F, H_out, W_out)`` -> ``dx : (N, C, H, W)``; sets ``grads``."""
+        dx, self.grads["w"], self.grads["b"] = conv2d_backward(dout, self._forward_cache())
+        return dx
+
+    def __repr__(self):
+        F, C, KH, KW = self.params["w"].shape
+        return (f"Conv2D({C}, {F}, kernel_size={(KH, KW)}, stride={self.stride}, "
+                f"padding={self.padding})")
+
+
+class _Pool2D(Layer):
+    """Shared constructor and representation of the pooling layers."""
+
+    def __init__(self, kernel_size=2, stride=None):
+        super().__init__()
+        self.kernel_size = as_pair(kernel_size, "kernel_size", minimum=1)
+        self.stride = self.kernel_size if stride is None else as_pair(stride, "stride", minimum=1)
+
+    def __repr__(self):
+        return f"{type(self).__name__}(kernel_size={self.kernel_size}, stride={self.stride})"
+
+
+class MaxPool2D(_Pool2D):
+    """Max pooling layer; calls ``maxpool2d_forward`` and ``maxpool2d_backward``.
+
+    The gradient of a window goes to its first maximum in row-major order (see ``cnn.pool``).
+
+    Parameters
+    ----------
+    kernel_size : int or tuple of two ints
+        ``(KH, KW)``.
+    stride : int or tuple of two ints, optional
+        ``(SH, SW)``; defaults to ``kernel_size``.
+    """
+
+    def forward(self, x):
+        """``x : (N, C, H, W)`` -> ``out : (N, C, H_out, W_out)``."""
+        out, self.cache = maxpool2d_forward(x, self.kernel_size, self.stride)
+        return out
+
+    def backward(self, dout):
+        """``dout : (N, C, H_out, W_out)`` -> ``dx : (N, C, H, W)``."""
+        return maxpool2d_backward(dout, self._forward_cache())
+
+
+class AvgPool2D(_Pool2D):
+    """Average pooling layer; calls ``avgpool2d_forward`` and ``avgpool2d_backward``.
+
+    Parameters
+    ----------
+    kernel_size : int or tuple of two ints
+        ``(KH, KW)``.
+    stride : int or tuple of two ints, optional
+        ``(SH, SW)``; defaults to ``kernel_size``.
+    """
+
+    def forward(self, x):
+        """``x : (N, C, H, W)`` -> ``out : (N, C, H_out, W_out)``."""
+        out, self.cache = avgpool2d_forward(x, self.kernel_size, self.stride)
+        return out
+
+    def backward(self, dout):
+        """``dout : (N, C, H_out, W_out)`` -> ``dx : (N, C, H, W)``."""
+        return avgpool2d_backward(dout, self._forward_cache())
+
+
+class ReLU(Layer):
+    """ReLU layer; calls ``relu_forward`` and ``relu_backward``. Any input shape."""
+
+    def forward(self, x):
+        """``x`` -> ``max(x, 0)``, same shape."""
+        out, self.cache = relu_forward(x)
+        return out
+
+    def backward(self, dout):
+        """``dout`` -> ``dx``, same shape; zero where the input was not positive."""
+        return relu_backward(dout, self._forward_cache())
+
+
+class Flatten(Layer):
+    """Flatten every sample to a vector: ``(N, C, H, W)`` -> ``(N, C*H*W)``, in C order.
+
+    The backward pass reshapes the gradient back to the input's shape. Both passes return new
+    arrays, never views of their argument.
+    """
+
+    def forward(self, x):
+        """``x : (N, ...)`` -> ``out : (N, D)`` with ``D`` the product of the other axes."""
+        check_array(x, "x")
+        if x.ndim < 2:
+            raise ValueError(f"x must have shape (N, ...) with at least 2 axes, got shape {x.shape}")
+        self.cache = x.shape
+        return x.reshape(x.shape[0], -1).copy()
+
+    def backward(self, dout):
+        """``dout : (N, D)`` -> ``dx`` of the forward input's shape."""
+        x_shape = self._forward_cache()
+        check_array(dout, "dout", (x_shape[0], int(np.prod(x_shape[1:]))))
+        return dout.reshape(x_shape).copy()
+
+
+class Dense(Layer):
+    """Dense (fully connected) layer; calls ``dense_forward`` and ``dense_backward``.
+
+    Parameters
+    ----------
+    in_features : int
+        ``D``.
+    out_features : int
+        ``M``.
+    rng : numpy.random.Generator, optional
+        For He initialisation; ``None`` means ``numpy.random.default_rng(0)``.
+    dtype : numpy dtype
+        Of the parameters, float32 (default) or float64.
+
+    Attributes
+    ----------
+    params : dict
+        ``"w"``: shape ``(D, M)``; ``"b"``: shape ``(M,)``.
+    grads : dict
+        Same keys and shapes, set by ``backward``.
+    """
+
+    def __init__(self, in_features, out_features, rng=None, dtype=np.float32):
+        super().__init__()
+        D = check_int(in_features, "in_features")
+        M = check_int(out_features, "out_features")
+        self.params["w"] = _he_normal((D, M), D, rng, dtype)
+        self.params["b"] = np.zeros(M, dtype=dtype)
+        self.grads = {key: np.zeros_like(value) for key, value in self.params.items()}
+
+    def forward(self, x):
+        """``x : (N, D)`` -> ``out : (N, M)``."""
+        out, self.cache = dense_forward(x, self.params["w"], self.params["b"])
+        return out
+
+    def backward(self, dout):
+        """``dout : (N, M)`` -> ``dx : (N, D)``; sets ``grads``."""
+        dx, self.grads["w"], self.grads["b"] = dense_backward(dout, self._forward_cache())
+        return dx
+
+    def __repr__(self):
+        D, M = self.params["w"].shape
+        return f"Dense({D}, {M})"

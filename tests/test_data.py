@@ -1,0 +1,109 @@
+"""Data loaders: the bundled digits and images read with Pillow."""
+
+import math
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import cnn.data
+from cnn.data import load_digits, load_image
+
+
+def test_digits_shapes_and_ranges():
+    x_train, y_train, x_test, y_test = load_digits()
+    assert x_train.shape[1:] == x_test.shape[1:] == (1, 8, 8)
+    assert x_train.dtype == x_test.dtype == np.float32
+    assert len(x_train) + len(x_test) == 1797 and len(x_test) == math.ceil(0.25 * 1797)  # as scikit-learn rounds
+    assert y_train.shape == (len(x_train),) and y_test.shape == (len(x_test),)
+    assert 0.0 == min(x_train.min(), x_test.min()) and max(x_train.max(), x_test.max()) == 1.0
+    assert set(np.unique(y_train)) == set(range(10))
+    # The 17 grey levels 0..16 become multiples of 1/16.
+    np.testing.assert_array_equal(x_train * 16, np.round(x_train * 16))
+
+
+def test_digits_split_is_stratified_seeded_and_disjoint():
+    x_train, y_train, x_test, y_test = load_digits(test_size=0.3, seed=1)
+    train_share = np.bincount(y_train, minlength=10) / len(y_train)
+    test_share = np.bincount(y_test, minlength=10) / len(y_test)
+    np.testing.assert_allclose(train_share, test_share, atol=0.01)
+    again = load_digits(test_size=0.3, seed=1)
+    for a, b in zip((x_train, y_train, x_test, y_test), again):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(load_digits(test_size=0.3, seed=2)[3], y_test)
+    train_rows = {row.tobytes() for row in x_train.reshape(len(x_train), -1)}
+    overlap = sum(row.tobytes() in train_rows for row in x_test.reshape(len(x_test), -1))
+    # The data set has a few duplicate images, but a split must not copy samples across.
+    assert overlap < 5
+
+
+def test_digits_without_scikit_learn_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
+    with pytest.raises(ImportError, match=r"needs scikit-learn.*cnn-from-scratch\[test\]"):
+        load_digits()
+
+
+@pytest.mark.parametrize("test_size", [0, 1, 1.5, "0.2"])
+def test_digits_rejects_bad_test_size(test_size):
+    with pytest.raises(ValueError, match="test_size must be a fraction"):
+        load_digits(test_size=test_size)
+
+
+def test_image_8bit_grey_round_trip(tmp_path, rng):
+    pixels = rng.integers(0, 256, (12, 20), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "grey.png")
+    image = load_image(tmp_path / "grey.png", (12, 20))
+    assert image.shape == (1, 1, 12, 20) and image.dtype == np.float32
+    np.testing.assert_allclose(image[0, 0], pixels / 255.0, rtol=1e-6)
+
+
+def test_image_16bit_is_scaled_by_its_full_range(tmp_path):
+    pixels = np.array([[0, 65535], [32768, 1000]], dtype=np.uint16)
+    Image.fromarray(pixels).save(tmp_path / "deep.png")
+    np.testing.assert_allclose(load_image(tmp_path / "deep.png", 2)[0, 0], pixels / 65535.0, rtol=1e-6)
+
+
+def test_image_colour_is_converted_and_resized(tmp_path):
+    rgb = np.zeros((40, 30, 3), dtype=np.uint8)
+    rgb[..., 1] = 255  # pure green: luma 0.587
+    Image.fromarray(rgb).save(tmp_path / "green.jpg", quality=100)
+    image = load_image(str(tmp_path / "green.jpg"), 8)
+    assert image.shape == (1, 1, 8, 8)
+    np.testing.assert_allclose(image, 150 / 255, atol=2 / 255)
+    assert 0.0 <= image.min() and image.max() <= 1.0
+
+
+def test_image_missing_or_unreadable(tmp_path):
+    with pytest.raises(ValueError, match=r"cannot read image .*nowhere.png: no such file"):
+        load_image(tmp_path / "nowhere.png", 8)
+    (tmp_path / "text.png").write_text("not an image")
+    with pytest.raises(ValueError, match=r"cannot read image .*text.png"):
+        load_image(tmp_path / "text.png", 8)
+    Image.fromarray(np.zeros((64, 64), np.uint8)).save(tmp_path / "cut.png")
+    data = (tmp_path / "cut.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=r"cannot read image .*cut.png"):
+        load_image(tmp_path / "cut.png", 8)
+    with pytest.raises(ValueError, match=r"cannot read image"):
+        load_image(tmp_path, 8)  # a directory
+
+
+def test_image_over_the_pixel_limit(tmp_path, monkeypatch):
+    Image.fromarray(np.zeros((30, 40), np.uint8)).save(tmp_path / "big.png")
+    monkeypatch.setattr(cnn.data, "MAX_PIXELS", 1000)
+    with pytest.raises(ValueError, match=r"image .*big.png has 40 x 30 = 1,200 pixels, more than MAX_PIXELS = 1,000"):
+        load_image(tmp_path / "big.png", 8)
+
+
+def test_image_float_mode_is_rejected(tmp_path):
+    Image.fromarray(np.full((4, 4), 3.5, np.float32)).save(tmp_path / "float.tiff")
+    with pytest.raises(ValueError, match=r"float.tiff: pixel mode 'F'"):
+        load_image(tmp_path / "float.tiff", 4)
+
+
+@pytest.mark.parametrize("size, error", [(0, ValueError), ((8, 0), ValueError), (8.0, TypeError), ((8,), ValueError)])
+def test_image_rejects_bad_size(tmp_path, size, error):
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "a.png")
+    with pytest.raises(error, match="size must be"):
+        load_image(tmp_path / "a.png", size)

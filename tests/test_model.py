@@ -1,0 +1,222 @@
+"""Sequential: gradient check of a whole network, training, inference, summary, save and load."""
+
+import numpy as np
+import pytest
+
+from cnn.data import load_digits
+from cnn.gradcheck import check_model, numerical_gradient, relative_error
+from cnn.layers import AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU
+from cnn.losses import softmax_cross_entropy
+from cnn.model import Sequential
+from cnn.optim import SGD, Adam
+
+
+def small_net(seed=0, dtype=np.float64, channels=3):
+    rng = np.random.default_rng(seed)
+    return Sequential([
+        Conv2D(2, channels, 3, padding=1, rng=rng, dtype=dtype), ReLU(), MaxPool2D(2), Flatten(),
+        Dense(channels * 9, 4, rng=rng, dtype=dtype),
+    ])
+
+
+def small_batch(seed=0, N=5):
+    """Random images labelled by the signs of their two channel means: a learnable task."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, 2, 6, 6))
+    means = x.mean(axis=(2, 3))
+    return x, (means[:, 0] > 0) + 2 * (means[:, 1] > 0)
+
+
+def randomise_biases(model, seed):
+    """Non-zero biases, so that bias gradients are exercised and no unit sits exactly at a kink."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if "b" in layer.params:
+            layer.params["b"][:] = rng.standard_normal(layer.params["b"].shape)
+
+
+def kink_margin(model, x):
+    """Distance of the small net from its kinks: ReLU inputs from 0, pooled maxima from runners-up.
+
+    Finite differences straddling a kink are wrong by design, so a check is only meaningful when
+    this margin is much larger than the step h times the input scale.
+    """
+    z = model.layers[0].forward(x)
+    windows = np.maximum(z, 0).reshape(*z.shape[:2], 3, 2, 3, 2).transpose(0, 1, 2, 4, 3, 5)
+    top2 = np.sort(windows.reshape(*windows.shape[:4], 4), axis=-1)[..., -2:]
+    gaps = (top2[..., 1] - top2[..., 0])[top2[..., 1] > 0]
+    return min(np.abs(z).min(), gaps.min())
+
+
+@pytest.mark.parametrize("seed", [0, 2, 3, 5])
+def test_whole_network_gradient_check(seed):
+    model = small_net(seed)
+    randomise_biases(model, seed)
+    x, y = small_batch(seed)
+    assert kink_margin(model, x) > 1e-4  # premise of the check (seed 1 has a max-pool near-tie)
+    errors = check_model(model, x, y)
+    assert errors.keys() == {"0.w", "0.b", "4.w", "4.b"}
+    assert max(errors.values()) < 1e-7
+
+
+def test_gradient_check_flags_a_max_pool_near_tie():
+    # Seed 1 puts two window entries 3e-5 apart: within a step of h = 1e-5 times the input, the
+    # argmax flips and the centred difference averages two slopes. This is the false alarm the
+    # margin above guards against, not a bug in the backward pass.
+    model = small_net(1)
+    randomise_biases(model, 1)
+    x, y = small_batch(1)
+    assert kink_margin(model, x) < 1e-4
+    assert check_model(model, x, y)["0.w"] > 1e-7
+    assert check_model(model, x, y, h=1e-7)["0.w"] < 1e-6
+
+
+def test_deeper_network_gradient_check_and_input_gradient():
+    rng = np.random.default_rng(3)
+    model = Sequential([
+        Conv2D(2, 3, (3, 2), stride=(1, 2), padding=(1, 0), rng=rng, dtype=np.float64), ReLU(),
+        AvgPool2D(2, 1), Conv2D(3, 2, 2, rng=rng, dtype=np.float64), ReLU(), Flatten(),
+        Dense(8, 5, rng=rng, dtype=np.float64), ReLU(), Dense(5, 3, rng=rng, dtype=np.float64),
+    ])
+    randomise_biases(model, 3)
+    x, y = rng.standard_normal((4, 2, 6, 7)), rng.integers(0, 3, 4)
+    assert max(check_model(model, x, y).values()) < 1e-7
+    # backward also returns the gradient with respect to the input (used for saliency maps).
+    _, dlogits = softmax_cross_entropy(model.forward(x), y)
+    dx = model.backward(dlogits)
+    numerical = numerical_gradient(lambda z: softmax_cross_entropy(model.forward(z), y)[0], x.copy())
+    assert relative_error(dx, numerical) < 1e-7
+
+
+def test_parameters_are_the_layer_arrays():
+    model = small_net()
+    params = model.parameters()
+    assert list(params) == ["0.w", "0.b", "4.w", "4.b"]
+    assert params["4.w"] is model.layers[4].params["w"]
+    x, y = small_batch()
+    model.backward(softmax_cross_entropy(model.forward(x), y)[1])
+    assert model.gradients().keys() == params.keys()
+    assert model.gradients()["0.w"] is model.layers[0].grads["w"]
+
+
+def test_fit_is_reproducible_and_learns():
+    x, y = small_batch(N=40)
+    histories, weights = [], []
+    for _ in range(2):
+        model = small_net(dtype=np.float32)
+        histories.append(model.fit(x.astype(np.float32), y, epochs=8, batch_size=8,
+                                   optimizer=Adam(1e-2), seed=3))
+        weights.append(model.parameters())
+    assert histories[0] == histories[1]
+    for key in weights[0]:
+        np.testing.assert_array_equal(weights[0][key], weights[1][key])
+    history = histories[0]
+    assert len(history["train_loss"]) == len(history["train_acc"]) == 8
+    assert history["val_loss"] == [] and history["val_acc"] == []
+    assert history["train_loss"][-1] < 0.5 * history["train_loss"][0]
+    other = small_net(dtype=np.float32).fit(x.astype(np.float32), y, epochs=8, batch_size=8,
+                                            optimizer=Adam(1e-2), seed=4)
+    assert other["train_loss"] != history["train_loss"]
+
+
+def test_fit_history_with_validation_matches_evaluate(capsys):
+    x, y = small_batch(N=30)
+    model = small_net()
+    history = model.fit(x[:20], y[:20], epochs=3, batch_size=7, optimizer=SGD(0.1, momentum=0.9),
+                        validation_data=(x[20:], y[20:]), verbose=True)
+    assert len(history["val_loss"]) == len(history["val_acc"]) == 3
+    assert (history["val_loss"][-1], history["val_acc"][-1]) == model.evaluate(x[20:], y[20:])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3 and lines[0].startswith("epoch 1/3") and "validation" in lines[0]
+
+
+def test_predict_and_evaluate(rng):
+    x, y = small_batch(N=11)
+    model = small_net()
+    proba = model.predict_proba(x)
+    assert proba.shape == (11, 4)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12)
+    np.testing.assert_array_equal(model.predict(x), proba.argmax(axis=1))
+    # Batching is an implementation detail: any batch size gives the same numbers.
+    np.testing.assert_allclose(model.predict_proba(x, batch_size=3), proba, rtol=1e-12)
+    loss, accuracy = model.evaluate(x, y, batch_size=4)
+    np.testing.assert_allclose(loss, -np.mean(np.log(proba[np.arange(11), y])), rtol=1e-10)
+    assert accuracy == np.mean(proba.argmax(axis=1) == y)
+
+
+def test_summary_table():
+    model = small_net(channels=3)
+    x, y = small_batch()
+    model.forward(x)
+    caches = [layer.cache for layer in model.layers]
+    table = model.summary()
+    assert "Conv2D(2, 3, kernel_size=(3, 3)" in table and "Dense(27, 4)" in table
+    for shape in ["(2, 6, 6)", "(3, 6, 6)", "(3, 3, 3)", "(27,)", "(4,)"]:
+        assert shape in table
+    total = sum(p.size for p in model.parameters().values())
+    assert f"Total parameters: {total:,}" in table
+    assert table == model.summary((2, 6, 6))
+    assert all(layer.cache is cache for layer, cache in zip(model.layers, caches))
+    with pytest.raises(ValueError, match="input_shape"):
+        small_net().summary()
+
+
+def test_save_load_round_trip_is_exact(tmp_path):
+    model = small_net(seed=0, dtype=np.float32)
+    x, y = small_batch()
+    x = x.astype(np.float32)
+    model.fit(x, y, epochs=1, batch_size=5, optimizer=Adam(1e-2))
+    path = tmp_path / "model.npz"
+    model.save(path)
+    with np.load(path, allow_pickle=False) as archive:
+        assert sorted(archive.files) == sorted(model.parameters())
+    other = small_net(seed=1, dtype=np.float32)
+    arrays_before = other.parameters()
+    other.load(path)
+    for key, value in model.parameters().items():
+        np.testing.assert_array_equal(other.parameters()[key], value)
+        assert other.parameters()[key] is arrays_before[key]  # loaded in place
+    np.testing.assert_array_equal(other.predict_proba(x), model.predict_proba(x))
+
+
+def _snapshot(model):
+    return {key: value.copy() for key, value in model.parameters().items()}
+
+
+def _assert_unchanged(model, snapshot):
+    for key, value in model.parameters().items():
+        np.testing.assert_array_equal(value, snapshot[key])
+
+
+@pytest.mark.parametrize("make_file, pattern", [
+    (lambda p, m: small_net(channels=4).save(p), r"'0.w' has shape \(4, 2, 3, 3\).*expects shape \(3, 2, 3, 3\)"),
+    (lambda p, m: np.savez(p, **{k: v for k, v in m.parameters().items() if k != "4.b"}), r"missing keys \['4.b'\]"),
+    (lambda p, m: np.savez(p, **m.parameters(), extra=np.zeros(1)), r"unexpected keys \['extra'\]"),
+    (lambda p, m: np.savez(p, **{k: v.astype(np.float32) for k, v in m.parameters().items()}), r"dtype float32.*dtype float64"),
+    (lambda p, m: np.savez(p, **{k: np.full_like(v, np.nan) for k, v in m.parameters().items()}), r"contains NaN"),
+    (lambda p, m: np.savez(p, **{k: np.empty(v.shape, dtype=object) for k, v in m.parameters().items()}), r"cannot read saved model"),
+    (lambda p, m: p.write_bytes(b"not a zip file"), r"cannot read saved model"),
+])
+def test_load_rejects_a_mismatched_file_and_leaves_the_model_untouched(tmp_path, make_file, pattern):
+    model = small_net(seed=0)
+    path = tmp_path / "bad.npz"
+    make_file(path, small_net(seed=2))
+    snapshot = _snapshot(model)
+    with pytest.raises(ValueError, match=pattern):
+        model.load(path)
+    _assert_unchanged(model, snapshot)
+
+
+def test_load_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        small_net().load(tmp_path / "nowhere.npz")
+
+
+def test_digits_accuracy():
+    x_train, y_train, x_test, y_test = load_digits()
+    rng = np.random.default_rng(0)
+    model = Sequential([Conv2D(1, 32, 3, padding=1, rng=rng), ReLU(), MaxPool2D(2), Flatten(),
+                        Dense(32 * 4 * 4, 10, rng=rng)])
+    model.fit(x_train, y_train, epochs=15, batch_size=32, optimizer=Adam(3e-3), seed=0)
+    _, accuracy = model.evaluate(x_test, y_test)
+    assert accuracy >= 0.97

@@ -1,0 +1,114 @@
+"""Optimisers: the update rules as written, in-place updates, state handling."""
+
+import numpy as np
+import pytest
+
+from cnn.optim import SGD, Adam
+
+
+def test_sgd_without_momentum_is_gradient_descent(rng):
+    w = rng.standard_normal((3, 2))
+    g = rng.standard_normal((3, 2))
+    expected = w - 0.1 * g
+    SGD(0.1).step({"w": w}, {"w": g})
+    np.testing.assert_allclose(w, expected, rtol=1e-15)
+
+
+def test_sgd_momentum_follows_the_recurrence(rng):
+    w = rng.standard_normal(4)
+    w_ref, v = w.copy(), np.zeros(4)
+    optimizer = SGD(0.05, momentum=0.9)
+    for _ in range(4):
+        g = rng.standard_normal(4)
+        optimizer.step({"w": w}, {"w": g})
+        v = 0.9 * v - 0.05 * g
+        w_ref = w_ref + v
+        np.testing.assert_allclose(w, w_ref, rtol=1e-12)
+
+
+def test_adam_follows_the_paper(rng):
+    w = rng.standard_normal(5)
+    w_ref, m, v = w.copy(), np.zeros(5), np.zeros(5)
+    optimizer = Adam(lr=0.01, beta1=0.8, beta2=0.95, eps=1e-6)
+    for t in range(1, 5):
+        g = rng.standard_normal(5)
+        optimizer.step({"w": w}, {"w": g})
+        m = 0.8 * m + 0.2 * g
+        v = 0.95 * v + 0.05 * g * g
+        w_ref = w_ref - 0.01 * (m / (1 - 0.8**t)) / (np.sqrt(v / (1 - 0.95**t)) + 1e-6)
+        np.testing.assert_allclose(w, w_ref, rtol=1e-12)
+
+
+def test_adam_first_step_moves_each_parameter_by_about_lr(rng):
+    # After bias correction the first update is lr * g / (|g| + eps): a step of lr in each coordinate.
+    w = rng.standard_normal(6)
+    g = rng.standard_normal(6)
+    before = w.copy()
+    Adam(lr=0.01).step({"w": w}, {"w": g})
+    np.testing.assert_allclose(before - w, 0.01 * np.sign(g), rtol=1e-6)
+
+
+@pytest.mark.parametrize("optimizer", [SGD(0.1, momentum=0.9), Adam(0.1)], ids=["sgd", "adam"])
+def test_minimises_a_quadratic(optimizer):
+    target = np.array([1.0, -2.0, 3.0])
+    w = np.zeros(3)
+    for _ in range(300):
+        optimizer.step({"w": w}, {"w": 2 * (w - target)})
+    np.testing.assert_allclose(w, target, atol=1e-3)
+
+
+@pytest.mark.parametrize("make", [lambda: SGD(0.1, momentum=0.5), lambda: Adam()], ids=["sgd", "adam"])
+def test_updates_in_place_and_never_touches_grads(make, rng):
+    w = rng.standard_normal((2, 2)).astype(np.float32)
+    g = rng.standard_normal((2, 2))  # float64 gradient for a float32 parameter
+    g_copy = g.copy()
+    params = {"w": w}
+    make().step(params, {"w": g})
+    assert params["w"] is w and w.dtype == np.float32
+    np.testing.assert_array_equal(g, g_copy)
+
+
+def test_state_is_kept_per_key(rng):
+    optimizer = SGD(0.1, momentum=0.9)
+    a, b = np.zeros(2), np.zeros(3)
+    optimizer.step({"a": a}, {"a": np.ones(2)})
+    optimizer.step({"b": b}, {"b": np.ones(3)})
+    optimizer.step({"a": a}, {"a": np.ones(2)})
+    # "a" has had two steps of momentum, "b" one.
+    np.testing.assert_allclose(a, -0.1 - 0.19)
+    np.testing.assert_allclose(b, -0.1)
+
+
+def test_rejects_mismatched_params_and_grads():
+    optimizer = Adam()
+    w = np.zeros((2, 3))
+    with pytest.raises(ValueError, match=r"missing \['w'\], unexpected \['v'\]"):
+        optimizer.step({"w": w}, {"v": w})
+    with pytest.raises(ValueError, match=r"grads\['w'\] must have shape \(2, 3\), got shape \(3, 2\)"):
+        optimizer.step({"w": w}, {"w": np.zeros((3, 2))})
+    with pytest.raises(ValueError, match=r"grads\['w'\] contains NaN"):
+        optimizer.step({"w": w}, {"w": np.full((2, 3), np.nan)})
+    optimizer.step({"w": w}, {"w": np.ones((2, 3))})
+    with pytest.raises(ValueError, match=r"optimizer state for 'w' has shape \(2, 3\) but the parameter has shape \(4,\)"):
+        optimizer.step({"w": np.zeros(4)}, {"w": np.zeros(4)})
+
+
+def test_a_failed_step_updates_nothing():
+    a, b = np.zeros(2), np.zeros(2)
+    with pytest.raises(ValueError):
+        SGD(0.1).step({"a": a, "b": b}, {"a": np.ones(2), "b": np.ones(3)})
+    assert not a.any() and not b.any()
+
+
+@pytest.mark.parametrize("make, error, pattern", [
+    (lambda: SGD(0.0), ValueError, r"lr must be in \(0.0, inf\), got 0.0"),
+    (lambda: SGD(-1), ValueError, r"lr must be in"),
+    (lambda: SGD("0.1"), TypeError, r"lr must be a real number"),
+    (lambda: SGD(0.1, momentum=1.0), ValueError, r"momentum must be in \[0.0, 1.0\), got 1.0"),
+    (lambda: Adam(beta1=1.0), ValueError, r"beta1 must be in \[0.0, 1.0\)"),
+    (lambda: Adam(beta2=-0.1), ValueError, r"beta2 must be in"),
+    (lambda: Adam(eps=0), ValueError, r"eps must be in \(0.0, inf\)"),
+])
+def test_rejects_bad_hyperparameters(make, error, pattern):
+    with pytest.raises(error, match=pattern):
+        make()
