@@ -1,0 +1,219 @@
+"""Measuring the convolution: FLOP counts, timers, the GEMM ceiling and peak memory.
+
+One source of truth for the numbers in ``benchmarks/bench.py`` and in the chapter "Making it
+fast": both import these helpers, so the table a reader reproduces with ``make bench`` and the
+figures in the book are computed the same way.
+
+Timings are the minimum over repeats. On a shared machine the other processes only ever add
+time, so the minimum is the best estimate of what the code itself costs.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+import tracemalloc
+from collections.abc import Callable
+
+import numpy as np
+
+
+def conv2d_flops(x_shape, w_shape, out_shape):
+    """Floating-point operations of one convolution forward pass (multiply and add count 2).
+
+    Parameters
+    ----------
+    x_shape : tuple
+        ``(N, C, H, W)`` of the input.
+    w_shape : tuple
+        ``(F, C, KH, KW)`` of the filters.
+    out_shape : tuple
+        ``(N, F, H_out, W_out)`` of the output.
+
+    Returns
+    -------
+    int
+        ``2 * N * F * H_out * W_out * C * KH * KW``, the cost of the matrix product
+        ``(F, C*KH*KW) @ (C*KH*KW, N*H_out*W_out)``. The backward pass does two products of the
+        same size (one for ``dw``, one for ``dx``), so a training step costs three times this.
+    """
+    N, F, H_out, W_out = out_shape
+    _, C, KH, KW = w_shape
+    if x_shape[0] != N or x_shape[1] != C:
+        raise ValueError(f"x_shape {tuple(x_shape)} does not match w_shape {tuple(w_shape)} "
+                         f"and out_shape {tuple(out_shape)}")
+    return 2 * N * F * H_out * W_out * C * KH * KW
+
+
+def time_min(fn: Callable[[], object], repeat: int = 5, number: int = 1) -> float:
+    """Seconds per call of ``fn()``: the minimum over ``repeat`` runs of ``number`` calls each.
+
+    One untimed call first warms caches and lets the allocator settle.
+    """
+    if repeat < 1 or number < 1:
+        raise ValueError(f"repeat and number must be >= 1, got repeat={repeat}, number={number}")
+    fn()
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        best = min(best, (time.perf_counter() - start) / number)
+    return best
+
+
+def conv2d_gemms(x_shape, w_shape, out_shape, dtype=np.float32, rng=None):
+    """The three plain matrix products that do a convolution's training-step arithmetic.
+
+    With ``K = C*KH*KW`` and ``P = N*H_out*W_out`` they are the forward product
+    ``(F, K) @ (K, P)``, the weight gradient ``(F, P) @ (P, K)`` and the input-gradient columns
+    ``(K, F) @ (F, P)``, on contiguous random matrices. Their time is what the arithmetic costs
+    when nothing else has to happen: the ceiling NumPy's BLAS sets for a convolution.
+
+    Returns
+    -------
+    callable
+        A function of no arguments that runs the three products once.
+    """
+    rng = np.random.default_rng(0) if rng is None else rng
+    N, F, H_out, W_out = out_shape
+    _, C, KH, KW = w_shape
+    K, P = C * KH * KW, N * H_out * W_out
+    w_mat = rng.standard_normal((F, K)).astype(dtype)
+    cols = rng.standard_normal((K, P)).astype(dtype)
+    dout_mat = rng.standard_normal((F, P)).astype(dtype)
+    cols_t = np.ascontiguousarray(cols.T)
+    w_t = np.ascontiguousarray(w_mat.T)
+
+    def run():
+        return w_mat @ cols, dout_mat @ cols_t, w_t @ dout_mat
+
+    return run
+
+
+def conv2d_phases(x, w, b, stride=1, padding=0, repeat=5):
+    """Seconds spent in each phase of one im2col/col2im training step of a convolution.
+
+    The step is split into the calls it is made of, each timed on its own with ``time_min``:
+
+    - ``"patch copy"``: ``pad`` and ``im2col``, the copies that lay the windows out as columns;
+    - ``"GEMMs"``: the three batched products ``w @ cols`` (forward),
+      ``cols @ dout.T`` summed over the batch (``dw``) and ``w.T @ dout`` (``dcols``);
+    - ``"col2im"``: the scatter-add of ``dcols`` back to pixels;
+    - ``"other"``: the bias add, ``db`` and cropping the padding off ``dx``.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        Input, shape ``(N, C, H, W)``.
+    w : numpy.ndarray
+        Kernels, shape ``(F, C, KH, KW)``.
+    b : numpy.ndarray
+        Biases, shape ``(F,)``.
+    stride, padding : int or tuple of two ints
+        As for ``conv2d_forward``.
+    repeat : int
+        Timing repeats per phase (the minimum is kept).
+
+    Returns
+    -------
+    dict
+        Phase name to seconds, in the order above.
+    """
+    from cnn.conv import col2im, conv2d_forward, im2col, pad
+
+    out, cache = conv2d_forward(x, w, b, stride=stride, padding=padding)
+    stride, padding = cache.stride, cache.padding
+    N, F = out.shape[:2]
+    dout = np.random.default_rng(0).standard_normal(out.shape).astype(x.dtype).reshape(N, F, -1)
+    x_padded = pad(x, padding)
+    cols = im2col(x_padded, w.shape[2:], stride)
+    w_mat = w.reshape(F, -1)
+    dcols = w_mat.T @ dout
+    out_mat = w_mat @ cols
+    dx_padded = col2im(dcols, x_padded.shape, w.shape[2:], stride)
+    (PH, PW), (H, W) = padding, x.shape[2:]
+
+    def timed(fn):
+        return time_min(fn, repeat=repeat)
+
+    return {
+        "patch copy": timed(lambda: pad(x, padding)) + timed(
+            lambda: im2col(x_padded, w.shape[2:], stride)),
+        "GEMMs": timed(lambda: w_mat @ cols)
+        + timed(lambda: (cols @ dout.transpose(0, 2, 1)).sum(axis=0))
+        + timed(lambda: w_mat.T @ dout),
+        "col2im": timed(lambda: col2im(dcols, x_padded.shape, w.shape[2:], stride)),
+        "other": timed(lambda: out_mat + b[:, None]) + timed(lambda: dout.sum(axis=(0, 2)))
+        + timed(lambda: dx_padded[:, :, PH:PH + H, PW:PW + W].copy()),
+    }
+
+
+def gemm_gflops(size: int = 512, dtype=np.float32, repeat: int = 5) -> float:
+    """Measured GFLOP/s of one ``(size, size) @ (size, size)`` matrix product on this machine."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((size, size)).astype(dtype)
+    b = rng.standard_normal((size, size)).astype(dtype)
+    seconds = time_min(lambda: a @ b, repeat=repeat)
+    return 2 * size**3 / seconds / 1e9
+
+
+def peak_memory(fn: Callable[[], object]) -> int:
+    """Peak bytes allocated while ``fn()`` runs, as seen by ``tracemalloc``.
+
+    NumPy reports its array buffers to ``tracemalloc``, so this counts every temporary array of
+    the call (inputs that already exist are not counted).
+    """
+    was_tracing = tracemalloc.is_tracing()
+    if not was_tracing:
+        tracemalloc.start()
+    tracemalloc.reset_peak()
+    base, _ = tracemalloc.get_traced_memory()
+    try:
+        fn()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        if not was_tracing:
+            tracemalloc.stop()
+    return peak - base
+
+
+def machine_info() -> dict:
+    """CPU, Python, NumPy and BLAS (library, kernel, threads) of the running process.
+
+    The BLAS details come from ``threadpoolctl`` when it is installed (the ``bench`` extra);
+    without it only the NumPy version and the CPU are reported.
+    """
+    info = {
+        "cpu": _cpu_model(),
+        "logical_cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+    }
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return info
+    blas = [lib for lib in threadpool_info() if lib.get("user_api") == "blas"]
+    if blas:
+        lib = blas[0]
+        info.update(
+            blas=lib.get("internal_api"),
+            blas_version=lib.get("version"),
+            blas_kernel=lib.get("architecture"),
+            blas_threads=lib.get("num_threads"),
+            blas_threading=lib.get("threading_layer"),
+        )
+    return info
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
