@@ -16,5 +16,23 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(PY) -m pytest
 
+# A strict build from clean: an incremental -W build can pass on pages it did not re-read.
+book: $(STAMP)
+	rm -rf _build
+	$(VENV)/bin/jupyter-book build . -W -n --keep-going
+
+# Preview the built site on this machine only.
+serve:
+	test -f _build/html/index.html || $(MAKE) book
+	$(PY) -m http.server 8000 --bind 127.0.0.1 --directory _build/html
+
+# The plain-Jupyter chapter copies that Colab and Binder open (commit them).
+notebooks: $(STAMP)
+	$(PY) scripts/export_notebooks.py
+
+# The speed benchmark of issue 7 (one table; the JSON is for comparing machines, not committed).
+bench: $(STAMP)
+	$(PY) benchmarks/bench.py --json benchmarks/results-local.json
+
 clean:
 	rm -rf _build

@@ -1,0 +1,167 @@
+"""Local Sphinx extension for the book (loaded from ``_config.yml``).
+
+* MathJax 3 is served by the site itself: the build fetches the ``mathjax`` package
+  from the npm registry into ``_build/mathjax`` (nothing third-party is committed)
+  and copies its ``es5`` bundle to ``_static/mathjax``. When that is impossible the
+  site keeps Sphinx's CDN default and the build says so.
+* Every chapter page offers the notebook executed during this build as ``.ipynb``,
+  rewritten into plain Jupyter by :mod:`myst2ipynb` (no raw MyST, install cell first).
+* The Binder and Colab buttons open ``notebooks/<chapter>.ipynb``, the committed
+  copy in the repository (Colab cannot open a MyST ``.md`` file).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import nbformat
+import sphinxcontrib.bibtex.plugin
+from sphinx.util import logging
+from sphinxcontrib.bibtex.style.referencing import BracketStyle
+from sphinxcontrib.bibtex.style.referencing.author_year import AuthorYearReferenceStyle
+
+sys.path.insert(0, str(Path(__file__).parent))
+import myst2ipynb  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+MATHJAX_SPEC = "mathjax@3"
+MATHJAX_ENTRY = "tex-chtml.js"
+# What tex-chtml.js loads at run time (fonts, TeX extensions, menu, accessibility);
+# the other bundles of the package are not needed.
+MATHJAX_PARTS = (MATHJAX_ENTRY, "output/chtml", "input/tex", "ui", "a11y", "sre")
+CDN_FALLBACK_MESSAGE = (
+    "cnnbook: could not install MathJax 3 from the npm registry ({reason}); "
+    "the site will load MathJax from the CDN ({url}) and needs network access to show math."
+)
+
+
+def fetch_mathjax(cache: Path) -> Path:
+    """Unpack MathJax's ``es5`` bundle from the npm registry into ``cache``; return its folder."""
+    es5 = cache / "package" / "es5"
+    if (es5 / MATHJAX_ENTRY).exists():
+        return es5
+    cache.mkdir(parents=True, exist_ok=True)
+    npm = shutil.which("npm")
+    if npm is None:
+        raise RuntimeError("npm is not installed")
+    result = subprocess.run(
+        [npm, "pack", MATHJAX_SPEC, "--json", "--prefer-offline", "--pack-destination", str(cache)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"npm pack failed: {result.stderr.strip()[-300:]}")
+    tarball = cache / json.loads(result.stdout)[0]["filename"]
+    with tarfile.open(tarball) as archive:
+        members = [m for m in archive.getmembers() if m.name.startswith("package/es5/")]
+        archive.extractall(cache, members=members, filter="data")
+    tarball.unlink()
+    return es5
+
+
+def setup_mathjax(app, config) -> None:
+    cache = Path(app.outdir).parent / "mathjax"
+    try:
+        app.cnnbook_mathjax = fetch_mathjax(cache)
+    except (OSError, RuntimeError, subprocess.SubprocessError, ValueError, KeyError) as error:
+        app.cnnbook_mathjax = None
+        logger.info(CDN_FALLBACK_MESSAGE.format(reason=error, url=config.mathjax_path), color="red")
+        return
+    # Relative paths are resolved against _static/ by Sphinx.
+    config.mathjax_path = f"mathjax/{MATHJAX_ENTRY}"
+    logger.info(f"cnnbook: serving MathJax 3 from _static/mathjax (fetched into {cache})")
+
+
+def copy_mathjax(app, exception) -> None:
+    if exception is not None or app.builder.format != "html" or app.cnnbook_mathjax is None:
+        return
+    target = Path(app.outdir) / "_static" / "mathjax"
+    for part in MATHJAX_PARTS:
+        source = app.cnnbook_mathjax / part
+        if source.is_dir():
+            shutil.copytree(source, target / part, dirs_exist_ok=True)
+        else:
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / part)
+
+
+def book_index(app) -> myst2ipynb.BookIndex:
+    if getattr(app, "cnnbook_index", None) is None:
+        app.cnnbook_index = myst2ipynb.BookIndex.load(app.srcdir)
+    return app.cnnbook_index
+
+
+def publish_notebook(app, pagename, templatename, context, doctree) -> None:
+    """Offer the executed, plain-Jupyter notebook and point launch buttons at notebooks/."""
+    if app.builder.format != "html":
+        return
+    index = book_index(app)
+    executed = Path(app.outdir).parent / "jupyter_execute" / f"{pagename}.ipynb"
+    if pagename not in index.notebook_docs() or not executed.exists():
+        return
+    nb = myst2ipynb.export_notebook(nbformat.read(executed, as_version=4), pagename, index)
+    # The theme links its .ipynb download to _sources/<page>.ipynb; publish our copy there.
+    download = Path(app.outdir) / "_sources" / f"{pagename}.ipynb"
+    download.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, download)
+
+    buttons = context.get("header_buttons", [])
+    groups = {group.get("label"): group for group in buttons if group.get("type") == "group"}
+    downloads = groups.get("download-buttons")
+    if downloads is not None and not any(
+        b.get("label") == "download-notebook-button" for b in downloads["buttons"]
+    ):
+        downloads["buttons"].insert(0, {
+            "type": "link",
+            "url": context["pathto"]("_sources", 1) + f"/{pagename}.ipynb",
+            "text": ".ipynb",
+            "icon": "fas fa-code",
+            "tooltip": "Download notebook file",
+            "label": "download-notebook-button",
+        })
+    launch = groups.get("launch-buttons")
+    if launch is not None:
+        providers = app.config.html_theme_options.get("launch_buttons", {})
+        repo = index.repo_url.removeprefix("https://github.com/")
+        path = myst2ipynb.notebook_path(pagename)
+        for button in launch["buttons"]:
+            if button.get("text") == "Binder":
+                binder = providers["binderhub_url"].rstrip("/")
+                button["url"] = f"{binder}/v2/gh/{repo}/{index.branch}?urlpath=lab/tree/{path}"
+            elif button.get("text") == "Colab":
+                colab = providers["colab_url"].rstrip("/")
+                button["url"] = f"{colab}/github/{repo}/blob/{index.branch}/{path}"
+
+
+def round_brackets() -> BracketStyle:
+    return BracketStyle(left="(", right=")")
+
+
+@dataclasses.dataclass
+class RoundAuthorYearStyle(AuthorYearReferenceStyle):
+    """Author-year citations in round brackets: (LeCun et al., 1998), Kingma and Ba (2015)."""
+
+    bracket_parenthetical: BracketStyle = dataclasses.field(default_factory=round_brackets)
+    bracket_textual: BracketStyle = dataclasses.field(default_factory=round_brackets)
+    bracket_author: BracketStyle = dataclasses.field(default_factory=round_brackets)
+    bracket_label: BracketStyle = dataclasses.field(default_factory=round_brackets)
+    bracket_year: BracketStyle = dataclasses.field(default_factory=round_brackets)
+
+
+sphinxcontrib.bibtex.plugin.register_plugin(
+    "sphinxcontrib.bibtex.style.referencing", "author_year_round", RoundAuthorYearStyle
+)
+
+
+def setup(app):
+    app.connect("config-inited", setup_mathjax)
+    app.connect("build-finished", copy_mathjax)
+    # After sphinx-book-theme (priority 501) has built the header buttons.
+    app.connect("html-page-context", publish_notebook, priority=502)
+    return {"parallel_read_safe": True, "parallel_write_safe": True, "version": "1.0"}

@@ -1,0 +1,70 @@
+"""The strict book build shared by test_book.py and test_browser.py (built once per session)."""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import http.server
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "book" / "_ext"))
+
+import myst2ipynb  # noqa: E402
+
+# Sphinx's warnings are also errors with -W; the log is kept to show them.
+BUILD_TIMEOUT = 1200
+
+
+@dataclass(frozen=True)
+class Build:
+    returncode: int
+    log: str
+    html: Path
+    seconds: float
+
+
+@functools.cache
+def index() -> myst2ipynb.BookIndex:
+    return myst2ipynb.BookIndex.load(ROOT)
+
+
+@functools.cache
+def build_site() -> Build:
+    """``jupyter-book build . -W -n --keep-going`` from clean, into a fresh temporary folder.
+
+    A temporary output folder makes the build clean by construction (no stale
+    _build, no execution cache) and lets two people run the suite at once.
+    """
+    out = Path(tempfile.mkdtemp(prefix="cnn-book-"))
+    atexit.register(shutil.rmtree, out, ignore_errors=True)
+    jupyter_book = Path(sys.executable).with_name("jupyter-book")
+    start = time.perf_counter()
+    result = subprocess.run(
+        [str(jupyter_book), "build", str(ROOT), "--path-output", str(out), "-W", "-n", "--keep-going"],
+        capture_output=True, text=True, timeout=BUILD_TIMEOUT, check=False,
+    )
+    return Build(result.returncode, result.stdout + result.stderr, out / "_build" / "html",
+                 time.perf_counter() - start)
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@functools.cache
+def serve(directory: Path) -> str:
+    """Serve ``directory`` on a free loopback port for the rest of the session; return its URL."""
+    handler = functools.partial(_QuietHandler, directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    atexit.register(server.shutdown)
+    return f"http://127.0.0.1:{server.server_port}/"

@@ -1,0 +1,83 @@
+"""The strict book build: clean, warnings as errors, numbering and downloads as promised."""
+
+from __future__ import annotations
+
+import re
+
+import nbformat
+import pytest
+
+from _site import ROOT, build_site, index, myst2ipynb
+from test_notebooks import myst_leftovers
+
+CHAPTERS = myst2ipynb.notebook_docs(ROOT)
+
+
+@pytest.fixture(scope="module")
+def site():
+    build = build_site()
+    assert build.returncode == 0, f"strict build failed after {build.seconds:.0f} s:\n{build.log[-6000:]}"
+    return build
+
+
+def page(site, doc: str) -> str:
+    return (site.html / f"{doc}.html").read_text(encoding="utf-8")
+
+
+def test_strict_build_passes_without_warnings(site):
+    assert not re.findall(r".*: WARNING: .*", site.log)
+    print(f"clean strict build: {site.seconds:.0f} s")
+
+
+def test_every_toc_page_is_built(site):
+    missing = [doc for doc in index().docs if not (site.html / f"{doc}.html").exists()]
+    assert not missing
+
+
+def test_chapters_and_equations_are_numbered_as_the_notebooks_say(site):
+    """The exporter's "Eq. (4.3)", "Exercise 4.1", "Fig. 4.2" are the numbers the site shows."""
+    checked = 0
+    for label, target in index().targets.items():
+        if not target.number:
+            continue
+        html = page(site, target.docname)
+        if target.anchor.startswith("equation-"):
+            shown = re.search(rf'<span class="eqno">\(([\d.]+)\)<a class="headerlink" href="#{re.escape(target.anchor)}"', html)
+        else:
+            # The element with the label's id, then its caption number.
+            after = html[html.find(f'id="{target.anchor}"'):]
+            shown = re.search(r'<span class="caption-number">(?:[A-Za-z.]+ )?([\d.]+)', after)
+        assert shown, f"{label}: no numbered element with id {target.anchor} in {target.docname}"
+        assert shown.group(1).rstrip(".") == target.number, (
+            f"{label}: the site shows {shown.group(1)}, the notebooks say {target.number}")
+        checked += 1
+    assert checked or not CHAPTERS
+
+
+@pytest.mark.parametrize("doc", CHAPTERS)
+def test_chapter_offers_its_executed_notebook(site, doc):
+    html = page(site, doc)
+    assert f'href="../_sources/{doc}.ipynb"' in html
+    nb = nbformat.read(site.html / "_sources" / f"{doc}.ipynb", as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert "%pip install" in code[0].source
+    assert any(c.outputs for c in code[1:]) or len(code) == 1, "the download should carry the outputs"
+    assert not [c.source for c in nb.cells if c.cell_type == "markdown" and myst_leftovers(c.source)]
+
+
+@pytest.mark.parametrize("doc", CHAPTERS)
+def test_launch_buttons_open_the_committed_notebook(site, doc):
+    html = page(site, doc)
+    path = myst2ipynb.notebook_path(doc)
+    colab = re.search(r'href="(https://colab\.research\.google\.com/[^"]+)"', html)
+    binder = re.search(r'href="(https://mybinder\.org/[^"]+)"', html)
+    assert colab and colab.group(1).endswith(f"/blob/main/{path}")
+    assert binder and binder.group(1).endswith(f"urlpath=lab/tree/{path}")
+    assert (ROOT / path).exists()
+
+
+def test_mathjax_is_served_by_the_site(site):
+    html = page(site, index().docs[0])
+    assert '_static/mathjax/tex-chtml.js' in html, "MathJax fell back to the CDN (see the build log)"
+    assert (site.html / "_static" / "mathjax" / "tex-chtml.js").exists()
+    assert (site.html / "_static" / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2").is_dir()
