@@ -10,14 +10,9 @@ from cnn.checks import check_array
 
 
 class ReLUCache(NamedTuple):
-    """What the backward pass of ReLU needs.
+    """What the backward pass of ReLU needs."""
 
-    Attributes
-    ----------
-    x : numpy.ndarray
-        The input, any shape.
-    """
-
+    #: The input, any shape.
     x: np.ndarray
 
 

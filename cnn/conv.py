@@ -20,27 +20,18 @@ from cnn.checks import as_pair, check_array
 
 
 class ConvCache(NamedTuple):
-    """What the backward pass of a convolution needs from its forward pass.
+    """What the backward pass of a convolution needs from its forward pass."""
 
-    Attributes
-    ----------
-    x_padded : numpy.ndarray
-        The zero-padded input, shape ``(N, C, H + 2 PH, W + 2 PW)``.
-    w : numpy.ndarray
-        The kernels, shape ``(F, C, KH, KW)``.
-    stride : tuple of two ints
-        ``(SH, SW)``.
-    padding : tuple of two ints
-        ``(PH, PW)``.
-    cols : numpy.ndarray or None
-        The im2col matrix of ``x_padded``, shape ``(N, C*KH*KW, H_out*W_out)``, kept by the fast
-        forward pass so that its backward pass need not rebuild it; ``None`` from the naive pass.
-    """
-
+    #: The zero-padded input, shape ``(N, C, H + 2 PH, W + 2 PW)``.
     x_padded: np.ndarray
+    #: The kernels, shape ``(F, C, KH, KW)``, in the dtype of the input.
     w: np.ndarray
+    #: ``(SH, SW)``.
     stride: tuple
+    #: ``(PH, PW)``.
     padding: tuple
+    #: The im2col matrix of ``x_padded``, shape ``(N, C*KH*KW, H_out*W_out)``, kept by the
+    #: fast forward pass so that its backward pass need not rebuild it; ``None`` from the naive pass.
     cols: np.ndarray | None = None
 
 
@@ -154,26 +145,9 @@ def conv2d_forward_naive(x, w, b, stride=1, padding=0):
     ``out[n, f, i, j] = b[f] + sum over c, p, q of w[f, c, p, q] * x_padded[n, c, SH i + p, SW j + q]``.
     Implements eq-conv-forward, looping over every sample, filter and output position.
 
-    Parameters
-    ----------
-    x : numpy.ndarray
-        Input, shape ``(N, C, H, W)``.
-    w : numpy.ndarray
-        Kernels, shape ``(F, C, KH, KW)``.
-    b : numpy.ndarray
-        Biases, shape ``(F,)``.
-    stride : int or tuple of two ints
-        ``(SH, SW)``, each at least 1.
-    padding : int or tuple of two ints
-        Zeros added on each side, ``(PH, PW)``, each at least 0.
-
-    Returns
-    -------
-    out : numpy.ndarray
-        Shape ``(N, F, H_out, W_out)`` with ``H_out = (H + 2 PH - KH) // SH + 1`` (eq-conv-out-size),
-        dtype of ``x``.
-    cache : ConvCache
-        For ``conv2d_backward_naive`` (or ``conv2d_backward``); ``cols`` is ``None``.
+    Arguments, results and errors are those of ``conv2d_forward``: ``x : (N, C, H, W)``,
+    ``w : (F, C, KH, KW)``, ``b : (F,)`` give ``out : (N, F, H_out, W_out)`` and a ``ConvCache``
+    (whose ``cols`` is ``None``).
     """
     stride, padding, (H_out, W_out) = _check_conv_args(x, w, b, stride, padding)
     (SH, SW), (F, _, KH, KW) = stride, w.shape
@@ -197,21 +171,9 @@ def conv2d_backward_naive(dout, cache):
     (eq-conv-dw) and ``dout[n, f, i, j]`` to ``db[f]`` (eq-conv-db). Windows that overlap
     accumulate. The padded border of the gradient is then cropped.
 
-    Parameters
-    ----------
-    dout : numpy.ndarray
-        Upstream gradient, shape ``(N, F, H_out, W_out)``.
-    cache : ConvCache
-        From ``conv2d_forward_naive`` or ``conv2d_forward``.
-
-    Returns
-    -------
-    dx : numpy.ndarray
-        Shape ``(N, C, H, W)``, dtype of the forward input.
-    dw : numpy.ndarray
-        Shape ``(F, C, KH, KW)``.
-    db : numpy.ndarray
-        Shape ``(F,)``.
+    Arguments and results are those of ``conv2d_backward``: ``dout : (N, F, H_out, W_out)`` and a
+    ``ConvCache`` from either forward pass give ``dx : (N, C, H, W)``, ``dw : (F, C, KH, KW)`` and
+    ``db : (F,)``.
     """
     _check_dout(dout, cache)
     x_padded, w, (SH, SW), padding = cache.x_padded, cache.w, cache.stride, cache.padding

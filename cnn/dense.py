@@ -10,17 +10,11 @@ from cnn.checks import check_array
 
 
 class DenseCache(NamedTuple):
-    """What the backward pass of a dense layer needs.
+    """What the backward pass of a dense layer needs."""
 
-    Attributes
-    ----------
-    x : numpy.ndarray
-        The input, shape ``(N, D)``.
-    w : numpy.ndarray
-        The weights, shape ``(D, M)``, in the dtype of ``x``.
-    """
-
+    #: The input, shape ``(N, D)``.
     x: np.ndarray
+    #: The weights, shape ``(D, M)``, in the dtype of ``x``.
     w: np.ndarray
 
 
@@ -40,22 +34,9 @@ def _check_dout(dout, cache):
 def dense_forward_naive(x, w, b):
     """Dense forward pass with explicit loops: ``out[n, m] = b[m] + sum over d of x[n, d] w[d, m]``.
 
-    Implements eq-dense-forward, one output entry at a time.
-
-    Parameters
-    ----------
-    x : numpy.ndarray
-        Shape ``(N, D)``.
-    w : numpy.ndarray
-        Shape ``(D, M)``.
-    b : numpy.ndarray
-        Shape ``(M,)``.
-
-    Returns
-    -------
-    out : numpy.ndarray
-        Shape ``(N, M)``, dtype of ``x``.
-    cache : DenseCache
+    Implements eq-dense-forward, one output entry at a time. Arguments, results and errors are
+    those of ``dense_forward``: ``x : (N, D)``, ``w : (D, M)``, ``b : (M,)`` give
+    ``out : (N, M)`` and a ``DenseCache``.
     """
     w, b = _check_dense_args(x, w, b)
     (N, D), M = x.shape, w.shape[1]
@@ -71,23 +52,9 @@ def dense_backward_naive(dout, cache):
 
     ``dx[n, d] = sum over m of dout[n, m] w[d, m]`` (eq-dense-dx),
     ``dw[d, m] = sum over n of x[n, d] dout[n, m]`` (eq-dense-dw),
-    ``db[m] = sum over n of dout[n, m]`` (eq-dense-db).
-
-    Parameters
-    ----------
-    dout : numpy.ndarray
-        Shape ``(N, M)``.
-    cache : DenseCache
-        From ``dense_forward_naive`` or ``dense_forward``.
-
-    Returns
-    -------
-    dx : numpy.ndarray
-        Shape ``(N, D)``.
-    dw : numpy.ndarray
-        Shape ``(D, M)``.
-    db : numpy.ndarray
-        Shape ``(M,)``.
+    ``db[m] = sum over n of dout[n, m]`` (eq-dense-db). Arguments and results are those of
+    ``dense_backward``: ``dout : (N, M)`` and a ``DenseCache`` give ``dx : (N, D)``,
+    ``dw : (D, M)`` and ``db : (M,)``.
     """
     dout = _check_dout(dout, cache)
     x, w = cache

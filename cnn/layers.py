@@ -107,19 +107,39 @@ class Conv2D(Layer):
                 f"padding={self.padding})")
 
 
-class _Pool2D(Layer):
-    """Shared constructor and representation of the pooling layers."""
+class Pool2D(Layer):
+    """Base class of the pooling layers: each subclass names its pair of pooling functions.
+
+    Parameters
+    ----------
+    kernel_size : int or tuple of two ints
+        ``(KH, KW)``.
+    stride : int or tuple of two ints, optional
+        ``(SH, SW)``; defaults to ``kernel_size``.
+    """
+
+    _forward_function = None
+    _backward_function = None
 
     def __init__(self, kernel_size=2, stride=None):
         super().__init__()
         self.kernel_size = as_pair(kernel_size, "kernel_size", minimum=1)
         self.stride = self.kernel_size if stride is None else as_pair(stride, "stride", minimum=1)
 
+    def forward(self, x):
+        """``x : (N, C, H, W)`` -> ``out : (N, C, H_out, W_out)``."""
+        out, self.cache = self._forward_function(x, self.kernel_size, self.stride)
+        return out
+
+    def backward(self, dout):
+        """``dout : (N, C, H_out, W_out)`` -> ``dx : (N, C, H, W)``."""
+        return self._backward_function(dout, self._forward_cache())
+
     def __repr__(self):
         return f"{type(self).__name__}(kernel_size={self.kernel_size}, stride={self.stride})"
 
 
-class MaxPool2D(_Pool2D):
+class MaxPool2D(Pool2D):
     """Max pooling layer; calls ``maxpool2d_forward`` and ``maxpool2d_backward``.
 
     The gradient of a window goes to its first maximum in row-major order (see ``cnn.pool``).
@@ -132,17 +152,11 @@ class MaxPool2D(_Pool2D):
         ``(SH, SW)``; defaults to ``kernel_size``.
     """
 
-    def forward(self, x):
-        """``x : (N, C, H, W)`` -> ``out : (N, C, H_out, W_out)``."""
-        out, self.cache = maxpool2d_forward(x, self.kernel_size, self.stride)
-        return out
-
-    def backward(self, dout):
-        """``dout : (N, C, H_out, W_out)`` -> ``dx : (N, C, H, W)``."""
-        return maxpool2d_backward(dout, self._forward_cache())
+    _forward_function = staticmethod(maxpool2d_forward)
+    _backward_function = staticmethod(maxpool2d_backward)
 
 
-class AvgPool2D(_Pool2D):
+class AvgPool2D(Pool2D):
     """Average pooling layer; calls ``avgpool2d_forward`` and ``avgpool2d_backward``.
 
     Parameters
@@ -153,14 +167,8 @@ class AvgPool2D(_Pool2D):
         ``(SH, SW)``; defaults to ``kernel_size``.
     """
 
-    def forward(self, x):
-        """``x : (N, C, H, W)`` -> ``out : (N, C, H_out, W_out)``."""
-        out, self.cache = avgpool2d_forward(x, self.kernel_size, self.stride)
-        return out
-
-    def backward(self, dout):
-        """``dout : (N, C, H_out, W_out)`` -> ``dx : (N, C, H, W)``."""
-        return avgpool2d_backward(dout, self._forward_cache())
+    _forward_function = staticmethod(avgpool2d_forward)
+    _backward_function = staticmethod(avgpool2d_backward)
 
 
 class ReLU(Layer):

@@ -21,48 +21,31 @@ from cnn.conv import offset_index, output_size
 
 
 class MaxPoolCache(NamedTuple):
-    """What the backward pass of max pooling needs.
+    """What the backward pass of max pooling needs."""
 
-    Attributes
-    ----------
-    x_shape : tuple of four ints
-        ``(N, C, H, W)``.
-    dtype : numpy.dtype
-        Dtype of the input, given to ``dx``.
-    argmax : numpy.ndarray
-        Shape ``(N, C, H_out, W_out)``, integer: where in its window each maximum was, as the
-        row-major offset ``p * KW + q``.
-    kernel_size : tuple of two ints
-        ``(KH, KW)``.
-    stride : tuple of two ints
-        ``(SH, SW)``.
-    """
-
+    #: ``(N, C, H, W)``.
     x_shape: tuple
+    #: Dtype of the input, given to ``dx``.
     dtype: np.dtype
+    #: Shape ``(N, C, H_out, W_out)``, integer: where in its window each maximum was, as the
+    #: row-major offset ``p * KW + q``.
     argmax: np.ndarray
+    #: ``(KH, KW)``.
     kernel_size: tuple
+    #: ``(SH, SW)``.
     stride: tuple
 
 
 class AvgPoolCache(NamedTuple):
-    """What the backward pass of average pooling needs.
+    """What the backward pass of average pooling needs."""
 
-    Attributes
-    ----------
-    x_shape : tuple of four ints
-        ``(N, C, H, W)``.
-    dtype : numpy.dtype
-        Dtype of the input, given to ``dx``.
-    kernel_size : tuple of two ints
-        ``(KH, KW)``.
-    stride : tuple of two ints
-        ``(SH, SW)``.
-    """
-
+    #: ``(N, C, H, W)``.
     x_shape: tuple
+    #: Dtype of the input, given to ``dx``.
     dtype: np.dtype
+    #: ``(KH, KW)``.
     kernel_size: tuple
+    #: ``(SH, SW)``.
     stride: tuple
 
 
@@ -90,20 +73,8 @@ def maxpool2d_forward_naive(x, kernel_size=2, stride=None):
     eq-maxpool-forward. The position of the maximum is recorded with ``numpy.argmax``, which
     returns the first maximum in row-major order (the tie rule of this module).
 
-    Parameters
-    ----------
-    x : numpy.ndarray
-        Shape ``(N, C, H, W)``.
-    kernel_size : int or tuple of two ints
-        ``(KH, KW)``.
-    stride : int or tuple of two ints, optional
-        ``(SH, SW)``; defaults to ``kernel_size``.
-
-    Returns
-    -------
-    out : numpy.ndarray
-        Shape ``(N, C, H_out, W_out)``, ``H_out = (H - KH) // SH + 1``; dtype of ``x``.
-    cache : MaxPoolCache
+    Arguments, results and errors are those of ``maxpool2d_forward``: ``x : (N, C, H, W)`` gives
+    ``out : (N, C, H_out, W_out)`` and a ``MaxPoolCache``.
     """
     (KH, KW), (SH, SW), (H_out, W_out) = _check_pool_args(x, kernel_size, stride)
     N, C = x.shape[:2]
@@ -126,17 +97,8 @@ def maxpool2d_backward_naive(dout, cache):
     maximum of window ``(i, j)``; all other entries get nothing. Overlapping windows accumulate.
     Implements eq-maxpool-dx.
 
-    Parameters
-    ----------
-    dout : numpy.ndarray
-        Shape ``(N, C, H_out, W_out)``.
-    cache : MaxPoolCache
-        From ``maxpool2d_forward_naive`` or ``maxpool2d_forward``.
-
-    Returns
-    -------
-    dx : numpy.ndarray
-        Shape ``(N, C, H, W)``, dtype of the forward input.
+    Arguments and results are those of ``maxpool2d_backward``: ``dout : (N, C, H_out, W_out)``
+    and a ``MaxPoolCache`` from either forward pass give ``dx : (N, C, H, W)``.
     """
     H_out, W_out = _check_dout(dout, cache)
     (SH, SW), KW = cache.stride, cache.kernel_size[1]
@@ -223,20 +185,8 @@ def avgpool2d_forward_naive(x, kernel_size=2, stride=None):
     ``out[n, c, i, j] = (1 / (KH KW)) sum over p, q of x[n, c, SH i + p, SW j + q]``. Implements
     eq-avgpool-forward.
 
-    Parameters
-    ----------
-    x : numpy.ndarray
-        Shape ``(N, C, H, W)``.
-    kernel_size : int or tuple of two ints
-        ``(KH, KW)``.
-    stride : int or tuple of two ints, optional
-        ``(SH, SW)``; defaults to ``kernel_size``.
-
-    Returns
-    -------
-    out : numpy.ndarray
-        Shape ``(N, C, H_out, W_out)``; dtype of ``x``.
-    cache : AvgPoolCache
+    Arguments, results and errors are those of ``avgpool2d_forward``: ``x : (N, C, H, W)`` gives
+    ``out : (N, C, H_out, W_out)`` and an ``AvgPoolCache``.
     """
     (KH, KW), (SH, SW), (H_out, W_out) = _check_pool_args(x, kernel_size, stride)
     N, C = x.shape[:2]
@@ -255,17 +205,8 @@ def avgpool2d_backward_naive(dout, cache):
     Every entry of window ``(i, j)`` receives ``dout[n, c, i, j] / (KH KW)``; overlapping windows
     accumulate. Implements eq-avgpool-dx.
 
-    Parameters
-    ----------
-    dout : numpy.ndarray
-        Shape ``(N, C, H_out, W_out)``.
-    cache : AvgPoolCache
-        From ``avgpool2d_forward_naive`` or ``avgpool2d_forward``.
-
-    Returns
-    -------
-    dx : numpy.ndarray
-        Shape ``(N, C, H, W)``, dtype of the forward input.
+    Arguments and results are those of ``avgpool2d_backward``: ``dout : (N, C, H_out, W_out)``
+    and an ``AvgPoolCache`` from either forward pass give ``dx : (N, C, H, W)``.
     """
     H_out, W_out = _check_dout(dout, cache)
     (KH, KW), (SH, SW) = cache.kernel_size, cache.stride
