@@ -330,7 +330,7 @@ def conv2d_backward(dout, cache):
     dout_r = dout.reshape(N, F, -1).astype(x_padded.dtype, copy=False)
     w_r = w.reshape(F, -1)
     db = dout_r.sum(axis=(0, 2))
-    dw = np.einsum("nfp,nkp->fk", dout_r, cols, optimize=True).reshape(w.shape)
+    dw = (dout_r @ cols.transpose(0, 2, 1)).sum(axis=0).reshape(w.shape)
     dcols = w_r.T @ dout_r
     dx = _crop(col2im(dcols, x_padded.shape, w.shape[2:], stride), cache.padding)
     return dx, dw, db

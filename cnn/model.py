@@ -41,10 +41,11 @@ class Sequential:
 
     def forward(self, x):
         """Run every layer: ``x : (N, ...)`` -> logits ``(N, K)``. Records the sample shape."""
-        self.input_shape = np.shape(x)[1:]
+        out = x
         for layer in self.layers:
-            x = layer.forward(x)
-        return x
+            out = layer.forward(out)
+        self.input_shape = x.shape[1:]
+        return out
 
     def backward(self, dout):
         """Backpropagate ``dout`` (the gradient of the loss with respect to the logits).
