@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import settings
 
-settings.register_profile("cnn", deadline=None, max_examples=25, derandomize=True)
+settings.register_profile("cnn", deadline=None, max_examples=50, derandomize=True)
 settings.load_profile("cnn")
 
 

@@ -55,7 +55,7 @@ def test_fast_matches_naive(config):
             np.testing.assert_allclose(g, g_naive, rtol=1e-10, atol=1e-12)
 
 
-@settings(max_examples=10)
+@settings(max_examples=20)
 @given(conv_configs())
 def test_gradients_match_finite_differences(config):
     x_shape, w_shape, stride, padding, seed = config

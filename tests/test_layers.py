@@ -19,7 +19,7 @@ def distinct_values(shape, seed):
     return (values * rng.choice([-1, 1], np.prod(shape))).reshape(shape)
 
 
-@settings(max_examples=10)
+@settings(max_examples=20)
 @given(st.integers(1, 3), st.integers(1, 3), st.integers(1, 3), st.integers(1, 3),
        st.integers(1, 3), st.integers(0, 2), st.integers(0, 2**32 - 1))
 def test_conv2d_gradients(C, F, KH, KW, stride, padding, seed):
@@ -32,7 +32,7 @@ def test_conv2d_gradients(C, F, KH, KW, stride, padding, seed):
     assert max(errors.values()) < 1e-7
 
 
-@settings(max_examples=10)
+@settings(max_examples=20)
 @given(st.sampled_from([MaxPool2D, AvgPool2D]), st.integers(1, 3), st.integers(1, 3),
        st.one_of(st.none(), st.integers(1, 3)), st.integers(0, 2**32 - 1))
 def test_pool_gradients(layer_type, KH, KW, stride, seed):

@@ -55,7 +55,7 @@ def test_fast_matches_naive(ops, config):
 
 
 @pytest.mark.parametrize("ops", [MAX, AVG], ids=["max", "avg"])
-@settings(max_examples=15)
+@settings(max_examples=25)
 @given(config=pool_configs())
 def test_gradient_matches_finite_differences(ops, config):
     forward, backward = ops[:2]
