@@ -143,13 +143,7 @@ class MaxPool2D(Pool2D):
     """Max pooling layer; calls ``maxpool2d_forward`` and ``maxpool2d_backward``.
 
     The gradient of a window goes to its first maximum in row-major order (see ``cnn.pool``).
-
-    Parameters
-    ----------
-    kernel_size : int or tuple of two ints
-        ``(KH, KW)``.
-    stride : int or tuple of two ints, optional
-        ``(SH, SW)``; defaults to ``kernel_size``.
+    Parameters as for ``Pool2D``.
     """
 
     _forward_function = staticmethod(maxpool2d_forward)
@@ -159,12 +153,7 @@ class MaxPool2D(Pool2D):
 class AvgPool2D(Pool2D):
     """Average pooling layer; calls ``avgpool2d_forward`` and ``avgpool2d_backward``.
 
-    Parameters
-    ----------
-    kernel_size : int or tuple of two ints
-        ``(KH, KW)``.
-    stride : int or tuple of two ints, optional
-        ``(SH, SW)``; defaults to ``kernel_size``.
+    Parameters as for ``Pool2D``.
     """
 
     _forward_function = staticmethod(avgpool2d_forward)
