@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from types import SimpleNamespace
 
 import nbformat
 import pytest
@@ -81,3 +82,23 @@ def test_mathjax_is_served_by_the_site(site):
     assert '_static/mathjax/tex-chtml.js' in html, "MathJax fell back to the CDN (see the build log)"
     assert (site.html / "_static" / "mathjax" / "tex-chtml.js").exists()
     assert (site.html / "_static" / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2").is_dir()
+
+
+def test_api_page_documents_every_module():
+    api = (ROOT / "book" / "api.md").read_text(encoding="utf-8")
+    modules = sorted(p.stem for p in (ROOT / "cnn").glob("*.py") if not p.stem.startswith("_"))
+    assert not [m for m in modules if f"{{automodule}} cnn.{m}\n" not in api]
+
+
+def test_mathjax_falls_back_to_the_cdn_when_npm_is_missing(monkeypatch, tmp_path):
+    import cnnbook
+
+    cdn = "https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js"
+    monkeypatch.setattr(cnnbook.shutil, "which", lambda name: None)
+    messages = []
+    monkeypatch.setattr(cnnbook.logger, "info", lambda message, **kwargs: messages.append(message))
+    app = SimpleNamespace(outdir=str(tmp_path / "_build" / "html"))
+    config = SimpleNamespace(mathjax_path=cdn)
+    cnnbook.setup_mathjax(app, config)
+    assert config.mathjax_path == cdn and app.cnnbook_mathjax is None
+    assert "npm is not installed" in messages[0] and cdn in messages[0]
