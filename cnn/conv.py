@@ -128,8 +128,11 @@ def pad(x, padding):
     x_padded : numpy.ndarray
         Shape ``(N, C, H + 2 PH, W + 2 PW)``, same dtype as ``x``.
     """
-    PH, PW = padding
-    return np.pad(x, ((0, 0), (0, 0), (PH, PH), (PW, PW)))
+    (N, C, H, W), (PH, PW) = x.shape, padding
+    # Zeros and one copy of the interior: faster than np.pad (see book/performance.md).
+    x_padded = np.zeros((N, C, H + 2 * PH, W + 2 * PW), dtype=x.dtype)
+    x_padded[:, :, PH:PH + H, PW:PW + W] = x
+    return x_padded
 
 
 def _crop(x_padded, padding):
@@ -252,6 +255,49 @@ def col2im(dcols, x_padded_shape, kernel_size, stride):
     return dx_padded
 
 
+PER_OFFSET_MIN_CHANNELS = 16
+"""From this many input channels on, ``conv2d_backward`` forms ``dx`` with ``col2im_by_offset``.
+
+With fewer channels the per-offset products ``(C, F) @ (F, H_out*W_out)`` are too thin for BLAS
+to run at full speed, and one product followed by ``col2im`` is faster (book/performance.md).
+"""
+
+
+def col2im_by_offset(dout, w, x_padded_shape, stride):
+    """``col2im(w.reshape(F, -1).T @ dout)``, computed one kernel offset at a time.
+
+    For kernel offset ``(p, q)``, the rows ``(c, p, q)`` of ``dcols`` are
+    ``w[:, :, p, q].T @ dout[n]``, and col2im adds them into one strided slice of ``dx_padded``.
+    Doing the product and the add offset by offset keeps each ``(N, C, H_out*W_out)`` block in
+    the cache between the two, and never builds the whole of ``dcols``, which is ``KH*KW`` times
+    larger. Implements eq-conv-dx.
+
+    Parameters
+    ----------
+    dout : numpy.ndarray
+        Upstream gradient, shape ``(N, F, H_out*W_out)``.
+    w : numpy.ndarray
+        Kernels, shape ``(F, C, KH, KW)``.
+    x_padded_shape : tuple of four ints
+        ``(N, C, Hp, Wp)``.
+    stride : tuple of two ints
+        ``(SH, SW)``.
+
+    Returns
+    -------
+    dx_padded : numpy.ndarray
+        Shape ``(N, C, Hp, Wp)``, dtype of ``dout``.
+    """
+    (N, C, Hp, Wp), (KH, KW) = x_padded_shape, w.shape[2:]
+    out_size = output_size((Hp, Wp), (KH, KW), stride, (0, 0))
+    dx_padded = np.zeros(x_padded_shape, dtype=dout.dtype)
+    for p in range(KH):
+        for q in range(KW):
+            block = w[:, :, p, q].T @ dout
+            dx_padded[offset_index(p, q, out_size, stride)] += block.reshape(N, C, *out_size)
+    return dx_padded
+
+
 def conv2d_forward(x, w, b, stride=1, padding=0):
     """Convolution forward pass, vectorised with im2col and one batched matrix product.
 
@@ -305,7 +351,9 @@ def conv2d_backward(dout, cache):
     With ``dout`` viewed as ``(N, F, H_out*W_out)`` and ``cols`` the im2col matrix:
     ``db = dout.sum((0, 2, 3))`` (eq-conv-db); ``dw = sum over n of dout[n] @ cols[n].T``
     (eq-conv-dw); ``dcols = w.reshape(F, -1).T @ dout`` and ``dx = crop(col2im(dcols))``
-    (eq-conv-dx). No Python loop runs over samples or output positions.
+    (eq-conv-dx). From ``PER_OFFSET_MIN_CHANNELS`` input channels on, the last two steps run
+    offset by offset (``col2im_by_offset``), which is faster for wide layers. No Python loop runs
+    over samples or output positions.
 
     Parameters
     ----------
@@ -326,11 +374,13 @@ def conv2d_backward(dout, cache):
     _check_dout(dout, cache)
     x_padded, w, stride = cache.x_padded, cache.w, cache.stride
     cols = im2col(x_padded, w.shape[2:], stride) if cache.cols is None else cache.cols
-    N, F = dout.shape[:2]
+    (N, F), C = dout.shape[:2], w.shape[1]
     dout_r = dout.reshape(N, F, -1).astype(x_padded.dtype, copy=False)
-    w_r = w.reshape(F, -1)
     db = dout_r.sum(axis=(0, 2))
-    dw = (dout_r @ cols.transpose(0, 2, 1)).sum(axis=0).reshape(w.shape)
-    dcols = w_r.T @ dout_r
-    dx = _crop(col2im(dcols, x_padded.shape, w.shape[2:], stride), cache.padding)
-    return dx, dw, db
+    # Products of shape (N, K, F) summed over the batch are faster than (N, F, K) ones.
+    dw = (cols @ dout_r.transpose(0, 2, 1)).sum(axis=0).T.reshape(w.shape)
+    if C >= PER_OFFSET_MIN_CHANNELS:
+        dx_padded = col2im_by_offset(dout_r, w, x_padded.shape, stride)
+    else:
+        dx_padded = col2im(w.reshape(F, -1).T @ dout_r, x_padded.shape, w.shape[2:], stride)
+    return _crop(dx_padded, cache.padding), dw, db

@@ -1,0 +1,276 @@
+"""Benchmark of the convolution and pooling layers against the BLAS ceiling and PyTorch.
+
+Run with ``make bench`` (or ``python benchmarks/bench.py --json out.json``). For each reference
+layer it prints, at 1 and 2 BLAS threads: the naive loop version's time (extrapolated from a
+small batch, since the full batch would take minutes), the fast forward+backward time, the time of
+the three plain matrix products (GEMMs) that do the same arithmetic, measured in the same run,
+the GFLOP/s that makes, the step/GEMM ratio, PyTorch's time and our/PyTorch ratio when ``torch``
+is importable (it is never a dependency of the package), and the peak memory of one training step.
+The machine, NumPy version and BLAS library and kernel are printed with the table and stored in
+the JSON.
+
+Timings are minima over repeats (``cnn.profiling.time_min``): on a shared machine other work only
+adds time. Targets (issue 7; a benchmark, never a timed test): step/GEMM <= 1.35 on L2 and L4 at
+1 thread; L1, L3 and both poolings no slower than PyTorch at the same thread count; the digits CNN
+reaches 98 % test accuracy in <= 20 s of training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+import time
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from cnn.conv import (
+    conv2d_backward,
+    conv2d_backward_naive,
+    conv2d_forward,
+    conv2d_forward_naive,
+)
+from cnn.pool import (
+    maxpool2d_backward,
+    maxpool2d_backward_naive,
+    maxpool2d_forward,
+    maxpool2d_forward_naive,
+)
+from cnn.profiling import conv2d_flops, conv2d_gemms, machine_info, peak_memory, time_min
+
+try:
+    import torch
+except ImportError:
+    torch = None
+
+# name: (N, C, H, W, filters, kernel, stride, padding)
+CONV_LAYERS = {
+    "L1": (64, 1, 28, 28, 32, 3, 1, 1),
+    "L2": (64, 32, 14, 14, 64, 3, 1, 1),
+    "L3": (64, 1, 50, 50, 128, 3, 1, 0),
+    "L4": (32, 64, 32, 32, 64, 3, 2, 1),
+}
+# name: (input shape, what it is); max-pool 2x2 with stride 2 on the outputs of L1 and L3
+POOL_LAYERS = {
+    "P1": ((64, 32, 28, 28), "maxpool 2x2/2 on L1's output"),
+    "P3": ((64, 128, 48, 48), "maxpool 2x2/2 on L3's output"),
+}
+NAIVE_BATCH = 1
+"""The naive versions run on this many samples; their time is scaled to the full batch."""
+
+
+def conv_case(spec, rng):
+    """Random float32 input, filters, bias and upstream gradient of one reference layer."""
+    N, C, H, W, F, k, stride, padding = spec
+    x = rng.standard_normal((N, C, H, W), dtype=np.float32)
+    w = rng.standard_normal((F, C, k, k), dtype=np.float32) * np.float32(np.sqrt(2 / (C * k * k)))
+    b = rng.standard_normal(F, dtype=np.float32)
+    out, _ = conv2d_forward(x, w, b, stride=stride, padding=padding)
+    dout = rng.standard_normal(out.shape, dtype=np.float32)
+    return x, w, b, dout
+
+
+def conv_step(forward, backward, x, w, b, dout, stride, padding):
+    out, cache = forward(x, w, b, stride=stride, padding=padding)
+    return out, backward(dout, cache)
+
+
+def pool_step(forward, backward, x, dout):
+    out, cache = forward(x, kernel_size=2, stride=2)
+    return out, backward(dout, cache)
+
+
+def naive_seconds(step, n_full):
+    """Time of one naive step on ``NAIVE_BATCH`` samples, scaled linearly to ``n_full``."""
+    start = time.perf_counter()
+    step()
+    return (time.perf_counter() - start) * n_full / NAIVE_BATCH
+
+
+def torch_conv_seconds(x, w, b, dout, stride, padding, threads, repeat):
+    torch.set_num_threads(threads)
+    xt = torch.from_numpy(x).requires_grad_()
+    wt = torch.from_numpy(w).requires_grad_()
+    bt = torch.from_numpy(b).requires_grad_()
+    dt = torch.from_numpy(dout)
+
+    def step():
+        torch.nn.functional.conv2d(xt, wt, bt, stride=stride, padding=padding).backward(dt)
+
+    return time_min(step, repeat=repeat)
+
+
+def torch_pool_seconds(x, dout, threads, repeat):
+    torch.set_num_threads(threads)
+    xt = torch.from_numpy(x).requires_grad_()
+    dt = torch.from_numpy(dout)
+
+    def step():
+        torch.nn.functional.max_pool2d(xt, 2, 2).backward(dt)
+
+    return time_min(step, repeat=repeat)
+
+
+def bench_conv(name, spec, threads_list, repeat, naive, rng, torch_rows):
+    """Rows of one convolution layer; appends its PyTorch measurement to ``torch_rows``."""
+    N, C, H, W, F, k, stride, padding = spec
+    x, w, b, dout = conv_case(spec, rng)
+    flops = 3 * conv2d_flops(x.shape, w.shape, dout.shape)
+    gemms = conv2d_gemms(x.shape, w.shape, dout.shape, rng=rng)
+    _, cache = conv2d_forward(x, w, b, stride=stride, padding=padding)
+    row_base = {
+        "layer": name,
+        "shape": f"N={N} C={C} {H}x{W} F={F} {k}x{k} s={stride} p={padding}",
+        "step_gflop": flops / 1e9,
+    }
+    with threadpool_limits(1):
+        row_base["peak_mib"] = peak_memory(
+            lambda: conv_step(conv2d_forward, conv2d_backward, x, w, b, dout, stride, padding)
+        ) / 2**20
+        if naive:
+            row_base["naive_s"] = naive_seconds(
+                lambda: conv_step(conv2d_forward_naive, conv2d_backward_naive,
+                                  x[:NAIVE_BATCH], w, b, dout[:NAIVE_BATCH], stride, padding),
+                N,
+            )
+    rows = []
+    for threads in threads_list:
+        with threadpool_limits(threads):
+            gemm_s = time_min(gemms, repeat=repeat)
+            fwd_s = time_min(lambda: conv2d_forward(x, w, b, stride=stride, padding=padding),
+                             repeat=repeat)
+            bwd_s = time_min(lambda: conv2d_backward(dout, cache), repeat=repeat)
+            step_s = time_min(
+                lambda: conv_step(conv2d_forward, conv2d_backward, x, w, b, dout, stride, padding),
+                repeat=repeat,
+            )
+        rows.append(dict(row_base, threads=threads, fast_s=step_s, fwd_s=fwd_s, bwd_s=bwd_s,
+                         gemm_s=gemm_s, gflops=flops / step_s / 1e9,
+                         step_over_gemm=step_s / gemm_s))
+    if torch is not None:
+        torch_rows.append((rows, lambda threads: torch_conv_seconds(
+            x, w, b, dout, stride, padding, threads, repeat)))
+    return rows
+
+
+def bench_pool(name, shape, what, threads_list, repeat, naive, rng, torch_rows):
+    """Rows of one pooling layer; appends its PyTorch measurement to ``torch_rows``."""
+    x = rng.standard_normal(shape, dtype=np.float32)
+    out, _ = maxpool2d_forward(x, kernel_size=2, stride=2)
+    dout = rng.standard_normal(out.shape, dtype=np.float32)
+    row_base = {"layer": name, "shape": f"{what}: {shape}"}
+    row_base["peak_mib"] = peak_memory(
+        lambda: pool_step(maxpool2d_forward, maxpool2d_backward, x, dout)
+    ) / 2**20
+    if naive:
+        row_base["naive_s"] = naive_seconds(
+            lambda: pool_step(maxpool2d_forward_naive, maxpool2d_backward_naive,
+                              x[:NAIVE_BATCH], dout[:NAIVE_BATCH]),
+            shape[0],
+        )
+    rows = []
+    for threads in threads_list:
+        with threadpool_limits(threads):
+            step_s = time_min(
+                lambda: pool_step(maxpool2d_forward, maxpool2d_backward, x, dout), repeat=repeat
+            )
+        rows.append(dict(row_base, threads=threads, fast_s=step_s))
+    if torch is not None:
+        torch_rows.append((rows, lambda threads: torch_pool_seconds(x, dout, threads, repeat)))
+    return rows
+
+
+def format_table(rows):
+    columns = [
+        ("layer", "layer", "{}"),
+        ("threads", "thr", "{}"),
+        ("naive_s", "naive ms", "{:.0f}"),
+        ("fast_s", "fast ms", "{:.2f}"),
+        ("fwd_s", "fwd ms", "{:.2f}"),
+        ("bwd_s", "bwd ms", "{:.2f}"),
+        ("gemm_s", "GEMM ms", "{:.2f}"),
+        ("gflops", "GFLOP/s", "{:.0f}"),
+        ("step_over_gemm", "step/GEMM", "{:.2f}"),
+        ("torch_s", "torch ms", "{:.2f}"),
+        ("over_torch", "ours/torch", "{:.2f}"),
+        ("peak_mib", "peak MiB", "{:.1f}"),
+    ]
+    scale = {"naive_s": 1e3, "fast_s": 1e3, "fwd_s": 1e3, "bwd_s": 1e3, "gemm_s": 1e3,
+             "torch_s": 1e3}
+    cells = [[title for _, title, _ in columns]]
+    for row in rows:
+        line = []
+        for key, _, fmt in columns:
+            value = row.get(key)
+            line.append("-" if value is None else fmt.format(value * scale.get(key, 1)))
+        cells.append(line)
+    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
+    lines = ["  ".join(c.rjust(wd) for c, wd in zip(r, widths)) for r in cells]
+    lines.insert(1, "  ".join("-" * wd for wd in widths))
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
+    parser.add_argument("--repeat", type=int, default=7, help="timing repeats (min is kept)")
+    parser.add_argument("--threads", default="1,2", help="comma-separated BLAS thread counts")
+    parser.add_argument("--no-naive", action="store_true", help="skip the naive versions")
+    parser.add_argument("--layers", default=",".join([*CONV_LAYERS, *POOL_LAYERS]),
+                        help="comma-separated subset of " + ",".join([*CONV_LAYERS, *POOL_LAYERS]))
+    args = parser.parse_args(argv)
+    threads_list = [int(t) for t in args.threads.split(",")]
+    names = args.layers.split(",")
+    unknown = [n for n in names if n not in CONV_LAYERS and n not in POOL_LAYERS]
+    if unknown:
+        parser.error(f"unknown layers {unknown}")
+
+    rng = np.random.default_rng(0)
+    info = machine_info()
+    info["torch"] = None if torch is None else torch.__version__
+    rows, torch_rows = [], []
+    for name in names:
+        if name in CONV_LAYERS:
+            rows += bench_conv(name, CONV_LAYERS[name], threads_list, args.repeat,
+                               not args.no_naive, rng, torch_rows)
+        else:
+            shape, what = POOL_LAYERS[name]
+            rows += bench_pool(name, shape, what, threads_list, args.repeat,
+                               not args.no_naive, rng, torch_rows)
+    # PyTorch runs last: its OpenMP threads keep spinning after a call and would slow the
+    # OpenBLAS threads measured after it on a 2-core machine.
+    for threads in threads_list:
+        for layer_rows, measure in torch_rows:
+            row = next(r for r in layer_rows if r["threads"] == threads)
+            row["torch_s"] = measure(threads)
+            row["over_torch"] = row["fast_s"] / row["torch_s"]
+
+    print(f"CPU: {info['cpu']} ({info['logical_cpus']} logical CPUs)")
+    print(f"Python {info['python']}, NumPy {info['numpy']}, "
+          f"BLAS {info.get('blas')} {info.get('blas_version')} kernel {info.get('blas_kernel')} "
+          f"({info.get('blas_threading')}), PyTorch {info['torch'] or 'not installed'}")
+    print(f"float32, NCHW, forward+backward; min of {args.repeat}; "
+          f"threads = BLAS (and PyTorch) threads; naive time extrapolated from "
+          f"{NAIVE_BATCH} sample(s)")
+    for name, shape in dict((r["layer"], r["shape"]) for r in rows).items():
+        print(f"  {name}: {shape}")
+    print(format_table(rows))
+    if args.json:
+        result = {
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "command": " ".join(["python", "benchmarks/bench.py", *(argv or sys.argv[1:])]),
+            "machine": info,
+            "repeat": args.repeat,
+            "naive_batch": NAIVE_BATCH,
+            "rows": rows,
+        }
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=1)
+            f.write("\n")
+        print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()

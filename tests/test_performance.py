@@ -1,0 +1,154 @@
+"""The fast paths stay exact: every speed-up of chapter "Making it fast" keeps the naive results.
+
+Correctness only. Speed is measured by ``make bench`` (benchmarks/bench.py), never in a test.
+"""
+
+import numpy as np
+import pytest
+
+from cnn import conv
+from cnn.conv import (
+    conv2d_backward,
+    conv2d_backward_naive,
+    conv2d_forward,
+    conv2d_forward_naive,
+)
+from cnn.pool import (
+    maxpool2d_backward,
+    maxpool2d_backward_naive,
+    maxpool2d_forward,
+    maxpool2d_forward_naive,
+)
+from cnn.profiling import conv2d_flops, conv2d_gemms, machine_info, peak_memory, time_min
+
+# Both ways of forming dx: one product then col2im (few channels), one product per kernel
+# offset added straight into dx (many channels). Channel counts on both sides of the switch.
+SWITCH = conv.PER_OFFSET_MIN_CHANNELS
+CHANNELS = [1, SWITCH - 1, SWITCH, SWITCH + 3]
+GEOMETRIES = [
+    # (H, W), (KH, KW), stride, padding
+    ((7, 6), (3, 3), 1, 1),
+    ((9, 8), (3, 2), 2, (1, 0)),
+    ((8, 9), (2, 4), (1, 3), (0, 2)),
+    ((6, 6), (1, 1), 1, 0),
+    ((10, 7), (4, 3), 3, 2),
+]
+
+
+def conv_arrays(C, hw, kernel, dtype, seed, N=2, F=3):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C) + hw).astype(dtype)
+    w = rng.standard_normal((F, C) + kernel).astype(dtype)
+    b = rng.standard_normal(F).astype(dtype)
+    return x, w, b
+
+
+@pytest.mark.parametrize("C", CHANNELS)
+@pytest.mark.parametrize("hw, kernel, stride, padding", GEOMETRIES)
+def test_fast_conv_matches_naive_on_both_dx_paths(C, hw, kernel, stride, padding):
+    x, w, b = conv_arrays(C, hw, kernel, np.float64, seed=C)
+    out, cache = conv2d_forward(x, w, b, stride=stride, padding=padding)
+    out_naive, cache_naive = conv2d_forward_naive(x, w, b, stride=stride, padding=padding)
+    np.testing.assert_allclose(out, out_naive, rtol=1e-12, atol=1e-12)
+    dout = np.random.default_rng(C + 1).standard_normal(out.shape)
+    expected = conv2d_backward_naive(dout, cache_naive)
+    for got in (conv2d_backward(dout, cache), conv2d_backward(dout, cache_naive)):
+        for g, e, name in zip(got, expected, ("dx", "dw", "db")):
+            assert g.shape == e.shape, name
+            np.testing.assert_allclose(g, e, rtol=1e-11, atol=1e-11, err_msg=name)
+
+
+@pytest.mark.parametrize("C", CHANNELS)
+def test_fast_conv_float32_keeps_dtype_and_matches_float64(C):
+    x, w, b = conv_arrays(C, (9, 9), (3, 3), np.float64, seed=7)
+    out64, cache64 = conv2d_forward_naive(x, w, b, stride=2, padding=1)
+    dout = np.random.default_rng(8).standard_normal(out64.shape)
+    grads64 = conv2d_backward_naive(dout, cache64)
+    x32, w32, b32, dout32 = (a.astype(np.float32) for a in (x, w, b, dout))
+    out32, cache32 = conv2d_forward(x32, w32, b32, stride=2, padding=1)
+    grads32 = conv2d_backward(dout32, cache32)
+    assert out32.dtype == np.float32
+    np.testing.assert_allclose(out32, out64, rtol=1e-4, atol=1e-4)
+    for g32, g64 in zip(grads32, grads64):
+        assert g32.dtype == np.float32
+        np.testing.assert_allclose(g32, g64, rtol=1e-4, atol=1e-4 * np.abs(g64).max())
+
+
+@pytest.mark.parametrize("C", [1, SWITCH])
+def test_fast_conv_leaves_inputs_alone_and_returns_fresh_arrays(C):
+    x, w, b = conv_arrays(C, (8, 8), (3, 3), np.float32, seed=3)
+    originals = [a.copy() for a in (x, w, b)]
+    out, cache = conv2d_forward(x, w, b, stride=1, padding=1)
+    dout = np.random.default_rng(4).standard_normal(out.shape).astype(np.float32)
+    dout_before = dout.copy()
+    cache_before = [None if a is None else np.copy(a) for a in cache]
+    first = conv2d_backward(dout, cache)
+    out_again, _ = conv2d_forward(x, w, b, stride=1, padding=1)
+    second = conv2d_backward(dout, cache)
+    for a, original in zip((x, w, b), originals):
+        np.testing.assert_array_equal(a, original)
+    np.testing.assert_array_equal(dout, dout_before)
+    for field, before in zip(cache, cache_before):
+        if before is not None:
+            np.testing.assert_array_equal(field, before)
+    # A second call gives the same bits and new arrays: nothing is shared between calls.
+    np.testing.assert_array_equal(out_again, out)
+    for g1, g2 in zip(first, second):
+        np.testing.assert_array_equal(g1, g2)
+        assert not np.shares_memory(g1, g2)
+    inputs = [x, w, b, dout] + [a for a in cache if isinstance(a, np.ndarray)]
+    for result in (out, *first):
+        assert not any(np.shares_memory(result, a) for a in inputs)
+
+
+@pytest.mark.parametrize("shape, kernel, stride", [
+    ((2, 3, 8, 8), 2, None),          # the reference case: tiling 2x2 windows
+    ((2, 2, 9, 7), (3, 2), (2, 1)),   # overlapping windows accumulate
+    ((1, 2, 17, 17), 16, 1),          # 256 offsets: the argmax still fits its dtype
+    ((2, 2, 7, 9), 3, 3),             # rows and columns left over at the border
+])
+def test_fast_maxpool_matches_naive_with_ties(shape, kernel, stride):
+    # Few distinct values: most windows hold ties, which the fast path must break like argmax.
+    x = np.random.default_rng(0).integers(0, 3, shape).astype(np.float32)
+    x_before = x.copy()
+    out, cache = maxpool2d_forward(x, kernel, stride)
+    out_naive, cache_naive = maxpool2d_forward_naive(x, kernel, stride)
+    np.testing.assert_array_equal(out, out_naive)
+    np.testing.assert_array_equal(cache.argmax, cache_naive.argmax)
+    dout = np.random.default_rng(1).standard_normal(out.shape).astype(np.float32)
+    dout_before = dout.copy()
+    dx = maxpool2d_backward(dout, cache)
+    np.testing.assert_allclose(dx, maxpool2d_backward_naive(dout, cache_naive), rtol=1e-6)
+    assert dx.dtype == np.float32 and not np.shares_memory(dx, dout)
+    np.testing.assert_array_equal(x, x_before)
+    np.testing.assert_array_equal(dout, dout_before)
+
+
+def test_flops_match_the_three_gemms():
+    x_shape, w_shape, out_shape = (4, 3, 10, 10), (5, 3, 3, 3), (4, 5, 8, 8)
+    fwd, dw, dcols = conv2d_gemms(x_shape, w_shape, out_shape)()
+    # (F, K) @ (K, P), (F, P) @ (P, K), (K, F) @ (F, P): each 2 F K P flops.
+    F, K, P = 5, 3 * 3 * 3, 4 * 8 * 8
+    assert fwd.shape == (F, P) and dw.shape == (F, K) and dcols.shape == (K, P)
+    assert conv2d_flops(x_shape, w_shape, out_shape) == 2 * F * K * P
+    # Twice the number of multiply-adds in eq-conv-forward: C KH KW per output entry.
+    out, _ = conv2d_forward(np.zeros(x_shape), np.zeros(w_shape), np.zeros(5))
+    assert out.shape == out_shape
+    assert conv2d_flops(x_shape, w_shape, out_shape) == 2 * out.size * 3 * 3 * 3
+    with pytest.raises(ValueError, match="x_shape"):
+        conv2d_flops((4, 2, 10, 10), w_shape, out_shape)
+
+
+def test_peak_memory_sees_numpy_temporaries():
+    size = 2_000_000  # float64: 16 MB
+    peak = peak_memory(lambda: np.ones(size).sum())
+    assert size * 8 <= peak < size * 8 + 1_000_000
+    assert peak_memory(lambda: None) < 100_000
+
+
+def test_time_min_and_machine_info():
+    assert time_min(lambda: sum(range(1000)), repeat=2) > 0
+    with pytest.raises(ValueError, match="repeat"):
+        time_min(lambda: None, repeat=0)
+    info = machine_info()
+    assert info["numpy"] == np.__version__
