@@ -632,7 +632,8 @@ def _add_provenance(source: str, docname: str, index: BookIndex) -> str:
     )
     lines = source.split("\n")
     at = next((i + 1 for i, line in enumerate(lines) if line.startswith("# ")), 0)
-    return "\n".join(lines[:at] + ["", note, ""] + lines[at:]).strip("\n")
+    rest = "\n".join(lines[at:]).strip("\n")
+    return "\n".join(lines[:at] + ["", note, "", rest]).strip("\n")
 
 
 def strip_outputs(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
