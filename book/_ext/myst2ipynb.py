@@ -50,7 +50,7 @@ CONTAINERS = {"margin", "sidebar", "epigraph", "topic", "card", "div", "containe
 DROPPED = {"toctree", "tableofcontents", "index"}
 AMSMATH_ENVS = {
     "equation": None, "multline": "gathered", "gather": "gathered", "align": "aligned",
-    "alignat": "alignedat", "flalign": "aligned", "split": "split",
+    "alignat": "alignedat", "flalign": "aligned",
 }
 
 FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,}|:{3,})(?P<info>.*)$")
