@@ -51,8 +51,11 @@ def build_site() -> Build:
         [str(jupyter_book), "build", str(ROOT), "--path-output", str(out), "-W", "-n", "--keep-going"],
         capture_output=True, text=True, timeout=BUILD_TIMEOUT, check=False,
     )
-    return Build(result.returncode, result.stdout + result.stderr, out / "_build" / "html",
-                 time.perf_counter() - start)
+    log = result.stdout + result.stderr
+    # Kept for a person to read when the build test fails.
+    (ROOT / "_build").mkdir(exist_ok=True)
+    (ROOT / "_build" / "test-build.log").write_text(log, encoding="utf-8")
+    return Build(result.returncode, log, out / "_build" / "html", time.perf_counter() - start)
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

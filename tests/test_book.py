@@ -60,6 +60,7 @@ def test_chapter_offers_its_executed_notebook(site, doc):
     html = page(site, doc)
     assert f'href="../_sources/{doc}.ipynb"' in html
     nb = nbformat.read(site.html / "_sources" / f"{doc}.ipynb", as_version=4)
+    nbformat.validate(nb)
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert "%pip install" in code[0].source
     assert any(c.outputs for c in code[1:]) or len(code) == 1, "the download should carry the outputs"
