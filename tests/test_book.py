@@ -103,3 +103,16 @@ def test_mathjax_falls_back_to_the_cdn_when_npm_is_missing(monkeypatch, tmp_path
     cnnbook.setup_mathjax(app, config)
     assert config.mathjax_path == cdn and app.cnnbook_mathjax is None
     assert "npm is not installed" in messages[0] and cdn in messages[0]
+
+
+def test_citation_file_names_the_book_and_its_stable_urls():
+    import yaml
+
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text(encoding="utf-8"))
+    assert cff["cff-version"] == "1.2.0"
+    assert {"message", "title", "authors"} <= cff.keys()
+    assert cff["url"] == index().site_url
+    assert cff["repository-code"] == index().repo_url
+    assert cff["preferred-citation"]["url"] == index().site_url
+    intro = (ROOT / "book" / "intro.md").read_text(encoding="utf-8")
+    assert "## How to cite" in intro and "```bibtex" in intro and index().site_url in intro
