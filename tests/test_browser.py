@@ -56,6 +56,11 @@ def site_url():
     return serve(build.html)
 
 
+@pytest.fixture(scope="module")
+def browser():
+    return find_chromium()
+
+
 def math_pages() -> list[str]:
     return [doc for doc in index().docs if 'class="math' in (build_site().html / f"{doc}.html").read_text()]
 
@@ -67,7 +72,7 @@ def typeset_doms(base: str) -> dict[str, str]:
         return dict(zip(docs, pool.map(lambda doc: chromium("--dump-dom", f"{base}{doc}.html"), docs)))
 
 
-def test_math_is_typeset_by_mathjax(site_url):
+def test_math_is_typeset_by_mathjax(browser, site_url):
     doms = typeset_doms(site_url)
     assert doms, "no page with math"
     for doc, dom in doms.items():
@@ -76,7 +81,7 @@ def test_math_is_typeset_by_mathjax(site_url):
         assert "\\[" not in text and "\\(" not in text, f"{doc}: untypeset TeX left on the page"
 
 
-def test_screenshot_of_a_chapter(site_url):
+def test_screenshot_of_a_chapter(browser, site_url):
     doc = next((d for d in ("book/conv_backward", "book/notation") if d in index().docs), index().docs[0])
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
     target = SCREENSHOT_DIR / f"{Path(doc).name}.png"
@@ -135,3 +140,13 @@ def test_every_internal_and_download_link_resolves(site_url):
             if fragment and resource.endswith(".html") and urllib.parse.unquote(fragment) not in parse(resource).ids:
                 broken.append(f"{page_path}: {link} (no anchor #{fragment})")
     assert not broken, "\n".join(sorted(set(broken))[:50])
+
+
+def test_a_missing_browser_is_skipped_locally_and_fails_under_ci(monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="apt-get install chromium"):
+        find_chromium()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="apt-get install chromium"):
+        find_chromium()
