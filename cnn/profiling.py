@@ -10,6 +10,7 @@ time, so the minimum is the best estimate of what the code itself costs.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import time
@@ -124,7 +125,8 @@ def conv2d_phases(x, w, b, stride=1, padding=0, repeat=5):
     from cnn.conv import col2im, conv2d_forward, im2col, pad
 
     out, cache = conv2d_forward(x, w, b, stride=stride, padding=padding)
-    stride, padding = cache.stride, cache.padding
+    # The forward pass has cast w to the dtype of x, and normalised stride and padding to pairs.
+    w, b, stride, padding = cache.w, b.astype(x.dtype, copy=False), cache.stride, cache.padding
     N, F = out.shape[:2]
     dout = np.random.default_rng(0).standard_normal(out.shape).astype(x.dtype).reshape(N, F, -1)
     x_padded = pad(x, padding)
@@ -178,6 +180,23 @@ def peak_memory(fn: Callable[[], object]) -> int:
         if not was_tracing:
             tracemalloc.stop()
     return peak - base
+
+
+@contextlib.contextmanager
+def blas_threads(n: int):
+    """Run the ``with`` block with at most ``n`` BLAS threads, if ``threadpoolctl`` is installed.
+
+    Yields ``True`` when the limit is in force and ``False`` when ``threadpoolctl`` is missing, in
+    which case BLAS keeps its default number of threads. One thread makes timings on a shared
+    machine steadier: a second BLAS thread waits whenever the other programs take its core.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield False
+        return
+    with threadpool_limits(n, user_api="blas"):
+        yield True
 
 
 def machine_info() -> dict:

@@ -19,7 +19,15 @@ from cnn.pool import (
     maxpool2d_forward,
     maxpool2d_forward_naive,
 )
-from cnn.profiling import conv2d_flops, conv2d_gemms, machine_info, peak_memory, time_min
+from cnn.profiling import (
+    blas_threads,
+    conv2d_flops,
+    conv2d_gemms,
+    conv2d_phases,
+    machine_info,
+    peak_memory,
+    time_min,
+)
 
 # Both ways of forming dx: one product then col2im (few channels), one product per kernel
 # offset added straight into dx (many channels). Channel counts on both sides of the switch.
@@ -152,3 +160,24 @@ def test_time_min_and_machine_info():
         time_min(lambda: None, repeat=0)
     info = machine_info()
     assert info["numpy"] == np.__version__
+
+
+def test_blas_threads_limits_and_restores():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    def blas_counts():
+        return [lib["num_threads"] for lib in threadpoolctl.threadpool_info()
+                if lib["user_api"] == "blas"]
+
+    before = blas_counts()
+    with blas_threads(1) as limited:
+        assert limited
+        assert all(n == 1 for n in blas_counts())
+    assert blas_counts() == before
+
+
+def test_conv2d_phases_names_every_phase():
+    x, w, b = conv_arrays(3, (8, 8), (3, 3), np.float32, seed=5)
+    phases = conv2d_phases(x, w.astype(np.float64), b, stride=2, padding=1, repeat=1)
+    assert list(phases) == ["patch copy", "GEMMs", "col2im", "other"]
+    assert all(seconds > 0 for seconds in phases.values())
