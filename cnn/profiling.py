@@ -153,8 +153,12 @@ def conv2d_phases(x, w, b, stride=1, padding=0, repeat=5):
     }
 
 
-def gemm_gflops(size: int = 512, dtype=np.float32, repeat: int = 5) -> float:
-    """Measured GFLOP/s of one ``(size, size) @ (size, size)`` matrix product on this machine."""
+def gemm_gflops(size: int = 512, dtype=np.float32, repeat: int = 20) -> float:
+    """Measured GFLOP/s of one ``(size, size) @ (size, size)`` matrix product on this machine.
+
+    Many repeats, because a product of small matrices takes microseconds and a burst of other
+    work on the machine can slow several consecutive ones.
+    """
     rng = np.random.default_rng(0)
     a = rng.standard_normal((size, size)).astype(dtype)
     b = rng.standard_normal((size, size)).astype(dtype)
