@@ -2,20 +2,22 @@
 
 The real CBIS-DDSM images (Lee et al., 2017) cannot be shipped with this project, so the case
 study trains on patches drawn from a seeded generator instead. Each patch is a grayscale square
-in [0, 1] whose background imitates fibroglandular tissue (noise with a power-law spectrum
-P(f) ~ 1/f**beta, beta close to 3 as measured on mammograms by Burgess et al., 2001) and whose
-foreground is a lesion drawn from the BI-RADS descriptors (ACR, 2013):
+in [0, 1], like a region-of-interest crop centred on one abnormality. Its background imitates
+fibroglandular tissue: Gaussian noise whose power spectrum falls as ``1 / f**3``, the exponent
+measured on mammograms by Burgess et al. (2001). Its foreground is a lesion drawn from the
+BI-RADS descriptors (ACR, 2013):
 
 - ``benign``: a circumscribed round or oval mass with a sharp margin;
 - ``benign_without_callback``: typically benign calcifications, coarse, smooth and scattered;
 - ``malignant``: an irregular, spiculated mass with an ill-defined margin, or a tight cluster of
-  fine pleomorphic microcalcifications.
+  fine pleomorphic microcalcifications (half of the patches each).
 
-Lesion size, contrast, position, tissue density and quantum noise vary from patch to patch. These
-are pictures of radiological words, not of patients: nothing here is medical data.
+Lesion size, shape, contrast and position, tissue density and quantum noise vary from patch to
+patch. These are pictures of radiological words, not of patients: nothing here is medical data.
 
 Every function draws all of its randomness from the ``numpy.random.Generator`` it is given, so the
-same seed gives the same patches, bit for bit.
+same seed gives the same patches, bit for bit. Sizes in the code are in pixels of a 64 x 64 patch
+and scale with the patch side.
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ from cnn.checks import check_int
 CLASS_NAMES = ("benign", "benign_without_callback", "malignant")
 """Class names in label order: label ``k`` means ``CLASS_NAMES[k]`` (CBIS-DDSM's ``pathology``)."""
 
+# Lesion sizes below are in pixels of a patch of this side, and scale with the actual side.
 _REFERENCE_SIZE = 64
-"""Lesion sizes below are in pixels of a 64 x 64 patch and scale with the patch size."""
 
 
 def _check_rng(rng):
@@ -110,7 +112,7 @@ def circumscribed_masses(n, size, rng):
         Added brightness; the mass's own contrast is in its values.
     """
     scale = size / _REFERENCE_SIZE
-    cx, cy = rng.uniform(0.3 * size, 0.7 * size, size=(2, n))
+    cx, cy = rng.uniform(0.4 * size, 0.6 * size, size=(2, n))
     a = rng.uniform(5.0, 10.0, size=n) * scale
     b = a * rng.uniform(0.6, 1.0, size=n)
     phi = rng.uniform(0.0, np.pi, size=n)
@@ -133,8 +135,8 @@ def spiculated_masses(n, size, rng):
     layer : (N, S, S) float64
     """
     scale = size / _REFERENCE_SIZE
-    cx, cy = rng.uniform(0.3 * size, 0.7 * size, size=(2, n))
-    r0 = rng.uniform(4.0, 8.0, size=n) * scale
+    cx, cy = rng.uniform(0.4 * size, 0.6 * size, size=(2, n))
+    r0 = rng.uniform(3.0, 6.0, size=n) * scale
     contrast = rng.uniform(0.18, 0.30, size=n)
     dx, dy = _offsets(size, cx, cy)
     r, theta = np.hypot(dx, dy), np.arctan2(dy, dx)
@@ -146,12 +148,12 @@ def spiculated_masses(n, size, rng):
     for j, k in enumerate(harmonics):
         wobble += amplitude[:, j, None, None] * np.cos(k * theta + phase[:, j, None, None])
     radius = r0[:, None, None] * wobble
-    layer = _soft_inside(r, radius, 1.5 * scale)
+    layer = _soft_inside(r, radius, 2.5 * scale)
 
     max_spicules = 12
     n_spicules = rng.integers(6, max_spicules + 1, size=n)
     angle = rng.uniform(0.0, 2 * np.pi, size=(n, max_spicules))
-    length = r0[:, None] * rng.uniform(1.5, 3.0, size=(n, max_spicules))
+    length = r0[:, None] * rng.uniform(2.0, 4.0, size=(n, max_spicules))
     # Below about 0.7 pixel a spicule would vanish between the samples of a small patch.
     width = max(1.0 * scale, 0.7)
     for j in range(max_spicules):
@@ -220,7 +222,7 @@ def clustered_microcalcifications(n, size, rng):
     scale = size / _REFERENCE_SIZE
     max_spots = 16
     count = rng.integers(6, max_spots + 1, size=n)
-    cx, cy = rng.uniform(0.3 * size, 0.7 * size, size=(2, n))
+    cx, cy = rng.uniform(0.4 * size, 0.6 * size, size=(2, n))
     spread = rng.uniform(2.5, 5.0, size=n) * scale
     x = cx[:, None] + spread[:, None] * rng.standard_normal((n, max_spots))
     y = cy[:, None] + spread[:, None] * rng.standard_normal((n, max_spots))
@@ -244,7 +246,7 @@ def _malignant_lesions(n, size, rng):
 _LESIONS = (circumscribed_masses, coarse_calcifications, _malignant_lesions)
 
 
-def make_class_patches(label, n, size=64, *, rng):
+def make_class_patches(label, n, size=32, *, rng):
     """Patches of one class: tissue background + that class's lesion + quantum noise.
 
     Parameters
@@ -278,7 +280,7 @@ def make_class_patches(label, n, size=64, *, rng):
     return np.clip(image, 0.0, 1.0).astype(np.float32)[:, None]
 
 
-def make_mammogram_patches(n_per_class, size=64, *, rng):
+def make_mammogram_patches(n_per_class, size=32, *, rng):
     """A class-balanced, shuffled set of synthetic mammogram patches.
 
     Parameters
@@ -305,11 +307,12 @@ def make_mammogram_patches(n_per_class, size=64, *, rng):
     return x[order], y[order]
 
 
-def load_synthetic(n_per_class=500, size=64, test_size=0.25, seed=0):
+def load_synthetic(n_per_class=2000, size=32, test_size=0.25, seed=0):
     """Train/test split of synthetic patches, class-balanced on both sides.
 
-    The counterpart of ``cnn.data.load_digits`` for the case study: the train and the test
-    patches are drawn independently from the same generator, so no patch appears in both.
+    The counterpart of ``cnn.data.load_digits`` for the case study. The training and the test
+    patches are drawn one after the other from one generator: independent samples of the same
+    distribution.
 
     Parameters
     ----------

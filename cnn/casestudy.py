@@ -1,0 +1,131 @@
+"""The networks of the mammography case study, their preprocessing and their training recipe.
+
+The CNN is the project's original network, Conv2D(3x3) -> ReLU -> MaxPool(2x2) -> Flatten ->
+Dense -> ReLU -> Dense(3), sized to train in seconds on 32 x 32 patches. The dense-only network
+is the baseline it is compared with. The chapter, the command line and the tests all build and
+train them with the functions below, so they describe the same models.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cnn.checks import check_array, check_int
+from cnn.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
+from cnn.model import Sequential
+from cnn.optim import Adam
+from cnn.synthetic import CLASS_NAMES
+
+INPUT_SIZE = 32
+"""Side S of the patches the case-study networks take: ``(N, 1, 32, 32)``."""
+
+
+def standardize(x):
+    """Give every image zero mean and unit standard deviation (over its own pixels).
+
+    Tissue density and exposure shift and scale a whole patch; the lesion is in the differences
+    between pixels. A constant image becomes all zeros.
+
+    Parameters
+    ----------
+    x : (N, C, H, W) float array
+
+    Returns
+    -------
+    out : (N, C, H, W)
+        A new array, in the dtype of ``x``.
+    """
+    check_array(x, "x", ("N", "C", "H", "W"))
+    centred = x - x.mean(axis=(1, 2, 3), keepdims=True)
+    scale = centred.std(axis=(1, 2, 3), keepdims=True)
+    return np.divide(centred, scale, out=np.zeros_like(centred), where=scale > 0)
+
+
+def build_cnn(*, rng, size=INPUT_SIZE, filters=8, hidden=32):
+    """The case-study CNN: Conv2D(3x3) -> ReLU -> MaxPool(2x2) -> Flatten -> Dense -> ReLU -> Dense(3).
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        For the He initialisation of every layer, in order.
+    size : int
+        Side S of the input patches.
+    filters : int
+        Convolution kernels F.
+    hidden : int
+        Units of the hidden dense layer.
+
+    Returns
+    -------
+    model : cnn.model.Sequential
+        Takes ``(N, 1, S, S)``, returns logits ``(N, 3)``.
+    """
+    size = check_int(size, "size", 4)
+    pooled = (size - 2) // 2
+    return Sequential([
+        Conv2D(1, filters, kernel_size=3, rng=rng),
+        ReLU(),
+        MaxPool2D(kernel_size=2),
+        Flatten(),
+        Dense(filters * pooled * pooled, hidden, rng=rng),
+        ReLU(),
+        Dense(hidden, len(CLASS_NAMES), rng=rng),
+    ])
+
+
+def build_dense(*, rng, size=INPUT_SIZE, hidden=64):
+    """The dense-only baseline: Flatten -> Dense -> ReLU -> Dense(3).
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+    size : int
+        Side S of the input patches.
+    hidden : int
+        Units of the hidden layer.
+
+    Returns
+    -------
+    model : cnn.model.Sequential
+        Takes ``(N, 1, S, S)``, returns logits ``(N, 3)``.
+    """
+    size = check_int(size, "size")
+    return Sequential([
+        Flatten(),
+        Dense(size * size, hidden, rng=rng),
+        ReLU(),
+        Dense(hidden, len(CLASS_NAMES), rng=rng),
+    ])
+
+
+def train(model, data, epochs=8, batch_size=32, lr=1e-3, seed=0, verbose=False):
+    """Train ``model`` with Adam on standardized patches, validating on the test split.
+
+    Parameters
+    ----------
+    model : cnn.model.Sequential
+    data : tuple
+        ``(x_train, y_train, x_test, y_test)`` as returned by ``cnn.synthetic.load_synthetic``;
+        the images are standardized here, not by the caller.
+    epochs, batch_size : int
+    lr : float
+        Adam's step size.
+    seed : int
+        Seeds the order of the mini-batches.
+    verbose : bool
+        Print one line per epoch.
+
+    Returns
+    -------
+    history : dict
+        As returned by ``Sequential.fit``: training and validation loss and accuracy per epoch.
+    """
+    x_train, y_train, x_test, y_test = data
+    return model.fit(standardize(x_train), y_train, epochs=epochs, batch_size=batch_size,
+                     optimizer=Adam(lr=lr), validation_data=(standardize(x_test), y_test),
+                     seed=seed, verbose=verbose)
+
+
+def classify(model, x):
+    """Class probabilities of raw patches: ``(N, 1, S, S)`` in [0, 1] -> ``(N, 3)``."""
+    return model.predict_proba(standardize(x))

@@ -1,0 +1,288 @@
+"""Loader for the real CBIS-DDSM data set, for readers who download it themselves.
+
+CBIS-DDSM (Lee et al., 2017; Sawyer-Lee et al., 2016) comes as DICOM files plus four
+case-description CSV files: ``mass_case_description_train_set.csv``,
+``mass_case_description_test_set.csv``, ``calc_case_description_train_set.csv`` and
+``calc_case_description_test_set.csv``. Each row describes one abnormality: its ``pathology``
+(``BENIGN``, ``BENIGN_WITHOUT_CALLBACK`` or ``MALIGNANT``) and the paths, relative to the download
+folder, of the full mammogram (``image file path``), the region-of-interest crop (``cropped image
+file path``) and the binary ROI mask (``ROI mask file path``).
+
+``load_cbis_ddsm`` reads those rows, reads the DICOM files with pydicom (the optional extra
+``dicom``), turns every abnormality into a square grayscale patch of side S in [0, 1] and returns
+the patches with their labels and the class counts. Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+from PIL import Image
+
+from cnn.checks import check_int
+from cnn.synthetic import CLASS_NAMES
+
+PATHOLOGY_LABELS = {"BENIGN": 0, "BENIGN_WITHOUT_CALLBACK": 1, "MALIGNANT": 2}
+"""CBIS-DDSM ``pathology`` value -> label (an index into ``cnn.synthetic.CLASS_NAMES``)."""
+
+IMAGE_COLUMN = "image file path"
+CROPPED_COLUMN = "cropped image file path"
+MASK_COLUMN = "ROI mask file path"
+
+CROPS = ("cropped", "roi")
+"""How a patch is cut: from the data set's own ROI crop, or from the full mammogram around the
+bounding box of the ROI mask (with a margin of context)."""
+
+
+class CBISDataset(NamedTuple):
+    """Patches read from CBIS-DDSM.
+
+    Attributes
+    ----------
+    x : (N, 1, S, S) float32
+        Patches in [0, 1].
+    y : (N,) int64
+        Labels, indices into ``CLASS_NAMES``.
+    class_counts : dict of str to int
+        Number of patches per class name, in ``CLASS_NAMES`` order.
+    sources : tuple of str
+        Where each patch comes from: ``"<csv file name> row <k>"``.
+    skipped : tuple of str
+        One error message per row left out (only with ``on_error="skip"``).
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    class_counts: dict
+    sources: tuple
+    skipped: tuple
+
+
+def _import_pydicom():
+    try:
+        import pydicom
+    except ImportError as error:
+        raise ImportError(
+            "reading CBIS-DDSM DICOM files needs pydicom: install the 'dicom' extra, "
+            "e.g. pip install 'cnn-from-scratch[dicom]', or pip install pydicom"
+        ) from error
+    return pydicom
+
+
+def read_case_descriptions(csv_path, columns=(CROPPED_COLUMN,)):
+    """Rows of one CBIS-DDSM case-description CSV file, with the columns checked.
+
+    Header names are stripped of surrounding spaces (the official files are not consistent).
+
+    Parameters
+    ----------
+    csv_path : str or pathlib.Path
+    columns : tuple of str
+        Path columns that must be present besides ``pathology``.
+
+    Returns
+    -------
+    rows : list of dict
+        One dict per data row, mapping column name to the stripped cell text.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    ValueError
+        If a required column is missing.
+    """
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        raise FileNotFoundError(f"CBIS-DDSM case-description file {csv_path} not found")
+    with open(csv_path, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle)
+        header = [name.strip() for name in next(reader, [])]
+        missing = [name for name in ("pathology", *columns) if name not in header]
+        if missing:
+            raise ValueError(f"{csv_path.name} has no column {', '.join(map(repr, missing))}; "
+                             f"its columns are {header}")
+        return [{name: cell.strip() for name, cell in zip(header, row)} for row in reader if row]
+
+
+def resolve_dicom(root, relative_path):
+    """The DICOM file a CSV cell points to: ``root / relative_path``.
+
+    The CSV paths are relative to the download folder, e.g.
+    ``Mass-Training_P_00001_LEFT_CC/1.3.6.../1.3.6.../000000.dcm``; backslashes count as
+    separators. No other file is guessed: a crop and its mask live in the same folder, and a
+    guess could silently swap them.
+
+    Returns
+    -------
+    path : pathlib.Path
+
+    Raises
+    ------
+    FileNotFoundError
+        If the cell is empty or the file does not exist.
+    """
+    parts = Path(relative_path.replace("\\", "/")).parts
+    if not parts:
+        raise FileNotFoundError("the file path cell is empty")
+    path = Path(root).joinpath(*parts)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found (CSV paths are taken relative to root={root})")
+    return path
+
+
+def read_dicom(path):
+    """Pixel array of a grayscale DICOM file, float64, with bright meaning dense.
+
+    ``MONOCHROME1`` images (where a high value means dark) are inverted.
+
+    Returns
+    -------
+    pixels : (H, W) float64
+
+    Raises
+    ------
+    ValueError
+        If the file is not a readable single-frame grayscale DICOM image.
+    """
+    pydicom = _import_pydicom()
+    try:
+        dataset = pydicom.dcmread(path)
+        pixels = np.asarray(dataset.pixel_array, dtype=np.float64)
+    except Exception as error:  # pydicom raises many types (InvalidDicomError, AttributeError, ...)
+        raise ValueError(f"cannot read DICOM {path}: {type(error).__name__}: {error}") from error
+    if pixels.ndim != 2:
+        raise ValueError(f"DICOM {path} has pixel array of shape {pixels.shape}, expected one "
+                         f"grayscale frame (H, W)")
+    if getattr(dataset, "PhotometricInterpretation", "MONOCHROME2") == "MONOCHROME1":
+        pixels = pixels.max() - pixels
+    return pixels
+
+
+def square_box(top, left, height, width, margin):
+    """A square around a box, grown by ``margin`` times its larger side on every side.
+
+    Returns
+    -------
+    top, left, side : int
+        The square may reach outside the image; ``crop_square`` pads it.
+    """
+    side = int(np.ceil(max(height, width) * (1 + 2 * margin)))
+    return (int(round(top + height / 2 - side / 2)), int(round(left + width / 2 - side / 2)), side)
+
+
+def crop_square(pixels, top, left, side):
+    """The ``side x side`` window at ``(top, left)``, edge-padded where it leaves the image."""
+    height, width = pixels.shape
+    pad = max(0, -top, -left, top + side - height, left + side - width)
+    padded = np.pad(pixels, pad, mode="edge")
+    return padded[top + pad:top + pad + side, left + pad:left + pad + side]
+
+
+def to_patch(pixels, size):
+    """Square window -> ``(S, S)`` float32 in [0, 1]: min-max scaled, then resized with Pillow.
+
+    The scaling is per patch, because exposure and digitiser differ from film to film; a constant
+    patch becomes all zeros.
+    """
+    low, high = pixels.min(), pixels.max()
+    scaled = (pixels - low) / (high - low) if high > low else np.zeros_like(pixels)
+    image = Image.fromarray(scaled.astype(np.float32))
+    resized = np.asarray(image.resize((size, size), Image.Resampling.BILINEAR), dtype=np.float32)
+    return np.clip(resized, 0.0, 1.0)
+
+
+def _patch_from_row(row, root, size, crop, margin):
+    """One abnormality's patch, ``(S, S)``; errors name the file, the caller adds the row."""
+    if crop == "cropped":
+        pixels = read_dicom(resolve_dicom(root, row[CROPPED_COLUMN]))
+        height, width = pixels.shape
+        return to_patch(crop_square(pixels, *square_box(0, 0, height, width, 0.0)), size)
+    pixels = read_dicom(resolve_dicom(root, row[IMAGE_COLUMN]))
+    mask = read_dicom(resolve_dicom(root, row[MASK_COLUMN])) > 0
+    if mask.shape != pixels.shape:
+        raise ValueError(f"ROI mask has shape {mask.shape} but the mammogram has shape "
+                         f"{pixels.shape}")
+    rows, cols = np.nonzero(mask)
+    if rows.size == 0:
+        raise ValueError("ROI mask is empty")
+    box = square_box(rows.min(), cols.min(), rows.max() - rows.min() + 1,
+                     cols.max() - cols.min() + 1, margin)
+    return to_patch(crop_square(pixels, *box), size)
+
+
+def load_cbis_ddsm(root, csv_files, size=64, crop="cropped", margin=0.2, on_error="raise"):
+    """Patches, labels and class counts from CBIS-DDSM case-description files and DICOM images.
+
+    Parameters
+    ----------
+    root : str or pathlib.Path
+        Folder the CSV paths are relative to (the download folder).
+    csv_files : sequence of str or pathlib.Path
+        Case-description files, e.g. the mass and calcification test sets.
+    size : int
+        Side S of the square patches.
+    crop : {"cropped", "roi"}
+        ``"cropped"`` reads the data set's own ROI crop (``cropped image file path``), pads it to a
+        square and resizes it; ``"roi"`` cuts a square around the bounding box of the ROI mask
+        (``ROI mask file path``) out of the full mammogram (``image file path``).
+    margin : float
+        With ``crop="roi"``, context added on each side, as a fraction of the box's larger side.
+    on_error : {"raise", "skip"}
+        Stop at the first bad row, or leave it out and report it in ``skipped``.
+
+    Returns
+    -------
+    CBISDataset
+        ``x : (N, 1, S, S)`` float32, ``y : (N,)`` int64, ``class_counts``, ``sources``,
+        ``skipped``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``pathology`` value, an unreadable DICOM file or an unusable ROI mask; the
+        message names the CSV file and the row (1 = first data row) and the patient.
+    FileNotFoundError
+        For a missing CSV or DICOM file, likewise naming the row.
+    ImportError
+        If pydicom is not installed.
+    """
+    size = check_int(size, "size")
+    if crop not in CROPS:
+        raise ValueError(f"crop must be one of {CROPS}, got {crop!r}")
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    if not np.isfinite(margin) or margin < 0:
+        raise ValueError(f"margin must be a finite number >= 0, got {margin!r}")
+    if isinstance(csv_files, (str, Path)):
+        csv_files = [csv_files]
+    _import_pydicom()
+    columns = (CROPPED_COLUMN,) if crop == "cropped" else (IMAGE_COLUMN, MASK_COLUMN)
+    patches, labels, sources, skipped = [], [], [], []
+    for csv_path in map(Path, csv_files):
+        for number, row in enumerate(read_case_descriptions(csv_path, columns), start=1):
+            where = f"{csv_path.name} row {number}"
+            if "patient_id" in row:
+                where += f" (patient {row['patient_id']})"
+            try:
+                pathology = row["pathology"]
+                if pathology not in PATHOLOGY_LABELS:
+                    raise ValueError(f"unknown pathology {pathology!r}, expected one of "
+                                     f"{sorted(PATHOLOGY_LABELS)}")
+                patch = _patch_from_row(row, root, size, crop, margin)
+            except (ValueError, FileNotFoundError) as error:
+                if on_error == "raise":
+                    raise type(error)(f"{where}: {error}") from error
+                skipped.append(f"{where}: {error}")
+                continue
+            patches.append(patch)
+            labels.append(PATHOLOGY_LABELS[pathology])
+            sources.append(f"{csv_path.name} row {number}")
+    x = np.stack(patches)[:, None] if patches else np.zeros((0, 1, size, size), np.float32)
+    y = np.asarray(labels, dtype=np.int64)
+    counts = np.bincount(y, minlength=len(CLASS_NAMES))
+    class_counts = {name: int(count) for name, count in zip(CLASS_NAMES, counts)}
+    return CBISDataset(x, y, class_counts, tuple(sources), tuple(skipped))
