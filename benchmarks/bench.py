@@ -38,7 +38,14 @@ from cnn.pool import (
     maxpool2d_forward,
     maxpool2d_forward_naive,
 )
-from cnn.profiling import conv2d_flops, conv2d_gemms, machine_info, peak_memory, time_min
+from cnn.profiling import (
+    conv2d_flops,
+    conv2d_gemms,
+    format_table,
+    machine_info,
+    peak_memory,
+    time_min,
+)
 
 try:
     import torch
@@ -224,36 +231,6 @@ def bench_digits(threads, epochs=15, batch_size=32, lr=2e-3, seed=0):
                      "batch_size": batch_size, "optimizer": f"Adam(lr={lr})", "seed": seed,
                      "train_s": seconds, "test_accuracy": float(model.evaluate(x_test, y_test)[1])})
     return rows
-
-
-def format_table(rows):
-    columns = [
-        ("layer", "layer", "{}"),
-        ("threads", "thr", "{}"),
-        ("naive_s", "naive ms", "{:.0f}"),
-        ("fast_s", "fast ms", "{:.2f}"),
-        ("fwd_s", "fwd ms", "{:.2f}"),
-        ("bwd_s", "bwd ms", "{:.2f}"),
-        ("gemm_s", "GEMM ms", "{:.2f}"),
-        ("gflops", "GFLOP/s", "{:.0f}"),
-        ("step_over_gemm", "step/GEMM", "{:.2f}"),
-        ("torch_s", "torch ms", "{:.2f}"),
-        ("over_torch", "ours/torch", "{:.2f}"),
-        ("peak_mib", "peak MiB", "{:.1f}"),
-    ]
-    scale = {"naive_s": 1e3, "fast_s": 1e3, "fwd_s": 1e3, "bwd_s": 1e3, "gemm_s": 1e3,
-             "torch_s": 1e3}
-    cells = [[title for _, title, _ in columns]]
-    for row in rows:
-        line = []
-        for key, _, fmt in columns:
-            value = row.get(key)
-            line.append("-" if value is None else fmt.format(value * scale.get(key, 1)))
-        cells.append(line)
-    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
-    lines = ["  ".join(c.rjust(wd) for c, wd in zip(r, widths)) for r in cells]
-    lines.insert(1, "  ".join("-" * wd for wd in widths))
-    return "\n".join(lines)
 
 
 def main(argv=None):

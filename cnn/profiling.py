@@ -203,6 +203,50 @@ def blas_threads(n: int):
         yield True
 
 
+def format_table(rows):
+    """The benchmark table: one line per row of ``benchmarks/bench.py``'s results, as text.
+
+    Parameters
+    ----------
+    rows : list of dict
+        Rows as stored under ``"rows"`` in ``benchmarks/results.json``: times in seconds under
+        keys ending in ``_s``, and ``layer``, ``threads``, ``gflops``, ``step_over_gemm``,
+        ``over_torch``, ``peak_mib``. A missing key prints as ``-``.
+
+    Returns
+    -------
+    str
+        The table, times in milliseconds, columns aligned.
+    """
+    columns = [
+        ("layer", "layer", "{}"),
+        ("threads", "thr", "{}"),
+        ("naive_s", "naive ms", "{:.0f}"),
+        ("fast_s", "fast ms", "{:.2f}"),
+        ("fwd_s", "fwd ms", "{:.2f}"),
+        ("bwd_s", "bwd ms", "{:.2f}"),
+        ("gemm_s", "GEMM ms", "{:.2f}"),
+        ("gflops", "GFLOP/s", "{:.0f}"),
+        ("step_over_gemm", "step/GEMM", "{:.2f}"),
+        ("torch_s", "torch ms", "{:.2f}"),
+        ("over_torch", "ours/torch", "{:.2f}"),
+        ("peak_mib", "peak MiB", "{:.1f}"),
+    ]
+    cells = [[title for _, title, _ in columns]]
+    for row in rows:
+        line = []
+        for key, _, fmt in columns:
+            value = row.get(key)
+            if value is not None and key.endswith("_s"):
+                value *= 1e3
+            line.append("-" if value is None else fmt.format(value))
+        cells.append(line)
+    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
+    lines = ["  ".join(c.rjust(wd) for c, wd in zip(r, widths)) for r in cells]
+    lines.insert(1, "  ".join("-" * wd for wd in widths))
+    return "\n".join(lines)
+
+
 def machine_info() -> dict:
     """CPU, Python, NumPy and BLAS (library, kernel, threads) of the running process.
 

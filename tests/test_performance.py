@@ -24,6 +24,7 @@ from cnn.profiling import (
     conv2d_flops,
     conv2d_gemms,
     conv2d_phases,
+    format_table,
     machine_info,
     peak_memory,
     time_min,
@@ -181,3 +182,14 @@ def test_conv2d_phases_names_every_phase():
     phases = conv2d_phases(x, w.astype(np.float64), b, stride=2, padding=1, repeat=1)
     assert list(phases) == ["patch copy", "GEMMs", "col2im", "other"]
     assert all(seconds > 0 for seconds in phases.values())
+
+
+def test_format_table_shows_milliseconds_and_gaps():
+    rows = [{"layer": "L1", "threads": 1, "fast_s": 0.0025, "step_over_gemm": 1.234},
+            {"layer": "P1", "threads": 2, "fast_s": 0.5}]
+    lines = format_table(rows).splitlines()
+    assert len(lines) == 4 and set(lines[1]) <= {"-", " "}
+    first, second = lines[2].split(), lines[3].split()
+    assert first[:2] == ["L1", "1"] and "2.50" in first and "1.23" in first
+    assert second[:2] == ["P1", "2"] and "500.00" in second and "1.23" not in second
+    assert len(first) == len(second) == 12  # every column has a cell, "-" when missing
