@@ -210,6 +210,8 @@ CONV_EDGE_CASES = [
     ((2, 1, 8, 5), (2, 2, 3), (3, 1), (2, 0)),
     ((1, 2, 4, 9), (2, 4, 1), (1, 3), (0, 2)),
     ((1, 1, 3, 4), (1, 4, 4), (3, 2), (2, 1)),
+    # 16 input channels: conv2d_backward forms dx offset by offset (col2im_by_offset)
+    ((1, 16, 5, 4), (2, 3, 2), (2, 1), (1, 0)),
 ]
 
 
