@@ -1,0 +1,118 @@
+"""Command line of the case study: ``cnn train`` and ``cnn predict`` (or ``python -m cnn ...``).
+
+    cnn train --data synthetic --epochs 8 --out model.npz
+    cnn predict images/*.png --model model.npz
+
+``predict`` prints one tab-separated line per image: its path, the probability of each class and
+the most probable class. An image that cannot be read is reported on stderr and skipped; the
+exit status is then 1, after every other image has been classified. The model is always the
+case-study CNN of ``cnn.casestudy`` on 32 x 32 patches, so a saved file only holds its weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import numpy as np
+
+from cnn.casestudy import INPUT_SIZE, build_cnn, classify, train
+from cnn.data import load_image
+from cnn.synthetic import CLASS_NAMES, load_synthetic
+
+DEFAULT_EPOCHS = 8
+DEFAULT_N_PER_CLASS = 2000
+DISCLAIMER = "note: a model trained on synthetic patches; not a medical device"
+
+
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def build_parser():
+    """The argument parser, with the subcommands ``train`` and ``predict``."""
+    parser = argparse.ArgumentParser(
+        prog="cnn", description="Classify mammogram patches as benign, benign without callback "
+        "or malignant with the case-study CNN of 'CNN from Scratch with NumPy'.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train_parser = commands.add_parser("train", help="train the case-study CNN and save it")
+    train_parser.add_argument("--data", choices=["synthetic"], default="synthetic",
+                              help="training data (only the seeded synthetic patches ship)")
+    train_parser.add_argument("--epochs", type=_positive_int, default=DEFAULT_EPOCHS)
+    train_parser.add_argument("--n-per-class", type=_positive_int, default=DEFAULT_N_PER_CLASS,
+                              help="synthetic patches per class, 3/4 for training, 1/4 for testing")
+    train_parser.add_argument("--seed", type=int, default=0,
+                              help="seeds the data, the initial weights and the batch order")
+    train_parser.add_argument("--out", required=True, help="where to save the weights (.npz)")
+
+    predict_parser = commands.add_parser("predict", help="print class probabilities of images")
+    predict_parser.add_argument("images", nargs="+", metavar="IMAGE",
+                                help="image files Pillow can read; resized to 32 x 32 grey")
+    predict_parser.add_argument("--model", help="weights saved by 'cnn train'; without it a "
+                                "default model is trained first (seed 0, 10-20 s)")
+    return parser
+
+
+def train_model(epochs=DEFAULT_EPOCHS, n_per_class=DEFAULT_N_PER_CLASS, seed=0, verbose=False):
+    """Train the case-study CNN on synthetic patches: the model and its final test accuracy."""
+    data = load_synthetic(n_per_class=max(n_per_class, 2), size=INPUT_SIZE, seed=seed)
+    if verbose:
+        print(f"synthetic data: {len(data[1])} training and {len(data[3])} test patches of "
+              f"{INPUT_SIZE} x {INPUT_SIZE} (seed {seed})")
+    model = build_cnn(rng=np.random.default_rng(seed))
+    history = train(model, data, epochs=epochs, seed=seed, verbose=verbose)
+    return model, history["val_acc"][-1]
+
+
+def _train(args):
+    start = time.perf_counter()
+    model, accuracy = train_model(args.epochs, args.n_per_class, args.seed, verbose=True)
+    out = args.out if args.out.endswith(".npz") else args.out + ".npz"
+    try:
+        model.save(out)
+    except OSError as error:
+        print(f"cnn train: error: cannot save the model to {out}: {error}", file=sys.stderr)
+        return 1
+    print(f"test accuracy {accuracy:.4f}; trained in {time.perf_counter() - start:.1f} s; "
+          f"saved to {out}")
+    return 0
+
+
+def _predict(args):
+    model = build_cnn(rng=np.random.default_rng(0))
+    if args.model is None:
+        print("cnn predict: no --model given; training the default model (seed 0, "
+              f"{DEFAULT_EPOCHS} epochs); save one with 'cnn train --out model.npz'",
+              file=sys.stderr)
+        model, _ = train_model()
+    else:
+        try:
+            model.load(args.model)
+        except (OSError, ValueError) as error:
+            print(f"cnn predict: error: cannot load model {args.model}: {error}", file=sys.stderr)
+            return 1
+    print(DISCLAIMER, file=sys.stderr)
+    print("\t".join(["image", *CLASS_NAMES, "prediction"]))
+    failures = 0
+    for path in args.images:
+        try:
+            image = load_image(path, INPUT_SIZE)
+        except ValueError as error:
+            print(f"cnn predict: error: {error}", file=sys.stderr)
+            failures += 1
+            continue
+        proba = classify(model, image)[0]
+        cells = [f"{p:.3f}" for p in proba]
+        print("\t".join([path, *cells, CLASS_NAMES[int(proba.argmax())]]), flush=True)
+    return 1 if failures else 0
+
+
+def main(argv=None):
+    """Run the command line; returns the exit status (0 success, 1 failure, 2 usage error)."""
+    args = build_parser().parse_args(argv)
+    return _train(args) if args.command == "train" else _predict(args)

@@ -1,0 +1,139 @@
+"""The command line: ``cnn train`` and ``cnn predict`` (exit codes, output format, bad images)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cnn import cli
+from cnn.casestudy import build_cnn
+from cnn.synthetic import CLASS_NAMES
+
+ROOT = Path(__file__).resolve().parent.parent
+IMAGES = [str(ROOT / "images" / f"{name}.png") for name in CLASS_NAMES]
+HEADER = "\t".join(["image", *CLASS_NAMES, "prediction"])
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    """A small model trained by ``cnn train`` (one epoch on 30 patches per class)."""
+    out = tmp_path_factory.mktemp("model") / "model.npz"
+    assert cli.main(["train", "--epochs", "1", "--n-per-class", "30", "--out", str(out)]) == 0
+    return out
+
+
+def parse(stdout):
+    lines = stdout.splitlines()
+    assert lines[0] == HEADER
+    rows = [line.split("\t") for line in lines[1:]]
+    for row in rows:
+        assert len(row) == len(CLASS_NAMES) + 2
+        proba = np.array(row[1:-1], dtype=float)
+        assert proba.sum() == pytest.approx(1.0, abs=2e-3)
+        assert row[-1] == CLASS_NAMES[int(proba.argmax())]
+    return rows
+
+
+def test_train_reports_every_epoch_and_saves_a_loadable_model(tmp_path, capsys):
+    out = tmp_path / "m"  # numpy adds .npz, and the message says where the file went
+    assert cli.main(["train", "--data", "synthetic", "--epochs", "2", "--n-per-class", "12",
+                     "--out", str(out)]) == 0
+    stdout = capsys.readouterr().out
+    assert "epoch 1/2" in stdout and "epoch 2/2" in stdout
+    assert f"saved to {out}.npz" in stdout
+    build_cnn(rng=np.random.default_rng(1)).load(f"{out}.npz")
+
+
+def test_predict_prints_one_line_per_image(model_path, capsys):
+    assert cli.main(["predict", *IMAGES, "--model", str(model_path)]) == 0
+    captured = capsys.readouterr()
+    assert [row[0] for row in parse(captured.out)] == IMAGES
+    assert "synthetic" in captured.err and "not a medical device" in captured.err
+
+
+def test_bad_images_are_reported_and_the_others_still_classified(model_path, tmp_path, capsys):
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    missing = tmp_path / "missing.png"
+    args = ["predict", IMAGES[0], str(missing), str(broken), IMAGES[2], "--model", str(model_path)]
+    assert cli.main(args) == 1
+    captured = capsys.readouterr()
+    assert [row[0] for row in parse(captured.out)] == [IMAGES[0], IMAGES[2]]
+    errors = captured.err.splitlines()
+    assert any(str(missing) in line and "no such file" in line for line in errors)
+    assert any(str(broken) in line and line.startswith("cnn predict: error:") for line in errors)
+
+
+def test_a_model_of_another_architecture_is_rejected(tmp_path, capsys):
+    wrong = tmp_path / "wrong.npz"
+    np.savez(wrong, **{"0.w": np.zeros((4, 1, 3, 3), np.float32)})
+    assert cli.main(["predict", IMAGES[0], "--model", str(wrong)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert f"cannot load model {wrong}" in captured.err
+
+
+def test_missing_model_file(tmp_path, capsys):
+    assert cli.main(["predict", IMAGES[0], "--model", str(tmp_path / "none.npz")]) == 1
+    assert "cannot load model" in capsys.readouterr().err
+
+
+def test_predict_without_model_trains_the_default_and_says_so(model_path, monkeypatch, capsys):
+    calls = []
+
+    def fake_train_model():
+        calls.append(True)
+        model = build_cnn(rng=np.random.default_rng(0))
+        model.load(model_path)
+        return model, 0.0
+
+    monkeypatch.setattr(cli, "train_model", fake_train_model)
+    assert cli.main(["predict", IMAGES[1]]) == 0
+    captured = capsys.readouterr()
+    assert calls == [True]
+    assert "no --model given; training the default model (seed 0" in captured.err
+    assert len(parse(captured.out)) == 1
+
+
+def test_training_is_reproducible(tmp_path, capsys):
+    for name in ("a", "b"):
+        cli.main(["train", "--epochs", "1", "--n-per-class", "10", "--seed", "3",
+                  "--out", str(tmp_path / name)])
+    logs = capsys.readouterr().out.replace(str(tmp_path / "a"), "X").replace(str(tmp_path / "b"), "X")
+    first, second = (np.load(tmp_path / f"{name}.npz") for name in ("a", "b"))
+    for key in first.files:
+        np.testing.assert_array_equal(first[key], second[key])
+    epoch_lines = [line for line in logs.splitlines() if line.startswith("epoch")]
+    assert epoch_lines[0] == epoch_lines[1]
+
+
+def test_unwritable_output_fails_cleanly(tmp_path, capsys):
+    out = tmp_path / "no" / "such" / "folder" / "model.npz"
+    assert cli.main(["train", "--epochs", "1", "--n-per-class", "4", "--out", str(out)]) == 1
+    assert "cannot save the model" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args", [
+    [],
+    ["train", "--epochs", "0", "--out", "m.npz"],
+    ["train", "--data", "imagenet", "--out", "m.npz"],
+    ["train"],
+    ["predict"],
+])
+def test_usage_errors_exit_with_2(args, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(args)
+    assert exit_info.value.code == 2
+    assert "usage: cnn" in capsys.readouterr().err
+
+
+def test_python_dash_m_cnn(model_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-m", "cnn", "predict", IMAGES[0], "--model",
+                             str(model_path)], capture_output=True, text=True, env=env,
+                            check=False)
+    assert result.returncode == 0, result.stderr
+    assert len(parse(result.stdout)) == 1
