@@ -270,9 +270,12 @@ def main(argv=None):
             row["over_torch"] = row["fast_s"] / row["torch_s"]
 
     print(f"CPU: {info['cpu']} ({info['logical_cpus']} logical CPUs)")
+    coretype = info.get("openblas_coretype")
     print(f"Python {info['python']}, NumPy {info['numpy']}, "
           f"BLAS {info.get('blas')} {info.get('blas_version')} kernel {info.get('blas_kernel')} "
-          f"({info.get('blas_threading')}), PyTorch {info['torch'] or 'not installed'}")
+          f"({info.get('blas_threading')}"
+          f"{f', OPENBLAS_CORETYPE={coretype}' if coretype else ''}), "
+          f"PyTorch {info['torch'] or 'not installed'}")
     print(f"float32, NCHW, forward+backward; min of {args.repeat}; "
           f"threads = BLAS (and PyTorch) threads; naive time extrapolated from "
           f"{NAIVE_BATCH} sample(s)")

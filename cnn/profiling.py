@@ -259,6 +259,9 @@ def machine_info() -> dict:
         "python": platform.python_version(),
         "numpy": np.__version__,
     }
+    # Set on some processors to force an OpenBLAS kernel; blas_kernel below is the one that runs.
+    if os.environ.get("OPENBLAS_CORETYPE"):
+        info["openblas_coretype"] = os.environ["OPENBLAS_CORETYPE"]
     try:
         from threadpoolctl import threadpool_info
     except ImportError:
