@@ -15,7 +15,6 @@ import os
 import platform
 import time
 import tracemalloc
-from collections.abc import Callable
 
 import numpy as np
 
@@ -47,7 +46,7 @@ def conv2d_flops(x_shape, w_shape, out_shape):
     return 2 * N * F * H_out * W_out * C * KH * KW
 
 
-def time_min(fn: Callable[[], object], repeat: int = 5, number: int = 1) -> float:
+def time_min(fn, repeat=5, number=1):
     """Seconds per call of ``fn()``: the minimum over ``repeat`` runs of ``number`` calls each.
 
     One untimed call first warms caches and lets the allocator settle.
@@ -153,7 +152,7 @@ def conv2d_phases(x, w, b, stride=1, padding=0, repeat=5):
     }
 
 
-def gemm_gflops(size: int = 512, dtype=np.float32, repeat: int = 20) -> float:
+def gemm_gflops(size=512, dtype=np.float32, repeat=20):
     """Measured GFLOP/s of one ``(size, size) @ (size, size)`` matrix product on this machine.
 
     Many repeats, because a product of small matrices takes microseconds and a burst of other
@@ -166,7 +165,7 @@ def gemm_gflops(size: int = 512, dtype=np.float32, repeat: int = 20) -> float:
     return 2 * size**3 / seconds / 1e9
 
 
-def peak_memory(fn: Callable[[], object]) -> int:
+def peak_memory(fn):
     """Peak bytes allocated while ``fn()`` runs, as seen by ``tracemalloc``.
 
     NumPy reports its array buffers to ``tracemalloc``, so this counts every temporary array of
@@ -187,7 +186,7 @@ def peak_memory(fn: Callable[[], object]) -> int:
 
 
 @contextlib.contextmanager
-def blas_threads(n: int):
+def blas_threads(n):
     """Run the ``with`` block with at most ``n`` BLAS threads, if ``threadpoolctl`` is installed.
 
     Yields ``True`` when the limit is in force and ``False`` when ``threadpoolctl`` is missing, in
@@ -247,7 +246,7 @@ def format_table(rows):
     return "\n".join(lines)
 
 
-def machine_info() -> dict:
+def machine_info():
     """CPU, Python, NumPy and BLAS (library, kernel, threads) of the running process.
 
     The BLAS details come from ``threadpoolctl`` when it is installed (the ``bench`` extra);
@@ -279,7 +278,7 @@ def machine_info() -> dict:
     return info
 
 
-def _cpu_model() -> str:
+def _cpu_model():
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:
