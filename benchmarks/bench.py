@@ -96,96 +96,115 @@ def naive_seconds(step, n_full):
     return (time.perf_counter() - start) * n_full / NAIVE_BATCH
 
 
-def torch_conv_seconds(x, w, b, dout, stride, padding, threads, repeat):
-    torch.set_num_threads(threads)
-    xt = torch.from_numpy(x).requires_grad_()
-    wt = torch.from_numpy(w).requires_grad_()
-    bt = torch.from_numpy(b).requires_grad_()
-    dt = torch.from_numpy(dout)
+class Case:
+    """One reference layer: its fixed row fields and the steps to time.
 
-    def step():
-        torch.nn.functional.conv2d(xt, wt, bt, stride=stride, padding=padding).backward(dt)
+    ``timers`` maps a row key (``"fast_s"``, ``"gemm_s"``, ...) to a function of no arguments
+    that runs once what that key measures; ``torch_step`` does PyTorch's forward and backward
+    pass of the same layer (``None`` without PyTorch).
+    """
 
-    return time_min(step, repeat=repeat)
-
-
-def torch_pool_seconds(x, dout, threads, repeat):
-    torch.set_num_threads(threads)
-    xt = torch.from_numpy(x).requires_grad_()
-    dt = torch.from_numpy(dout)
-
-    def step():
-        torch.nn.functional.max_pool2d(xt, 2, 2).backward(dt)
-
-    return time_min(step, repeat=repeat)
+    def __init__(self, row, timers, torch_step):
+        self.row, self.timers, self.torch_step = row, timers, torch_step
 
 
-def bench_conv(name, spec, threads_list, repeat, naive, rng, torch_rows):
-    """Rows of one convolution layer; appends its PyTorch measurement to ``torch_rows``."""
+def conv_case_timers(name, spec, naive, rng):
     N, C, H, W, F, k, stride, padding = spec
     x, w, b, dout = conv_case(spec, rng)
-    flops = 3 * conv2d_flops(x.shape, w.shape, dout.shape)
-    gemms = conv2d_gemms(x.shape, w.shape, dout.shape, rng=rng)
     _, cache = conv2d_forward(x, w, b, stride=stride, padding=padding)
-    row_base = {
+    row = {
         "layer": name,
         "shape": f"N={N} C={C} {H}x{W} F={F} {k}x{k} s={stride} p={padding}",
-        "step_gflop": flops / 1e9,
+        "step_gflop": 3 * conv2d_flops(x.shape, w.shape, dout.shape) / 1e9,
     }
+
+    def fast():
+        return conv_step(conv2d_forward, conv2d_backward, x, w, b, dout, stride, padding)
+
     with threadpool_limits(1):
-        row_base["peak_mib"] = peak_memory(
-            lambda: conv_step(conv2d_forward, conv2d_backward, x, w, b, dout, stride, padding)
-        ) / 2**20
+        row["peak_mib"] = peak_memory(fast) / 2**20
         if naive:
-            row_base["naive_s"] = naive_seconds(
+            row["naive_s"] = naive_seconds(
                 lambda: conv_step(conv2d_forward_naive, conv2d_backward_naive,
                                   x[:NAIVE_BATCH], w, b, dout[:NAIVE_BATCH], stride, padding),
                 N,
             )
-    rows = []
-    for threads in threads_list:
-        with threadpool_limits(threads):
-            gemm_s = time_min(gemms, repeat=repeat)
-            fwd_s = time_min(lambda: conv2d_forward(x, w, b, stride=stride, padding=padding),
-                             repeat=repeat)
-            bwd_s = time_min(lambda: conv2d_backward(dout, cache), repeat=repeat)
-            step_s = time_min(
-                lambda: conv_step(conv2d_forward, conv2d_backward, x, w, b, dout, stride, padding),
-                repeat=repeat,
-            )
-        rows.append(dict(row_base, threads=threads, fast_s=step_s, fwd_s=fwd_s, bwd_s=bwd_s,
-                         gemm_s=gemm_s, gflops=flops / step_s / 1e9,
-                         step_over_gemm=step_s / gemm_s))
+    timers = {
+        "gemm_s": conv2d_gemms(x.shape, w.shape, dout.shape, rng=rng),
+        "fwd_s": lambda: conv2d_forward(x, w, b, stride=stride, padding=padding),
+        "bwd_s": lambda: conv2d_backward(dout, cache),
+        "fast_s": fast,
+    }
+    torch_step = None
     if torch is not None:
-        torch_rows.append((rows, lambda threads: torch_conv_seconds(
-            x, w, b, dout, stride, padding, threads, repeat)))
-    return rows
+        xt, wt, bt = (torch.from_numpy(a).requires_grad_() for a in (x, w, b))
+        dt = torch.from_numpy(dout)
+
+        def torch_step():
+            torch.nn.functional.conv2d(xt, wt, bt, stride=stride, padding=padding).backward(dt)
+
+    return Case(row, timers, torch_step)
 
 
-def bench_pool(name, shape, what, threads_list, repeat, naive, rng, torch_rows):
-    """Rows of one pooling layer; appends its PyTorch measurement to ``torch_rows``."""
+def pool_case_timers(name, shape, what, naive, rng):
     x = rng.standard_normal(shape, dtype=np.float32)
     out, _ = maxpool2d_forward(x, kernel_size=2, stride=2)
     dout = rng.standard_normal(out.shape, dtype=np.float32)
-    row_base = {"layer": name, "shape": f"{what}: {shape}"}
-    row_base["peak_mib"] = peak_memory(
-        lambda: pool_step(maxpool2d_forward, maxpool2d_backward, x, dout)
-    ) / 2**20
+
+    def fast():
+        return pool_step(maxpool2d_forward, maxpool2d_backward, x, dout)
+
+    row = {"layer": name, "shape": f"{what}: {shape}", "peak_mib": peak_memory(fast) / 2**20}
     if naive:
-        row_base["naive_s"] = naive_seconds(
+        row["naive_s"] = naive_seconds(
             lambda: pool_step(maxpool2d_forward_naive, maxpool2d_backward_naive,
                               x[:NAIVE_BATCH], dout[:NAIVE_BATCH]),
             shape[0],
         )
-    rows = []
-    for threads in threads_list:
-        with threadpool_limits(threads):
-            step_s = time_min(
-                lambda: pool_step(maxpool2d_forward, maxpool2d_backward, x, dout), repeat=repeat
-            )
-        rows.append(dict(row_base, threads=threads, fast_s=step_s))
+    torch_step = None
     if torch is not None:
-        torch_rows.append((rows, lambda threads: torch_pool_seconds(x, dout, threads, repeat)))
+        xt, dt = torch.from_numpy(x).requires_grad_(), torch.from_numpy(dout)
+
+        def torch_step():
+            torch.nn.functional.max_pool2d(xt, 2, 2).backward(dt)
+
+    return Case(row, {"fast_s": fast}, torch_step)
+
+
+def measure(cases, threads_list, repeat, rounds):
+    """Rows, one per case and thread count, each time the minimum over all rounds.
+
+    A round times every case at every thread count, NumPy first and PyTorch after it, so the
+    measurements of one row are spread over the whole run and a busy moment on a shared machine
+    spoils at most one round. Derived columns (GFLOP/s and the ratios) come from the minima.
+    """
+    best = {}
+    for _ in range(rounds):
+        for threads in threads_list:
+            with threadpool_limits(threads):
+                for case in cases:
+                    slot = best.setdefault((case.row["layer"], threads), {})
+                    for key, fn in case.timers.items():
+                        slot[key] = min(slot.get(key, np.inf), time_min(fn, repeat=repeat))
+        for threads in threads_list:
+            for case in (c for c in cases if c.torch_step is not None):
+                torch.set_num_threads(threads)
+                slot = best[(case.row["layer"], threads)]
+                slot["torch_s"] = min(slot.get("torch_s", np.inf),
+                                      time_min(case.torch_step, repeat=repeat))
+        # PyTorch's OpenMP threads spin for a while after their last task; let them go to
+        # sleep before OpenBLAS threads are timed again on the same two cores.
+        time.sleep(1.0 if torch is not None else 0.0)
+    rows = []
+    for case in cases:
+        for threads in threads_list:
+            row = dict(case.row, threads=threads, **best[(case.row["layer"], threads)])
+            if "gemm_s" in row:
+                row["gflops"] = row["step_gflop"] / row["fast_s"]
+                row["step_over_gemm"] = row["fast_s"] / row["gemm_s"]
+            if "torch_s" in row:
+                row["over_torch"] = row["fast_s"] / row["torch_s"]
+            rows.append(row)
     return rows
 
 
@@ -236,7 +255,9 @@ def bench_digits(threads, epochs=15, batch_size=32, lr=2e-3, seed=0):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
-    parser.add_argument("--repeat", type=int, default=7, help="timing repeats (min is kept)")
+    parser.add_argument("--repeat", type=int, default=5, help="timing repeats per round")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds over all layers; the minimum over all of them is kept")
     parser.add_argument("--threads", default="1,2", help="comma-separated BLAS thread counts")
     parser.add_argument("--no-naive", action="store_true", help="skip the naive versions")
     parser.add_argument("--no-digits", action="store_true", help="skip training the digits CNNs")
@@ -252,22 +273,9 @@ def main(argv=None):
     rng = np.random.default_rng(0)
     info = machine_info()
     info["torch"] = None if torch is None else torch.__version__
-    rows, torch_rows = [], []
-    for name in names:
-        if name in CONV_LAYERS:
-            rows += bench_conv(name, CONV_LAYERS[name], threads_list, args.repeat,
-                               not args.no_naive, rng, torch_rows)
-        else:
-            shape, what = POOL_LAYERS[name]
-            rows += bench_pool(name, shape, what, threads_list, args.repeat,
-                               not args.no_naive, rng, torch_rows)
-    # PyTorch runs last: its OpenMP threads keep spinning after a call and would slow the
-    # OpenBLAS threads measured after it on a 2-core machine.
-    for threads in threads_list:
-        for layer_rows, measure in torch_rows:
-            row = next(r for r in layer_rows if r["threads"] == threads)
-            row["torch_s"] = measure(threads)
-            row["over_torch"] = row["fast_s"] / row["torch_s"]
+    cases = [conv_case_timers(n, CONV_LAYERS[n], not args.no_naive, rng) if n in CONV_LAYERS
+             else pool_case_timers(n, *POOL_LAYERS[n], not args.no_naive, rng) for n in names]
+    rows = measure(cases, threads_list, args.repeat, args.rounds)
 
     print(f"CPU: {info['cpu']} ({info['logical_cpus']} logical CPUs)")
     coretype = info.get("openblas_coretype")
@@ -276,7 +284,7 @@ def main(argv=None):
           f"({info.get('blas_threading')}"
           f"{f', OPENBLAS_CORETYPE={coretype}' if coretype else ''}), "
           f"PyTorch {info['torch'] or 'not installed'}")
-    print(f"float32, NCHW, forward+backward; min of {args.repeat}; "
+    print(f"float32, NCHW, forward+backward; min of {args.repeat} repeats x {args.rounds} rounds; "
           f"threads = BLAS (and PyTorch) threads; naive time extrapolated from "
           f"{NAIVE_BATCH} sample(s)")
     for name, shape in dict((r["layer"], r["shape"]) for r in rows).items():
@@ -293,6 +301,7 @@ def main(argv=None):
             "command": " ".join(["python", "benchmarks/bench.py", *(argv or sys.argv[1:])]),
             "machine": info,
             "repeat": args.repeat,
+            "rounds": args.rounds,
             "naive_batch": NAIVE_BATCH,
             "rows": rows,
             "digits": digits,
