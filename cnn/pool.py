@@ -146,11 +146,14 @@ def maxpool2d_forward(x, kernel_size=2, stride=None):
     out = x[offset_index(*offsets[0], out_size, stride)].copy()
     # The smallest integer type that holds every offset: less memory to read and write.
     argmax = np.zeros(out.shape, dtype=np.min_scalar_type(len(offsets) - 1))
+    # Two temporaries for the whole loop: fresh ones at every offset cost more than the work.
+    greater, scaled = np.empty(out.shape, dtype=bool), np.empty_like(argmax)
     for k, (p, q) in enumerate(offsets[1:], start=1):
         window = x[offset_index(p, q, out_size, stride)]
         # Offsets come in increasing order, so the largest k at which the window beat the
         # running maximum is the argmax: np.maximum records it, faster than a masked copy.
-        np.maximum(argmax, (window > out) * argmax.dtype.type(k), out=argmax)
+        np.greater(window, out, out=greater)
+        np.maximum(argmax, np.multiply(greater, argmax.dtype.type(k), out=scaled), out=argmax)
         np.maximum(out, window, out=out)
     return out, MaxPoolCache(x.shape, x.dtype, argmax, kernel_size, stride)
 
@@ -178,14 +181,16 @@ def maxpool2d_backward(dout, cache):
     out_size = _check_dout(dout, cache)
     overlapping = any(s < k for s, k in zip(cache.stride, cache.kernel_size))
     dx = np.zeros(cache.x_shape, dtype=cache.dtype)
+    is_k = np.empty(dout.shape, dtype=bool)
     for k, (p, q) in enumerate(np.ndindex(*cache.kernel_size)):
         slice_k = dx[offset_index(p, q, out_size, cache.stride)]
+        np.equal(cache.argmax, k, out=is_k)
         if overlapping:
-            slice_k += dout * (cache.argmax == k)
+            slice_k += dout * is_k
         else:
             # Disjoint windows: every entry of dx is written at most once, so there is nothing
             # to add to, and writing without reading dx is faster.
-            np.multiply(dout, cache.argmax == k, out=slice_k)
+            np.multiply(dout, is_k, out=slice_k)
     return dx
 
 
