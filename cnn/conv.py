@@ -291,9 +291,11 @@ def col2im_by_offset(dout, w, x_padded_shape, stride):
     (N, C, Hp, Wp), (KH, KW) = x_padded_shape, w.shape[2:]
     out_size = output_size((Hp, Wp), (KH, KW), stride, (0, 0))
     dx_padded = np.zeros(x_padded_shape, dtype=dout.dtype)
+    # One block for all offsets: a fresh one per product costs more than the add that uses it.
+    block = np.empty((N, C, dout.shape[2]), dtype=dout.dtype)
     for p in range(KH):
         for q in range(KW):
-            block = w[:, :, p, q].T @ dout
+            np.matmul(w[:, :, p, q].T, dout, out=block)
             dx_padded[offset_index(p, q, out_size, stride)] += block.reshape(N, C, *out_size)
     return dx_padded
 
