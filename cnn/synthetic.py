@@ -23,8 +23,10 @@ and scale with the patch side.
 from __future__ import annotations
 
 import numbers
+from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from cnn.checks import check_int
 
@@ -340,3 +342,42 @@ def load_synthetic(n_per_class=2000, size=32, test_size=0.25, seed=0):
     x_train, y_train = make_mammogram_patches(n_per_class - n_test, size, rng=rng)
     x_test, y_test = make_mammogram_patches(n_test, size, rng=rng)
     return x_train, y_train, x_test, y_test
+
+
+SAMPLE_SEEDS = {"benign": 1, "benign_without_callback": 1, "malignant": 2}
+"""Seed of the sample image of each class (``images/<class>.png`` in the repository). The seeds
+were picked by eye, so that each image shows its class's lesion clearly, not by what any network
+predicts."""
+
+
+def sample_image(name, size=32):
+    """The sample patch of class ``name``, drawn with ``SAMPLE_SEEDS[name]``, as 8-bit grey.
+
+    Returns
+    -------
+    image : (S, S) uint8
+        ``round(255 * patch)``.
+    """
+    if name not in SAMPLE_SEEDS:
+        raise ValueError(f"name must be one of {CLASS_NAMES}, got {name!r}")
+    rng = np.random.default_rng(SAMPLE_SEEDS[name])
+    patch = make_class_patches(CLASS_NAMES.index(name), 1, size, rng=rng)[0, 0]
+    return np.round(patch * 255).astype(np.uint8)
+
+
+def write_sample_images(folder, size=32):
+    """Write ``<folder>/<class>.png`` for the three classes: the same bytes on every run.
+
+    The PNG files hold 8-bit grey pixels and no metadata (no time stamp), so that rewriting them
+    reproduces the committed files bit for bit.
+
+    Returns
+    -------
+    paths : list of pathlib.Path
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"{name}.png" for name in CLASS_NAMES]
+    for name, path in zip(CLASS_NAMES, paths):
+        Image.fromarray(sample_image(name, size)).save(path, format="PNG")
+    return paths

@@ -3,10 +3,9 @@
     python scripts/make_sample_images.py            # rewrites images/*.png
     python scripts/make_sample_images.py --out DIR  # writes them somewhere else
 
-Each image is one patch from ``cnn.synthetic.make_class_patches`` at the case study's input size,
-drawn from ``numpy.random.default_rng(SEEDS[name])``, scaled to 8 bits and saved as a grayscale PNG
-without metadata. The seeds were picked by eye, so that each image shows its class's lesion
-clearly; they were not picked by what any network predicts.
+The images come from ``cnn.synthetic.write_sample_images``: one patch per class at the case
+study's input size, drawn with the fixed seeds ``cnn.synthetic.SAMPLE_SEEDS``, scaled to 8 bits
+and saved as grayscale PNG files without metadata.
 """
 
 from __future__ import annotations
@@ -14,20 +13,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-
 from cnn.casestudy import INPUT_SIZE
-from cnn.synthetic import CLASS_NAMES, make_class_patches
-
-SEEDS = {"benign": 1, "benign_without_callback": 1, "malignant": 2}
-
-
-def sample_image(name):
-    """The sample patch of class ``name`` as an ``(S, S)`` uint8 array."""
-    rng = np.random.default_rng(SEEDS[name])
-    patch = make_class_patches(CLASS_NAMES.index(name), 1, INPUT_SIZE, rng=rng)[0, 0]
-    return np.round(patch * 255).astype(np.uint8)
+from cnn.synthetic import write_sample_images
 
 
 def main(argv=None):
@@ -35,10 +22,7 @@ def main(argv=None):
     default_out = Path(__file__).resolve().parent.parent / "images"
     parser.add_argument("--out", type=Path, default=default_out, help="folder for the PNG files")
     args = parser.parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
-    for name in CLASS_NAMES:
-        path = args.out / f"{name}.png"
-        Image.fromarray(sample_image(name)).save(path, format="PNG")
+    for path in write_sample_images(args.out, INPUT_SIZE):
         print(path)
 
 

@@ -15,6 +15,7 @@ from cnn.synthetic import (
     load_synthetic,
     make_class_patches,
     make_mammogram_patches,
+    sample_image,
     spiculated_masses,
 )
 
@@ -148,3 +149,8 @@ def test_script_reproduces_the_committed_sample_images_bit_for_bit(tmp_path):
     for name in CLASS_NAMES:
         written = (tmp_path / f"{name}.png").read_bytes()
         assert written == (root / "images" / f"{name}.png").read_bytes(), name
+
+
+def test_sample_image_rejects_an_unknown_class():
+    with pytest.raises(ValueError, match="name must be one of"):
+        sample_image("normal")
