@@ -17,7 +17,7 @@ from cnn.optim import Adam
 from cnn.synthetic import CLASS_NAMES
 
 INPUT_SIZE = 32
-"""Side S of the patches the case-study networks take: ``(N, 1, 32, 32)``."""
+"""Side S of the patches the case-study networks take, ``(N, 1, 32, 32)``."""
 
 
 def standardize(x):

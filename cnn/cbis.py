@@ -33,31 +33,22 @@ CROPPED_COLUMN = "cropped image file path"
 MASK_COLUMN = "ROI mask file path"
 
 CROPS = ("cropped", "roi")
-"""How a patch is cut: from the data set's own ROI crop, or from the full mammogram around the
+"""Ways to cut a patch, from the data set's own ROI crop or from the full mammogram around the
 bounding box of the ROI mask (with a margin of context)."""
 
 
 class CBISDataset(NamedTuple):
-    """Patches read from CBIS-DDSM.
+    """Patches read from CBIS-DDSM, with their labels and where they come from."""
 
-    Attributes
-    ----------
-    x : (N, 1, S, S) float32
-        Patches in [0, 1].
-    y : (N,) int64
-        Labels, indices into ``CLASS_NAMES``.
-    class_counts : dict of str to int
-        Number of patches per class name, in ``CLASS_NAMES`` order.
-    sources : tuple of str
-        Where each patch comes from: ``"<csv file name> row <k>"``.
-    skipped : tuple of str
-        One error message per row left out (only with ``on_error="skip"``).
-    """
-
+    #: Patches in [0, 1], shape ``(N, 1, S, S)``, float32.
     x: np.ndarray
+    #: Labels, indices into ``CLASS_NAMES``, shape ``(N,)``, int64.
     y: np.ndarray
+    #: Number of patches per class name, in ``CLASS_NAMES`` order.
     class_counts: dict
+    #: Where each patch comes from, ``"<csv file name> row <k>"``.
     sources: tuple
+    #: One error message per row left out (only with ``on_error="skip"``).
     skipped: tuple
 
 

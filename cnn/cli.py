@@ -1,4 +1,4 @@
-"""Command line of the case study: ``cnn train`` and ``cnn predict`` (or ``python -m cnn ...``).
+"""Command line of the case study: ``cnn train`` and ``cnn predict`` (or ``python -m cnn ...``)::
 
     cnn train --data synthetic --epochs 8 --out model.npz
     cnn predict images/*.png --model model.npz

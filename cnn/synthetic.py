@@ -31,7 +31,8 @@ from PIL import Image
 from cnn.checks import check_int
 
 CLASS_NAMES = ("benign", "benign_without_callback", "malignant")
-"""Class names in label order: label ``k`` means ``CLASS_NAMES[k]`` (CBIS-DDSM's ``pathology``)."""
+"""Class names in label order, so that label ``k`` means ``CLASS_NAMES[k]`` (CBIS-DDSM's
+``pathology``)."""
 
 # Lesion sizes below are in pixels of a patch of this side, and scale with the actual side.
 _REFERENCE_SIZE = 64

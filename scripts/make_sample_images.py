@@ -1,4 +1,4 @@
-"""Write the three sample images of images/, one synthetic patch per class, bit for bit.
+"""Write the three sample images of images/, one synthetic patch per class, bit for bit::
 
     python scripts/make_sample_images.py            # rewrites images/*.png
     python scripts/make_sample_images.py --out DIR  # writes them somewhere else
@@ -18,7 +18,7 @@ from cnn.synthetic import write_sample_images
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0].rstrip(":"))
     default_out = Path(__file__).resolve().parent.parent / "images"
     parser.add_argument("--out", type=Path, default=default_out, help="folder for the PNG files")
     args = parser.parse_args(argv)
