@@ -15,6 +15,7 @@ from cnn.gradcheck import numerical_gradient, relative_error
 from cnn.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
 from cnn.metrics import confusion_matrix, precision_recall
 from cnn.model import Sequential
+from cnn.profiling import blas_threads
 from cnn.saliency import saliency
 from cnn.synthetic import CLASS_NAMES, load_synthetic
 
@@ -29,8 +30,9 @@ def trained():
     data = load_synthetic(seed=0)
     cnn_model = build_cnn(rng=np.random.default_rng(0))
     dense_model = build_dense(rng=np.random.default_rng(0))
-    cnn_history = train(cnn_model, data, seed=0)
-    dense_history = train(dense_model, data, seed=0)
+    with blas_threads(1):  # as in the chapter: same numbers, and steady on a shared machine
+        cnn_history = train(cnn_model, data, seed=0)
+        dense_history = train(dense_model, data, seed=0)
     return data, cnn_model, cnn_history, dense_model, dense_history
 
 
