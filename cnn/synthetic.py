@@ -171,7 +171,7 @@ def spiculated_masses(n, size, rng):
     return contrast[:, None, None] * layer
 
 
-def _gaussian_spots(size, x, y, sigma_long, sigma_short, angle, brightness, active):
+def _gaussian_spots(size, x, y, sigma_long, sigma_short, angle, brightness, count):
     """Sum of elongated Gaussian spots, up to M per patch.
 
     Parameters
@@ -180,13 +180,14 @@ def _gaussian_spots(size, x, y, sigma_long, sigma_short, angle, brightness, acti
         Patch side S.
     x, y, sigma_long, sigma_short, angle, brightness : (N, M) arrays
         Centre, the two standard deviations, orientation and peak brightness of each spot.
-    active : (N, M) bool
-        Which of the M spot slots each patch uses.
+    count : (N,) int array
+        How many of the M spots each patch shows (the first ``count``).
 
     Returns
     -------
     layer : (N, S, S) float64
     """
+    active = np.arange(x.shape[1])[None, :] < count[:, None]
     layer = np.zeros((x.shape[0], size, size))
     for j in range(x.shape[1]):
         dx, dy = _offsets(size, x[:, j], y[:, j])
@@ -211,8 +212,7 @@ def coarse_calcifications(n, size, rng):
     x, y = rng.uniform(0.1 * size, 0.9 * size, size=(2, n, max_spots))
     sigma = rng.uniform(1.4, 2.4, size=(n, max_spots)) * scale
     brightness = rng.uniform(0.12, 0.28, size=(n, max_spots))
-    active = np.arange(max_spots)[None, :] < count[:, None]
-    return _gaussian_spots(size, x, y, sigma, sigma, np.zeros_like(x), brightness, active)
+    return _gaussian_spots(size, x, y, sigma, sigma, np.zeros_like(x), brightness, count)
 
 
 def clustered_microcalcifications(n, size, rng):
@@ -234,8 +234,7 @@ def clustered_microcalcifications(n, size, rng):
     sigma_long = sigma_short * rng.uniform(1.0, 3.0, size=(n, max_spots))
     angle = rng.uniform(0.0, np.pi, size=(n, max_spots))
     brightness = rng.uniform(0.15, 0.35, size=(n, max_spots))
-    active = np.arange(max_spots)[None, :] < count[:, None]
-    return _gaussian_spots(size, x, y, sigma_long, sigma_short, angle, brightness, active)
+    return _gaussian_spots(size, x, y, sigma_long, sigma_short, angle, brightness, count)
 
 
 def _malignant_lesions(n, size, rng):
