@@ -92,6 +92,34 @@ def conv2d_gemms(x_shape, w_shape, out_shape, dtype=np.float32, rng=None):
     return run
 
 
+def _im2col_steps(x, w, b, stride, padding):
+    """The calls of one im2col/col2im training step, grouped by phase (see ``conv2d_phases``)."""
+    from cnn.conv import col2im, conv2d_forward, im2col, pad
+
+    out, cache = conv2d_forward(x, w, b, stride=stride, padding=padding)
+    # The forward pass has cast w to the dtype of x, and normalised stride and padding to pairs.
+    w, b, stride, padding = cache.w, b.astype(x.dtype, copy=False), cache.stride, cache.padding
+    N, F = out.shape[:2]
+    dout = np.random.default_rng(0).standard_normal(out.shape).astype(x.dtype).reshape(N, F, -1)
+    x_padded = pad(x, padding)
+    cols = im2col(x_padded, w.shape[2:], stride)
+    w_mat = w.reshape(F, -1)
+    dcols = w_mat.T @ dout
+    out_mat = w_mat @ cols
+    dx_padded = col2im(dcols, x_padded.shape, w.shape[2:], stride)
+    (PH, PW), (H, W) = padding, x.shape[2:]
+    return {
+        "patch copy": [lambda: pad(x, padding), lambda: im2col(x_padded, w.shape[2:], stride)],
+        "GEMMs": [lambda: w_mat @ cols,
+                  lambda: (cols @ dout.transpose(0, 2, 1)).sum(axis=0),
+                  lambda: w_mat.T @ dout],
+        "col2im": [lambda: col2im(dcols, x_padded.shape, w.shape[2:], stride)],
+        "other": [lambda: np.add(out_mat, b[:, None], out=out_mat),
+                  lambda: dout.sum(axis=(0, 2)),
+                  lambda: dx_padded[:, :, PH:PH + H, PW:PW + W].copy()],
+    }
+
+
 def conv2d_phases(x, w, b, stride=1, padding=0, repeat=5):
     """Seconds spent in each phase of one im2col/col2im training step of a convolution.
 
@@ -114,42 +142,27 @@ def conv2d_phases(x, w, b, stride=1, padding=0, repeat=5):
     stride, padding : int or tuple of two ints
         As for ``conv2d_forward``.
     repeat : int
-        Timing repeats per phase (the minimum is kept).
+        Timing repeats per call (the minimum is kept).
 
     Returns
     -------
     dict
         Phase name to seconds, in the order above.
     """
-    from cnn.conv import col2im, conv2d_forward, im2col, pad
+    steps = _im2col_steps(x, w, b, stride, padding)
+    return {phase: sum(time_min(fn, repeat=repeat) for fn in calls)
+            for phase, calls in steps.items()}
 
-    out, cache = conv2d_forward(x, w, b, stride=stride, padding=padding)
-    # The forward pass has cast w to the dtype of x, and normalised stride and padding to pairs.
-    w, b, stride, padding = cache.w, b.astype(x.dtype, copy=False), cache.stride, cache.padding
-    N, F = out.shape[:2]
-    dout = np.random.default_rng(0).standard_normal(out.shape).astype(x.dtype).reshape(N, F, -1)
-    x_padded = pad(x, padding)
-    cols = im2col(x_padded, w.shape[2:], stride)
-    w_mat = w.reshape(F, -1)
-    dcols = w_mat.T @ dout
-    out_mat = w_mat @ cols
-    dx_padded = col2im(dcols, x_padded.shape, w.shape[2:], stride)
-    (PH, PW), (H, W) = padding, x.shape[2:]
 
-    def timed(fn):
-        return time_min(fn, repeat=repeat)
+def conv2d_im2col_step(x, w, b, stride=1, padding=0, repeat=5):
+    """Seconds of one im2col/col2im training step: the calls of ``conv2d_phases`` back to back.
 
-    return {
-        "patch copy": timed(lambda: pad(x, padding)) + timed(
-            lambda: im2col(x_padded, w.shape[2:], stride)),
-        "GEMMs": timed(lambda: w_mat @ cols)
-        + timed(lambda: (cols @ dout.transpose(0, 2, 1)).sum(axis=0))
-        + timed(lambda: w_mat.T @ dout),
-        "col2im": timed(lambda: col2im(dcols, x_padded.shape, w.shape[2:], stride)),
-        "other": timed(lambda: np.add(out_mat, b[:, None], out=out_mat))
-        + timed(lambda: dout.sum(axis=(0, 2)))
-        + timed(lambda: dx_padded[:, :, PH:PH + H, PW:PW + W].copy()),
-    }
+    This is the convolution with one product for ``dcols`` followed by ``col2im`` for every
+    channel count, without argument checks; ``conv2d_backward`` does the same below
+    ``PER_OFFSET_MIN_CHANNELS`` input channels. Parameters as for ``conv2d_phases``.
+    """
+    calls = [fn for fns in _im2col_steps(x, w, b, stride, padding).values() for fn in fns]
+    return time_min(lambda: [fn() for fn in calls], repeat=repeat)
 
 
 def gemm_gflops(size=512, dtype=np.float32, repeat=20):
