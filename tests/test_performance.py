@@ -23,6 +23,7 @@ from cnn.profiling import (
     blas_threads,
     conv2d_flops,
     conv2d_gemms,
+    conv2d_im2col_step,
     conv2d_phases,
     format_table,
     machine_info,
@@ -182,6 +183,7 @@ def test_conv2d_phases_names_every_phase():
     phases = conv2d_phases(x, w.astype(np.float64), b, stride=2, padding=1, repeat=1)
     assert list(phases) == ["patch copy", "GEMMs", "col2im", "other"]
     assert all(seconds > 0 for seconds in phases.values())
+    assert conv2d_im2col_step(x, w, b, stride=2, padding=1, repeat=1) > 0
 
 
 def test_format_table_shows_milliseconds_and_gaps():
