@@ -9,8 +9,9 @@ is importable (it is never a dependency of the package), and the peak memory of 
 The machine, NumPy version and BLAS library and kernel are printed with the table and stored in
 the JSON.
 
-Timings are minima over repeats (``cnn.profiling.time_min``): on a shared machine other work only
-adds time. Targets (issue 7; a benchmark, never a timed test): step/GEMM <= 1.35 on L2 and L4 at
+Timings are minima over repeats (``cnn.profiling.time_min``) and over rounds that go through all
+layers in turn: on a shared machine other work only adds time, and a busy moment spoils at most
+one round. Targets (issue 7; a benchmark, never a timed test): step/GEMM <= 1.35 on L2 and L4 at
 1 thread; L1, L3 and both poolings no slower than PyTorch at the same thread count; the digits CNN
 reaches 98 % test accuracy in <= 20 s of training.
 """
