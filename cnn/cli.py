@@ -2,6 +2,8 @@
 
     cnn train --data synthetic --epochs 8 --out model.npz
     cnn predict images/*.png --model model.npz
+    cnn train --data cbis --cbis-root CBIS-DDSM --cbis-train mass_case_description_train_set.csv \
+        --cbis-test mass_case_description_test_set.csv --out real.npz
 
 ``predict`` prints one tab-separated line per image: its path, the probability of each class and
 the most probable class. An image that cannot be read is reported on stderr and skipped; the
@@ -18,6 +20,7 @@ import time
 import numpy as np
 
 from cnn.casestudy import INPUT_SIZE, build_cnn, classify, train
+from cnn.cbis import CROPS, load_cbis_ddsm
 from cnn.data import load_image
 from cnn.profiling import blas_threads
 from cnn.synthetic import CLASS_NAMES, load_synthetic
@@ -42,11 +45,19 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", required=True)
 
     train_parser = commands.add_parser("train", help="train the case-study CNN and save it")
-    train_parser.add_argument("--data", choices=["synthetic"], default="synthetic",
-                              help="training data (only the seeded synthetic patches ship)")
+    train_parser.add_argument("--data", choices=["synthetic", "cbis"], default="synthetic",
+                              help="the seeded synthetic patches, or CBIS-DDSM downloaded by you")
     train_parser.add_argument("--epochs", type=_positive_int, default=DEFAULT_EPOCHS)
     train_parser.add_argument("--n-per-class", type=_positive_int, default=DEFAULT_N_PER_CLASS,
                               help="synthetic patches per class, 3/4 for training, 1/4 for testing")
+    train_parser.add_argument("--cbis-root", help="with --data cbis: the download folder")
+    train_parser.add_argument("--cbis-train", nargs="+", metavar="CSV",
+                              help="with --data cbis: case-description CSV files to train on")
+    train_parser.add_argument("--cbis-test", nargs="+", metavar="CSV",
+                              help="with --data cbis: case-description CSV files to test on")
+    train_parser.add_argument("--crop", choices=CROPS, default="cropped",
+                              help="with --data cbis: the data set's ROI crops, or squares cut "
+                              "around the ROI masks")
     train_parser.add_argument("--seed", type=int, default=0,
                               help="seeds the data, the initial weights and the batch order")
     train_parser.add_argument("--out", required=True, help="where to save the weights (.npz)")
@@ -59,21 +70,53 @@ def build_parser():
     return parser
 
 
-def train_model(epochs=DEFAULT_EPOCHS, n_per_class=DEFAULT_N_PER_CLASS, seed=0, verbose=False):
-    """Train the case-study CNN on synthetic patches: the model and its final test accuracy."""
-    data = load_synthetic(n_per_class=max(n_per_class, 2), size=INPUT_SIZE, seed=seed)
-    if verbose:
-        print(f"synthetic data: {len(data[1])} training and {len(data[3])} test patches of "
-              f"{INPUT_SIZE} x {INPUT_SIZE} (seed {seed})")
+def train_model(epochs=DEFAULT_EPOCHS, n_per_class=DEFAULT_N_PER_CLASS, seed=0, verbose=False,
+                data=None):
+    """Train the case-study CNN: the model and its final test accuracy.
+
+    ``data`` is ``(x_train, y_train, x_test, y_test)``; by default, seeded synthetic patches.
+    """
+    if data is None:
+        data = load_synthetic(n_per_class=max(n_per_class, 2), size=INPUT_SIZE, seed=seed)
+        if verbose:
+            print(f"synthetic data: {len(data[1])} training and {len(data[3])} test patches of "
+                  f"{INPUT_SIZE} x {INPUT_SIZE} (seed {seed})")
     model = build_cnn(rng=np.random.default_rng(seed))
     with blas_threads(1):  # as in the chapter: faster for these small products, same numbers
         history = train(model, data, epochs=epochs, seed=seed, verbose=verbose)
     return model, history["val_acc"][-1]
 
 
+def _cbis_data(args):
+    """CBIS-DDSM training and test patches, with their class counts printed."""
+    splits = []
+    for name, csv_files in [("training", args.cbis_train), ("test", args.cbis_test)]:
+        found = load_cbis_ddsm(args.cbis_root, csv_files, size=INPUT_SIZE, crop=args.crop)
+        if len(found.y) == 0:
+            raise ValueError(f"the {name} CSV files {csv_files} list no abnormalities")
+        counts = ", ".join(f"{key} {value}" for key, value in found.class_counts.items())
+        print(f"CBIS-DDSM {name} patches: {len(found.y)} ({counts})")
+        splits += [found.x, found.y]
+    return tuple(splits)
+
+
 def _train(args):
     start = time.perf_counter()
-    model, accuracy = train_model(args.epochs, args.n_per_class, args.seed, verbose=True)
+    data = None
+    if args.data == "cbis":
+        missing = [flag for flag, value in [("--cbis-root", args.cbis_root),
+                                            ("--cbis-train", args.cbis_train),
+                                            ("--cbis-test", args.cbis_test)] if not value]
+        if missing:
+            print(f"cnn train: error: --data cbis needs {', '.join(missing)}", file=sys.stderr)
+            return 2
+        try:
+            data = _cbis_data(args)
+        except (OSError, ValueError, ImportError) as error:
+            print(f"cnn train: error: {error}", file=sys.stderr)
+            return 1
+    model, accuracy = train_model(args.epochs, args.n_per_class, args.seed, verbose=True,
+                                  data=data)
     out = args.out if args.out.endswith(".npz") else args.out + ".npz"
     try:
         model.save(out)

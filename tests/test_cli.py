@@ -12,6 +12,14 @@ from cnn import cli
 from cnn.casestudy import build_cnn
 from cnn.synthetic import CLASS_NAMES
 
+try:  # the CBIS-DDSM fixture tree (CSV and DICOM files) of test_cbis, which needs pydicom
+    from test_cbis import case_paths
+    from test_cbis import tree as cbis_tree  # noqa: F401  (a fixture)
+except pytest.skip.Exception:
+    @pytest.fixture
+    def cbis_tree():
+        pytest.skip("pydicom is not installed")
+
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES = [str(ROOT / "images" / f"{name}.png") for name in CLASS_NAMES]
 HEADER = "\t".join(["image", *CLASS_NAMES, "prediction"])
@@ -137,3 +145,29 @@ def test_python_dash_m_cnn(model_path):
                             check=False)
     assert result.returncode == 0, result.stderr
     assert len(parse(result.stdout)) == 1
+
+
+def test_train_on_a_cbis_ddsm_fixture(cbis_tree, tmp_path, capsys):
+    root, _ = cbis_tree
+    csv = str(root / "mass_case_description_test_set.csv")
+    out = tmp_path / "real.npz"
+    assert cli.main(["train", "--data", "cbis", "--cbis-root", str(root), "--cbis-train", csv,
+                     "--cbis-test", csv, "--crop", "roi", "--epochs", "2", "--out", str(out)]) == 0
+    stdout = capsys.readouterr().out
+    assert "CBIS-DDSM training patches: 4 (benign 1, benign_without_callback 1, malignant 2)" in stdout
+    assert "epoch 2/2" in stdout and out.is_file()
+
+
+def test_cbis_errors_name_the_row_and_exit_with_1(cbis_tree, tmp_path, capsys):
+    root, _ = cbis_tree
+    (root / case_paths("P_00003")[1]).unlink()
+    csv = str(root / "mass_case_description_test_set.csv")
+    assert cli.main(["train", "--data", "cbis", "--cbis-root", str(root), "--cbis-train", csv,
+                     "--cbis-test", csv, "--out", str(tmp_path / "m.npz")]) == 1
+    assert "row 3 (patient P_00003)" in capsys.readouterr().err
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_cbis_needs_its_folder_and_csv_files(capsys):
+    assert cli.main(["train", "--data", "cbis", "--cbis-train", "a.csv", "--out", "m.npz"]) == 2
+    assert "--data cbis needs --cbis-root, --cbis-test" in capsys.readouterr().err
