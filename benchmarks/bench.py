@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import sys
 import time
 
@@ -276,7 +277,10 @@ def main(argv=None):
     info["torch"] = None if torch is None else torch.__version__
     cases = [conv_case_timers(n, CONV_LAYERS[n], not args.no_naive, rng) if n in CONV_LAYERS
              else pool_case_timers(n, *POOL_LAYERS[n], not args.no_naive, rng) for n in names]
+    load_before = os.getloadavg()[0]
     rows = measure(cases, threads_list, args.repeat, args.rounds)
+    # Other programs on the machine inflate timings, most of all with 2 threads on 2 cores.
+    info["load_average_1min"] = {"before": load_before, "after": os.getloadavg()[0]}
 
     print(f"CPU: {info['cpu']} ({info['logical_cpus']} logical CPUs)")
     coretype = info.get("openblas_coretype")
@@ -285,6 +289,8 @@ def main(argv=None):
           f"({info.get('blas_threading')}"
           f"{f', OPENBLAS_CORETYPE={coretype}' if coretype else ''}), "
           f"PyTorch {info['torch'] or 'not installed'}")
+    print(f"load average (1 min) {info['load_average_1min']['before']:.2f} before, "
+          f"{info['load_average_1min']['after']:.2f} after the timings")
     print(f"float32, NCHW, forward+backward; min of {args.repeat} repeats x {args.rounds} rounds; "
           f"threads = BLAS (and PyTorch) threads; naive time extrapolated from "
           f"{NAIVE_BATCH} sample(s)")
