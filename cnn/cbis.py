@@ -96,7 +96,9 @@ def read_case_descriptions(csv_path, columns=(CROPPED_COLUMN,)):
         if missing:
             raise ValueError(f"{csv_path.name} has no column {', '.join(map(repr, missing))}; "
                              f"its columns are {header}")
-        return [{name: cell.strip() for name, cell in zip(header, row)} for row in reader if row]
+        # A short row gets empty cells, so that the error names the row and the empty column.
+        return [{name: cell.strip() for name, cell in zip(header, row + [""] * len(header))}
+                for row in reader if row]
 
 
 def resolve_dicom(root, relative_path):

@@ -179,6 +179,14 @@ def test_skip_reports_bad_rows_and_loads_the_rest(tree):
     assert data.skipped[0].startswith("mass_case_description_test_set.csv row 2")
 
 
+def test_short_row_names_the_row_and_the_empty_cell(tree):
+    root, _ = tree
+    with open(root / "mass_case_description_test_set.csv", "a", newline="") as handle:
+        handle.write("P_00005,3,LEFT,CC,1,mass,OVAL,CIRCUMSCRIBED,3,BENIGN\n")
+    with pytest.raises(FileNotFoundError, match=r"row 5 \(patient P_00005\): the file path cell is empty"):
+        load_cbis_ddsm(root, root / "mass_case_description_test_set.csv")
+
+
 def test_missing_column_is_named(tmp_path):
     (tmp_path / "x.csv").write_text("patient_id,pathology\nP_1,BENIGN\n")
     with pytest.raises(ValueError, match="no column 'cropped image file path'"):
