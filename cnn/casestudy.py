@@ -42,7 +42,7 @@ def standardize(x):
 
 
 def build_cnn(*, rng, size=INPUT_SIZE, filters=8, hidden=32):
-    """The case-study CNN: Conv2D(3x3) -> ReLU -> MaxPool(2x2) -> Flatten -> Dense -> ReLU -> Dense(3).
+    """The case-study CNN: Conv2D(3x3), ReLU, MaxPool(2x2), Flatten, Dense, ReLU, Dense(3).
 
     Parameters
     ----------

@@ -240,9 +240,8 @@ def clustered_microcalcifications(n, size, rng):
 def _malignant_lesions(n, size, rng):
     """Half spiculated masses, half microcalcification clusters (the split is itself random)."""
     n_masses = int(rng.binomial(n, 0.5))
-    return np.concatenate(
-        [spiculated_masses(n_masses, size, rng), clustered_microcalcifications(n - n_masses, size, rng)]
-    )
+    masses = spiculated_masses(n_masses, size, rng)
+    return np.concatenate([masses, clustered_microcalcifications(n - n_masses, size, rng)])
 
 
 _LESIONS = (circumscribed_masses, coarse_calcifications, _malignant_lesions)

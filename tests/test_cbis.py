@@ -18,7 +18,11 @@ from cnn.synthetic import CLASS_NAMES
 
 pydicom = pytest.importorskip("pydicom")
 from pydicom.dataset import FileDataset, FileMetaDataset  # noqa: E402
-from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid  # noqa: E402
+from pydicom.uid import (  # noqa: E402
+    ExplicitVRLittleEndian,
+    SecondaryCaptureImageStorage,
+    generate_uid,
+)
 
 # The header of the official mass_case_description_test_set.csv.
 HEADER = ["patient_id", "breast_density", "left or right breast", "image view", "abnormality id",
@@ -183,7 +187,8 @@ def test_short_row_names_the_row_and_the_empty_cell(tree):
     root, _ = tree
     with open(root / "mass_case_description_test_set.csv", "a", newline="") as handle:
         handle.write("P_00005,3,LEFT,CC,1,mass,OVAL,CIRCUMSCRIBED,3,BENIGN\n")
-    with pytest.raises(FileNotFoundError, match=r"row 5 \(patient P_00005\): the file path cell is empty"):
+    with pytest.raises(FileNotFoundError,
+                       match=r"row 5 \(patient P_00005\): the file path cell is empty"):
         load_cbis_ddsm(root, root / "mass_case_description_test_set.csv")
 
 

@@ -110,7 +110,7 @@ def test_training_is_reproducible(tmp_path, capsys):
     for name in ("a", "b"):
         cli.main(["train", "--epochs", "1", "--n-per-class", "10", "--seed", "3",
                   "--out", str(tmp_path / name)])
-    logs = capsys.readouterr().out.replace(str(tmp_path / "a"), "X").replace(str(tmp_path / "b"), "X")
+    logs = capsys.readouterr().out
     first, second = (np.load(tmp_path / f"{name}.npz") for name in ("a", "b"))
     for key in first.files:
         np.testing.assert_array_equal(first[key], second[key])
@@ -154,7 +154,8 @@ def test_train_on_a_cbis_ddsm_fixture(cbis_tree, tmp_path, capsys):
     assert cli.main(["train", "--data", "cbis", "--cbis-root", str(root), "--cbis-train", csv,
                      "--cbis-test", csv, "--crop", "roi", "--epochs", "2", "--out", str(out)]) == 0
     stdout = capsys.readouterr().out
-    assert "CBIS-DDSM training patches: 4 (benign 1, benign_without_callback 1, malignant 2)" in stdout
+    counts = "(benign 1, benign_without_callback 1, malignant 2)"
+    assert f"CBIS-DDSM training patches: 4 {counts}" in stdout
     assert "epoch 2/2" in stdout and out.is_file()
 
 

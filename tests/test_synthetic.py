@@ -1,4 +1,4 @@
-"""The synthetic mammogram generator: shapes, ranges, determinism, balance and the lesions' looks."""
+"""The synthetic mammogram generator: shapes, ranges, determinism, balance, the lesions' looks."""
 
 import importlib.util
 from pathlib import Path
