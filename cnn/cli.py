@@ -30,11 +30,14 @@ DEFAULT_N_PER_CLASS = 2000
 DISCLAIMER = "note: a model trained on synthetic patches; not a medical device"
 
 
-def _positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+def _int_at_least(minimum):
+    """An argparse type: an int of at least ``minimum``."""
+    def parse(text):
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+    return parse
 
 
 def build_parser():
@@ -47,8 +50,8 @@ def build_parser():
     train_parser = commands.add_parser("train", help="train the case-study CNN and save it")
     train_parser.add_argument("--data", choices=["synthetic", "cbis"], default="synthetic",
                               help="the seeded synthetic patches, or CBIS-DDSM downloaded by you")
-    train_parser.add_argument("--epochs", type=_positive_int, default=DEFAULT_EPOCHS)
-    train_parser.add_argument("--n-per-class", type=_positive_int, default=DEFAULT_N_PER_CLASS,
+    train_parser.add_argument("--epochs", type=_int_at_least(1), default=DEFAULT_EPOCHS)
+    train_parser.add_argument("--n-per-class", type=_int_at_least(2), default=DEFAULT_N_PER_CLASS,
                               help="synthetic patches per class, 3/4 for training, 1/4 for testing")
     train_parser.add_argument("--cbis-root", help="with --data cbis: the download folder")
     train_parser.add_argument("--cbis-train", nargs="+", metavar="CSV",
@@ -77,7 +80,7 @@ def train_model(epochs=DEFAULT_EPOCHS, n_per_class=DEFAULT_N_PER_CLASS, seed=0, 
     ``data`` is ``(x_train, y_train, x_test, y_test)``; by default, seeded synthetic patches.
     """
     if data is None:
-        data = load_synthetic(n_per_class=max(n_per_class, 2), size=INPUT_SIZE, seed=seed)
+        data = load_synthetic(n_per_class=n_per_class, size=INPUT_SIZE, seed=seed)
         if verbose:
             print(f"synthetic data: {len(data[1])} training and {len(data[3])} test patches of "
                   f"{INPUT_SIZE} x {INPUT_SIZE} (seed {seed})")

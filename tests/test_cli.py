@@ -127,6 +127,8 @@ def test_unwritable_output_fails_cleanly(tmp_path, capsys):
 @pytest.mark.parametrize("args", [
     [],
     ["train", "--epochs", "0", "--out", "m.npz"],
+    ["train", "--n-per-class", "1", "--out", "m.npz"],
+    ["train", "--epochs", "two", "--out", "m.npz"],
     ["train", "--data", "imagenet", "--out", "m.npz"],
     ["train"],
     ["predict"],
