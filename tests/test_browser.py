@@ -79,6 +79,10 @@ def test_math_is_typeset_by_mathjax(browser, site_url):
         assert "<mjx-container" in dom, f"{doc}: MathJax did not typeset"
         text = re.sub(r"<(script|style|pre|code)\b.*?</\1>", "", dom, flags=re.S)
         assert "\\[" not in text and "\\(" not in text, f"{doc}: untypeset TeX left on the page"
+        # MathJax shows an undefined macro as red text and a TeX error as <mjx-merror>.
+        undefined = re.findall(r'<mtext mathcolor="red">(\\[^<]*)', dom)
+        assert not undefined, f"{doc}: undefined TeX macros {sorted(set(undefined))}"
+        assert "<mjx-merror" not in dom, f"{doc}: a TeX error"
 
 
 def test_screenshot_of_a_chapter(browser, site_url):
