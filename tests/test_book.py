@@ -88,7 +88,13 @@ def test_mathjax_is_served_by_the_site(site):
 def test_api_page_documents_every_module():
     api = (ROOT / "book" / "api.md").read_text(encoding="utf-8")
     modules = sorted(p.stem for p in (ROOT / "cnn").glob("*.py") if not p.stem.startswith("_"))
-    assert not [m for m in modules if f"{{automodule}} cnn.{m}\n" not in api]
+    assert not [m for m in modules if f".. automodule:: cnn.{m}\n" not in api]
+
+
+def test_api_page_shows_every_module_s_functions(site):
+    html = page(site, "book/api")
+    modules = sorted(p.stem for p in (ROOT / "cnn").glob("*.py") if not p.stem.startswith("_"))
+    assert not [m for m in modules if f'id="cnn.{m}.' not in html], "autodoc documented no member"
 
 
 def test_mathjax_falls_back_to_the_cdn_when_npm_is_missing(monkeypatch, tmp_path):
