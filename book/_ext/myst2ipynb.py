@@ -113,10 +113,7 @@ class BookIndex:
         config = yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8"))
         toc = yaml.safe_load((root / "_toc.yml").read_text(encoding="utf-8"))
         docs = toc_docnames(toc)
-        numbered = (toc.get("defaults") or {}).get("numbered", False)
-        # The root page is never numbered; sphinx-multitoc-numbering numbers the
-        # chapters of all parts consecutively.
-        numbers = {doc: i for i, doc in enumerate(docs[1:], start=1)} if numbered else {}
+        numbers = chapter_numbers(toc)
         sphinx_config = (config.get("sphinx") or {}).get("config") or {}
         index = cls(
             root=root,
@@ -166,6 +163,19 @@ def notebook_docs(root: Path | str) -> list[str]:
         if path.exists() and "kernelspec" in front_matter(path.read_text(encoding="utf-8")):
             found.append(doc)
     return found
+
+
+def chapter_numbers(toc: dict) -> dict[str, int]:
+    """Chapter numbers as Sphinx shows them: consecutive over the numbered parts
+    (sphinx-multitoc-numbering); the root page is never numbered."""
+    default = (toc.get("defaults") or {}).get("numbered", False)
+    numbered = [
+        str(Path(chapter["file"]).with_suffix(""))
+        for part in toc.get("parts", [{"chapters": toc.get("chapters", [])}])
+        if part.get("numbered", default)
+        for chapter in part.get("chapters", [])
+    ]
+    return {doc: i for i, doc in enumerate(numbered, start=1)}
 
 
 def toc_docnames(toc: dict) -> list[str]:
