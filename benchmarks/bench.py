@@ -101,13 +101,16 @@ def naive_seconds(step, n_full):
 class Case:
     """One reference layer: its fixed row fields and the steps to time.
 
-    ``timers`` maps a row key (``"fast_s"``, ``"gemm_s"``, ...) to a function of no arguments
-    that runs once what that key measures; ``torch_step`` does PyTorch's forward and backward
-    pass of the same layer (``None`` without PyTorch).
+    ``make_timers()`` returns a dict from a row key (``"fast_s"``, ``"gemm_s"``, ...) to a
+    function of no arguments that runs once what that key measures. It is called once per round,
+    so that the GEMMs' matrices are new arrays in every round, as the convolution's are in every
+    call: how fast a product runs depends a little on where its arrays lie in memory.
+    ``torch_step`` does PyTorch's forward and backward pass of the same layer (``None`` without
+    PyTorch).
     """
 
-    def __init__(self, row, timers, torch_step):
-        self.row, self.timers, self.torch_step = row, timers, torch_step
+    def __init__(self, row, make_timers, torch_step):
+        self.row, self.make_timers, self.torch_step = row, make_timers, torch_step
 
 
 def conv_case_timers(name, spec, naive, rng):
@@ -131,12 +134,14 @@ def conv_case_timers(name, spec, naive, rng):
                                   x[:NAIVE_BATCH], w, b, dout[:NAIVE_BATCH], stride, padding),
                 N,
             )
-    timers = {
-        "gemm_s": conv2d_gemms(x.shape, w.shape, dout.shape, rng=rng),
-        "fwd_s": lambda: conv2d_forward(x, w, b, stride=stride, padding=padding),
-        "bwd_s": lambda: conv2d_backward(dout, cache),
-        "fast_s": fast,
-    }
+    def make_timers():
+        return {
+            "gemm_s": conv2d_gemms(x.shape, w.shape, dout.shape, rng=rng),
+            "fwd_s": lambda: conv2d_forward(x, w, b, stride=stride, padding=padding),
+            "bwd_s": lambda: conv2d_backward(dout, cache),
+            "fast_s": fast,
+        }
+
     torch_step = None
     if torch is not None:
         xt, wt, bt = (torch.from_numpy(a).requires_grad_() for a in (x, w, b))
@@ -145,7 +150,7 @@ def conv_case_timers(name, spec, naive, rng):
         def torch_step():
             torch.nn.functional.conv2d(xt, wt, bt, stride=stride, padding=padding).backward(dt)
 
-    return Case(row, timers, torch_step)
+    return Case(row, make_timers, torch_step)
 
 
 def pool_case_timers(name, shape, what, naive, rng):
@@ -170,7 +175,7 @@ def pool_case_timers(name, shape, what, naive, rng):
         def torch_step():
             torch.nn.functional.max_pool2d(xt, 2, 2).backward(dt)
 
-    return Case(row, {"fast_s": fast}, torch_step)
+    return Case(row, lambda: {"fast_s": fast}, torch_step)
 
 
 def measure(cases, threads_list, repeat, rounds):
@@ -182,11 +187,12 @@ def measure(cases, threads_list, repeat, rounds):
     """
     best = {}
     for _ in range(rounds):
+        timers = [case.make_timers() for case in cases]
         for threads in threads_list:
             with threadpool_limits(threads):
-                for case in cases:
+                for case, case_timers in zip(cases, timers):
                     slot = best.setdefault((case.row["layer"], threads), {})
-                    for key, fn in case.timers.items():
+                    for key, fn in case_timers.items():
                         slot[key] = min(slot.get(key, np.inf), time_min(fn, repeat=repeat))
         for threads in threads_list:
             for case in (c for c in cases if c.torch_step is not None):
