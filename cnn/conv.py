@@ -255,7 +255,7 @@ def col2im(dcols, x_padded_shape, kernel_size, stride):
     return dx_padded
 
 
-PER_OFFSET_MIN_CHANNELS = 16
+PER_OFFSET_MIN_CHANNELS = 8
 """From this many input channels on, ``conv2d_backward`` forms ``dx`` with ``dx_by_offset``.
 
 With fewer channels the per-offset products ``(C, F) @ (F, H_out*W_out)`` are too thin for BLAS
@@ -297,6 +297,10 @@ def dx_by_offset(dout, w, x_shape, stride, padding):
     shift is one offset ``dr W_out + dc`` along a 1-D array, so the add is a single contiguous
     NumPy operation over many samples. Entries whose shifted place leaves the grid would wrap
     into the next row or plane; they are zeroed first. Needs ``covers_input``.
+
+    The samples go through in blocks of about ``BLOCK_BYTES``, so that each product is still in
+    the cache when it is added, and each block's phases are still there when they are
+    interleaved into ``dx``. Implements eq-conv-dx.
 
     Parameters
     ----------
@@ -408,9 +412,9 @@ def conv2d_backward(dout, cache):
     With ``dout`` viewed as ``(N, F, H_out*W_out)`` and ``cols`` the im2col matrix:
     ``db = dout.sum((0, 2, 3))`` (eq-conv-db); ``dw = sum over n of dout[n] @ cols[n].T``
     (eq-conv-dw); ``dcols = w.reshape(F, -1).T @ dout`` and ``dx = crop(col2im(dcols))``
-    (eq-conv-dx). From ``PER_OFFSET_MIN_CHANNELS`` input channels on, the last two steps run
-    offset by offset (``col2im_by_offset``), which is faster for wide layers. No Python loop runs
-    over samples or output positions.
+    (eq-conv-dx). From ``PER_OFFSET_MIN_CHANNELS`` input channels on, when the output grid
+    ``covers_input``, the last two steps run offset by offset (``dx_by_offset``), which is faster
+    for wide layers. No Python loop runs over output positions.
 
     Parameters
     ----------

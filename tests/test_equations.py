@@ -210,7 +210,9 @@ CONV_EDGE_CASES = [
     ((2, 1, 8, 5), (2, 2, 3), (3, 1), (2, 0)),
     ((1, 2, 4, 9), (2, 4, 1), (1, 3), (0, 2)),
     ((1, 1, 3, 4), (1, 4, 4), (3, 2), (2, 1)),
-    # 16 input channels: conv2d_backward forms dx offset by offset (col2im_by_offset)
+    # Many input channels: conv2d_backward forms dx offset by offset (dx_by_offset) when the
+    # output grid covers the input, as in the first case, and with col2im when not.
+    ((2, 8, 5, 4), (2, 3, 3), (2, 1), (1, 1)),
     ((1, 16, 5, 4), (2, 3, 2), (2, 1), (1, 0)),
 ]
 

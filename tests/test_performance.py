@@ -31,17 +31,18 @@ from cnn.profiling import (
     time_min,
 )
 
-# Both ways of forming dx: one product then col2im (few channels), one product per kernel
-# offset added straight into dx (many channels). Channel counts on both sides of the switch.
+# Both ways of forming dx: one product then col2im (few channels, or an output grid that does not
+# cover the input), one product per kernel offset added into dx (dx_by_offset). Channel counts on
+# both sides of the switch; the geometries marked "covers" take dx_by_offset from SWITCH on.
 SWITCH = conv.PER_OFFSET_MIN_CHANNELS
 CHANNELS = [1, SWITCH - 1, SWITCH, SWITCH + 3]
 GEOMETRIES = [
     # (H, W), (KH, KW), stride, padding
-    ((7, 6), (3, 3), 1, 1),
-    ((9, 8), (3, 2), 2, (1, 0)),
-    ((8, 9), (2, 4), (1, 3), (0, 2)),
-    ((6, 6), (1, 1), 1, 0),
-    ((10, 7), (4, 3), 3, 2),
+    ((7, 6), (3, 3), 1, 1),             # covers
+    ((9, 8), (3, 2), 2, (1, 0)),        # covers
+    ((8, 9), (2, 4), (1, 3), (0, 2)),   # does not: H_out = 7 < 8
+    ((6, 6), (1, 1), 1, 0),             # covers
+    ((10, 7), (4, 3), 3, 2),            # covers
 ]
 
 
@@ -66,6 +67,51 @@ def test_fast_conv_matches_naive_on_both_dx_paths(C, hw, kernel, stride, padding
         for g, e, name in zip(got, expected, ("dx", "dw", "db")):
             assert g.shape == e.shape, name
             np.testing.assert_allclose(g, e, rtol=1e-11, atol=1e-11, err_msg=name)
+
+
+def test_geometries_take_both_dx_paths():
+    covering = []
+    for hw, kernel, stride, padding in GEOMETRIES:
+        stride, padding = conv.as_pair(stride, "stride"), conv.as_pair(padding, "padding", 0)
+        out_size = conv.output_size(hw, kernel, stride, padding)
+        covering.append(conv.covers_input((1, 1) + hw, out_size, stride))
+    assert covering == [True, True, False, True, True]
+
+
+# (N, C, H, W), (F, KH, KW), stride, padding: all with an output grid that covers the input.
+DX_BY_OFFSET_CASES = [
+    ((3, 2, 6, 5), (2, 3, 3), (1, 1), (1, 1)),   # "same" padding, stride 1
+    ((2, 3, 8, 6), (4, 3, 3), (2, 2), (1, 1)),   # four stride phases
+    ((2, 2, 7, 8), (3, 5, 2), (3, 2), (2, 0)),   # phases of unequal sizes, uneven kernel
+    ((2, 2, 1, 3), (2, 5, 5), (1, 1), (2, 2)),   # shifts of two rows on a one-row grid
+    ((2, 1, 4, 4), (1, 1, 1), (1, 1), (0, 0)),   # one offset, no shift at all
+    ((1, 2, 3, 3), (2, 3, 3), (1, 1), (2, 2)),   # padding wider than (K - 1) / 2
+    ((2, 3, 5, 6), (2, 2, 2), (2, 2), (1, 1)),   # phases that only shifted offsets reach
+    ((2, 2, 6, 5), (2, 1, 1), (2, 2), (0, 0)),   # phases that no offset reaches: dx is 0 there
+]
+
+
+@pytest.mark.parametrize("x_shape, w_shape, stride, padding", DX_BY_OFFSET_CASES)
+@pytest.mark.parametrize("block_bytes", [1, 200, conv.BLOCK_BYTES])
+def test_dx_by_offset_equals_col2im(x_shape, w_shape, stride, padding, block_bytes,
+                                    monkeypatch):
+    # BLOCK_BYTES of 1 and 200 bytes: one sample per block, and blocks that leave a remainder.
+    monkeypatch.setattr(conv, "BLOCK_BYTES", block_bytes)
+    rng = np.random.default_rng(sum(x_shape))
+    N, C, H, W = x_shape
+    F, KH, KW = w_shape
+    out_size = conv.output_size((H, W), (KH, KW), stride, padding)
+    assert conv.covers_input(x_shape, out_size, stride)
+    w = rng.standard_normal((F, C, KH, KW))
+    dout = rng.standard_normal((N, F) + out_size)
+    dout_before = dout.copy()
+    x_padded_shape = (N, C, H + 2 * padding[0], W + 2 * padding[1])
+    dcols = w.reshape(F, -1).T @ dout.reshape(N, F, -1)
+    expected = conv._crop(conv.col2im(dcols, x_padded_shape, (KH, KW), stride), padding)
+    dx = conv.dx_by_offset(dout, w, x_shape, stride, padding)
+    assert dx.shape == x_shape and dx.flags.c_contiguous
+    np.testing.assert_allclose(dx, expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(dout, dout_before)
 
 
 @pytest.mark.parametrize("C", CHANNELS)
