@@ -270,6 +270,19 @@ def covers_input(x_shape, out_size, stride):
     phases fit on the ``(H_out, W_out)`` grid when ``ceil(H / SH) <= H_out`` and likewise for the
     width. That holds for "same" padding (``P >= (K - 1) / 2``), the usual case, and is what
     ``dx_by_offset`` needs.
+
+    Parameters
+    ----------
+    x_shape : tuple of four ints
+        ``(N, C, H, W)``, the shape of the forward input.
+    out_size : tuple of two ints
+        ``(H_out, W_out)``.
+    stride : tuple of two ints
+        ``(SH, SW)``.
+
+    Returns
+    -------
+    bool
     """
     (H, W), (H_out, W_out), (SH, SW) = x_shape[2:], out_size, stride
     return -(-H // SH) <= H_out and -(-W // SW) <= W_out
