@@ -347,7 +347,7 @@ def dx_by_offset(dout, w, x_shape, stride, padding):
     dx = np.empty(x_shape, dtype=dout.dtype)
     for start in range(0, N, n_block):
         samples = slice(start, start + n_block)
-        n = len(dout[samples])
+        n = min(n_block, N - start)
         prod, ph = block[:n], phases[:, :, :n]
         grid, flat = prod.reshape(n, C, H_out, W_out), prod.reshape(-1)
         for a, b in set(np.ndindex(SH, SW)) - unshifted:
