@@ -330,8 +330,18 @@ def dx_by_offset(dout, w, x_shape, stride, padding):
     -------
     dx : numpy.ndarray
         Shape ``(N, C, H, W)``, dtype of ``dout``.
+
+    Raises
+    ------
+    ValueError
+        If the output grid does not cover the input (see ``covers_input``).
     """
     (N, F, H_out, W_out), (_, C, KH, KW) = dout.shape, w.shape
+    if not covers_input(x_shape, (H_out, W_out), stride):
+        raise ValueError(
+            f"dx_by_offset needs an output grid (H_out, W_out) = {(H_out, W_out)} that covers "
+            f"the input (H, W) = {tuple(x_shape[2:])} at stride {tuple(stride)}; use col2im"
+        )
     (SH, SW), (PH, PW), M = stride, padding, H_out * W_out
     dout = dout.reshape(N, F, M)
     shifts = {(p, q): ((p - PH) // SH, (q - PW) // SW) for p, q in np.ndindex(KH, KW)}

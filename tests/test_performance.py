@@ -114,6 +114,13 @@ def test_dx_by_offset_equals_col2im(x_shape, w_shape, stride, padding, block_byt
     np.testing.assert_array_equal(dout, dout_before)
 
 
+def test_dx_by_offset_rejects_an_output_grid_that_does_not_cover_the_input():
+    # padding 0: H_out = 6 < 8, the border rows of dx have no place on the grid.
+    dout = np.zeros((1, 2, 6, 6))
+    with pytest.raises(ValueError, match=r"\(H_out, W_out\) = \(6, 6\).*\(H, W\) = \(8, 8\)"):
+        conv.dx_by_offset(dout, np.zeros((2, 3, 3, 3)), (1, 3, 8, 8), (1, 1), (0, 0))
+
+
 @pytest.mark.parametrize("C", CHANNELS)
 def test_fast_conv_float32_keeps_dtype_and_matches_float64(C):
     x, w, b = conv_arrays(C, (9, 9), (3, 3), np.float64, seed=7)
