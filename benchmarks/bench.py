@@ -9,7 +9,7 @@ is importable (it is never a dependency of the package), and the peak memory of 
 The machine, NumPy version and BLAS library and kernel are printed with the table and stored in
 the JSON.
 
-Timings are minima over repeats (``cnn.profiling.time_min``) and over rounds that go through all
+Timings are minima over repeats (``cnn.fast.profiling.time_min``) and over rounds that go through all
 layers in turn: on a shared machine other work only adds time, and a busy moment spoils at most
 one round. Targets (issue 7; a benchmark, never a timed test): step/GEMM <= 1.35 on L2 and L4 at
 1 thread; L1, L3 and both poolings no slower than PyTorch at the same thread count; the digits CNN
@@ -28,19 +28,11 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from cnn.conv import (
-    conv2d_backward,
-    conv2d_backward_naive,
-    conv2d_forward,
-    conv2d_forward_naive,
-)
-from cnn.pool import (
-    maxpool2d_backward,
-    maxpool2d_backward_naive,
-    maxpool2d_forward,
-    maxpool2d_forward_naive,
-)
-from cnn.profiling import (
+from cnn.conv import conv2d_backward_naive, conv2d_forward_naive
+from cnn.fast.conv import conv2d_backward_fast, conv2d_forward_fast
+from cnn.fast.pool import maxpool2d_backward_fast, maxpool2d_forward_fast
+from cnn.pool import maxpool2d_backward_naive, maxpool2d_forward_naive
+from cnn.fast.profiling import (
     conv2d_flops,
     conv2d_gemms,
     format_table,
@@ -76,7 +68,7 @@ def conv_case(spec, rng):
     x = rng.standard_normal((N, C, H, W), dtype=np.float32)
     w = rng.standard_normal((F, C, k, k), dtype=np.float32) * np.float32(np.sqrt(2 / (C * k * k)))
     b = rng.standard_normal(F, dtype=np.float32)
-    out, _ = conv2d_forward(x, w, b, stride=stride, padding=padding)
+    out, _ = conv2d_forward_fast(x, w, b, stride=stride, padding=padding)
     dout = rng.standard_normal(out.shape, dtype=np.float32)
     return x, w, b, dout
 
@@ -116,7 +108,7 @@ class Case:
 def conv_case_timers(name, spec, naive, rng):
     N, C, H, W, F, k, stride, padding = spec
     x, w, b, dout = conv_case(spec, rng)
-    _, cache = conv2d_forward(x, w, b, stride=stride, padding=padding)
+    _, cache = conv2d_forward_fast(x, w, b, stride=stride, padding=padding)
     row = {
         "layer": name,
         "shape": f"N={N} C={C} {H}x{W} F={F} {k}x{k} s={stride} p={padding}",
@@ -124,7 +116,7 @@ def conv_case_timers(name, spec, naive, rng):
     }
 
     def fast():
-        return conv_step(conv2d_forward, conv2d_backward, x, w, b, dout, stride, padding)
+        return conv_step(conv2d_forward_fast, conv2d_backward_fast, x, w, b, dout, stride, padding)
 
     with threadpool_limits(1):
         row["peak_mib"] = peak_memory(fast) / 2**20
@@ -137,8 +129,8 @@ def conv_case_timers(name, spec, naive, rng):
     def make_timers():
         return {
             "gemm_s": conv2d_gemms(x.shape, w.shape, dout.shape, rng=rng),
-            "fwd_s": lambda: conv2d_forward(x, w, b, stride=stride, padding=padding),
-            "bwd_s": lambda: conv2d_backward(dout, cache),
+            "fwd_s": lambda: conv2d_forward_fast(x, w, b, stride=stride, padding=padding),
+            "bwd_s": lambda: conv2d_backward_fast(dout, cache),
             "fast_s": fast,
         }
 
@@ -155,11 +147,11 @@ def conv_case_timers(name, spec, naive, rng):
 
 def pool_case_timers(name, shape, what, naive, rng):
     x = rng.standard_normal(shape, dtype=np.float32)
-    out, _ = maxpool2d_forward(x, kernel_size=2, stride=2)
+    out, _ = maxpool2d_forward_fast(x, kernel_size=2, stride=2)
     dout = rng.standard_normal(out.shape, dtype=np.float32)
 
     def fast():
-        return pool_step(maxpool2d_forward, maxpool2d_backward, x, dout)
+        return pool_step(maxpool2d_forward_fast, maxpool2d_backward_fast, x, dout)
 
     row = {"layer": name, "shape": f"{what}: {shape}", "peak_mib": peak_memory(fast) / 2**20}
     if naive:

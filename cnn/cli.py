@@ -8,7 +8,7 @@
 ``predict`` prints one tab-separated line per image: its path, the probability of each class and
 the most probable class. An image that cannot be read is reported on stderr and skipped; the
 exit status is then 1, after every other image has been classified. The model is always the
-case-study CNN of ``cnn.casestudy`` on 32 x 32 patches, so a saved file only holds its weights.
+case-study CNN of ``cnn.casestudy.networks`` on 32 x 32 patches, so a saved file only holds its weights.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ import time
 
 import numpy as np
 
-from cnn.casestudy import INPUT_SIZE, build_cnn, classify, train
-from cnn.cbis import CROPS, load_cbis_ddsm
+from cnn.casestudy.networks import INPUT_SIZE, build_cnn, classify, train
+from cnn.casestudy.cbis import CROPS, load_cbis_ddsm
 from cnn.data import load_image
-from cnn.profiling import blas_threads
-from cnn.synthetic import CLASS_NAMES, load_synthetic
+from cnn.fast.profiling import blas_threads
+from cnn.casestudy.synthetic import CLASS_NAMES, load_synthetic
 
 DEFAULT_EPOCHS = 8
 DEFAULT_N_PER_CLASS = 2000

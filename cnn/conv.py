@@ -1,9 +1,11 @@
 """Two-dimensional convolution (cross-correlation) in NCHW layout: forward and backward passes.
 
-``conv2d_forward_naive`` and ``conv2d_backward_naive`` follow the equations loop for loop;
-``conv2d_forward`` and ``conv2d_backward`` compute the same numbers with im2col and one batched
-matrix product. Both pairs share their signatures and the cache type, so either backward accepts
-either forward's cache.
+``conv2d_forward_naive`` and ``conv2d_backward_naive`` follow the equations loop for loop
+(chapters "Convolution, forward" and "Convolution, backward"); ``conv2d_forward`` and
+``conv2d_backward`` compute the same numbers with im2col, one batched matrix product and
+col2im, the plain vectorised form those chapters derive. The tuned pair that the layer
+``Conv2D`` runs lives in ``cnn.fast.conv`` (chapter "Making it fast"). All pairs share their
+signatures and the cache type, so any backward accepts any forward's cache.
 
 Like every deep-learning framework, "convolution" here is cross-correlation: the kernel is not
 flipped.
@@ -135,7 +137,7 @@ def pad(x, padding):
     return x_padded
 
 
-def _crop(x_padded, padding):
+def crop(x_padded, padding):
     """Remove ``padding`` from the spatial axes (the adjoint of ``pad``)."""
     PH, PW = padding
     H, W = x_padded.shape[2] - 2 * PH, x_padded.shape[3] - 2 * PW
@@ -192,7 +194,7 @@ def conv2d_backward_naive(dout, cache):
                     dx_padded[n, :, rows, cols] += dout[n, f, i, j] * w[f]
                     dw[f] += dout[n, f, i, j] * x_padded[n, :, rows, cols]
                     db[f] += dout[n, f, i, j]
-    return _crop(dx_padded, padding), dw, db
+    return crop(dx_padded, padding), dw, db
 
 
 def im2col(x_padded, kernel_size, stride):
@@ -255,133 +257,6 @@ def col2im(dcols, x_padded_shape, kernel_size, stride):
     return dx_padded
 
 
-PER_OFFSET_MIN_CHANNELS = 8
-"""From this many input channels on, ``conv2d_backward`` forms ``dx`` with ``dx_by_offset``.
-
-With fewer channels the per-offset products ``(C, F) @ (F, H_out*W_out)`` are too thin for BLAS
-to run at full speed, and one product followed by ``col2im`` is faster (book/performance.md).
-"""
-
-
-def covers_input(x_shape, out_size, stride):
-    """Whether every input pixel has a place on the output grid of its stride phase.
-
-    Input row ``r`` belongs to stride phase ``r % SH`` and sits in row ``r // SH`` of it; the
-    phases fit on the ``(H_out, W_out)`` grid when ``ceil(H / SH) <= H_out`` and likewise for the
-    width. That holds for "same" padding (``P >= (K - 1) / 2``), the usual case, and is what
-    ``dx_by_offset`` needs.
-
-    Parameters
-    ----------
-    x_shape : tuple of four ints
-        ``(N, C, H, W)``, the shape of the forward input.
-    out_size : tuple of two ints
-        ``(H_out, W_out)``.
-    stride : tuple of two ints
-        ``(SH, SW)``.
-
-    Returns
-    -------
-    bool
-    """
-    (H, W), (H_out, W_out), (SH, SW) = x_shape[2:], out_size, stride
-    return -(-H // SH) <= H_out and -(-W // SW) <= W_out
-
-
-def _leaving(shift, size):
-    """The indices ``i`` of an axis of length ``size`` for which ``i + shift`` leaves it."""
-    return slice(size - shift, None) if shift >= 0 else slice(None, -shift)
-
-
-BLOCK_BYTES = 2**18
-"""``dx_by_offset`` works on as many samples at a time as make a product block of about this
-size, so that the block and the part of ``dx`` it is added to stay in the processor's cache."""
-
-
-def dx_by_offset(dout, w, x_shape, stride, padding):
-    """``crop(col2im(w.reshape(F, -1).T @ dout))``, one kernel offset at a time, with flat adds.
-
-    Output position ``(i, j)`` sends, through kernel offset ``(p, q)``, the block
-    ``w[:, :, p, q].T @ dout[n]`` to input pixel ``(SH i + p - PH, SW j + q - PW)`` (eq-conv-dx).
-    That pixel lies in the stride phase ``(a, b) = ((p - PH) % SH, (q - PW) % SW)`` of ``dx``
-    (the pixels ``dx[:, :, a::SH, b::SW]``), at ``(i + dr, j + dc)`` with
-    ``dr = (p - PH) // SH`` and ``dc = (q - PW) // SW``: a shift by whole rows and columns. With
-    every phase stored on the ``(H_out, W_out)`` grid and flattened over ``(n, c, i, j)``, that
-    shift is one offset ``dr W_out + dc`` along a 1-D array, so the add is a single contiguous
-    NumPy operation over many samples. Entries whose shifted place leaves the grid would wrap
-    into the next row or plane; they are zeroed first. Needs ``covers_input``.
-
-    The samples go through in blocks of about ``BLOCK_BYTES``, so that each product is still in
-    the cache when it is added, and each block's phases are still there when they are
-    interleaved into ``dx``. Implements eq-conv-dx.
-
-    Parameters
-    ----------
-    dout : numpy.ndarray
-        Upstream gradient, shape ``(N, F, H_out, W_out)``.
-    w : numpy.ndarray
-        Kernels, shape ``(F, C, KH, KW)``, dtype of ``dout``.
-    x_shape : tuple of four ints
-        ``(N, C, H, W)``, the shape of the forward input.
-    stride, padding : tuple of two ints
-        ``(SH, SW)`` and ``(PH, PW)``.
-
-    Returns
-    -------
-    dx : numpy.ndarray
-        Shape ``(N, C, H, W)``, dtype of ``dout``.
-
-    Raises
-    ------
-    ValueError
-        If the output grid does not cover the input (see ``covers_input``).
-    """
-    (N, F, H_out, W_out), (_, C, KH, KW) = dout.shape, w.shape
-    if not covers_input(x_shape, (H_out, W_out), stride):
-        raise ValueError(
-            f"dx_by_offset needs an output grid (H_out, W_out) = {(H_out, W_out)} that covers "
-            f"the input (H, W) = {tuple(x_shape[2:])} at stride {tuple(stride)}; use col2im"
-        )
-    (SH, SW), (PH, PW), M = stride, padding, H_out * W_out
-    dout = dout.reshape(N, F, M)
-    shifts = {(p, q): ((p - PH) // SH, (q - PW) // SW) for p, q in np.ndindex(KH, KW)}
-    # A phase has at most one unshifted offset; done first, its product is written straight
-    # into the phase, which then needs no zeroing.
-    shifts = sorted(shifts.items(), key=lambda item: item[1] != (0, 0))
-    unshifted = {((p - PH) % SH, (q - PW) % SW) for (p, q), s in shifts if s == (0, 0)}
-    # Contiguous (C, F) matrices: BLAS cannot take the strided view w[:, :, p, q].T as it is.
-    w_t = np.ascontiguousarray(w.transpose(2, 3, 1, 0))
-    n_block = min(N, max(1, BLOCK_BYTES // (C * M * dout.itemsize)))
-    block = np.empty((n_block, C, M), dtype=dout.dtype)
-    phases = np.empty((SH, SW, n_block, C * M), dtype=dout.dtype)
-    dx = np.empty(x_shape, dtype=dout.dtype)
-    for start in range(0, N, n_block):
-        samples = slice(start, start + n_block)
-        n = min(n_block, N - start)
-        prod, ph = block[:n], phases[:, :, :n]
-        grid, flat = prod.reshape(n, C, H_out, W_out), prod.reshape(-1)
-        for a, b in set(np.ndindex(SH, SW)) - unshifted:
-            ph[a, b] = 0
-        for (p, q), (dr, dc) in shifts:
-            phase = ph[(p - PH) % SH, (q - PW) % SW].reshape(-1)
-            if (dr, dc) == (0, 0):
-                np.matmul(w_t[p, q], dout[samples], out=phase.reshape(prod.shape))
-            elif abs(dr) < H_out and abs(dc) < W_out:
-                np.matmul(w_t[p, q], dout[samples], out=prod)
-                grid[:, :, _leaving(dr, H_out)] = 0
-                grid[:, :, :, _leaving(dc, W_out)] = 0
-                s = dr * W_out + dc
-                if s >= 0:
-                    phase[s:] += flat[:flat.size - s]
-                else:
-                    phase[:s] += flat[-s:]
-        ph = ph.reshape(SH, SW, n, C, H_out, W_out)
-        for a, b in np.ndindex(SH, SW):
-            dx_ab = dx[samples, :, a::SH, b::SW]
-            dx_ab[...] = ph[a, b, :, :, :dx_ab.shape[2], :dx_ab.shape[3]]
-    return dx
-
-
 def conv2d_forward(x, w, b, stride=1, padding=0):
     """Convolution forward pass, vectorised with im2col and one batched matrix product.
 
@@ -430,21 +305,21 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
 
 
 def conv2d_backward(dout, cache):
-    """Convolution backward pass with matrix products and col2im.
+    """Convolution backward pass: two matrix products and col2im.
 
     With ``dout`` viewed as ``(N, F, H_out*W_out)`` and ``cols`` the im2col matrix:
-    ``db = dout.sum((0, 2, 3))`` (eq-conv-db); ``dw = sum over n of dout[n] @ cols[n].T``
+    ``db = dout.sum((0, 2))`` (eq-conv-db); ``dw = sum over n of dout[n] @ cols[n].T``
     (eq-conv-dw); ``dcols = w.reshape(F, -1).T @ dout`` and ``dx = crop(col2im(dcols))``
-    (eq-conv-dx). From ``PER_OFFSET_MIN_CHANNELS`` input channels on, when the output grid
-    ``covers_input``, the last two steps run offset by offset (``dx_by_offset``), which is faster
-    for wide layers. No Python loop runs over output positions.
+    (eq-conv-dx). No Python loop runs over samples or output positions. The layer
+    ``Conv2D`` runs the tuned ``cnn.fast.conv.conv2d_backward_fast`` instead, which gives
+    the same numbers.
 
     Parameters
     ----------
     dout : numpy.ndarray
         Upstream gradient, shape ``(N, F, H_out, W_out)``.
     cache : ConvCache
-        From ``conv2d_forward`` (or ``conv2d_forward_naive``, whose ``cols`` is rebuilt here).
+        From ``conv2d_forward`` (or ``conv2d_forward_naive``, whose ``cols`` is rebuilt).
 
     Returns
     -------
@@ -458,14 +333,10 @@ def conv2d_backward(dout, cache):
     _check_dout(dout, cache)
     x_padded, w, stride = cache.x_padded, cache.w, cache.stride
     cols = im2col(x_padded, w.shape[2:], stride) if cache.cols is None else cache.cols
-    (N, F), C = dout.shape[:2], w.shape[1]
-    dout = dout.astype(x_padded.dtype, copy=False)
-    dout_r = dout.reshape(N, F, -1)
-    db = dout_r.sum(axis=(0, 2))
-    # Products of shape (N, K, F) summed over the batch are faster than (N, F, K) ones.
-    dw = (cols @ dout_r.transpose(0, 2, 1)).sum(axis=0).T.reshape(w.shape)
-    x_shape = _crop(x_padded, cache.padding).shape
-    if C >= PER_OFFSET_MIN_CHANNELS and covers_input(x_shape, dout.shape[2:], stride):
-        return dx_by_offset(dout, w, x_shape, stride, cache.padding), dw, db
-    dx_padded = col2im(w.reshape(F, -1).T @ dout_r, x_padded.shape, w.shape[2:], stride)
-    return _crop(dx_padded, cache.padding), dw, db
+    N, F = dout.shape[:2]
+    dout = dout.astype(x_padded.dtype, copy=False).reshape(N, F, -1)
+    db = dout.sum(axis=(0, 2))
+    dw = (dout @ cols.transpose(0, 2, 1)).sum(axis=0).reshape(w.shape)
+    dcols = w.reshape(F, -1).T @ dout
+    dx_padded = col2im(dcols, x_padded.shape, w.shape[2:], stride)
+    return crop(dx_padded, cache.padding), dw, db

@@ -1,9 +1,10 @@
-"""Max and average pooling in NCHW layout: forward and backward passes, naive and fast.
+"""Max and average pooling in NCHW layout: forward and backward passes, naive and vectorised.
 
 Pooling has no parameters. Windows of ``KH x KW`` pixels move by ``stride`` (by default the
-kernel size, so windows tile the input); there is no padding. The fast versions loop over the
-``KH*KW`` offsets inside a window and handle every sample and position at once with strided
-slices; the naive versions loop over every window.
+kernel size, so windows tile the input); there is no padding. The naive versions loop over
+every window; the vectorised ones loop over the ``KH*KW`` offsets inside a window and handle
+every sample and position at once with strided slices. ``MaxPool2D`` runs the tuned max
+pooling of ``cnn.fast.pool``.
 
 Tie rule for max pooling: when several entries of a window share the maximum, the gradient goes
 to ONE of them, the first in row-major order (the one ``numpy.argmax`` picks). It is never split
@@ -115,9 +116,11 @@ def maxpool2d_backward_naive(dout, cache):
 def maxpool2d_forward(x, kernel_size=2, stride=None):
     """Max pooling forward pass, vectorised over samples, channels and positions.
 
-    Implements eq-maxpool-forward as a running maximum over the ``KH*KW`` offsets of the window,
-    each offset being one strided slice of ``x``. An entry replaces the running maximum only if it
-    is strictly greater, so the recorded position is the first maximum in row-major order.
+    Implements eq-maxpool-forward. The ``KH*KW`` offsets of the window, each one strided
+    slice of ``x`` (``offset_index``), are stacked on a new first axis; the maximum over that
+    axis is the output and its argmax, the first maximum in row-major order, is kept for the
+    backward pass. The layer ``MaxPool2D`` runs the tuned
+    ``cnn.fast.pool.maxpool2d_forward_fast`` instead, which gives the same numbers.
 
     Parameters
     ----------
@@ -142,19 +145,9 @@ def maxpool2d_forward(x, kernel_size=2, stride=None):
         kernel size or stride below 1.
     """
     kernel_size, stride, out_size = _check_pool_args(x, kernel_size, stride)
-    offsets = list(np.ndindex(*kernel_size))
-    out = x[offset_index(*offsets[0], out_size, stride)].copy()
-    # The smallest integer type that holds every offset: less memory to read and write.
-    argmax = np.zeros(out.shape, dtype=np.min_scalar_type(len(offsets) - 1))
-    # Two temporaries for the whole loop: fresh ones at every offset cost more than the work.
-    greater, scaled = np.empty(out.shape, dtype=bool), np.empty_like(argmax)
-    for k, (p, q) in enumerate(offsets[1:], start=1):
-        window = x[offset_index(p, q, out_size, stride)]
-        # Offsets come in increasing order, so the largest k at which the window beat the
-        # running maximum is the argmax: np.maximum records it, faster than a masked copy.
-        np.greater(window, out, out=greater)
-        np.maximum(argmax, np.multiply(greater, argmax.dtype.type(k), out=scaled), out=argmax)
-        np.maximum(out, window, out=out)
+    offsets = np.ndindex(*kernel_size)
+    windows = np.stack([x[offset_index(p, q, out_size, stride)] for p, q in offsets])
+    out, argmax = windows.max(axis=0), windows.argmax(axis=0)
     return out, MaxPoolCache(x.shape, x.dtype, argmax, kernel_size, stride)
 
 
@@ -163,15 +156,14 @@ def maxpool2d_backward(dout, cache):
 
     Implements eq-maxpool-dx: for each offset ``k = (p, q)`` of the window, the entries of
     ``dout`` whose recorded maximum is ``k`` are added to the strided slice of ``dx`` at that
-    offset. Overlapping windows (stride smaller than the kernel) accumulate. Ties: see the module
-    docstring (first maximum in row-major order).
+    offset. Overlapping windows (stride smaller than the kernel) accumulate.
 
     Parameters
     ----------
     dout : numpy.ndarray
         Shape ``(N, C, H_out, W_out)``.
     cache : MaxPoolCache
-        From ``maxpool2d_forward`` or ``maxpool2d_forward_naive``.
+        From any max pooling forward pass.
 
     Returns
     -------
@@ -179,18 +171,9 @@ def maxpool2d_backward(dout, cache):
         Shape ``(N, C, H, W)``, dtype of the forward input.
     """
     out_size = _check_dout(dout, cache)
-    overlapping = any(s < k for s, k in zip(cache.stride, cache.kernel_size))
     dx = np.zeros(cache.x_shape, dtype=cache.dtype)
-    is_k = np.empty(dout.shape, dtype=bool)
     for k, (p, q) in enumerate(np.ndindex(*cache.kernel_size)):
-        slice_k = dx[offset_index(p, q, out_size, cache.stride)]
-        np.equal(cache.argmax, k, out=is_k)
-        if overlapping:
-            slice_k += dout * is_k
-        else:
-            # Disjoint windows: every entry of dx is written at most once, so there is nothing
-            # to add to, and writing without reading dx is faster.
-            np.multiply(dout, is_k, out=slice_k)
+        dx[offset_index(p, q, out_size, cache.stride)] += dout * (cache.argmax == k)
     return dx
 
 

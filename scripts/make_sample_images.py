@@ -3,8 +3,8 @@
     python scripts/make_sample_images.py            # rewrites images/*.png
     python scripts/make_sample_images.py --out DIR  # writes them somewhere else
 
-The images come from ``cnn.synthetic.write_sample_images``: one patch per class at the case
-study's input size, drawn with the fixed seeds ``cnn.synthetic.SAMPLE_SEEDS``, scaled to 8 bits
+The images come from ``cnn.casestudy.synthetic.write_sample_images``: one patch per class at the case
+study's input size, drawn with the fixed seeds ``cnn.casestudy.synthetic.SAMPLE_SEEDS``, scaled to 8 bits
 and saved as grayscale PNG files without metadata.
 """
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cnn.casestudy import INPUT_SIZE
-from cnn.synthetic import write_sample_images
+from cnn.casestudy.networks import INPUT_SIZE
+from cnn.casestudy.synthetic import write_sample_images
 
 
 def main(argv=None):

@@ -1,7 +1,7 @@
 """The mammography case study: preprocessing, networks, metrics, saliency, and the trained CNN.
 
 The accuracies stated in book/mammography.md are checked here, with the chapter's own settings:
-the defaults of ``load_synthetic`` and ``cnn.casestudy.train``.
+the defaults of ``load_synthetic`` and ``cnn.casestudy.networks.train``.
 """
 
 from pathlib import Path
@@ -9,15 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cnn.casestudy import INPUT_SIZE, build_cnn, build_dense, classify, standardize, train
+from cnn.casestudy.networks import INPUT_SIZE, build_cnn, build_dense, classify, standardize, train
 from cnn.data import load_image
 from cnn.gradcheck import numerical_gradient, relative_error
 from cnn.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
 from cnn.metrics import confusion_matrix, precision_recall
 from cnn.model import Sequential
-from cnn.profiling import blas_threads
+from cnn.fast.profiling import blas_threads
 from cnn.saliency import saliency
-from cnn.synthetic import CLASS_NAMES, load_synthetic, make_mammogram_patches
+from cnn.casestudy.synthetic import CLASS_NAMES, load_synthetic, make_mammogram_patches
 
 ROOT = Path(__file__).resolve().parent.parent
 CNN_ACCURACY = 0.85  # the CNN's held-out accuracy is at least this ...

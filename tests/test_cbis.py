@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from cnn.cbis import (
+from cnn.casestudy.cbis import (
     CROPPED_COLUMN,
     IMAGE_COLUMN,
     MASK_COLUMN,
@@ -14,7 +14,7 @@ from cnn.cbis import (
     load_cbis_ddsm,
     read_dicom,
 )
-from cnn.synthetic import CLASS_NAMES
+from cnn.casestudy.synthetic import CLASS_NAMES
 
 pydicom = pytest.importorskip("pydicom")
 from pydicom.dataset import FileDataset, FileMetaDataset  # noqa: E402

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from cnn import cli
-from cnn.casestudy import build_cnn
-from cnn.synthetic import CLASS_NAMES
+from cnn.casestudy.networks import build_cnn
+from cnn.casestudy.synthetic import CLASS_NAMES
 
 try:  # the CBIS-DDSM fixture tree (CSV and DICOM files) of test_cbis, which needs pydicom
     from test_cbis import case_paths

@@ -1,4 +1,4 @@
-"""Convolution: naive and fast versions agree, gradients match finite differences."""
+"""Convolution: the loop, plain and tuned versions agree, gradients match finite differences."""
 
 import numpy as np
 import pytest
@@ -15,13 +15,24 @@ from cnn.conv import (
     output_size,
     pad,
 )
+from cnn.fast.conv import PER_OFFSET_MIN_CHANNELS, conv2d_backward_fast, conv2d_forward_fast
 from cnn.gradcheck import numerical_gradient, relative_error
+
+# The three implementations the book teaches, in its order: loops (chapters 4 and 5), im2col
+# (the same chapters), tuned (chapter 9). Same signatures, same cache type.
+VERSIONS = {
+    "loops": (conv2d_forward_naive, conv2d_backward_naive),
+    "im2col": (conv2d_forward, conv2d_backward),
+    "tuned": (conv2d_forward_fast, conv2d_backward_fast),
+}
 
 
 @st.composite
 def conv_configs(draw):
     """Random shapes, strides (1-3), paddings (0-2), non-square kernels and inputs."""
-    N, C, F = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    N, F = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    # Channel counts on both sides of the tuned backward pass's switch to dx by offset.
+    C = draw(st.sampled_from([1, 2, 3, PER_OFFSET_MIN_CHANNELS, PER_OFFSET_MIN_CHANNELS + 1]))
     KH, KW = draw(st.integers(1, 4)), draw(st.integers(1, 4))
     stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
     padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
@@ -40,19 +51,21 @@ def make_arrays(x_shape, w_shape, seed, dtype=np.float64):
 
 
 @given(conv_configs())
-def test_fast_matches_naive(config):
+def test_loops_im2col_and_tuned_versions_agree(config):
     x_shape, w_shape, stride, padding, seed = config
     x, w, b = make_arrays(x_shape, w_shape, seed)
-    out, cache = conv2d_forward(x, w, b, stride, padding)
-    out_naive, cache_naive = conv2d_forward_naive(x, w, b, stride, padding)
-    np.testing.assert_allclose(out, out_naive, rtol=1e-10, atol=1e-12)
-    dout = np.random.default_rng(seed + 1).standard_normal(out.shape)
+    forwards = {name: forward(x, w, b, stride, padding) for name, (forward, _) in VERSIONS.items()}
+    out_naive, cache_naive = forwards["loops"]
+    dout = np.random.default_rng(seed + 1).standard_normal(out_naive.shape)
     grads_naive = conv2d_backward_naive(dout, cache_naive)
-    # Each backward pass accepts either forward pass's cache.
-    for grads in (conv2d_backward(dout, cache), conv2d_backward(dout, cache_naive),
-                  conv2d_backward_naive(dout, cache)):
-        for g, g_naive in zip(grads, grads_naive):
-            np.testing.assert_allclose(g, g_naive, rtol=1e-10, atol=1e-12)
+    for name, (out, cache) in forwards.items():
+        np.testing.assert_allclose(out, out_naive, rtol=1e-10, atol=1e-12, err_msg=name)
+        assert type(cache) is type(cache_naive)
+        # Every backward pass accepts every forward pass's cache.
+        for backward_name, (_, backward) in VERSIONS.items():
+            for g, g_naive, g_name in zip(backward(dout, cache), grads_naive, ("dx", "dw", "db")):
+                np.testing.assert_allclose(g, g_naive, rtol=1e-10, atol=1e-12,
+                                           err_msg=f"{g_name}: {backward_name} on {name}'s cache")
 
 
 @settings(max_examples=20)

@@ -7,19 +7,12 @@ import numpy as np
 import pytest
 
 from cnn import conv
-from cnn.conv import (
-    conv2d_backward,
-    conv2d_backward_naive,
-    conv2d_forward,
-    conv2d_forward_naive,
-)
-from cnn.pool import (
-    maxpool2d_backward,
-    maxpool2d_backward_naive,
-    maxpool2d_forward,
-    maxpool2d_forward_naive,
-)
-from cnn.profiling import (
+from cnn.conv import conv2d_backward_naive, conv2d_forward_naive
+from cnn.fast import conv as fast_conv
+from cnn.fast.conv import conv2d_backward_fast, conv2d_forward_fast
+from cnn.fast.pool import maxpool2d_backward_fast, maxpool2d_forward_fast
+from cnn.pool import maxpool2d_backward_naive, maxpool2d_forward_naive
+from cnn.fast.profiling import (
     blas_threads,
     conv2d_flops,
     conv2d_gemms,
@@ -34,7 +27,7 @@ from cnn.profiling import (
 # Both ways of forming dx: one product then col2im (few channels, or an output grid that does not
 # cover the input), one product per kernel offset added into dx (dx_by_offset). Channel counts on
 # both sides of the switch; the geometries marked "covers" take dx_by_offset from SWITCH on.
-SWITCH = conv.PER_OFFSET_MIN_CHANNELS
+SWITCH = fast_conv.PER_OFFSET_MIN_CHANNELS
 CHANNELS = [1, SWITCH - 1, SWITCH, SWITCH + 3]
 GEOMETRIES = [
     # (H, W), (KH, KW), stride, padding
@@ -58,12 +51,12 @@ def conv_arrays(C, hw, kernel, dtype, seed, N=2, F=3):
 @pytest.mark.parametrize("hw, kernel, stride, padding", GEOMETRIES)
 def test_fast_conv_matches_naive_on_both_dx_paths(C, hw, kernel, stride, padding):
     x, w, b = conv_arrays(C, hw, kernel, np.float64, seed=C)
-    out, cache = conv2d_forward(x, w, b, stride=stride, padding=padding)
+    out, cache = conv2d_forward_fast(x, w, b, stride=stride, padding=padding)
     out_naive, cache_naive = conv2d_forward_naive(x, w, b, stride=stride, padding=padding)
     np.testing.assert_allclose(out, out_naive, rtol=1e-12, atol=1e-12)
     dout = np.random.default_rng(C + 1).standard_normal(out.shape)
     expected = conv2d_backward_naive(dout, cache_naive)
-    for got in (conv2d_backward(dout, cache), conv2d_backward(dout, cache_naive)):
+    for got in (conv2d_backward_fast(dout, cache), conv2d_backward_fast(dout, cache_naive)):
         for g, e, name in zip(got, expected, ("dx", "dw", "db")):
             assert g.shape == e.shape, name
             np.testing.assert_allclose(g, e, rtol=1e-11, atol=1e-11, err_msg=name)
@@ -74,7 +67,7 @@ def test_geometries_take_both_dx_paths():
     for hw, kernel, stride, padding in GEOMETRIES:
         stride, padding = conv.as_pair(stride, "stride"), conv.as_pair(padding, "padding", 0)
         out_size = conv.output_size(hw, kernel, stride, padding)
-        covering.append(conv.covers_input((1, 1) + hw, out_size, stride))
+        covering.append(fast_conv.covers_input((1, 1) + hw, out_size, stride))
     assert covering == [True, True, False, True, True]
 
 
@@ -92,23 +85,23 @@ DX_BY_OFFSET_CASES = [
 
 
 @pytest.mark.parametrize("x_shape, w_shape, stride, padding", DX_BY_OFFSET_CASES)
-@pytest.mark.parametrize("block_bytes", [1, 200, conv.BLOCK_BYTES])
+@pytest.mark.parametrize("block_bytes", [1, 200, fast_conv.BLOCK_BYTES])
 def test_dx_by_offset_equals_col2im(x_shape, w_shape, stride, padding, block_bytes,
                                     monkeypatch):
     # BLOCK_BYTES of 1 and 200 bytes: one sample per block, and blocks that leave a remainder.
-    monkeypatch.setattr(conv, "BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(fast_conv, "BLOCK_BYTES", block_bytes)
     rng = np.random.default_rng(sum(x_shape))
     N, C, H, W = x_shape
     F, KH, KW = w_shape
     out_size = conv.output_size((H, W), (KH, KW), stride, padding)
-    assert conv.covers_input(x_shape, out_size, stride)
+    assert fast_conv.covers_input(x_shape, out_size, stride)
     w = rng.standard_normal((F, C, KH, KW))
     dout = rng.standard_normal((N, F) + out_size)
     dout_before = dout.copy()
     x_padded_shape = (N, C, H + 2 * padding[0], W + 2 * padding[1])
     dcols = w.reshape(F, -1).T @ dout.reshape(N, F, -1)
-    expected = conv._crop(conv.col2im(dcols, x_padded_shape, (KH, KW), stride), padding)
-    dx = conv.dx_by_offset(dout, w, x_shape, stride, padding)
+    expected = conv.crop(conv.col2im(dcols, x_padded_shape, (KH, KW), stride), padding)
+    dx = fast_conv.dx_by_offset(dout, w, x_shape, stride, padding)
     assert dx.shape == x_shape and dx.flags.c_contiguous
     np.testing.assert_allclose(dx, expected, rtol=1e-12, atol=1e-12)
     np.testing.assert_array_equal(dout, dout_before)
@@ -118,7 +111,7 @@ def test_dx_by_offset_rejects_an_output_grid_that_does_not_cover_the_input():
     # padding 0: H_out = 6 < 8, the border rows of dx have no place on the grid.
     dout = np.zeros((1, 2, 6, 6))
     with pytest.raises(ValueError, match=r"\(H_out, W_out\) = \(6, 6\).*\(H, W\) = \(8, 8\)"):
-        conv.dx_by_offset(dout, np.zeros((2, 3, 3, 3)), (1, 3, 8, 8), (1, 1), (0, 0))
+        fast_conv.dx_by_offset(dout, np.zeros((2, 3, 3, 3)), (1, 3, 8, 8), (1, 1), (0, 0))
 
 
 @pytest.mark.parametrize("C", CHANNELS)
@@ -128,8 +121,8 @@ def test_fast_conv_float32_keeps_dtype_and_matches_float64(C):
     dout = np.random.default_rng(8).standard_normal(out64.shape)
     grads64 = conv2d_backward_naive(dout, cache64)
     x32, w32, b32, dout32 = (a.astype(np.float32) for a in (x, w, b, dout))
-    out32, cache32 = conv2d_forward(x32, w32, b32, stride=2, padding=1)
-    grads32 = conv2d_backward(dout32, cache32)
+    out32, cache32 = conv2d_forward_fast(x32, w32, b32, stride=2, padding=1)
+    grads32 = conv2d_backward_fast(dout32, cache32)
     assert out32.dtype == np.float32
     np.testing.assert_allclose(out32, out64, rtol=1e-4, atol=1e-4)
     for g32, g64 in zip(grads32, grads64):
@@ -141,13 +134,13 @@ def test_fast_conv_float32_keeps_dtype_and_matches_float64(C):
 def test_fast_conv_leaves_inputs_alone_and_returns_fresh_arrays(C):
     x, w, b = conv_arrays(C, (8, 8), (3, 3), np.float32, seed=3)
     originals = [a.copy() for a in (x, w, b)]
-    out, cache = conv2d_forward(x, w, b, stride=1, padding=1)
+    out, cache = conv2d_forward_fast(x, w, b, stride=1, padding=1)
     dout = np.random.default_rng(4).standard_normal(out.shape).astype(np.float32)
     dout_before = dout.copy()
     cache_before = [None if a is None else np.copy(a) for a in cache]
-    first = conv2d_backward(dout, cache)
-    out_again, _ = conv2d_forward(x, w, b, stride=1, padding=1)
-    second = conv2d_backward(dout, cache)
+    first = conv2d_backward_fast(dout, cache)
+    out_again, _ = conv2d_forward_fast(x, w, b, stride=1, padding=1)
+    second = conv2d_backward_fast(dout, cache)
     for a, original in zip((x, w, b), originals):
         np.testing.assert_array_equal(a, original)
     np.testing.assert_array_equal(dout, dout_before)
@@ -174,13 +167,13 @@ def test_fast_maxpool_matches_naive_with_ties(shape, kernel, stride):
     # Few distinct values: most windows hold ties, which the fast path must break like argmax.
     x = np.random.default_rng(0).integers(0, 3, shape).astype(np.float32)
     x_before = x.copy()
-    out, cache = maxpool2d_forward(x, kernel, stride)
+    out, cache = maxpool2d_forward_fast(x, kernel, stride)
     out_naive, cache_naive = maxpool2d_forward_naive(x, kernel, stride)
     np.testing.assert_array_equal(out, out_naive)
     np.testing.assert_array_equal(cache.argmax, cache_naive.argmax)
     dout = np.random.default_rng(1).standard_normal(out.shape).astype(np.float32)
     dout_before = dout.copy()
-    dx = maxpool2d_backward(dout, cache)
+    dx = maxpool2d_backward_fast(dout, cache)
     np.testing.assert_allclose(dx, maxpool2d_backward_naive(dout, cache_naive), rtol=1e-6)
     assert dx.dtype == np.float32 and not np.shares_memory(dx, dout)
     np.testing.assert_array_equal(x, x_before)
@@ -195,7 +188,7 @@ def test_flops_match_the_three_gemms():
     assert fwd.shape == (F, P) and dw.shape == (F, K) and dcols.shape == (K, P)
     assert conv2d_flops(x_shape, w_shape, out_shape) == 2 * F * K * P
     # Twice the number of multiply-adds in eq-conv-forward: C KH KW per output entry.
-    out, _ = conv2d_forward(np.zeros(x_shape), np.zeros(w_shape), np.zeros(5))
+    out, _ = conv2d_forward_fast(np.zeros(x_shape), np.zeros(w_shape), np.zeros(5))
     assert out.shape == out_shape
     assert conv2d_flops(x_shape, w_shape, out_shape) == 2 * out.size * 3 * 3 * 3
     with pytest.raises(ValueError, match="x_shape"):

@@ -1,10 +1,11 @@
-"""Pooling: naive and fast versions agree, gradients are right, and the max-pool tie rule holds."""
+"""Pooling: loop, vectorised and tuned versions agree, gradients are right, the tie rule holds."""
 
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from cnn.fast.pool import maxpool2d_backward_fast, maxpool2d_forward_fast
 from cnn.gradcheck import numerical_gradient, relative_error
 from cnn.pool import (
     avgpool2d_backward,
@@ -18,6 +19,8 @@ from cnn.pool import (
 )
 
 MAX = (maxpool2d_forward, maxpool2d_backward, maxpool2d_forward_naive, maxpool2d_backward_naive)
+MAX_TUNED = (maxpool2d_forward_fast, maxpool2d_backward_fast, maxpool2d_forward_naive,
+             maxpool2d_backward_naive)
 AVG = (avgpool2d_forward, avgpool2d_backward, avgpool2d_forward_naive, avgpool2d_backward_naive)
 
 
@@ -38,7 +41,7 @@ def distinct_values(shape, seed):
     return 0.1 * rng.permutation(np.prod(shape)).reshape(shape) + 0.01 * rng.random(shape)
 
 
-@pytest.mark.parametrize("ops", [MAX, AVG], ids=["max", "avg"])
+@pytest.mark.parametrize("ops", [MAX, MAX_TUNED, AVG], ids=["max", "max-tuned", "avg"])
 @given(config=pool_configs())
 def test_fast_matches_naive(ops, config):
     forward, backward, forward_naive, backward_naive = ops
@@ -54,7 +57,7 @@ def test_fast_matches_naive(ops, config):
         np.testing.assert_allclose(dx, dx_naive, rtol=1e-12, atol=1e-15)
 
 
-@pytest.mark.parametrize("ops", [MAX, AVG], ids=["max", "avg"])
+@pytest.mark.parametrize("ops", [MAX, MAX_TUNED, AVG], ids=["max", "max-tuned", "avg"])
 @settings(max_examples=25)
 @given(config=pool_configs())
 def test_gradient_matches_finite_differences(ops, config):
@@ -68,7 +71,8 @@ def test_gradient_matches_finite_differences(ops, config):
     assert relative_error(dx, numerical) < 1e-7
 
 
-@pytest.mark.parametrize("forward, backward", [MAX[:2], MAX[2:]], ids=["fast", "naive"])
+@pytest.mark.parametrize("forward, backward", [MAX[:2], MAX_TUNED[:2], MAX[2:]],
+                         ids=["vectorised", "tuned", "naive"])
 def test_tie_sends_the_whole_gradient_to_the_first_maximum(forward, backward):
     x = np.full((1, 1, 2, 2), 3.0)
     out, cache = forward(x, 2)
@@ -76,7 +80,8 @@ def test_tie_sends_the_whole_gradient_to_the_first_maximum(forward, backward):
     np.testing.assert_array_equal(dx[0, 0], [[5.0, 0.0], [0.0, 0.0]])
 
 
-@pytest.mark.parametrize("forward, backward", [MAX[:2], MAX[2:]], ids=["fast", "naive"])
+@pytest.mark.parametrize("forward, backward", [MAX[:2], MAX_TUNED[:2], MAX[2:]],
+                         ids=["vectorised", "tuned", "naive"])
 def test_tie_rule_is_row_major_first(forward, backward):
     # The maximum 7 appears at (0, 1) and (1, 0): row-major order puts (0, 1) first.
     x = np.array([[[[1.0, 7.0], [7.0, 2.0]]]])
@@ -84,7 +89,8 @@ def test_tie_rule_is_row_major_first(forward, backward):
     np.testing.assert_array_equal(backward(np.ones((1, 1, 1, 1)), cache)[0, 0], [[0, 1], [0, 0]])
 
 
-@pytest.mark.parametrize("forward, backward", [MAX[:2], MAX[2:]], ids=["fast", "naive"])
+@pytest.mark.parametrize("forward, backward", [MAX[:2], MAX_TUNED[:2], MAX[2:]],
+                         ids=["vectorised", "tuned", "naive"])
 def test_overlapping_windows_accumulate(forward, backward):
     # A constant 4x4 input, 2x2 windows, stride 1: every window's first maximum is its top-left
     # pixel, so pixel (i, j) receives the gradient of window (i, j) and nothing else.
@@ -100,7 +106,7 @@ def test_overlapping_windows_accumulate(forward, backward):
     assert backward(np.ones((1, 1, 3, 3)), cache)[0, 0, 1, 1] == 4.0
 
 
-@pytest.mark.parametrize("ops", [MAX, AVG], ids=["max", "avg"])
+@pytest.mark.parametrize("ops", [MAX, MAX_TUNED, AVG], ids=["max", "max-tuned", "avg"])
 def test_gradient_is_conserved_without_overlap(ops, rng):
     forward, backward = ops[:2]
     x = rng.standard_normal((2, 3, 6, 6))
@@ -128,7 +134,7 @@ def test_stride_defaults_to_kernel_size(forward, rng):
     assert forward(x, 3)[0].shape == (1, 1, 2, 2)
 
 
-@pytest.mark.parametrize("ops", [MAX, AVG], ids=["max", "avg"])
+@pytest.mark.parametrize("ops", [MAX, MAX_TUNED, AVG], ids=["max", "max-tuned", "avg"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_dtype_is_kept_and_inputs_untouched(ops, dtype, rng):
     x = rng.standard_normal((2, 2, 5, 5)).astype(dtype)

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cnn.synthetic import (
+from cnn.casestudy.synthetic import (
     CLASS_NAMES,
     background_texture,
     circumscribed_masses,

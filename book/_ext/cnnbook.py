@@ -6,6 +6,7 @@
   site keeps Sphinx's CDN default and the build says so.
 * Every chapter page offers the notebook executed during this build as ``.ipynb``,
   rewritten into plain Jupyter by :mod:`myst2ipynb` (no raw MyST, install cell first).
+* ``{literalinclude}`` takes ``:docstring: summary`` (see :mod:`listing`).
 * The Binder and Colab buttons open ``notebooks/<chapter>.ipynb``, the committed
   copy in the repository (Colab cannot open a MyST ``.md`` file).
 """
@@ -27,6 +28,7 @@ from sphinxcontrib.bibtex.style.referencing import BracketStyle
 from sphinxcontrib.bibtex.style.referencing.author_year import AuthorYearReferenceStyle
 
 sys.path.insert(0, str(Path(__file__).parent))
+import listing  # noqa: E402
 import myst2ipynb  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -162,6 +164,7 @@ sphinxcontrib.bibtex.plugin.register_plugin(
 
 
 def setup(app):
+    listing.setup(app)
     app.connect("config-inited", setup_mathjax)
     app.connect("build-finished", copy_mathjax)
     # After sphinx-book-theme (priority 501) has built the header buttons.

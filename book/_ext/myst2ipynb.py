@@ -31,6 +31,7 @@ import jupytext
 import nbformat
 import yaml
 from docutils.nodes import make_id
+from listing import summarise_docstrings
 
 INSTALL_CELL = """\
 # Installs the book's package `cnn` when it is missing (Colab, Binder, a fresh environment).
@@ -485,6 +486,8 @@ class Renderer:
             text, _ = LiteralIncludeReader(str(path), reader_options, SimpleNamespace(source_encoding="utf-8-sig")).read()
         except (OSError, ValueError) as error:
             raise ExportError(f"{self.doc}: literalinclude {arg}: {error}") from error
+        if options.get("docstring", "full") == "summary":
+            text = summarise_docstrings(text)
         language = options.get("language", "python" if path.suffix == ".py" else "")
         what = f", `{options['pyobject']}`" if "pyobject" in options else ""
         caption = f"From [`{relpath}`]({self.index.blob_url(relpath)}){what}:"

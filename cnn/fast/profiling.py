@@ -18,6 +18,8 @@ import tracemalloc
 
 import numpy as np
 
+from cnn.conv import col2im, conv2d_forward, im2col, pad
+
 
 def conv2d_flops(x_shape, w_shape, out_shape):
     """Floating-point operations of one convolution forward pass (multiply and add count 2).
@@ -94,8 +96,6 @@ def conv2d_gemms(x_shape, w_shape, out_shape, dtype=np.float32, rng=None):
 
 def _im2col_steps(x, w, b, stride, padding):
     """The calls of one im2col/col2im training step, grouped by phase (see ``conv2d_phases``)."""
-    from cnn.conv import col2im, conv2d_forward, im2col, pad
-
     out, cache = conv2d_forward(x, w, b, stride=stride, padding=padding)
     # The forward pass has cast w to the dtype of x, and normalised stride and padding to pairs.
     w, b, stride, padding = cache.w, b.astype(x.dtype, copy=False), cache.stride, cache.padding
@@ -158,7 +158,7 @@ def conv2d_im2col_step(x, w, b, stride=1, padding=0, repeat=5):
     """Seconds of one im2col/col2im training step: the calls of ``conv2d_phases`` back to back.
 
     This is the convolution with one product for ``dcols`` followed by ``col2im`` for every
-    channel count, without argument checks; ``conv2d_backward`` does the same below
+    channel count, without argument checks; ``conv2d_backward_fast`` does the same below
     ``PER_OFFSET_MIN_CHANNELS`` input channels. Parameters as for ``conv2d_phases``.
     """
     calls = [fn for fns in _im2col_steps(x, w, b, stride, padding).values() for fn in fns]

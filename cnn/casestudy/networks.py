@@ -14,7 +14,7 @@ from cnn.checks import check_array, check_int
 from cnn.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
 from cnn.model import Sequential
 from cnn.optim import Adam
-from cnn.synthetic import CLASS_NAMES
+from cnn.casestudy.synthetic import CLASS_NAMES
 
 INPUT_SIZE = 32
 """Side S of the patches the case-study networks take, ``(N, 1, 32, 32)``."""
@@ -105,7 +105,7 @@ def train(model, data, epochs=8, batch_size=32, lr=1e-3, seed=0, verbose=False):
     ----------
     model : cnn.model.Sequential
     data : tuple
-        ``(x_train, y_train, x_test, y_test)`` as returned by ``cnn.synthetic.load_synthetic``;
+        ``(x_train, y_train, x_test, y_test)`` as returned by ``cnn.casestudy.synthetic.load_synthetic``;
         the images are standardized here, not by the caller.
     epochs, batch_size : int
     lr : float

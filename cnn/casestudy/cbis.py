@@ -23,10 +23,10 @@ import numpy as np
 from PIL import Image
 
 from cnn.checks import check_int
-from cnn.synthetic import CLASS_NAMES
+from cnn.casestudy.synthetic import CLASS_NAMES
 
 PATHOLOGY_LABELS = {"BENIGN": 0, "BENIGN_WITHOUT_CALLBACK": 1, "MALIGNANT": 2}
-"""CBIS-DDSM ``pathology`` value -> label (an index into ``cnn.synthetic.CLASS_NAMES``)."""
+"""CBIS-DDSM ``pathology`` value -> label (an index into ``cnn.casestudy.synthetic.CLASS_NAMES``)."""
 
 IMAGE_COLUMN = "image file path"
 CROPPED_COLUMN = "cropped image file path"

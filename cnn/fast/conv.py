@@ -1,0 +1,184 @@
+"""The convolution that ``Conv2D`` runs: ``cnn.conv``'s numbers in less time.
+
+``conv2d_forward_fast`` is ``cnn.conv.conv2d_forward``: im2col and one product already run
+at the speed of the product. ``conv2d_backward_fast`` differs from
+``cnn.conv.conv2d_backward`` in two ways, each measured in the chapter "Making it fast":
+``dw`` comes from products of shape ``(N, K, F)``, which BLAS runs faster than ``(N, F, K)``,
+and for wide layers ``dx`` is formed kernel offset by kernel offset (``dx_by_offset``)
+instead of by one product and ``col2im``. Signatures and the cache are those of
+``cnn.conv``, so the tests compare the pairs directly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cnn.conv import _check_dout, col2im, conv2d_forward, crop, im2col
+
+conv2d_forward_fast = conv2d_forward
+
+PER_OFFSET_MIN_CHANNELS = 8
+"""From this many input channels on, ``conv2d_backward_fast`` forms ``dx`` with ``dx_by_offset``.
+
+With fewer channels the per-offset products ``(C, F) @ (F, H_out*W_out)`` are too thin for BLAS
+to run at full speed, and one product followed by ``col2im`` is faster (book/performance.md).
+"""
+
+
+def covers_input(x_shape, out_size, stride):
+    """Whether every input pixel has a place on the output grid of its stride phase.
+
+    Input row ``r`` belongs to stride phase ``r % SH`` and sits in row ``r // SH`` of it; the
+    phases fit on the ``(H_out, W_out)`` grid when ``ceil(H / SH) <= H_out`` and likewise for the
+    width. That holds for "same" padding (``P >= (K - 1) / 2``), the usual case, and is what
+    ``dx_by_offset`` needs.
+
+    Parameters
+    ----------
+    x_shape : tuple of four ints
+        ``(N, C, H, W)``, the shape of the forward input.
+    out_size : tuple of two ints
+        ``(H_out, W_out)``.
+    stride : tuple of two ints
+        ``(SH, SW)``.
+
+    Returns
+    -------
+    bool
+    """
+    (H, W), (H_out, W_out), (SH, SW) = x_shape[2:], out_size, stride
+    return -(-H // SH) <= H_out and -(-W // SW) <= W_out
+
+
+def _leaving(shift, size):
+    """The indices ``i`` of an axis of length ``size`` for which ``i + shift`` leaves it."""
+    return slice(size - shift, None) if shift >= 0 else slice(None, -shift)
+
+
+BLOCK_BYTES = 2**18
+"""``dx_by_offset`` works on as many samples at a time as make a product block of about this
+size, so that the block and the part of ``dx`` it is added to stay in the processor's cache."""
+
+
+def dx_by_offset(dout, w, x_shape, stride, padding):
+    """``crop(col2im(w.reshape(F, -1).T @ dout))``, one kernel offset at a time, with flat adds.
+
+    Output position ``(i, j)`` sends, through kernel offset ``(p, q)``, the block
+    ``w[:, :, p, q].T @ dout[n]`` to input pixel ``(SH i + p - PH, SW j + q - PW)`` (eq-conv-dx).
+    That pixel lies in the stride phase ``(a, b) = ((p - PH) % SH, (q - PW) % SW)`` of ``dx``
+    (the pixels ``dx[:, :, a::SH, b::SW]``), at ``(i + dr, j + dc)`` with
+    ``dr = (p - PH) // SH`` and ``dc = (q - PW) // SW``: a shift by whole rows and columns. With
+    every phase stored on the ``(H_out, W_out)`` grid and flattened over ``(n, c, i, j)``, that
+    shift is one offset ``dr W_out + dc`` along a 1-D array, so the add is a single contiguous
+    NumPy operation over many samples. Entries whose shifted place leaves the grid would wrap
+    into the next row or plane; they are zeroed first. Needs ``covers_input``.
+
+    The samples go through in blocks of about ``BLOCK_BYTES``, so that each product is still in
+    the cache when it is added, and each block's phases are still there when they are
+    interleaved into ``dx``. Implements eq-conv-dx.
+
+    Parameters
+    ----------
+    dout : numpy.ndarray
+        Upstream gradient, shape ``(N, F, H_out, W_out)``.
+    w : numpy.ndarray
+        Kernels, shape ``(F, C, KH, KW)``, dtype of ``dout``.
+    x_shape : tuple of four ints
+        ``(N, C, H, W)``, the shape of the forward input.
+    stride, padding : tuple of two ints
+        ``(SH, SW)`` and ``(PH, PW)``.
+
+    Returns
+    -------
+    dx : numpy.ndarray
+        Shape ``(N, C, H, W)``, dtype of ``dout``.
+
+    Raises
+    ------
+    ValueError
+        If the output grid does not cover the input (see ``covers_input``).
+    """
+    (N, F, H_out, W_out), (_, C, KH, KW) = dout.shape, w.shape
+    if not covers_input(x_shape, (H_out, W_out), stride):
+        raise ValueError(
+            f"dx_by_offset needs an output grid (H_out, W_out) = {(H_out, W_out)} that covers "
+            f"the input (H, W) = {tuple(x_shape[2:])} at stride {tuple(stride)}; use col2im"
+        )
+    (SH, SW), (PH, PW), M = stride, padding, H_out * W_out
+    dout = dout.reshape(N, F, M)
+    shifts = {(p, q): ((p - PH) // SH, (q - PW) // SW) for p, q in np.ndindex(KH, KW)}
+    # A phase has at most one unshifted offset; done first, its product is written straight
+    # into the phase, which then needs no zeroing.
+    shifts = sorted(shifts.items(), key=lambda item: item[1] != (0, 0))
+    unshifted = {((p - PH) % SH, (q - PW) % SW) for (p, q), s in shifts if s == (0, 0)}
+    # Contiguous (C, F) matrices: BLAS cannot take the strided view w[:, :, p, q].T as it is.
+    w_t = np.ascontiguousarray(w.transpose(2, 3, 1, 0))
+    n_block = min(N, max(1, BLOCK_BYTES // (C * M * dout.itemsize)))
+    block = np.empty((n_block, C, M), dtype=dout.dtype)
+    phases = np.empty((SH, SW, n_block, C * M), dtype=dout.dtype)
+    dx = np.empty(x_shape, dtype=dout.dtype)
+    for start in range(0, N, n_block):
+        samples = slice(start, start + n_block)
+        n = min(n_block, N - start)
+        prod, ph = block[:n], phases[:, :, :n]
+        grid, flat = prod.reshape(n, C, H_out, W_out), prod.reshape(-1)
+        for a, b in set(np.ndindex(SH, SW)) - unshifted:
+            ph[a, b] = 0
+        for (p, q), (dr, dc) in shifts:
+            phase = ph[(p - PH) % SH, (q - PW) % SW].reshape(-1)
+            if (dr, dc) == (0, 0):
+                np.matmul(w_t[p, q], dout[samples], out=phase.reshape(prod.shape))
+            elif abs(dr) < H_out and abs(dc) < W_out:
+                np.matmul(w_t[p, q], dout[samples], out=prod)
+                grid[:, :, _leaving(dr, H_out)] = 0
+                grid[:, :, :, _leaving(dc, W_out)] = 0
+                s = dr * W_out + dc
+                if s >= 0:
+                    phase[s:] += flat[:flat.size - s]
+                else:
+                    phase[:s] += flat[-s:]
+        ph = ph.reshape(SH, SW, n, C, H_out, W_out)
+        for a, b in np.ndindex(SH, SW):
+            dx_ab = dx[samples, :, a::SH, b::SW]
+            dx_ab[...] = ph[a, b, :, :, :dx_ab.shape[2], :dx_ab.shape[3]]
+    return dx
+
+
+def conv2d_backward_fast(dout, cache):
+    """``cnn.conv.conv2d_backward``, tuned: same arguments, same results.
+
+    ``db`` as there (eq-conv-db); ``dw`` from the products ``cols[n] @ dout[n].T``
+    transposed once (eq-conv-dw); ``dx`` by ``dx_by_offset`` from
+    ``PER_OFFSET_MIN_CHANNELS`` input channels on when the output grid ``covers_input``,
+    by one product and ``col2im`` otherwise (eq-conv-dx).
+
+    Parameters
+    ----------
+    dout : numpy.ndarray
+        Upstream gradient, shape ``(N, F, H_out, W_out)``.
+    cache : ConvCache
+        From any convolution forward pass of ``cnn.conv`` or this module.
+
+    Returns
+    -------
+    dx : numpy.ndarray
+        Shape ``(N, C, H, W)``, dtype of the forward input.
+    dw : numpy.ndarray
+        Shape ``(F, C, KH, KW)``.
+    db : numpy.ndarray
+        Shape ``(F,)``.
+    """
+    _check_dout(dout, cache)
+    x_padded, w, stride = cache.x_padded, cache.w, cache.stride
+    cols = im2col(x_padded, w.shape[2:], stride) if cache.cols is None else cache.cols
+    (N, F), C = dout.shape[:2], w.shape[1]
+    dout = dout.astype(x_padded.dtype, copy=False)
+    dout_r = dout.reshape(N, F, -1)
+    db = dout_r.sum(axis=(0, 2))
+    # Products of shape (N, K, F) summed over the batch are faster than (N, F, K) ones.
+    dw = (cols @ dout_r.transpose(0, 2, 1)).sum(axis=0).T.reshape(w.shape)
+    x_shape = crop(x_padded, cache.padding).shape
+    if C >= PER_OFFSET_MIN_CHANNELS and covers_input(x_shape, dout.shape[2:], stride):
+        return dx_by_offset(dout, w, x_shape, stride, cache.padding), dw, db
+    dx_padded = col2im(w.reshape(F, -1).T @ dout_r, x_padded.shape, w.shape[2:], stride)
+    return crop(dx_padded, cache.padding), dw, db
