@@ -1,4 +1,4 @@
-"""Activation functions: ReLU (forward and backward) and a numerically stable softmax."""
+"""Activation functions: ReLU (forward and backward) and a stable softmax."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ class ReLUCache(NamedTuple):
 
 
 def relu_forward(x):
-    """Rectified linear unit, elementwise: ``out = max(x, 0)``. Implements eq-relu-forward.
+    """Rectified linear unit, elementwise: ``out = max(x, 0)`` (eq-relu-forward).
 
     Parameters
     ----------
@@ -35,10 +35,10 @@ def relu_forward(x):
 
 
 def relu_backward(dout, cache):
-    """ReLU backward pass: ``dx = dout`` where ``x > 0`` and 0 elsewhere. Implements eq-relu-dx.
+    """ReLU backward pass: ``dx = dout`` where ``x > 0``, 0 elsewhere (eq-relu-dx).
 
-    At ``x = 0`` ReLU has no derivative; this uses the subgradient 0 there, as frameworks do.
-    ``dout`` is not modified: a new array is returned.
+    At ``x = 0`` ReLU has no derivative; this uses the subgradient 0 there, as
+    frameworks do. ``dout`` is not modified: a new array is returned.
 
     Parameters
     ----------
@@ -58,11 +58,11 @@ def relu_backward(dout, cache):
 
 
 def log_softmax(z):
-    """Logarithm of the softmax along the last axis, computed stably with log-sum-exp.
+    """Logarithm of the softmax along the last axis, stable by log-sum-exp.
 
-    ``log_softmax(z) = z - m - log(sum(exp(z - m)))`` with ``m = max(z)`` along the last axis;
-    subtracting ``m`` changes nothing mathematically but keeps ``exp`` from overflowing, and the
-    result never takes ``log(0)``. Used by eq-softmax-ce.
+    ``log_softmax(z) = z - m - log(sum(exp(z - m)))`` with ``m = max(z)`` along the last
+    axis; subtracting ``m`` changes nothing mathematically but keeps ``exp`` from
+    overflowing, and the result never takes ``log(0)``. Used by eq-softmax-ce.
 
     Parameters
     ----------
@@ -79,10 +79,10 @@ def log_softmax(z):
 
 
 def softmax(z):
-    """Softmax along the last axis, stable for logits of any size. Implements eq-softmax.
+    """Softmax along the last axis, stable for logits of any size (eq-softmax).
 
-    ``softmax(z)_k = exp(z_k - m) / sum over j of exp(z_j - m)`` with ``m = max(z)``: the shift
-    cancels in the ratio and keeps every exponent at most 0.
+    ``softmax(z)_k = exp(z_k - m) / sum over j of exp(z_j - m)`` with ``m = max(z)``:
+    the shift cancels in the ratio and keeps every exponent at most 0.
 
     Parameters
     ----------
@@ -92,7 +92,8 @@ def softmax(z):
     Returns
     -------
     p : numpy.ndarray
-        Same shape and dtype as ``z``; every row along the last axis is positive and sums to 1.
+        Same shape and dtype as ``z``; every row along the last axis is positive and
+        sums to 1.
     """
     check_array(z, "z")
     e = np.exp(z - z.max(axis=-1, keepdims=True))

@@ -1,8 +1,9 @@
 """Shared input validation for the ``cnn`` package.
 
-Every public function of the package checks its arguments with these helpers, so that a mistake is
-reported where it is made, with a message that names the argument, the expected shape and the shape
-that was given. Nothing is converted silently: a list, an integer array or a NaN raises.
+Every public function of the package checks its arguments with these helpers, so that a
+mistake is reported where it is made, with a message that names the argument, the
+expected shape and the shape that was given. Nothing is converted silently: a list, an
+integer array or a NaN raises.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ def as_pair(value, name, minimum=1):
     name : str
         Argument name used in error messages (e.g. ``"stride"``).
     minimum : int
-        Smallest allowed value of each entry (1 for a stride or a kernel size, 0 for padding).
+        Smallest allowed value of each entry (1 for a stride or a kernel size, 0 for
+        padding).
 
     Returns
     -------
@@ -39,14 +41,17 @@ def as_pair(value, name, minimum=1):
     if not isinstance(items, (tuple, list)) or not all(_is_int(v) for v in items):
         raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
     if len(items) != 2:
-        raise ValueError(f"{name} must be an int or a pair of ints, got {len(items)} values: {value!r}")
+        raise ValueError(
+            f"{name} must be an int or a pair of ints, "
+            f"got {len(items)} values: {value!r}"
+        )
     if min(items) < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
     return (int(items[0]), int(items[1]))
 
 
 def check_int(value, name, minimum=1):
-    """Check that ``value`` is an int (not a bool) of at least ``minimum``; return it as an int.
+    """Check that ``value`` is an int (not a bool) >= ``minimum``; return it.
 
     Parameters
     ----------
@@ -74,20 +79,23 @@ def check_int(value, name, minimum=1):
 
 
 def check_array(a, name, dims=None, known=None, finite=True):
-    """Check that ``a`` is a finite floating-point array of the expected rank and sizes.
+    """Check that ``a`` is a finite float array of the expected rank and sizes.
 
     Parameters
     ----------
     a : object
-        The value to check. It must already be a ``numpy.ndarray``; it is never converted.
+        The value to check. It must already be a ``numpy.ndarray``; it is never
+        converted.
     name : str
         Argument name used in error messages (e.g. ``"x"``).
     dims : tuple of str or int, optional
-        One entry per axis, fixing the rank: a symbol such as ``"N"`` (any size) or an int (that
-        exact size), e.g. ``("N", "C", "H", "W")``. ``None`` accepts any shape.
+        One entry per axis, fixing the rank: a symbol such as ``"N"`` (any size) or an
+        int (that exact size), e.g. ``("N", "C", "H", "W")``. ``None`` accepts any
+        shape.
     known : dict of str to int, optional
-        Sizes some symbols must have, e.g. ``{"C": 3}`` when the channel count comes from another
-        argument. The message then shows the expected shape as ``(N, C=3, H, W)``.
+        Sizes some symbols must have, e.g. ``{"C": 3}`` when the channel count comes
+        from another argument. The message then shows the expected shape as
+        ``(N, C=3, H, W)``.
     finite : bool
         Whether to reject NaN and infinity.
 
@@ -101,20 +109,29 @@ def check_array(a, name, dims=None, known=None, finite=True):
     TypeError
         If ``a`` is not an ndarray or its dtype is not floating point.
     ValueError
-        If the rank or a known size differs, or ``finite`` is set and ``a`` has NaN or infinity.
+        If the rank or a known size differs, or ``finite`` is set and ``a`` has NaN or
+        infinity.
     """
     if not isinstance(a, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray, got {type(a).__name__}")
     if not np.issubdtype(a.dtype, np.floating):
-        raise TypeError(f"{name} must have a floating-point dtype (float32 or float64), got {a.dtype}")
+        raise TypeError(
+            f"{name} must have a floating-point dtype (float32 or float64), "
+            f"got {a.dtype}"
+        )
     if dims is not None:
         sizes = [d if _is_int(d) else (known or {}).get(d) for d in dims]
-        if a.ndim != len(dims) or any(n is not None and n != m for n, m in zip(sizes, a.shape)):
+        if a.ndim != len(dims) or any(
+            n is not None and n != m for n, m in zip(sizes, a.shape)
+        ):
             expected = ", ".join(
-                str(d) if _is_int(d) else d if n is None else f"{d}={n}" for d, n in zip(dims, sizes)
+                str(d) if _is_int(d) else d if n is None else f"{d}={n}"
+                for d, n in zip(dims, sizes)
             )
             expected += "," if len(dims) == 1 else ""
-            raise ValueError(f"{name} must have shape ({expected}), got shape {a.shape}")
+            raise ValueError(
+                f"{name} must have shape ({expected}), got shape {a.shape}"
+            )
     if finite and not np.isfinite(a).all():
         raise ValueError(f"{name} contains NaN or infinity")
     return a
@@ -132,7 +149,8 @@ def check_labels(y, name, n, num_classes=None):
     n : int
         Expected number of labels ``N``.
     num_classes : int, optional
-        Number of classes ``K``; ``None`` skips the range check except for negative labels.
+        Number of classes ``K``; ``None`` skips the range check except for negative
+        labels.
 
     Returns
     -------
@@ -148,12 +166,16 @@ def check_labels(y, name, n, num_classes=None):
     """
     if not isinstance(y, np.ndarray) or not np.issubdtype(y.dtype, np.integer):
         dtype = getattr(y, "dtype", type(y).__name__)
-        raise TypeError(f"{name} must be an integer numpy.ndarray of class labels, got {dtype}")
+        raise TypeError(
+            f"{name} must be an integer numpy.ndarray of class labels, got {dtype}"
+        )
     if y.shape != (n,):
         raise ValueError(f"{name} must have shape (N={n},), got shape {y.shape}")
     top = "K - 1" if num_classes is None else num_classes - 1
     if n and (y.min() < 0 or (num_classes is not None and y.max() >= num_classes)):
-        raise ValueError(f"{name} must hold labels in 0..{top}, got values in {y.min()}..{y.max()}")
+        raise ValueError(
+            f"{name} must hold labels in 0..{top}, got values in {y.min()}..{y.max()}"
+        )
     return y
 
 

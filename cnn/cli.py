@@ -1,14 +1,15 @@
-"""Command line of the case study: ``cnn train`` and ``cnn predict`` (or ``python -m cnn ...``)::
+"""Command line of the case study: ``cnn train`` and ``cnn predict``::
 
-    cnn train --data synthetic --epochs 8 --out model.npz
-    cnn predict images/*.png --model model.npz
-    cnn train --data cbis --cbis-root CBIS-DDSM --cbis-train mass_case_description_train_set.csv \
+    cnn train --data synthetic --epochs 8 --out model.npz cnn predict images/*.png
+    --model model.npz cnn train --data cbis --cbis-root CBIS-DDSM --cbis-train
+    mass_case_description_train_set.csv \
         --cbis-test mass_case_description_test_set.csv --out real.npz
 
-``predict`` prints one tab-separated line per image: its path, the probability of each class and
-the most probable class. An image that cannot be read is reported on stderr and skipped; the
-exit status is then 1, after every other image has been classified. The model is always the
-case-study CNN of ``cnn.casestudy.networks`` on 32 x 32 patches, so a saved file only holds its weights.
+``predict`` prints one tab-separated line per image: its path, the probability of each
+class and the most probable class. An image that cannot be read is reported on stderr
+and skipped; the exit status is then 1, after every other image has been classified. The
+model is always the case-study CNN of ``cnn.casestudy.networks`` on 32 x 32 patches, so
+a saved file only holds its weights.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ import time
 
 import numpy as np
 
-from cnn.casestudy.networks import INPUT_SIZE, build_cnn, classify, train
 from cnn.casestudy.cbis import CROPS, load_cbis_ddsm
+from cnn.casestudy.networks import INPUT_SIZE, build_cnn, classify, train
+from cnn.casestudy.synthetic import CLASS_NAMES, load_synthetic
 from cnn.data import load_image
 from cnn.fast.profiling import blas_threads
-from cnn.casestudy.synthetic import CLASS_NAMES, load_synthetic
 
 DEFAULT_EPOCHS = 8
 DEFAULT_N_PER_CLASS = 2000
@@ -43,49 +44,100 @@ def _int_at_least(minimum):
 def build_parser():
     """The argument parser, with the subcommands ``train`` and ``predict``."""
     parser = argparse.ArgumentParser(
-        prog="cnn", description="Classify mammogram patches as benign, benign without callback "
-        "or malignant with the case-study CNN of 'CNN from Scratch with NumPy'.")
+        prog="cnn",
+        description="Classify mammogram patches as benign, benign without callback "
+        "or malignant with the case-study CNN of 'CNN from Scratch with NumPy'.",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    train_parser = commands.add_parser("train", help="train the case-study CNN and save it")
-    train_parser.add_argument("--data", choices=["synthetic", "cbis"], default="synthetic",
-                              help="the seeded synthetic patches, or CBIS-DDSM downloaded by you")
+    train_parser = commands.add_parser(
+        "train", help="train the case-study CNN and save it"
+    )
+    train_parser.add_argument(
+        "--data",
+        choices=["synthetic", "cbis"],
+        default="synthetic",
+        help="the seeded synthetic patches, or CBIS-DDSM downloaded by you",
+    )
     train_parser.add_argument("--epochs", type=_int_at_least(1), default=DEFAULT_EPOCHS)
-    train_parser.add_argument("--n-per-class", type=_int_at_least(2), default=DEFAULT_N_PER_CLASS,
-                              help="synthetic patches per class, 3/4 for training, 1/4 for testing")
-    train_parser.add_argument("--cbis-root", help="with --data cbis: the download folder")
-    train_parser.add_argument("--cbis-train", nargs="+", metavar="CSV",
-                              help="with --data cbis: case-description CSV files to train on")
-    train_parser.add_argument("--cbis-test", nargs="+", metavar="CSV",
-                              help="with --data cbis: case-description CSV files to test on")
-    train_parser.add_argument("--crop", choices=CROPS, default="cropped",
-                              help="with --data cbis: the data set's ROI crops, or squares cut "
-                              "around the ROI masks")
-    train_parser.add_argument("--seed", type=int, default=0,
-                              help="seeds the data, the initial weights and the batch order")
-    train_parser.add_argument("--out", required=True, help="where to save the weights (.npz)")
+    train_parser.add_argument(
+        "--n-per-class",
+        type=_int_at_least(2),
+        default=DEFAULT_N_PER_CLASS,
+        help="synthetic patches per class, 3/4 for training, 1/4 for testing",
+    )
+    train_parser.add_argument(
+        "--cbis-root", help="with --data cbis: the download folder"
+    )
+    train_parser.add_argument(
+        "--cbis-train",
+        nargs="+",
+        metavar="CSV",
+        help="with --data cbis: case-description CSV files to train on",
+    )
+    train_parser.add_argument(
+        "--cbis-test",
+        nargs="+",
+        metavar="CSV",
+        help="with --data cbis: case-description CSV files to test on",
+    )
+    train_parser.add_argument(
+        "--crop",
+        choices=CROPS,
+        default="cropped",
+        help="with --data cbis: the data set's ROI crops, or squares cut "
+        "around the ROI masks",
+    )
+    train_parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seeds the data, the initial weights and the batch order",
+    )
+    train_parser.add_argument(
+        "--out", required=True, help="where to save the weights (.npz)"
+    )
 
-    predict_parser = commands.add_parser("predict", help="print class probabilities of images")
-    predict_parser.add_argument("images", nargs="+", metavar="IMAGE",
-                                help="image files Pillow can read; resized to 32 x 32 grey")
-    predict_parser.add_argument("--model", help="weights saved by 'cnn train'; without it a "
-                                "default model is trained first (seed 0, about 5 s)")
+    predict_parser = commands.add_parser(
+        "predict", help="print class probabilities of images"
+    )
+    predict_parser.add_argument(
+        "images",
+        nargs="+",
+        metavar="IMAGE",
+        help="image files Pillow can read; resized to 32 x 32 grey",
+    )
+    predict_parser.add_argument(
+        "--model",
+        help="weights saved by 'cnn train'; without it a "
+        "default model is trained first (seed 0, about 5 s)",
+    )
     return parser
 
 
-def train_model(epochs=DEFAULT_EPOCHS, n_per_class=DEFAULT_N_PER_CLASS, seed=0, verbose=False,
-                data=None):
+def train_model(
+    epochs=DEFAULT_EPOCHS,
+    n_per_class=DEFAULT_N_PER_CLASS,
+    seed=0,
+    verbose=False,
+    data=None,
+):
     """Train the case-study CNN: the model and its final test accuracy.
 
-    ``data`` is ``(x_train, y_train, x_test, y_test)``; by default, seeded synthetic patches.
+    ``data`` is ``(x_train, y_train, x_test, y_test)``; by default, seeded synthetic
+    patches.
     """
     if data is None:
         data = load_synthetic(n_per_class=n_per_class, size=INPUT_SIZE, seed=seed)
         if verbose:
-            print(f"synthetic data: {len(data[1])} training and {len(data[3])} test patches of "
-                  f"{INPUT_SIZE} x {INPUT_SIZE} (seed {seed})")
+            print(
+                f"synthetic data: {len(data[1])} training and {len(data[3])} test "
+                f"patches of {INPUT_SIZE} x {INPUT_SIZE} (seed {seed})"
+            )
     model = build_cnn(rng=np.random.default_rng(seed))
-    with blas_threads(1):  # as in the chapter: faster for these small products, same numbers
+    with blas_threads(
+        1
+    ):  # as in the chapter: faster for these small products, same numbers
         history = train(model, data, epochs=epochs, seed=seed, verbose=verbose)
     return model, history["val_acc"][-1]
 
@@ -94,10 +146,14 @@ def _cbis_data(args):
     """CBIS-DDSM training and test patches, with their class counts printed."""
     splits = []
     for name, csv_files in [("training", args.cbis_train), ("test", args.cbis_test)]:
-        found = load_cbis_ddsm(args.cbis_root, csv_files, size=INPUT_SIZE, crop=args.crop)
+        found = load_cbis_ddsm(
+            args.cbis_root, csv_files, size=INPUT_SIZE, crop=args.crop
+        )
         if len(found.y) == 0:
             raise ValueError(f"the {name} CSV files {csv_files} list no abnormalities")
-        counts = ", ".join(f"{key} {value}" for key, value in found.class_counts.items())
+        counts = ", ".join(
+            f"{key} {value}" for key, value in found.class_counts.items()
+        )
         print(f"CBIS-DDSM {name} patches: {len(found.y)} ({counts})")
         splits += [found.x, found.y]
     return tuple(splits)
@@ -107,27 +163,42 @@ def _train(args):
     start = time.perf_counter()
     data = None
     if args.data == "cbis":
-        missing = [flag for flag, value in [("--cbis-root", args.cbis_root),
-                                            ("--cbis-train", args.cbis_train),
-                                            ("--cbis-test", args.cbis_test)] if not value]
+        missing = [
+            flag
+            for flag, value in [
+                ("--cbis-root", args.cbis_root),
+                ("--cbis-train", args.cbis_train),
+                ("--cbis-test", args.cbis_test),
+            ]
+            if not value
+        ]
         if missing:
-            print(f"cnn train: error: --data cbis needs {', '.join(missing)}", file=sys.stderr)
+            print(
+                f"cnn train: error: --data cbis needs {', '.join(missing)}",
+                file=sys.stderr,
+            )
             return 2
         try:
             data = _cbis_data(args)
         except (OSError, ValueError, ImportError) as error:
             print(f"cnn train: error: {error}", file=sys.stderr)
             return 1
-    model, accuracy = train_model(args.epochs, args.n_per_class, args.seed, verbose=True,
-                                  data=data)
+    model, accuracy = train_model(
+        args.epochs, args.n_per_class, args.seed, verbose=True, data=data
+    )
     out = args.out if args.out.endswith(".npz") else args.out + ".npz"
     try:
         model.save(out)
     except OSError as error:
-        print(f"cnn train: error: cannot save the model to {out}: {error}", file=sys.stderr)
+        print(
+            f"cnn train: error: cannot save the model to {out}: {error}",
+            file=sys.stderr,
+        )
         return 1
-    print(f"test accuracy {accuracy:.4f}; trained in {time.perf_counter() - start:.1f} s; "
-          f"saved to {out}")
+    print(
+        f"test accuracy {accuracy:.4f}; "
+        f"trained in {time.perf_counter() - start:.1f} s; saved to {out}"
+    )
     return 0
 
 
@@ -142,7 +213,10 @@ def _predict(args):
         try:
             model.load(args.model)
         except (OSError, ValueError) as error:
-            print(f"cnn predict: error: cannot load model {args.model}: {error}", file=sys.stderr)
+            print(
+                f"cnn predict: error: cannot load model {args.model}: {error}",
+                file=sys.stderr,
+            )
             return 1
     print(DISCLAIMER, file=sys.stderr)
     print("\t".join(["image", *CLASS_NAMES, "prediction"]))
@@ -161,6 +235,6 @@ def _predict(args):
 
 
 def main(argv=None):
-    """Run the command line; returns the exit status (0 success, 1 failure, 2 usage error)."""
+    """Run the command line; return the exit status (0 success, 1 failure, 2 usage)."""
     args = build_parser().parse_args(argv)
     return _train(args) if args.command == "train" else _predict(args)

@@ -1,14 +1,14 @@
-"""Two-dimensional convolution (cross-correlation) in NCHW layout: forward and backward passes.
+"""2-D convolution (cross-correlation) in NCHW layout: forward and backward passes.
 
-``conv2d_forward_naive`` and ``conv2d_backward_naive`` follow the equations loop for loop
-(chapters "Convolution, forward" and "Convolution, backward"); ``conv2d_forward`` and
-``conv2d_backward`` compute the same numbers with im2col, one batched matrix product and
-col2im, the plain vectorised form those chapters derive. The tuned pair that the layer
-``Conv2D`` runs lives in ``cnn.fast.conv`` (chapter "Making it fast"). All pairs share their
-signatures and the cache type, so any backward accepts any forward's cache.
+``conv2d_forward_naive`` and ``conv2d_backward_naive`` follow the equations loop for
+loop (chapters "Convolution, forward" and "Convolution, backward"); ``conv2d_forward``
+and ``conv2d_backward`` compute the same numbers with im2col, one batched matrix product
+and col2im, the plain vectorised form those chapters derive. The tuned pair that the
+layer ``Conv2D`` runs lives in ``cnn.fast.conv`` (chapter "Making it fast"). All pairs
+share their signatures and the cache type, so any backward accepts any forward's cache.
 
-Like every deep-learning framework, "convolution" here is cross-correlation: the kernel is not
-flipped.
+Like every deep-learning framework, "convolution" here is cross-correlation: the kernel
+is not flipped.
 """
 
 from __future__ import annotations
@@ -32,17 +32,18 @@ class ConvCache(NamedTuple):
     stride: tuple
     #: ``(PH, PW)``.
     padding: tuple
-    #: The im2col matrix of ``x_padded``, shape ``(N, C*KH*KW, H_out*W_out)``, kept by the
-    #: fast forward pass so that its backward pass need not rebuild it; ``None`` from the naive pass.
+    #: The im2col matrix of ``x_padded``, shape ``(N, C*KH*KW, H_out*W_out)``, kept by
+    #: the fast forward pass so that its backward pass need not rebuild it; ``None``
+    #: from the naive pass.
     cols: np.ndarray | None = None
 
 
 def output_size(input_size, kernel_size, stride, padding):
     """Spatial output size of a convolution or pooling window.
 
-    ``H_out = (H + 2 PH - KH) // SH + 1`` and likewise for the width. Implements eq-conv-out-size.
-    When ``SH`` does not divide ``H + 2 PH - KH`` the last rows of the padded input are not
-    covered by any window (floor), as in every framework.
+    ``H_out = (H + 2 PH - KH) // SH + 1`` and likewise for the width. Implements
+    eq-conv-out-size. When ``SH`` does not divide ``H + 2 PH - KH`` the last rows of the
+    padded input are not covered by any window (floor), as in every framework.
 
     Parameters
     ----------
@@ -64,14 +65,14 @@ def output_size(input_size, kernel_size, stride, padding):
     padded = tuple(n + 2 * p for n, p in zip(input_size, padding))
     if kernel_size[0] > padded[0] or kernel_size[1] > padded[1]:
         raise ValueError(
-            f"kernel_size (KH, KW) = {tuple(kernel_size)} is larger than the padded input "
-            f"(H + 2 PH, W + 2 PW) = {padded}"
+            f"kernel_size (KH, KW) = {tuple(kernel_size)} is larger than the padded "
+            f"input (H + 2 PH, W + 2 PW) = {padded}"
         )
     return tuple((n - k) // s + 1 for n, k, s in zip(padded, kernel_size, stride))
 
 
 def _check_conv_args(x, w, b, stride, padding):
-    """Validate the arguments of a convolution forward pass; return stride, padding, output size."""
+    """Validate a convolution's arguments; return stride, padding and output size."""
     check_array(x, "x", ("N", "C", "H", "W"))
     check_array(w, "w", ("F", "C", "KH", "KW"), known={"C": x.shape[1]})
     check_array(b, "b", ("F",), known={"F": w.shape[0]})
@@ -83,17 +84,25 @@ def _check_conv_args(x, w, b, stride, padding):
 
 def _check_dout(dout, cache):
     """Validate the upstream gradient of a convolution against its cache."""
-    H_out, W_out = output_size(cache.x_padded.shape[2:], cache.w.shape[2:], cache.stride, (0, 0))
-    known = {"N": cache.x_padded.shape[0], "F": cache.w.shape[0], "H_out": H_out, "W_out": W_out}
+    H_out, W_out = output_size(
+        cache.x_padded.shape[2:], cache.w.shape[2:], cache.stride, (0, 0)
+    )
+    known = {
+        "N": cache.x_padded.shape[0],
+        "F": cache.w.shape[0],
+        "H_out": H_out,
+        "W_out": W_out,
+    }
     check_array(dout, "dout", ("N", "F", "H_out", "W_out"), known=known)
 
 
 def offset_index(p, q, out_size, stride):
-    """Index of the input pixels that kernel offset ``(p, q)`` meets, over all output positions.
+    """Index of the input pixels that kernel offset ``(p, q)`` meets.
 
-    Output position ``(i, j)`` reads input pixel ``(SH i + p, SW j + q)`` at offset ``(p, q)``, so
-    for a fixed offset these pixels form one strided slice. Looping over the ``KH*KW`` offsets
-    and using whole slices is what keeps the fast passes free of loops over positions.
+    Output position ``(i, j)`` reads input pixel ``(SH i + p, SW j + q)`` at offset
+    ``(p, q)``, so for a fixed offset these pixels form one strided slice. Looping over
+    the ``KH*KW`` offsets and using whole slices is what keeps the fast passes free of
+    loops over positions.
 
     Parameters
     ----------
@@ -107,7 +116,8 @@ def offset_index(p, q, out_size, stride):
     Returns
     -------
     index : tuple of slices
-        For an array of shape ``(N, C, H, W)``; selects a block of shape ``(N, C, H_out, W_out)``.
+        For an array of shape ``(N, C, H, W)``; selects a block of shape
+        ``(N, C, H_out, W_out)``.
     """
     (H_out, W_out), (SH, SW) = out_size, stride
     rows = slice(p, p + SH * (H_out - 1) + 1, SH)
@@ -145,14 +155,15 @@ def crop(x_padded, padding):
 
 
 def conv2d_forward_naive(x, w, b, stride=1, padding=0):
-    """Convolution forward pass with explicit loops, for teaching and as the reference in tests.
+    """Convolution forward pass with explicit loops, for teaching and tests.
 
-    ``out[n, f, i, j] = b[f] + sum over c, p, q of w[f, c, p, q] * x_padded[n, c, SH i + p, SW j + q]``.
+    ``out[n, f, i, j] = b[f] + sum over c, p, q of``
+    ``w[f, c, p, q] * x_padded[n, c, SH i + p, SW j + q]``.
     Implements eq-conv-forward, looping over every sample, filter and output position.
 
     Arguments, results and errors are those of ``conv2d_forward``: ``x : (N, C, H, W)``,
-    ``w : (F, C, KH, KW)``, ``b : (F,)`` give ``out : (N, F, H_out, W_out)`` and a ``ConvCache``
-    (whose ``cols`` is ``None``).
+    ``w : (F, C, KH, KW)``, ``b : (F,)`` give ``out : (N, F, H_out, W_out)`` and a
+    ``ConvCache`` (whose ``cols`` is ``None``).
     """
     stride, padding, (H_out, W_out) = _check_conv_args(x, w, b, stride, padding)
     (SH, SW), (F, _, KH, KW) = stride, w.shape
@@ -169,19 +180,19 @@ def conv2d_forward_naive(x, w, b, stride=1, padding=0):
 
 
 def conv2d_backward_naive(dout, cache):
-    """Convolution backward pass with explicit loops, mirroring ``conv2d_forward_naive``.
+    """Convolution backward pass with explicit loops, mirroring the forward loops.
 
-    Every output position ``(n, f, i, j)`` sends ``dout[n, f, i, j] * w[f]`` back to the window of
-    ``x_padded`` it read (eq-conv-dx), adds ``dout[n, f, i, j]`` times that window to ``dw[f]``
-    (eq-conv-dw) and ``dout[n, f, i, j]`` to ``db[f]`` (eq-conv-db). Windows that overlap
-    accumulate. The padded border of the gradient is then cropped.
+    Every output position ``(n, f, i, j)`` sends ``dout[n, f, i, j] * w[f]`` back to the
+    window of ``x_padded`` it read (eq-conv-dx), adds ``dout[n, f, i, j]`` times that
+    window to ``dw[f]`` (eq-conv-dw) and ``dout[n, f, i, j]`` to ``db[f]`` (eq-conv-db).
+    Windows that overlap accumulate. The padded border of the gradient is then cropped.
 
-    Arguments and results are those of ``conv2d_backward``: ``dout : (N, F, H_out, W_out)`` and a
-    ``ConvCache`` from either forward pass give ``dx : (N, C, H, W)``, ``dw : (F, C, KH, KW)`` and
-    ``db : (F,)``.
+    Arguments and results are those of ``conv2d_backward``:
+    ``dout : (N, F, H_out, W_out)`` and a ``ConvCache`` from either forward pass give
+    ``dx : (N, C, H, W)``, ``dw : (F, C, KH, KW)`` and ``db : (F,)``.
     """
     _check_dout(dout, cache)
-    x_padded, w, (SH, SW), padding = cache.x_padded, cache.w, cache.stride, cache.padding
+    x_padded, w, (SH, SW) = cache.x_padded, cache.w, cache.stride
     (N, F, H_out, W_out), (KH, KW) = dout.shape, w.shape[2:]
     dx_padded = np.zeros_like(x_padded)
     dw = np.zeros_like(w)
@@ -194,16 +205,16 @@ def conv2d_backward_naive(dout, cache):
                     dx_padded[n, :, rows, cols] += dout[n, f, i, j] * w[f]
                     dw[f] += dout[n, f, i, j] * x_padded[n, :, rows, cols]
                     db[f] += dout[n, f, i, j]
-    return crop(dx_padded, padding), dw, db
+    return crop(dx_padded, cache.padding), dw, db
 
 
 def im2col(x_padded, kernel_size, stride):
     """Lay out every receptive field of ``x_padded`` as a column.
 
-    ``cols[n, (c, p, q), (i, j)] = x_padded[n, c, SH i + p, SW j + q]``, with the row index
-    ``(c, p, q)`` flattened in C order to ``c KH KW + p KW + q`` and the column index to
-    ``i W_out + j``. Implements eq-im2col: the convolution then becomes the matrix product
-    ``w.reshape(F, C*KH*KW) @ cols[n]`` for each sample.
+    ``cols[n, (c, p, q), (i, j)] = x_padded[n, c, SH i + p, SW j + q]``, with the row
+    index ``(c, p, q)`` flattened in C order to ``c KH KW + p KW + q`` and the column
+    index to ``i W_out + j``. Implements eq-im2col: the convolution then becomes the
+    matrix product ``w.reshape(F, C*KH*KW) @ cols[n]`` for each sample.
 
     Parameters
     ----------
@@ -220,18 +231,18 @@ def im2col(x_padded, kernel_size, stride):
         Shape ``(N, C*KH*KW, H_out*W_out)``, a new array of the dtype of ``x_padded``.
     """
     (N, C), (KH, KW), (SH, SW) = x_padded.shape[:2], kernel_size, stride
-    # windows: (N, C, H_out, W_out, KH, KW), a view; the reshape below makes the one copy.
+    # windows: (N, C, H_out, W_out, KH, KW), a view; the reshape makes the one copy.
     windows = sliding_window_view(x_padded, (KH, KW), axis=(2, 3))[:, :, ::SH, ::SW]
     H_out, W_out = windows.shape[2:4]
     return windows.transpose(0, 1, 4, 5, 2, 3).reshape(N, C * KH * KW, H_out * W_out)
 
 
 def col2im(dcols, x_padded_shape, kernel_size, stride):
-    """Scatter-add columns back to image positions: the adjoint (transpose) of ``im2col``.
+    """Scatter-add columns back to image positions: the adjoint of ``im2col``.
 
-    Each entry of ``dcols`` is added to the pixel of the padded input that ``im2col`` copied it
-    from; pixels covered by several windows accumulate. Loops over the ``KH*KW`` kernel offsets
-    only: each offset adds one strided slice.
+    Each entry of ``dcols`` is added to the pixel of the padded input that ``im2col``
+    copied it from; pixels covered by several windows accumulate. Loops over the
+    ``KH*KW`` kernel offsets only: each offset adds one strided slice.
 
     Parameters
     ----------
@@ -258,12 +269,12 @@ def col2im(dcols, x_padded_shape, kernel_size, stride):
 
 
 def conv2d_forward(x, w, b, stride=1, padding=0):
-    """Convolution forward pass, vectorised with im2col and one batched matrix product.
+    """Convolution forward pass, vectorised: im2col and one batched product.
 
-    Computes eq-conv-forward as ``w.reshape(F, C*KH*KW) @ cols`` where ``cols = im2col(x_padded)``
-    (eq-im2col) has shape ``(N, C*KH*KW, H_out*W_out)``: the product has shape
-    ``(N, F, H_out*W_out)``, which is already NCHW once reshaped. No Python loop runs over samples
-    or output positions.
+    Computes eq-conv-forward as ``w.reshape(F, C*KH*KW) @ cols`` where
+    ``cols = im2col(x_padded)`` (eq-im2col) has shape ``(N, C*KH*KW, H_out*W_out)``: the
+    product has shape ``(N, F, H_out*W_out)``, which is already NCHW once reshaped. No
+    Python loop runs over samples or output positions.
 
     Parameters
     ----------
@@ -281,18 +292,21 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
     Returns
     -------
     out : numpy.ndarray
-        Shape ``(N, F, H_out, W_out)``, ``H_out = (H + 2 PH - KH) // SH + 1`` (eq-conv-out-size).
-        The arithmetic runs in the dtype of ``x`` and ``out`` has that dtype.
+        Shape ``(N, F, H_out, W_out)``, ``H_out = (H + 2 PH - KH) // SH + 1``
+        (eq-conv-out-size). The arithmetic runs in the dtype of ``x`` and ``out`` has
+        that dtype.
     cache : ConvCache
         For ``conv2d_backward``.
 
     Raises
     ------
     TypeError
-        If an array is not a floating-point ndarray, or stride/padding are not ints or pairs.
+        If an array is not a floating-point ndarray, or stride/padding are not ints or
+        pairs.
     ValueError
-        On a wrong rank, mismatched channels or biases, NaN/inf, stride < 1, padding < 0, or a
-        kernel larger than the padded input; the message names the argument and both shapes.
+        On a wrong rank, mismatched channels or biases, NaN/inf, stride < 1, padding <
+        0, or a kernel larger than the padded input; the message names the argument and
+        both shapes.
     """
     stride, padding, (H_out, W_out) = _check_conv_args(x, w, b, stride, padding)
     N, F = x.shape[0], w.shape[0]
@@ -301,7 +315,8 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
     cols = im2col(x_padded, w.shape[2:], stride)
     out = w.reshape(F, -1) @ cols
     out += b[:, None]
-    return out.reshape(N, F, H_out, W_out), ConvCache(x_padded, w, stride, padding, cols)
+    out = out.reshape(N, F, H_out, W_out)
+    return out, ConvCache(x_padded, w, stride, padding, cols)
 
 
 def conv2d_backward(dout, cache):
@@ -311,15 +326,16 @@ def conv2d_backward(dout, cache):
     ``db = dout.sum((0, 2))`` (eq-conv-db); ``dw = sum over n of dout[n] @ cols[n].T``
     (eq-conv-dw); ``dcols = w.reshape(F, -1).T @ dout`` and ``dx = crop(col2im(dcols))``
     (eq-conv-dx). No Python loop runs over samples or output positions. The layer
-    ``Conv2D`` runs the tuned ``cnn.fast.conv.conv2d_backward_fast`` instead, which gives
-    the same numbers.
+    ``Conv2D`` runs the tuned ``cnn.fast.conv.conv2d_backward_fast`` instead, which
+    gives the same numbers.
 
     Parameters
     ----------
     dout : numpy.ndarray
         Upstream gradient, shape ``(N, F, H_out, W_out)``.
     cache : ConvCache
-        From ``conv2d_forward`` (or ``conv2d_forward_naive``, whose ``cols`` is rebuilt).
+        From ``conv2d_forward`` (or ``conv2d_forward_naive``, whose ``cols`` is
+        rebuilt).
 
     Returns
     -------

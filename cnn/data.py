@@ -1,7 +1,7 @@
-"""Data: scikit-learn's bundled 8x8 handwritten digits, and single images read with Pillow.
+"""Data: scikit-learn's bundled 8x8 digits, and single images read with Pillow.
 
-Nothing is downloaded: the digits ship with scikit-learn (an optional dependency, in the ``test``
-and ``book`` extras), and ``load_image`` reads local files.
+Nothing is downloaded: the digits ship with scikit-learn (an optional dependency, in the
+``test`` and ``book`` extras), and ``load_image`` reads local files.
 """
 
 from __future__ import annotations
@@ -14,20 +14,27 @@ from PIL import Image, UnidentifiedImageError
 
 from cnn.checks import as_pair
 
-#: Largest image, in pixels (width times height), that ``load_image`` accepts. 40 million pixels
-#: is more than a full-field digitised mammogram (about 6000 x 4000) and keeps a decoded 16-bit
-#: image under 100 MB; larger files are rejected before they are decoded.
+#: Largest image, in pixels (width times height), that ``load_image`` accepts. 40
+#: million pixels is more than a full-field digitised mammogram (about 6000 x 4000) and
+#: keeps a decoded 16-bit image under 100 MB; larger files are rejected before they are
+#: decoded.
 MAX_PIXELS = 40_000_000
 
 # Full-scale value of each integer grey mode that load_image reads.
-_FULL_SCALE = {"L": 255.0, "I": 65535.0, "I;16": 65535.0, "I;16B": 65535.0, "I;16L": 65535.0}
+_FULL_SCALE = {
+    "L": 255.0,
+    "I": 65535.0,
+    "I;16": 65535.0,
+    "I;16B": 65535.0,
+    "I;16L": 65535.0,
+}
 
 
 def load_digits(test_size=0.25, seed=0):
-    """The 1,797 8x8 handwritten digits of scikit-learn, split into training and test sets.
+    """The 1,797 8x8 handwritten digits of scikit-learn, in training and test sets.
 
-    Pixel values 0..16 are divided by 16. The split is stratified (each digit keeps its share in
-    both sets) and seeded, so it is the same on every run.
+    Pixel values 0..16 are divided by 16. The split is stratified (each digit keeps its
+    share in both sets) and seeded, so it is the same on every run.
 
     Parameters
     ----------
@@ -57,11 +64,14 @@ def load_digits(test_size=0.25, seed=0):
         from sklearn.model_selection import train_test_split
     except ImportError as error:
         raise ImportError(
-            "cnn.data.load_digits needs scikit-learn, which ships the digits: install the 'test' or "
-            "'book' extra, e.g. pip install 'cnn-from-scratch[test]', or pip install scikit-learn"
+            "cnn.data.load_digits needs scikit-learn, which ships the digits: install "
+            "the 'test' or 'book' extra, e.g. pip install 'cnn-from-scratch[test]', "
+            "or pip install scikit-learn"
         ) from error
     if not isinstance(test_size, numbers.Real) or not 0 < test_size < 1:
-        raise ValueError(f"test_size must be a fraction strictly between 0 and 1, got {test_size!r}")
+        raise ValueError(
+            f"test_size must be a fraction strictly between 0 and 1, got {test_size!r}"
+        )
     digits = sklearn_digits()
     x = (digits.images / 16.0).astype(np.float32)[:, None, :, :]
     y = digits.target.astype(np.int64)
@@ -72,12 +82,12 @@ def load_digits(test_size=0.25, seed=0):
 
 
 def load_image(path, size):
-    """Read an image file as a grayscale array ready for a model: shape ``(1, 1, H, W)``.
+    """Read an image file as a grayscale array for a model, shape ``(1, 1, H, W)``.
 
-    Colour images are converted to grey with Pillow's ITU-R 601-2 luma transform; 8-bit images are
-    divided by 255 and 16-bit ones (as medical images often are) by 65535, so that values lie in
-    ``[0, 1]``. The image is then resized to ``size`` with bilinear interpolation (antialiased
-    when shrinking).
+    Colour images are converted to grey with Pillow's ITU-R 601-2 luma transform; 8-bit
+    images are divided by 255 and 16-bit ones (as medical images often are) by 65535, so
+    that values lie in ``[0, 1]``. The image is then resized to ``size`` with bilinear
+    interpolation (antialiased when shrinking).
 
     Parameters
     ----------
@@ -89,14 +99,15 @@ def load_image(path, size):
     Returns
     -------
     image : numpy.ndarray
-        Shape ``(1, 1, H, W)``, float32 in ``[0, 1]``: a batch of one sample with one channel.
+        Shape ``(1, 1, H, W)``, float32 in ``[0, 1]``: a batch of one sample with one
+        channel.
 
     Raises
     ------
     ValueError
-        If the file is missing or unreadable, has more than ``MAX_PIXELS`` pixels, or holds
-        floating-point or 32-bit pixel values (no known full scale to divide by); the message
-        names the path.
+        If the file is missing or unreadable, has more than ``MAX_PIXELS`` pixels, or
+        holds floating-point or 32-bit pixel values (no known full scale to divide by);
+        the message names the path.
     TypeError
         If ``size`` is not an int or a pair of ints.
     """
@@ -108,11 +119,15 @@ def load_image(path, size):
         with Image.open(path) as image:
             pixels = image.size[0] * image.size[1]
             if pixels > MAX_PIXELS:
-                raise ValueError(f"image {path} has {image.size[0]} x {image.size[1]} = {pixels:,} "
-                                 f"pixels, more than MAX_PIXELS = {MAX_PIXELS:,}")
+                raise ValueError(
+                    f"image {path} has {image.size[0]} x {image.size[1]} = {pixels:,} "
+                    f"pixels, more than MAX_PIXELS = {MAX_PIXELS:,}"
+                )
             if image.mode == "F" or (image.mode == "I" and not _within_16_bits(image)):
-                raise ValueError(f"cannot read image {path}: pixel mode {image.mode!r} with values "
-                                 f"{image.getextrema()} is not 8- or 16-bit grey or colour")
+                raise ValueError(
+                    f"cannot read image {path}: pixel mode {image.mode!r} with values "
+                    f"{image.getextrema()} is not 8- or 16-bit grey or colour"
+                )
             if image.mode not in _FULL_SCALE:
                 image = image.convert("L")
             scale = _FULL_SCALE[image.mode]
@@ -120,11 +135,12 @@ def load_image(path, size):
     except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as error:
         raise ValueError(f"cannot read image {path}: {error}") from error
     array = np.asarray(grey, dtype=np.float32) / np.float32(scale)
-    # Interpolation weights are non-negative, but float rounding can step a hair outside [0, 1].
+    # Interpolation weights are non-negative, but float rounding can step a hair outside
+    # [0, 1].
     return np.clip(array, 0.0, 1.0)[None, None]
 
 
 def _within_16_bits(image):
-    """Whether a 32-bit integer image (Pillow mode "I", used for some 16-bit PNGs) fits 0..65535."""
+    """Whether a 32-bit image (Pillow mode "I", some 16-bit PNGs) fits 0..65535."""
     low, high = image.getextrema()
     return low >= 0 and high <= 65535

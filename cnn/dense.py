@@ -1,4 +1,4 @@
-"""Dense (fully connected, affine) layer: ``out = x @ w + b``, forward and backward passes."""
+"""Dense (fully connected) layer ``out = x @ w + b``: forward and backward passes."""
 
 from __future__ import annotations
 
@@ -32,11 +32,11 @@ def _check_dout(dout, cache):
 
 
 def dense_forward_naive(x, w, b):
-    """Dense forward pass with explicit loops: ``out[n, m] = b[m] + sum over d of x[n, d] w[d, m]``.
+    """Dense forward pass with explicit loops over samples and outputs.
 
-    Implements eq-dense-forward, one output entry at a time. Arguments, results and errors are
-    those of ``dense_forward``: ``x : (N, D)``, ``w : (D, M)``, ``b : (M,)`` give
-    ``out : (N, M)`` and a ``DenseCache``.
+    Implements eq-dense-forward, one output entry at a time. Arguments, results and
+    errors are those of ``dense_forward``: ``x : (N, D)``, ``w : (D, M)``, ``b : (M,)``
+    give ``out : (N, M)`` and a ``DenseCache``.
     """
     w, b = _check_dense_args(x, w, b)
     (N, D), M = x.shape, w.shape[1]
@@ -52,8 +52,8 @@ def dense_backward_naive(dout, cache):
 
     ``dx[n, d] = sum over m of dout[n, m] w[d, m]`` (eq-dense-dx),
     ``dw[d, m] = sum over n of x[n, d] dout[n, m]`` (eq-dense-dw),
-    ``db[m] = sum over n of dout[n, m]`` (eq-dense-db). Arguments and results are those of
-    ``dense_backward``: ``dout : (N, M)`` and a ``DenseCache`` give ``dx : (N, D)``,
+    ``db[m] = sum over n of dout[n, m]`` (eq-dense-db). Arguments and results are those
+    of ``dense_backward``: ``dout : (N, M)`` and a ``DenseCache`` give ``dx : (N, D)``,
     ``dw : (D, M)`` and ``db : (M,)``.
     """
     dout = _check_dout(dout, cache)
@@ -86,15 +86,16 @@ def dense_forward(x, w, b):
     Returns
     -------
     out : numpy.ndarray
-        Shape ``(N, M)``. The arithmetic runs in the dtype of ``x`` and ``out`` has that dtype.
+        Shape ``(N, M)``. The arithmetic runs in the dtype of ``x`` and ``out`` has that
+        dtype.
     cache : DenseCache
         For ``dense_backward``.
 
     Raises
     ------
     TypeError, ValueError
-        If an argument is not a finite floating-point array of the stated shape; the message
-        names the argument and the expected and actual shapes.
+        If an argument is not a finite floating-point array of the stated shape; the
+        message names the argument and the expected and actual shapes.
     """
     w, b = _check_dense_args(x, w, b)
     return x @ w + b, DenseCache(x, w)
@@ -104,8 +105,8 @@ def dense_backward(dout, cache):
     """Dense backward pass.
 
     ``dx = dout @ w.T`` (eq-dense-dx), ``dw = x.T @ dout`` (eq-dense-dw) and
-    ``db = dout.sum(axis=0)`` (eq-dense-db): the bias is shared by the batch, so its gradient
-    sums over it.
+    ``db = dout.sum(axis=0)`` (eq-dense-db): the bias is shared by the batch, so its
+    gradient sums over it.
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-"""Gradient checking: centred finite differences and the relative error between gradients."""
+"""Gradient checking: centred finite differences and the relative error."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ from cnn.losses import softmax_cross_entropy
 def numerical_gradient(f, x, h=1e-5):
     """Centred-difference estimate of the gradient of a scalar function.
 
-    ``grad[i] = (f(x + h e_i) - f(x - h e_i)) / (2 h)`` for every entry ``i`` of ``x``; the error
-    is of order ``h**2``. Implements eq-centred-difference.
+    ``grad[i] = (f(x + h e_i) - f(x - h e_i)) / (2 h)`` for every entry ``i`` of ``x``;
+    the error is of order ``h**2``. Implements eq-centred-difference.
 
-    ``x`` is perturbed IN PLACE, one entry at a time, and every entry is restored to its exact
-    original value right after its two probes; this is what lets ``f`` read ``x`` through a
-    closure (for instance a layer's weight array). Use float64: in float32 the rounding error of
-    ``f`` divided by ``2 h`` swamps the estimate.
+    ``x`` is perturbed IN PLACE, one entry at a time, and every entry is restored to its
+    exact original value right after its two probes; this is what lets ``f`` read ``x``
+    through a closure (for instance a layer's weight array). Use float64: in float32 the
+    rounding error of ``f`` divided by ``2 h`` swamps the estimate.
 
     Parameters
     ----------
@@ -45,12 +45,13 @@ def numerical_gradient(f, x, h=1e-5):
 
 
 def relative_error(a, b):
-    """Relative error between two arrays, in norm: ``||a - b|| / max(||a|| + ||b||, tiny)``.
+    """Relative error in norm: ``||a - b|| / max(||a|| + ||b||, tiny)``.
 
-    Implements eq-relative-error, with the Euclidean (Frobenius) norm of the whole array. Unlike
-    an elementwise ratio it is not fooled by entries that are both almost zero; ``tiny`` (the
-    smallest normal float64) makes two zero arrays agree with error 0. In float64, a correct
-    gradient typically gives 1e-9 or less against centred differences.
+    Implements eq-relative-error, with the Euclidean (Frobenius) norm of the whole
+    array. Unlike an elementwise ratio it is not fooled by entries that are both almost
+    zero; ``tiny`` (the smallest normal float64) makes two zero arrays agree with error
+    0. In float64, a correct gradient typically gives 1e-9 or less against centred
+    differences.
 
     Parameters
     ----------
@@ -64,7 +65,9 @@ def relative_error(a, b):
     """
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.shape != b.shape:
-        raise ValueError(f"a and b must have the same shape, got {a.shape} and {b.shape}")
+        raise ValueError(
+            f"a and b must have the same shape, got {a.shape} and {b.shape}"
+        )
     denominator = max(np.linalg.norm(a) + np.linalg.norm(b), np.finfo(np.float64).tiny)
     return float(np.linalg.norm(a - b) / denominator)
 
@@ -72,22 +75,25 @@ def relative_error(a, b):
 def _require_float64(array, name):
     if not isinstance(array, np.ndarray) or array.dtype != np.float64:
         dtype = getattr(array, "dtype", type(array).__name__)
-        raise TypeError(f"{name} must be a float64 array for gradient checking (build layers with "
-                        f"dtype=np.float64), got {dtype}")
+        raise TypeError(
+            f"{name} must be a float64 array for gradient checking (build layers with "
+            f"dtype=np.float64), got {dtype}"
+        )
 
 
 def check_layer(layer, x, seed=0, h=1e-5):
-    """Compare a layer's backward pass with centred differences, for its input and parameters.
+    """Compare a layer's backward pass with centred differences.
 
-    The scalar loss is a random projection of the output, ``L = sum(out * r)`` with ``r`` drawn
-    from ``numpy.random.default_rng(seed)``; its gradient with respect to the output is ``r``,
-    which is what ``backward`` receives. Every entry of ``x`` (a copy) and of each parameter is
-    probed, so keep shapes small.
+    The scalar loss is a random projection of the output, ``L = sum(out * r)`` with
+    ``r`` drawn from ``numpy.random.default_rng(seed)``; its gradient with respect to
+    the output is ``r``, which is what ``backward`` receives. Every entry of ``x`` (a
+    copy) and of each parameter is probed, so keep shapes small.
 
     Parameters
     ----------
     layer : object
-        With ``forward``, ``backward``, ``params`` and ``grads`` (see ``cnn.layers``), float64.
+        With ``forward``, ``backward``, ``params`` and ``grads`` (see ``cnn.layers``),
+        float64.
     x : numpy.ndarray
         Input, float64; not modified.
     seed : int
@@ -98,7 +104,8 @@ def check_layer(layer, x, seed=0, h=1e-5):
     Returns
     -------
     errors : dict
-        ``relative_error`` (eq-relative-error) for ``"x"`` and every key of ``layer.params``.
+        ``relative_error`` (eq-relative-error) for ``"x"`` and every key of
+        ``layer.params``.
     """
     _require_float64(x, "x")
     for key, value in layer.params.items():
@@ -118,7 +125,7 @@ def check_layer(layer, x, seed=0, h=1e-5):
 
 
 def check_model(model, x, y, h=1e-5):
-    """Compare a whole network's backward pass with centred differences, for every parameter.
+    """Compare a network's backward pass with centred differences.
 
     The loss is the network's softmax cross-entropy on ``(x, y)``. Every entry of every
     parameter is probed (two forward passes each), so keep the network and batch small.

@@ -1,15 +1,15 @@
-"""Layer classes: thin wrappers that hold parameters, gradients and a cache, and call the functions.
+"""Layer classes: thin wrappers that hold parameters, gradients and a cache.
 
-Every layer has ``forward(x) -> out``, ``backward(dout) -> dx`` and two dicts, ``params`` and
-``grads``, with the same keys (``"w"`` and ``"b"`` for layers with parameters, empty otherwise).
-``backward`` stores fresh gradient arrays in ``grads``; only an optimiser changes ``params``, in
-place.
+Every layer has ``forward(x) -> out``, ``backward(dout) -> dx`` and two dicts,
+``params`` and ``grads``, with the same keys (``"w"`` and ``"b"`` for layers with
+parameters, empty otherwise). ``backward`` stores fresh gradient arrays in ``grads``;
+only an optimiser changes ``params``, in place.
 
-Weights use He initialisation, ``w ~ Normal(0, 2 / fan_in)``, which keeps the variance of
-activations roughly constant through ReLU layers; biases start at zero. The generator ``rng``
-(a ``numpy.random.Generator``) makes initialisation reproducible; ``rng=None`` means
-``numpy.random.default_rng(0)``, so two layers built without ``rng`` start identical: pass one
-shared generator when building a network.
+Weights use He initialisation, ``w ~ Normal(0, 2 / fan_in)``, which keeps the variance
+of activations roughly constant through ReLU layers; biases start at zero. The generator
+``rng`` (a ``numpy.random.Generator``) makes initialisation reproducible; ``rng=None``
+means ``numpy.random.default_rng(0)``, so two layers built without ``rng`` start
+identical: pass one shared generator when building a network.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from cnn.pool import avgpool2d_backward, avgpool2d_forward
 
 
 class Layer:
-    """Base class: empty ``params``/``grads``, and the check that ``forward`` ran before ``backward``."""
+    """Base class: empty ``params``/``grads``; ``backward`` needs ``forward`` first."""
 
     def __init__(self):
         self.params = {}
@@ -45,7 +45,9 @@ class Layer:
 def _he_normal(shape, fan_in, rng, dtype):
     rng = np.random.default_rng(0) if rng is None else rng
     if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng must be a numpy.random.Generator or None, got {type(rng).__name__}")
+        raise TypeError(
+            f"rng must be a numpy.random.Generator or None, got {type(rng).__name__}"
+        )
     if not np.issubdtype(dtype, np.floating):
         raise TypeError(f"dtype must be a floating-point dtype, got {np.dtype(dtype)}")
     return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(dtype)
@@ -55,8 +57,9 @@ class Conv2D(Layer):
     """Convolution layer; calls the tuned pair of ``cnn.fast.conv``.
 
     ``conv2d_forward_fast`` and ``conv2d_backward_fast`` compute what ``cnn.conv``'s
-    ``conv2d_forward`` and ``conv2d_backward`` compute (the tests check it), faster for wide
-    layers: a network trains on the derivation of chapter 5 at the speed of chapter 9.
+    ``conv2d_forward`` and ``conv2d_backward`` compute (the tests check it), faster for
+    wide layers: a network trains on the derivation of chapter 5 at the speed of chapter
+    9.
 
     Parameters
     ----------
@@ -83,8 +86,8 @@ class Conv2D(Layer):
         Same keys and shapes, set by ``backward``.
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, rng=None,
-                 dtype=np.float32):
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 rng=None, dtype=np.float32):
         super().__init__()
         C = check_int(in_channels, "in_channels")
         F = check_int(out_channels, "out_channels")
@@ -103,7 +106,8 @@ class Conv2D(Layer):
 
     def backward(self, dout):
         """``dout : (N, F, H_out, W_out)`` -> ``dx : (N, C, H, W)``; sets ``grads``."""
-        dx, self.grads["w"], self.grads["b"] = conv2d_backward_fast(dout, self._forward_cache())
+        cache = self._forward_cache()
+        dx, self.grads["w"], self.grads["b"] = conv2d_backward_fast(dout, cache)
         return dx
 
     def __repr__(self):
@@ -113,7 +117,7 @@ class Conv2D(Layer):
 
 
 class Pool2D(Layer):
-    """Base class of the pooling layers: each subclass names its pair of pooling functions.
+    """Base class of the pooling layers: each subclass names its pair of functions.
 
     Parameters
     ----------
@@ -129,7 +133,8 @@ class Pool2D(Layer):
     def __init__(self, kernel_size=2, stride=None):
         super().__init__()
         self.kernel_size = as_pair(kernel_size, "kernel_size", minimum=1)
-        self.stride = self.kernel_size if stride is None else as_pair(stride, "stride", minimum=1)
+        stride = kernel_size if stride is None else stride
+        self.stride = as_pair(stride, "stride", minimum=1)
 
     def forward(self, x):
         """``x : (N, C, H, W)`` -> ``out : (N, C, H_out, W_out)``."""
@@ -141,17 +146,19 @@ class Pool2D(Layer):
         return self._backward_function(dout, self._forward_cache())
 
     def __repr__(self):
-        return f"{type(self).__name__}(kernel_size={self.kernel_size}, stride={self.stride})"
+        name = type(self).__name__
+        return f"{name}(kernel_size={self.kernel_size}, stride={self.stride})"
 
 
 class MaxPool2D(Pool2D):
     """Max pooling layer; calls the tuned pair of ``cnn.fast.pool``.
 
-    ``maxpool2d_forward_fast`` and ``maxpool2d_backward_fast`` compute what ``cnn.pool``'s
-    ``maxpool2d_forward`` and ``maxpool2d_backward`` compute, in less time and memory.
+    ``maxpool2d_forward_fast`` and ``maxpool2d_backward_fast`` compute what
+    ``cnn.pool``'s ``maxpool2d_forward`` and ``maxpool2d_backward`` compute, in less
+    time and memory.
 
-    The gradient of a window goes to its first maximum in row-major order (see ``cnn.pool``).
-    Parameters as for ``Pool2D``.
+    The gradient of a window goes to its first maximum in row-major order (see
+    ``cnn.pool``). Parameters as for ``Pool2D``.
     """
 
     _forward_function = staticmethod(maxpool2d_forward_fast)
@@ -182,17 +189,19 @@ class ReLU(Layer):
 
 
 class Flatten(Layer):
-    """Flatten every sample to a vector: ``(N, C, H, W)`` -> ``(N, C*H*W)``, in C order.
+    """Flatten every sample: ``(N, C, H, W)`` -> ``(N, C*H*W)``, in C order.
 
-    The backward pass reshapes the gradient back to the input's shape. Both passes return new
-    arrays, never views of their argument.
+    The backward pass reshapes the gradient back to the input's shape. Both passes
+    return new arrays, never views of their argument.
     """
 
     def forward(self, x):
-        """``x : (N, ...)`` -> ``out : (N, D)`` with ``D`` the product of the other axes."""
+        """``x : (N, ...)`` -> ``out : (N, D)``, ``D`` the product of the other axes."""
         check_array(x, "x")
         if x.ndim < 2:
-            raise ValueError(f"x must have shape (N, ...) with at least 2 axes, got shape {x.shape}")
+            raise ValueError(
+                f"x must have shape (N, ...) with at least 2 axes, got shape {x.shape}"
+            )
         self.cache = x.shape
         return x.reshape(x.shape[0], -1).copy()
 
@@ -240,7 +249,8 @@ class Dense(Layer):
 
     def backward(self, dout):
         """``dout : (N, M)`` -> ``dx : (N, D)``; sets ``grads``."""
-        dx, self.grads["w"], self.grads["b"] = dense_backward(dout, self._forward_cache())
+        cache = self._forward_cache()
+        dx, self.grads["w"], self.grads["b"] = dense_backward(dout, cache)
         return dx
 
     def __repr__(self):

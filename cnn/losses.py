@@ -9,11 +9,11 @@ from cnn.checks import check_array, check_labels
 
 
 def softmax_cross_entropy(logits, y):
-    """Mean softmax cross-entropy of a batch, and its gradient with respect to the logits.
+    """Mean softmax cross-entropy of a batch and its gradient for the logits.
 
-    ``loss = -(1/N) sum over n of log softmax(logits[n])[y[n]]`` (eq-softmax-ce), computed with
-    log-sum-exp so that logits of any size neither overflow nor take ``log(0)``; and
-    ``dlogits = (softmax(logits) - onehot(y)) / N`` (eq-softmax-ce-dz).
+    ``loss = -(1/N) sum over n of log softmax(logits[n])[y[n]]`` (eq-softmax-ce),
+    computed with log-sum-exp so that logits of any size neither overflow nor take
+    ``log(0)``; and ``dlogits = (softmax(logits) - onehot(y)) / N`` (eq-softmax-ce-dz).
 
     Parameters
     ----------
@@ -39,7 +39,9 @@ def softmax_cross_entropy(logits, y):
     check_array(logits, "logits", ("N", "K"))
     N, K = logits.shape
     if N == 0 or K == 0:
-        raise ValueError(f"logits must have shape (N, K) with N, K >= 1, got shape {logits.shape}")
+        raise ValueError(
+            f"logits must have shape (N, K) with N, K >= 1, got shape {logits.shape}"
+        )
     check_labels(y, "y", N, K)
     log_p = log_softmax(logits)
     loss = -float(log_p[np.arange(N), y].mean())

@@ -22,8 +22,9 @@ def confusion_matrix(y_true, y_pred, num_classes):
     Returns
     -------
     confusion : (K, K) int64
-        ``confusion[i, j]`` is the number of samples of true class ``i`` predicted as ``j``: rows
-        are the truth, columns the prediction, and the diagonal holds the correct answers.
+        ``confusion[i, j]`` is the number of samples of true class ``i`` predicted as
+        ``j``: rows are the truth, columns the prediction, and the diagonal holds the
+        correct answers.
     """
     num_classes = check_int(num_classes, "num_classes")
     check_labels(y_true, "y_true", len(y_true), num_classes)
@@ -36,10 +37,11 @@ def confusion_matrix(y_true, y_pred, num_classes):
 def precision_recall(confusion):
     """Precision and recall of every class, from a confusion matrix.
 
-    Precision of class ``k``: of the samples predicted ``k``, the fraction that are ``k``
-    (``confusion[k, k]`` over column ``k``). Recall: of the samples that are ``k``, the fraction
-    predicted ``k`` (``confusion[k, k]`` over row ``k``). A class never predicted has no
-    precision, and a class absent from the data no recall: those entries are NaN, not 0.
+    Precision of class ``k``: of the samples predicted ``k``, the fraction that are
+    ``k`` (``confusion[k, k]`` over column ``k``). Recall: of the samples that are
+    ``k``, the fraction predicted ``k`` (``confusion[k, k]`` over row ``k``). A class
+    never predicted has no precision, and a class absent from the data no recall: those
+    entries are NaN, not 0.
 
     Parameters
     ----------
@@ -51,11 +53,14 @@ def precision_recall(confusion):
     precision : (K,) float64
     recall : (K,) float64
     """
-    if not isinstance(confusion, np.ndarray) or not np.issubdtype(confusion.dtype, np.integer):
+    integer = np.issubdtype(getattr(confusion, "dtype", object), np.integer)
+    if not isinstance(confusion, np.ndarray) or not integer:
         raise TypeError(f"confusion must be an integer numpy.ndarray, got "
                         f"{getattr(confusion, 'dtype', type(confusion).__name__)}")
     if confusion.ndim != 2 or confusion.shape[0] != confusion.shape[1]:
-        raise ValueError(f"confusion must have shape (K, K), got shape {confusion.shape}")
+        raise ValueError(
+            f"confusion must have shape (K, K), got shape {confusion.shape}"
+        )
     correct = np.diag(confusion).astype(np.float64)
     predicted, actual = confusion.sum(axis=0), confusion.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -1,9 +1,9 @@
 """``Sequential``: a stack of layers trained with softmax cross-entropy.
 
-The last layer produces logits; ``cnn.losses.softmax_cross_entropy`` turns them into a loss and
-the gradient that starts the backward pass. Parameters are named ``"<layer index>.<name>"``
-(``"0.w"``, ``"0.b"``, ``"3.w"``, ...), in ``parameters()``, in ``gradients()``, for optimisers
-and in saved files.
+The last layer produces logits; ``cnn.losses.softmax_cross_entropy`` turns them into a
+loss and the gradient that starts the backward pass. Parameters are named
+``"<layer index>.<name>"`` (``"0.w"``, ``"0.b"``, ``"3.w"``, ...), in ``parameters()``,
+in ``gradients()``, for optimisers and in saved files.
 """
 
 from __future__ import annotations
@@ -22,11 +22,14 @@ def _check_batch(x):
     """A finite float array with a non-empty batch axis first."""
     check_array(x, "x")
     if x.ndim < 2 or len(x) == 0:
-        raise ValueError(f"x must have shape (N, ...) with N >= 1 and at least 2 axes, got shape {x.shape}")
+        raise ValueError(
+            "x must have shape (N, ...) with N >= 1 and at least 2 axes, "
+            f"got shape {x.shape}"
+        )
 
 
 class Sequential:
-    """Layers applied one after the other; the last one returns logits of shape ``(N, K)``.
+    """Layers applied one after the other; the last returns logits ``(N, K)``.
 
     Parameters
     ----------
@@ -40,7 +43,10 @@ class Sequential:
         self.input_shape = None
 
     def forward(self, x):
-        """Run every layer: ``x : (N, ...)`` -> logits ``(N, K)``. Records the sample shape."""
+        """Run every layer: ``x : (N, ...)`` -> logits ``(N, K)``.
+
+        Records the sample shape ``x.shape[1:]`` in ``input_shape``.
+        """
         out = x
         for layer in self.layers:
             out = layer.forward(out)
@@ -48,7 +54,7 @@ class Sequential:
         return out
 
     def backward(self, dout):
-        """Backpropagate ``dout`` (the gradient of the loss with respect to the logits).
+        """Backpropagate ``dout``, the gradient of the loss for the logits.
 
         Each layer stores its parameter gradients in its ``grads``.
 
@@ -67,7 +73,7 @@ class Sequential:
                 for name, value in layer.params.items()}
 
     def gradients(self):
-        """All gradients from the last ``backward``, with the keys of ``parameters()``."""
+        """All gradients of the last ``backward``, with the keys of ``parameters()``."""
         return {f"{i}.{name}": value for i, layer in enumerate(self.layers)
                 for name, value in layer.grads.items()}
 
@@ -75,7 +81,9 @@ class Sequential:
         """Logits for ``x`` computed in batches, so that memory stays bounded."""
         batch_size = check_int(batch_size, "batch_size")
         _check_batch(x)
-        return np.concatenate([self.forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+        return np.concatenate(
+            [self.forward(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+        )
 
     def predict_proba(self, x, batch_size=256):
         """Class probabilities, ``softmax(logits)``: ``x : (N, ...)`` -> ``(N, K)``."""
@@ -107,11 +115,13 @@ class Sequential:
         loss, _ = softmax_cross_entropy(logits, y)
         return loss, float(np.mean(logits.argmax(axis=1) == y))
 
-    def fit(self, x, y, epochs, batch_size, optimizer, validation_data=None, seed=0, verbose=False):
+    def fit(self, x, y, epochs, batch_size, optimizer, validation_data=None, seed=0,
+            verbose=False):
         """Train with mini-batch gradient descent on softmax cross-entropy.
 
         Each epoch visits the samples in a new random order drawn from
-        ``numpy.random.default_rng(seed)``, so two runs with the same seed give the same numbers.
+        ``numpy.random.default_rng(seed)``, so two runs with the same seed give the same
+        numbers.
 
         Parameters
         ----------
@@ -135,9 +145,10 @@ class Sequential:
         Returns
         -------
         history : dict
-            ``"train_loss"``, ``"train_acc"``, ``"val_loss"``, ``"val_acc"``: lists with one value
-            per epoch (the validation lists stay empty without ``validation_data``). The training
-            numbers are averages over the epoch's batches, measured while the weights change.
+            ``"train_loss"``, ``"train_acc"``, ``"val_loss"``, ``"val_acc"``: lists with
+            one value per epoch (the validation lists stay empty without
+            ``validation_data``). The training numbers are averages over the epoch's
+            batches, measured while the weights change.
         """
         _check_batch(x)
         check_labels(y, "y", len(x))
@@ -158,8 +169,10 @@ class Sequential:
                 correct += int(np.sum(logits.argmax(axis=1) == y[batch]))
             history["train_loss"].append(total_loss / len(x))
             history["train_acc"].append(correct / len(x))
-            line = (f"epoch {epoch + 1}/{epochs}: loss {history['train_loss'][-1]:.4f}, "
-                    f"accuracy {history['train_acc'][-1]:.4f}")
+            line = (
+                f"epoch {epoch + 1}/{epochs}: loss {history['train_loss'][-1]:.4f}, "
+                f"accuracy {history['train_acc'][-1]:.4f}"
+            )
             if validation_data is not None:
                 val_loss, val_acc = self.evaluate(*validation_data)
                 history["val_loss"].append(val_loss)
@@ -172,8 +185,8 @@ class Sequential:
     def summary(self, input_shape=None):
         """A text table of the layers, their output shapes and parameter counts.
 
-        The shapes come from one forward pass on a single zero sample (the layers' caches are
-        left as they were).
+        The shapes come from one forward pass on a single zero sample (the layers'
+        caches are left as they were).
 
         Parameters
         ----------
@@ -187,7 +200,9 @@ class Sequential:
         """
         input_shape = self.input_shape if input_shape is None else tuple(input_shape)
         if input_shape is None:
-            raise ValueError("input_shape is needed until the model has seen data, e.g. (1, 8, 8)")
+            raise ValueError(
+                "input_shape is needed until the model has seen data, e.g. (1, 8, 8)"
+            )
         dtype = next(iter(self.parameters().values()), np.zeros(0)).dtype
         caches = [layer.cache for layer in self.layers]
         x = np.zeros((1,) + input_shape, dtype=dtype)
@@ -200,30 +215,37 @@ class Sequential:
             layer.cache = cache
         total = sum(value.size for value in self.parameters().values())
         widths = [max(len(row[i]) for row in rows) for i in range(3)]
-        lines = [f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:>{widths[2]}}" for a, b, c in rows]
+        lines = [
+            f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:>{widths[2]}}" for a, b, c in rows
+        ]
         rule = "-" * len(lines[0])
-        return "\n".join([lines[0], rule, *lines[1:], rule, f"Total parameters: {total:,}"])
+        return "\n".join(
+            [lines[0], rule, *lines[1:], rule, f"Total parameters: {total:,}"]
+        )
 
     def save(self, path):
         """Save every parameter to an ``.npz`` file (``numpy.savez``, no pickle).
 
-        The keys are those of ``parameters()``. NumPy appends ``.npz`` to a path without it.
+        The keys are those of ``parameters()``. NumPy appends ``.npz`` to a path without
+        it.
         """
         np.savez(path, **self.parameters())
 
     def load(self, path):
-        """Load parameters saved by ``save`` into this model, which must have the same architecture.
+        """Load parameters saved by ``save`` into this model (same architecture).
 
-        Every key, shape and dtype is checked, and every value must be finite, BEFORE anything is
-        assigned: on any mismatch a ``ValueError`` names the key and the shapes, and the model is
-        left untouched. Values are copied into the existing parameter arrays.
+        Every key, shape and dtype is checked, and every value must be finite, BEFORE
+        anything is assigned: on any mismatch a ``ValueError`` names the key and the
+        shapes, and the model is left untouched. Values are copied into the existing
+        parameter arrays.
 
         Raises
         ------
         FileNotFoundError
             If ``path`` does not exist.
         ValueError
-            If the file is not a readable ``.npz`` archive of plain arrays, or does not match.
+            If the file is not a readable ``.npz`` archive of plain arrays, or does not
+            match.
         """
         params = self.parameters()
         try:
@@ -234,15 +256,20 @@ class Sequential:
         except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
             raise ValueError(f"cannot read saved model {path}: {error}") from error
         if saved.keys() != params.keys():
-            missing, extra = sorted(params.keys() - saved.keys()), sorted(saved.keys() - params.keys())
-            raise ValueError(f"saved model {path} does not match: missing keys {missing}, "
-                             f"unexpected keys {extra}")
+            missing, extra = (
+                sorted(params.keys() - saved.keys()),
+                sorted(saved.keys() - params.keys()),
+            )
+            raise ValueError(
+                f"saved model {path} does not match: missing keys {missing}, "
+                f"unexpected keys {extra}"
+            )
         for key, value in params.items():
             if saved[key].shape != value.shape or saved[key].dtype != value.dtype:
                 raise ValueError(
-                    f"saved model {path} does not match: {key!r} has shape {saved[key].shape} and "
-                    f"dtype {saved[key].dtype}, the model expects shape {value.shape} and dtype "
-                    f"{value.dtype}"
+                    f"saved model {path} does not match: {key!r} has shape "
+                    f"{saved[key].shape} and dtype {saved[key].dtype}, the model "
+                    f"expects shape {value.shape} and dtype {value.dtype}"
                 )
             check_array(saved[key], f"{key!r} in {path}")
         for key, value in params.items():

@@ -1,9 +1,10 @@
 """Optimisers: stochastic gradient descent with momentum, and Adam.
 
-``step(params, grads)`` takes two dicts with the same keys (such as ``Sequential.parameters()``
-and ``Sequential.gradients()``, keyed ``"0.w"``, ``"0.b"``, ...) and updates every parameter
-array IN PLACE: this is the one place in the package where arrays are modified, so that layers,
-models and the optimiser keep referring to the same parameters.
+``step(params, grads)`` takes two dicts with the same keys (such as
+``Sequential.parameters()`` and ``Sequential.gradients()``, keyed ``"0.w"``, ``"0.b"``,
+...) and updates every parameter array IN PLACE: this is the one place in the package
+where arrays are modified, so that layers, models and the optimiser keep referring to
+the same parameters.
 
 The optimiser's state (velocities, moment estimates) is keyed by those names, so use one
 optimiser per model and keep the keys unique across the parameters it sees. A key whose
@@ -29,21 +30,29 @@ def _check_hyper(value, name, low, high, low_inclusive=False):
 
 
 class Optimizer:
-    """Base class: validates ``step``'s arguments and keeps per-parameter state by key."""
+    """Base class: validates ``step``'s arguments, keeps per-parameter state by key."""
 
     def __init__(self):
         self.state = {}
 
     def _pairs(self, params, grads):
-        """Check the two dicts entirely, before any update; return ``(key, param, grad)`` triples.
+        """Check both dicts before any update; return ``(key, param, grad)`` triples.
 
         Each ``grad`` is returned in the dtype of its parameter.
         """
         if not isinstance(params, dict) or not isinstance(grads, dict):
-            raise TypeError("params and grads must be dicts of numpy arrays with the same keys")
+            raise TypeError(
+                "params and grads must be dicts of numpy arrays with the same keys"
+            )
         if params.keys() != grads.keys():
-            missing, extra = sorted(params.keys() - grads.keys()), sorted(grads.keys() - params.keys())
-            raise ValueError(f"grads must have the keys of params: missing {missing}, unexpected {extra}")
+            missing, extra = (
+                sorted(params.keys() - grads.keys()),
+                sorted(grads.keys() - params.keys()),
+            )
+            raise ValueError(
+                f"grads must have the keys of params: missing {missing}, "
+                f"unexpected {extra}"
+            )
         pairs = []
         for key, param in params.items():
             check_array(param, f"params[{key!r}]")
@@ -51,8 +60,8 @@ class Optimizer:
             state = self.state.get(key)
             if state is not None and state[0].shape != param.shape:
                 raise ValueError(
-                    f"optimizer state for {key!r} has shape {state[0].shape} but the parameter has "
-                    f"shape {param.shape}: use one optimizer per model"
+                    f"optimizer state for {key!r} has shape {state[0].shape} but the "
+                    f"parameter has shape {param.shape}: use one optimizer per model"
                 )
             pairs.append((key, param, grad.astype(param.dtype, copy=False)))
         return pairs
@@ -61,9 +70,9 @@ class Optimizer:
 class SGD(Optimizer):
     """Stochastic gradient descent with (heavy-ball) momentum.
 
-    ``v <- momentum * v - lr * grad`` then ``param <- param + v``, with ``v`` starting at 0.
-    Implements eq-sgd-momentum; ``momentum=0`` is plain gradient descent, ``param <- param -
-    lr * grad``.
+    ``v <- momentum * v - lr * grad`` then ``param <- param + v``, with ``v`` starting
+    at 0. Implements eq-sgd-momentum; ``momentum=0`` is plain gradient descent,
+    ``param <- param - lr * grad``.
 
     Parameters
     ----------
@@ -79,7 +88,7 @@ class SGD(Optimizer):
         self.momentum = _check_hyper(momentum, "momentum", 0.0, 1.0, low_inclusive=True)
 
     def step(self, params, grads):
-        """Update every array in ``params`` in place from ``grads`` (dicts with the same keys)."""
+        """Update every array of ``params`` in place from ``grads`` (same keys)."""
         for key, param, grad in self._pairs(params, grads):
             (velocity,) = self.state.setdefault(key, (np.zeros_like(param),))
             velocity *= self.momentum
@@ -113,9 +122,11 @@ class Adam(Optimizer):
         self.eps = _check_hyper(eps, "eps", 0.0, np.inf)
 
     def step(self, params, grads):
-        """Update every array in ``params`` in place from ``grads`` (dicts with the same keys)."""
+        """Update every array of ``params`` in place from ``grads`` (same keys)."""
         for key, param, grad in self._pairs(params, grads):
-            m, v, t = self.state.get(key, (np.zeros_like(param), np.zeros_like(param), 0))
+            if key not in self.state:
+                self.state[key] = (np.zeros_like(param), np.zeros_like(param), 0)
+            m, v, t = self.state[key]
             t += 1
             m = self.beta1 * m + (1 - self.beta1) * grad
             v = self.beta2 * v + (1 - self.beta2) * grad**2

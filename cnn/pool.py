@@ -1,14 +1,14 @@
-"""Max and average pooling in NCHW layout: forward and backward passes, naive and vectorised.
+"""Max and average pooling in NCHW layout: forward and backward passes.
 
-Pooling has no parameters. Windows of ``KH x KW`` pixels move by ``stride`` (by default the
-kernel size, so windows tile the input); there is no padding. The naive versions loop over
-every window; the vectorised ones loop over the ``KH*KW`` offsets inside a window and handle
-every sample and position at once with strided slices. ``MaxPool2D`` runs the tuned max
-pooling of ``cnn.fast.pool``.
+Pooling has no parameters. Windows of ``KH x KW`` pixels move by ``stride`` (by default
+the kernel size, so windows tile the input); there is no padding. The naive versions
+loop over every window; the vectorised ones loop over the ``KH*KW`` offsets inside a
+window and handle every sample and position at once with strided slices. ``MaxPool2D``
+runs the tuned max pooling of ``cnn.fast.pool``.
 
-Tie rule for max pooling: when several entries of a window share the maximum, the gradient goes
-to ONE of them, the first in row-major order (the one ``numpy.argmax`` picks). It is never split
-between them nor duplicated.
+Tie rule for max pooling: when several entries of a window share the maximum, the
+gradient goes to ONE of them, the first in row-major order (the one ``numpy.argmax``
+picks). It is never split between them nor duplicated.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ class MaxPoolCache(NamedTuple):
     x_shape: tuple
     #: Dtype of the input, given to ``dx``.
     dtype: np.dtype
-    #: Shape ``(N, C, H_out, W_out)``, integer: where in its window each maximum was, as the
-    #: row-major offset ``p * KW + q``.
+    #: Shape ``(N, C, H_out, W_out)``, integer: where in its window each maximum was, as
+    #: the row-major offset ``p * KW + q``.
     argmax: np.ndarray
     #: ``(KH, KW)``.
     kernel_size: tuple
@@ -51,7 +51,7 @@ class AvgPoolCache(NamedTuple):
 
 
 def _check_pool_args(x, kernel_size, stride):
-    """Validate a pooling forward pass; return kernel size, stride and output size as pairs."""
+    """Validate a pooling forward pass; return kernel size, stride, output size."""
     check_array(x, "x", ("N", "C", "H", "W"))
     kernel_size = as_pair(kernel_size, "kernel_size", minimum=1)
     stride = kernel_size if stride is None else as_pair(stride, "stride", minimum=1)
@@ -68,14 +68,14 @@ def _check_dout(dout, cache):
 
 
 def maxpool2d_forward_naive(x, kernel_size=2, stride=None):
-    """Max pooling forward pass with explicit loops over samples, channels and windows.
+    """Max pooling forward pass with explicit loops over windows.
 
     ``out[n, c, i, j] = max over p, q of x[n, c, SH i + p, SW j + q]``. Implements
-    eq-maxpool-forward. The position of the maximum is recorded with ``numpy.argmax``, which
-    returns the first maximum in row-major order (the tie rule of this module).
+    eq-maxpool-forward. The position of the maximum is recorded with ``numpy.argmax``,
+    which returns the first maximum in row-major order (the tie rule of this module).
 
-    Arguments, results and errors are those of ``maxpool2d_forward``: ``x : (N, C, H, W)`` gives
-    ``out : (N, C, H_out, W_out)`` and a ``MaxPoolCache``.
+    Arguments, results and errors are those of ``maxpool2d_forward``:
+    ``x : (N, C, H, W)`` gives ``out : (N, C, H_out, W_out)`` and a ``MaxPoolCache``.
     """
     (KH, KW), (SH, SW), (H_out, W_out) = _check_pool_args(x, kernel_size, stride)
     N, C = x.shape[:2]
@@ -92,14 +92,15 @@ def maxpool2d_forward_naive(x, kernel_size=2, stride=None):
 
 
 def maxpool2d_backward_naive(dout, cache):
-    """Max pooling backward pass with explicit loops: route each gradient to its window's argmax.
+    """Max pooling backward pass with explicit loops: gradients go to the argmax.
 
-    ``dx[n, c, SH i + p*, SW j + q*] += dout[n, c, i, j]`` where ``(p*, q*)`` is the recorded
-    maximum of window ``(i, j)``; all other entries get nothing. Overlapping windows accumulate.
-    Implements eq-maxpool-dx.
+    ``dx[n, c, SH i + p*, SW j + q*] += dout[n, c, i, j]`` where ``(p*, q*)`` is the
+    recorded maximum of window ``(i, j)``; all other entries get nothing. Overlapping
+    windows accumulate. Implements eq-maxpool-dx.
 
-    Arguments and results are those of ``maxpool2d_backward``: ``dout : (N, C, H_out, W_out)``
-    and a ``MaxPoolCache`` from either forward pass give ``dx : (N, C, H, W)``.
+    Arguments and results are those of ``maxpool2d_backward``:
+    ``dout : (N, C, H_out, W_out)`` and a ``MaxPoolCache`` from either forward pass give
+    ``dx : (N, C, H, W)``.
     """
     H_out, W_out = _check_dout(dout, cache)
     (SH, SW), KW = cache.stride, cache.kernel_size[1]
@@ -117,9 +118,9 @@ def maxpool2d_forward(x, kernel_size=2, stride=None):
     """Max pooling forward pass, vectorised over samples, channels and positions.
 
     Implements eq-maxpool-forward. The ``KH*KW`` offsets of the window, each one strided
-    slice of ``x`` (``offset_index``), are stacked on a new first axis; the maximum over that
-    axis is the output and its argmax, the first maximum in row-major order, is kept for the
-    backward pass. The layer ``MaxPool2D`` runs the tuned
+    slice of ``x`` (``offset_index``), are stacked on a new first axis; the maximum over
+    that axis is the output and its argmax, the first maximum in row-major order, is
+    kept for the backward pass. The layer ``MaxPool2D`` runs the tuned
     ``cnn.fast.pool.maxpool2d_forward_fast`` instead, which gives the same numbers.
 
     Parameters
@@ -134,15 +135,16 @@ def maxpool2d_forward(x, kernel_size=2, stride=None):
     Returns
     -------
     out : numpy.ndarray
-        Shape ``(N, C, H_out, W_out)`` with ``H_out = (H - KH) // SH + 1``; dtype of ``x``.
+        Shape ``(N, C, H_out, W_out)`` with ``H_out = (H - KH) // SH + 1``; dtype of
+        ``x``.
     cache : MaxPoolCache
         For ``maxpool2d_backward``.
 
     Raises
     ------
     TypeError, ValueError
-        On a non-float or non-finite ``x``, a wrong rank, a kernel larger than the input, or
-        kernel size or stride below 1.
+        On a non-float or non-finite ``x``, a wrong rank, a kernel larger than the
+        input, or kernel size or stride below 1.
     """
     kernel_size, stride, out_size = _check_pool_args(x, kernel_size, stride)
     offsets = np.ndindex(*kernel_size)
@@ -152,11 +154,11 @@ def maxpool2d_forward(x, kernel_size=2, stride=None):
 
 
 def maxpool2d_backward(dout, cache):
-    """Max pooling backward pass, vectorised: route each gradient to its window's argmax.
+    """Max pooling backward pass, vectorised: gradients go to the argmax.
 
-    Implements eq-maxpool-dx: for each offset ``k = (p, q)`` of the window, the entries of
-    ``dout`` whose recorded maximum is ``k`` are added to the strided slice of ``dx`` at that
-    offset. Overlapping windows (stride smaller than the kernel) accumulate.
+    Implements eq-maxpool-dx: for each offset ``k = (p, q)`` of the window, the entries
+    of ``dout`` whose recorded maximum is ``k`` are added to the strided slice of ``dx``
+    at that offset. Overlapping windows (stride smaller than the kernel) accumulate.
 
     Parameters
     ----------
@@ -178,13 +180,13 @@ def maxpool2d_backward(dout, cache):
 
 
 def avgpool2d_forward_naive(x, kernel_size=2, stride=None):
-    """Average pooling forward pass with explicit loops over samples, channels and windows.
+    """Average pooling forward pass with explicit loops over windows.
 
-    ``out[n, c, i, j] = (1 / (KH KW)) sum over p, q of x[n, c, SH i + p, SW j + q]``. Implements
-    eq-avgpool-forward.
+    ``out[n, c, i, j] = (1 / (KH KW)) sum over p, q of x[n, c, SH i + p, SW j + q]``.
+    Implements eq-avgpool-forward.
 
-    Arguments, results and errors are those of ``avgpool2d_forward``: ``x : (N, C, H, W)`` gives
-    ``out : (N, C, H_out, W_out)`` and an ``AvgPoolCache``.
+    Arguments, results and errors are those of ``avgpool2d_forward``:
+    ``x : (N, C, H, W)`` gives ``out : (N, C, H_out, W_out)`` and an ``AvgPoolCache``.
     """
     (KH, KW), (SH, SW), (H_out, W_out) = _check_pool_args(x, kernel_size, stride)
     N, C = x.shape[:2]
@@ -193,18 +195,21 @@ def avgpool2d_forward_naive(x, kernel_size=2, stride=None):
         for c in range(C):
             for i in range(H_out):
                 for j in range(W_out):
-                    out[n, c, i, j] = x[n, c, SH * i:SH * i + KH, SW * j:SW * j + KW].mean()
+                    out[n, c, i, j] = x[
+                        n, c, SH * i : SH * i + KH, SW * j : SW * j + KW
+                    ].mean()
     return out, AvgPoolCache(x.shape, x.dtype, (KH, KW), (SH, SW))
 
 
 def avgpool2d_backward_naive(dout, cache):
     """Average pooling backward pass with explicit loops.
 
-    Every entry of window ``(i, j)`` receives ``dout[n, c, i, j] / (KH KW)``; overlapping windows
-    accumulate. Implements eq-avgpool-dx.
+    Every entry of window ``(i, j)`` receives ``dout[n, c, i, j] / (KH KW)``;
+    overlapping windows accumulate. Implements eq-avgpool-dx.
 
-    Arguments and results are those of ``avgpool2d_backward``: ``dout : (N, C, H_out, W_out)``
-    and an ``AvgPoolCache`` from either forward pass give ``dx : (N, C, H, W)``.
+    Arguments and results are those of ``avgpool2d_backward``:
+    ``dout : (N, C, H_out, W_out)`` and an ``AvgPoolCache`` from either forward pass
+    give ``dx : (N, C, H, W)``.
     """
     H_out, W_out = _check_dout(dout, cache)
     (KH, KW), (SH, SW) = cache.kernel_size, cache.stride
@@ -213,15 +218,16 @@ def avgpool2d_backward_naive(dout, cache):
         for c in range(cache.x_shape[1]):
             for i in range(H_out):
                 for j in range(W_out):
-                    dx[n, c, SH * i:SH * i + KH, SW * j:SW * j + KW] += dout[n, c, i, j] / (KH * KW)
+                    rows, cols = slice(SH * i, SH * i + KH), slice(SW * j, SW * j + KW)
+                    dx[n, c, rows, cols] += dout[n, c, i, j] / (KH * KW)
     return dx
 
 
 def avgpool2d_forward(x, kernel_size=2, stride=None):
     """Average pooling forward pass, vectorised over samples, channels and positions.
 
-    Implements eq-avgpool-forward as the sum of the ``KH*KW`` strided slices of ``x`` (one per
-    offset in the window) divided by ``KH*KW``.
+    Implements eq-avgpool-forward as the sum of the ``KH*KW`` strided slices of ``x``
+    (one per offset in the window) divided by ``KH*KW``.
 
     Parameters
     ----------
@@ -235,7 +241,8 @@ def avgpool2d_forward(x, kernel_size=2, stride=None):
     Returns
     -------
     out : numpy.ndarray
-        Shape ``(N, C, H_out, W_out)`` with ``H_out = (H - KH) // SH + 1``; dtype of ``x``.
+        Shape ``(N, C, H_out, W_out)`` with ``H_out = (H - KH) // SH + 1``; dtype of
+        ``x``.
     cache : AvgPoolCache
         For ``avgpool2d_backward``.
 
@@ -255,8 +262,8 @@ def avgpool2d_forward(x, kernel_size=2, stride=None):
 def avgpool2d_backward(dout, cache):
     """Average pooling backward pass, vectorised.
 
-    Implements eq-avgpool-dx: ``dout / (KH KW)`` is added to the strided slice of ``dx`` at each
-    of the ``KH*KW`` window offsets; overlapping windows accumulate.
+    Implements eq-avgpool-dx: ``dout / (KH KW)`` is added to the strided slice of ``dx``
+    at each of the ``KH*KW`` window offsets; overlapping windows accumulate.
 
     Parameters
     ----------

@@ -8,13 +8,14 @@ from cnn.checks import check_array
 
 
 def saliency(model, x, cls):
-    """Gradient of one class score with respect to the input pixels (Simonyan et al., 2013).
+    """Gradient of one class score with respect to the input (Simonyan et al., 2013).
 
-    The score is the logit of class ``cls``, before the softmax, so that it does not depend on
-    the other classes' scores. Its gradient comes from the model's own backward pass, started
-    with a one-hot ``dout``: the same chain rule that trains the network, stopped at the input
-    instead of at the weights. Large ``|dx|`` marks pixels whose change would change the score
-    most. The layers' ``grads`` are overwritten as by any backward pass; the weights are not.
+    The score is the logit of class ``cls``, before the softmax, so that it does not
+    depend on the other classes' scores. Its gradient comes from the model's own
+    backward pass, started with a one-hot ``dout``: the same chain rule that trains the
+    network, stopped at the input instead of at the weights. Large ``|dx|`` marks pixels
+    whose change would change the score most. The layers' ``grads`` are overwritten as
+    by any backward pass; the weights are not.
 
     Parameters
     ----------
@@ -36,8 +37,10 @@ def saliency(model, x, cls):
     cls = np.asarray(cls)
     if (cls.shape not in ((), (N,)) or not np.issubdtype(cls.dtype, np.integer)
             or cls.min() < 0 or cls.max() >= K):
-        raise ValueError(f"cls must be an int or {N} ints (one per sample) in 0..{K - 1}, "
-                         f"got {cls!r}")
+        raise ValueError(
+            f"cls must be an int or {N} ints (one per sample) in 0..{K - 1}, "
+            f"got {cls!r}"
+        )
     dout = np.zeros_like(logits)
     dout[np.arange(N), cls] = 1.0
     return model.backward(dout)

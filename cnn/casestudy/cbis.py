@@ -3,14 +3,16 @@
 CBIS-DDSM (Lee et al., 2017; Sawyer-Lee et al., 2016) comes as DICOM files plus four
 case-description CSV files: ``mass_case_description_train_set.csv``,
 ``mass_case_description_test_set.csv``, ``calc_case_description_train_set.csv`` and
-``calc_case_description_test_set.csv``. Each row describes one abnormality: its ``pathology``
-(``BENIGN``, ``BENIGN_WITHOUT_CALLBACK`` or ``MALIGNANT``) and the paths, relative to the download
-folder, of the full mammogram (``image file path``), the region-of-interest crop (``cropped image
-file path``) and the binary ROI mask (``ROI mask file path``).
+``calc_case_description_test_set.csv``. Each row describes one abnormality: its
+``pathology`` (``BENIGN``, ``BENIGN_WITHOUT_CALLBACK`` or ``MALIGNANT``) and the paths,
+relative to the download folder, of the full mammogram (``image file path``), the
+region-of-interest crop (``cropped image file path``) and the binary ROI mask
+(``ROI mask file path``).
 
-``load_cbis_ddsm`` reads those rows, reads the DICOM files with pydicom (the optional extra
-``dicom``), turns every abnormality into a square grayscale patch of side S in [0, 1] and returns
-the patches with their labels and the class counts. Nothing is downloaded.
+``load_cbis_ddsm`` reads those rows, reads the DICOM files with pydicom (the optional
+extra ``dicom``), turns every abnormality into a square grayscale patch of side S in [0,
+1] and returns the patches with their labels and the class counts. Nothing is
+downloaded.
 """
 
 from __future__ import annotations
@@ -22,18 +24,18 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image
 
-from cnn.checks import check_int
 from cnn.casestudy.synthetic import CLASS_NAMES
+from cnn.checks import check_int
 
 PATHOLOGY_LABELS = {"BENIGN": 0, "BENIGN_WITHOUT_CALLBACK": 1, "MALIGNANT": 2}
-"""CBIS-DDSM ``pathology`` value -> label (an index into ``cnn.casestudy.synthetic.CLASS_NAMES``)."""
+"""CBIS-DDSM ``pathology`` value -> label, an index into ``CLASS_NAMES``."""
 
 IMAGE_COLUMN = "image file path"
 CROPPED_COLUMN = "cropped image file path"
 MASK_COLUMN = "ROI mask file path"
 
 CROPS = ("cropped", "roi")
-"""Ways to cut a patch, from the data set's own ROI crop or from the full mammogram around the
+"""Ways to cut a patch: the data set's own ROI crop, or the full mammogram around the
 bounding box of the ROI mask (with a margin of context)."""
 
 
@@ -66,7 +68,8 @@ def _import_pydicom():
 def read_case_descriptions(csv_path, columns=(CROPPED_COLUMN,)):
     """Rows of one CBIS-DDSM case-description CSV file, with the columns checked.
 
-    Header names are stripped of surrounding spaces (the official files are not consistent).
+    Header names are stripped of surrounding spaces (the official files are not
+    consistent).
 
     Parameters
     ----------
@@ -94,11 +97,17 @@ def read_case_descriptions(csv_path, columns=(CROPPED_COLUMN,)):
         header = [name.strip() for name in next(reader, [])]
         missing = [name for name in ("pathology", *columns) if name not in header]
         if missing:
-            raise ValueError(f"{csv_path.name} has no column {', '.join(map(repr, missing))}; "
-                             f"its columns are {header}")
-        # A short row gets empty cells, so that the error names the row and the empty column.
-        return [{name: cell.strip() for name, cell in zip(header, row + [""] * len(header))}
-                for row in reader if row]
+            raise ValueError(
+                f"{csv_path.name} has no column {', '.join(map(repr, missing))}; "
+                f"its columns are {header}"
+            )
+        # A short row gets empty cells, so that the error names the row and the empty
+        # column.
+        return [
+            {name: cell.strip() for name, cell in zip(header, row + [""] * len(header))}
+            for row in reader
+            if row
+        ]
 
 
 def resolve_dicom(root, relative_path):
@@ -106,8 +115,8 @@ def resolve_dicom(root, relative_path):
 
     The CSV paths are relative to the download folder, e.g.
     ``Mass-Training_P_00001_LEFT_CC/1.3.6.../1.3.6.../000000.dcm``; backslashes count as
-    separators. No other file is guessed: a crop and its mask live in the same folder, and a
-    guess could silently swap them.
+    separators. No other file is guessed: a crop and its mask live in the same folder,
+    and a guess could silently swap them.
 
     Returns
     -------
@@ -123,7 +132,9 @@ def resolve_dicom(root, relative_path):
         raise FileNotFoundError("the file path cell is empty")
     path = Path(root).joinpath(*parts)
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found (CSV paths are taken relative to root={root})")
+        raise FileNotFoundError(
+            f"{path} not found (CSV paths are taken relative to root={root})"
+        )
     return path
 
 
@@ -145,18 +156,24 @@ def read_dicom(path):
     try:
         dataset = pydicom.dcmread(path)
         pixels = np.asarray(dataset.pixel_array, dtype=np.float64)
-    except Exception as error:  # pydicom raises many types (InvalidDicomError, AttributeError, ...)
-        raise ValueError(f"cannot read DICOM {path}: {type(error).__name__}: {error}") from error
+    except (
+        Exception
+    ) as error:  # pydicom raises many types (InvalidDicomError, AttributeError, ...)
+        raise ValueError(
+            f"cannot read DICOM {path}: {type(error).__name__}: {error}"
+        ) from error
     if pixels.ndim != 2:
-        raise ValueError(f"DICOM {path} has pixel array of shape {pixels.shape}, expected one "
-                         f"grayscale frame (H, W)")
+        raise ValueError(
+            f"DICOM {path} has pixel array of shape {pixels.shape}, expected one "
+            f"grayscale frame (H, W)"
+        )
     if getattr(dataset, "PhotometricInterpretation", "MONOCHROME2") == "MONOCHROME1":
         pixels = pixels.max() - pixels
     return pixels
 
 
 def square_box(top, left, height, width, margin):
-    """A square around a box, grown by ``margin`` times its larger side on every side.
+    """A square around a box, grown by ``margin`` times its larger side.
 
     Returns
     -------
@@ -164,11 +181,15 @@ def square_box(top, left, height, width, margin):
         The square may reach outside the image; ``crop_square`` pads it.
     """
     side = int(np.ceil(max(height, width) * (1 + 2 * margin)))
-    return (int(round(top + height / 2 - side / 2)), int(round(left + width / 2 - side / 2)), side)
+    return (
+        int(round(top + height / 2 - side / 2)),
+        int(round(left + width / 2 - side / 2)),
+        side,
+    )
 
 
 def crop_square(pixels, top, left, side):
-    """The ``side x side`` window at ``(top, left)``, edge-padded where it leaves the image."""
+    """The ``side x side`` window at ``(top, left)``, edge-padded outside the image."""
     height, width = pixels.shape
     pad = max(0, -top, -left, top + side - height, left + side - width)
     padded = np.pad(pixels, pad, mode="edge")
@@ -176,24 +197,28 @@ def crop_square(pixels, top, left, side):
 
 
 def to_patch(pixels, size):
-    """Square window -> ``(S, S)`` float32 in [0, 1]: min-max scaled, then resized with Pillow.
+    """Square window -> ``(S, S)`` float32 in [0, 1], min-max scaled and resized.
 
-    The scaling is per patch, because exposure and digitiser differ from film to film; a constant
-    patch becomes all zeros.
+    The scaling is per patch, because exposure and digitiser differ from film to film; a
+    constant patch becomes all zeros.
     """
     low, high = pixels.min(), pixels.max()
     scaled = (pixels - low) / (high - low) if high > low else np.zeros_like(pixels)
     image = Image.fromarray(scaled.astype(np.float32))
-    resized = np.asarray(image.resize((size, size), Image.Resampling.BILINEAR), dtype=np.float32)
+    resized = np.asarray(
+        image.resize((size, size), Image.Resampling.BILINEAR), dtype=np.float32
+    )
     return np.clip(resized, 0.0, 1.0)
 
 
 def _patch_from_row(row, root, size, crop, margin):
-    """One abnormality's patch, ``(S, S)``; errors name the file, the caller adds the row."""
+    """One abnormality's patch, ``(S, S)``; errors name the file, the caller the row."""
     if crop == "cropped":
         pixels = read_dicom(resolve_dicom(root, row[CROPPED_COLUMN]))
         height, width = pixels.shape
-        return to_patch(crop_square(pixels, *square_box(0, 0, height, width, 0.0)), size)
+        return to_patch(
+            crop_square(pixels, *square_box(0, 0, height, width, 0.0)), size
+        )
     pixels = read_dicom(resolve_dicom(root, row[IMAGE_COLUMN]))
     mask = read_dicom(resolve_dicom(root, row[MASK_COLUMN])) > 0
     if mask.shape != pixels.shape:
@@ -207,8 +232,10 @@ def _patch_from_row(row, root, size, crop, margin):
     return to_patch(crop_square(pixels, *box), size)
 
 
-def load_cbis_ddsm(root, csv_files, size=64, crop="cropped", margin=0.2, on_error="raise"):
-    """Patches, labels and class counts from CBIS-DDSM case-description files and DICOM images.
+def load_cbis_ddsm(
+    root, csv_files, size=64, crop="cropped", margin=0.2, on_error="raise"
+):
+    """Patches, labels and class counts from CBIS-DDSM CSV and DICOM files.
 
     Parameters
     ----------
@@ -219,11 +246,13 @@ def load_cbis_ddsm(root, csv_files, size=64, crop="cropped", margin=0.2, on_erro
     size : int
         Side S of the square patches.
     crop : {"cropped", "roi"}
-        ``"cropped"`` reads the data set's own ROI crop (``cropped image file path``), pads it to a
-        square and resizes it; ``"roi"`` cuts a square around the bounding box of the ROI mask
-        (``ROI mask file path``) out of the full mammogram (``image file path``).
+        ``"cropped"`` reads the data set's own ROI crop (``cropped image file path``),
+        pads it to a square and resizes it; ``"roi"`` cuts a square around the bounding
+        box of the ROI mask (``ROI mask file path``) out of the full mammogram
+        (``image file path``).
     margin : float
-        With ``crop="roi"``, context added on each side, as a fraction of the box's larger side.
+        With ``crop="roi"``, context added on each side, as a fraction of the box's
+        larger side.
     on_error : {"raise", "skip"}
         Stop at the first bad row, or leave it out and report it in ``skipped``.
 
@@ -236,8 +265,9 @@ def load_cbis_ddsm(root, csv_files, size=64, crop="cropped", margin=0.2, on_erro
     Raises
     ------
     ValueError
-        For an unknown ``pathology`` value, an unreadable DICOM file or an unusable ROI mask; the
-        message names the CSV file and the row (1 = first data row) and the patient.
+        For an unknown ``pathology`` value, an unreadable DICOM file or an unusable ROI
+        mask; the message names the CSV file and the row (1 = first data row) and the
+        patient.
     FileNotFoundError
         For a missing CSV or DICOM file, likewise naming the row.
     ImportError
@@ -256,15 +286,19 @@ def load_cbis_ddsm(root, csv_files, size=64, crop="cropped", margin=0.2, on_erro
     columns = (CROPPED_COLUMN,) if crop == "cropped" else (IMAGE_COLUMN, MASK_COLUMN)
     patches, labels, sources, skipped = [], [], [], []
     for csv_path in map(Path, csv_files):
-        for number, row in enumerate(read_case_descriptions(csv_path, columns), start=1):
+        for number, row in enumerate(
+            read_case_descriptions(csv_path, columns), start=1
+        ):
             where = f"{csv_path.name} row {number}"
             if "patient_id" in row:
                 where += f" (patient {row['patient_id']})"
             try:
                 pathology = row["pathology"]
                 if pathology not in PATHOLOGY_LABELS:
-                    raise ValueError(f"unknown pathology {pathology!r}, expected one of "
-                                     f"{sorted(PATHOLOGY_LABELS)}")
+                    raise ValueError(
+                        f"unknown pathology {pathology!r}, expected one of "
+                        f"{sorted(PATHOLOGY_LABELS)}"
+                    )
                 patch = _patch_from_row(row, root, size, crop, margin)
             except (ValueError, FileNotFoundError) as error:
                 if on_error == "raise":
@@ -274,7 +308,11 @@ def load_cbis_ddsm(root, csv_files, size=64, crop="cropped", margin=0.2, on_erro
             patches.append(patch)
             labels.append(PATHOLOGY_LABELS[pathology])
             sources.append(f"{csv_path.name} row {number}")
-    x = np.stack(patches)[:, None] if patches else np.zeros((0, 1, size, size), np.float32)
+    x = (
+        np.stack(patches)[:, None]
+        if patches
+        else np.zeros((0, 1, size, size), np.float32)
+    )
     y = np.asarray(labels, dtype=np.int64)
     counts = np.bincount(y, minlength=len(CLASS_NAMES))
     class_counts = {name: int(count) for name, count in zip(CLASS_NAMES, counts)}

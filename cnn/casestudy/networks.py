@@ -1,20 +1,21 @@
-"""The networks of the mammography case study, their preprocessing and their training recipe.
+"""The case study's networks, their preprocessing and their training recipe.
 
-The CNN is the project's original network, Conv2D(3x3) -> ReLU -> MaxPool(2x2) -> Flatten ->
-Dense -> ReLU -> Dense(3), sized to train in seconds on 32 x 32 patches. The dense-only network
-is the baseline it is compared with. The chapter, the command line and the tests all build and
-train them with the functions below, so they describe the same models.
+The CNN is the project's original network, Conv2D(3x3) -> ReLU -> MaxPool(2x2) ->
+Flatten -> Dense -> ReLU -> Dense(3), sized to train in seconds on 32 x 32 patches. The
+dense-only network is the baseline it is compared with. The chapter, the command line
+and the tests all build and train them with the functions below, so they describe the
+same models.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from cnn.casestudy.synthetic import CLASS_NAMES
 from cnn.checks import check_array, check_int
 from cnn.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
 from cnn.model import Sequential
 from cnn.optim import Adam
-from cnn.casestudy.synthetic import CLASS_NAMES
 
 INPUT_SIZE = 32
 """Side S of the patches the case-study networks take, ``(N, 1, 32, 32)``."""
@@ -23,8 +24,8 @@ INPUT_SIZE = 32
 def standardize(x):
     """Give every image zero mean and unit standard deviation (over its own pixels).
 
-    Tissue density and exposure shift and scale a whole patch; the lesion is in the differences
-    between pixels. A constant image becomes all zeros.
+    Tissue density and exposure shift and scale a whole patch; the lesion is in the
+    differences between pixels. A constant image becomes all zeros.
 
     Parameters
     ----------
@@ -42,7 +43,7 @@ def standardize(x):
 
 
 def build_cnn(*, rng, size=INPUT_SIZE, filters=8, hidden=32):
-    """The case-study CNN: Conv2D(3x3), ReLU, MaxPool(2x2), Flatten, Dense, ReLU, Dense(3).
+    """The case-study CNN: Conv2D, ReLU, MaxPool, Flatten, Dense, ReLU, Dense.
 
     Parameters
     ----------
@@ -99,14 +100,15 @@ def build_dense(*, rng, size=INPUT_SIZE, hidden=64):
 
 
 def train(model, data, epochs=8, batch_size=32, lr=1e-3, seed=0, verbose=False):
-    """Train ``model`` with Adam on standardized patches, validating on the test split.
+    """Train ``model`` with Adam on standardized patches.
 
     Parameters
     ----------
     model : cnn.model.Sequential
     data : tuple
-        ``(x_train, y_train, x_test, y_test)`` as returned by ``cnn.casestudy.synthetic.load_synthetic``;
-        the images are standardized here, not by the caller.
+        ``(x_train, y_train, x_test, y_test)`` as returned by
+        ``cnn.casestudy.synthetic.load_synthetic``; the images are standardized here,
+        not by the caller.
     epochs, batch_size : int
     lr : float
         Adam's step size.
@@ -118,12 +120,13 @@ def train(model, data, epochs=8, batch_size=32, lr=1e-3, seed=0, verbose=False):
     Returns
     -------
     history : dict
-        As returned by ``Sequential.fit``: training and validation loss and accuracy per epoch.
+        As returned by ``Sequential.fit``: training and validation loss and accuracy per
+        epoch.
     """
     x_train, y_train, x_test, y_test = data
-    return model.fit(standardize(x_train), y_train, epochs=epochs, batch_size=batch_size,
-                     optimizer=Adam(lr=lr), validation_data=(standardize(x_test), y_test),
-                     seed=seed, verbose=verbose)
+    validation_data = (standardize(x_test), y_test)
+    return model.fit(standardize(x_train), y_train, epochs, batch_size, Adam(lr=lr),
+                     validation_data=validation_data, seed=seed, verbose=verbose)
 
 
 def classify(model, x):

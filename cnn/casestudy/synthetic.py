@@ -1,23 +1,25 @@
 """Synthetic mammogram patches for the three CBIS-DDSM pathology classes.
 
-The real CBIS-DDSM images (Lee et al., 2017) cannot be shipped with this project, so the case
-study trains on patches drawn from a seeded generator instead. Each patch is a grayscale square
-in [0, 1], like a region-of-interest crop centred on one abnormality. Its background imitates
-fibroglandular tissue: Gaussian noise whose power spectrum falls as ``1 / f**3``, the exponent
-measured on mammograms by Burgess et al. (2001). Its foreground is a lesion drawn from the
-BI-RADS descriptors (ACR, 2013):
+The real CBIS-DDSM images (Lee et al., 2017) cannot be shipped with this project, so the
+case study trains on patches drawn from a seeded generator instead. Each patch is a
+grayscale square in [0, 1], like a region-of-interest crop centred on one abnormality.
+Its background imitates fibroglandular tissue: Gaussian noise whose power spectrum falls
+as ``1 / f**3``, the exponent measured on mammograms by Burgess et al. (2001). Its
+foreground is a lesion drawn from the BI-RADS descriptors (ACR, 2013):
 
 - ``benign``: a circumscribed round or oval mass with a sharp margin;
-- ``benign_without_callback``: typically benign calcifications, coarse, smooth and scattered;
-- ``malignant``: an irregular, spiculated mass with an ill-defined margin, or a tight cluster of
-  fine pleomorphic microcalcifications (half of the patches each).
+- ``benign_without_callback``: typically benign calcifications, coarse, smooth and
+  scattered;
+- ``malignant``: an irregular, spiculated mass with an ill-defined margin, or a tight
+  cluster of fine pleomorphic microcalcifications (half of the patches each).
 
-Lesion size, shape, contrast and position, tissue density and quantum noise vary from patch to
-patch. These are pictures of radiological words, not of patients: nothing here is medical data.
+Lesion size, shape, contrast and position, tissue density and quantum noise vary from
+patch to patch. These are pictures of radiological words, not of patients: nothing here
+is medical data.
 
-Every function draws all of its randomness from the ``numpy.random.Generator`` it is given, so the
-same seed gives the same patches, bit for bit. Sizes in the code are in pixels of a 64 x 64 patch
-and scale with the patch side.
+Every function draws all of its randomness from the ``numpy.random.Generator`` it is
+given, so the same seed gives the same patches, bit for bit. Sizes in the code are in
+pixels of a 64 x 64 patch and scale with the patch side.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ CLASS_NAMES = ("benign", "benign_without_callback", "malignant")
 """Class names in label order, so that label ``k`` means ``CLASS_NAMES[k]`` (CBIS-DDSM's
 ``pathology``)."""
 
-# Lesion sizes below are in pixels of a patch of this side, and scale with the actual side.
+# Lesion sizes below are in pixels of a patch of this side, and scale with the actual
+# side.
 _REFERENCE_SIZE = 64
 
 
@@ -68,7 +71,7 @@ def _offsets(size, cx, cy):
 
 
 def _soft_inside(r, radius, margin_width):
-    """1 inside the boundary ``r < radius``, 0 outside, with a logistic edge of the given width."""
+    """1 inside ``r < radius``, 0 outside, with a logistic edge of the given width."""
     # The clip keeps exp from overflowing far away from the boundary.
     z = np.clip((radius - r) / margin_width, -30.0, 30.0)
     return 1.0 / (1.0 + np.exp(-z))
@@ -77,8 +80,9 @@ def _soft_inside(r, radius, margin_width):
 def background_texture(n, size, rng, beta=3.0):
     """Fibroglandular background: Gaussian noise filtered to a power-law spectrum.
 
-    The noise is shaped in the Fourier domain so that its power falls as ``1 / f**beta``; with
-    ``beta`` near 3 this looks like the cloudy mix of glandular and fatty tissue in a mammogram.
+    The noise is shaped in the Fourier domain so that its power falls as
+    ``1 / f**beta``; with ``beta`` near 3 this looks like the cloudy mix of glandular
+    and fatty tissue in a mammogram.
 
     Parameters
     ----------
@@ -128,10 +132,11 @@ def circumscribed_masses(n, size, rng):
 
 
 def spiculated_masses(n, size, rng):
-    """Malignant masses: an irregular outline, an ill-defined margin and radiating spicules.
+    """Malignant masses: irregular outline, ill-defined margin, radiating spicules.
 
-    The outline is a circle whose radius is perturbed by random angular harmonics 2..6; the
-    spicules are thin lines that start inside the mass and fade out over one to two radii.
+    The outline is a circle whose radius is perturbed by random angular harmonics 2..6;
+    the spicules are thin lines that start inside the mass and fade out over one to two
+    radii.
 
     Returns
     -------
@@ -149,7 +154,9 @@ def spiculated_masses(n, size, rng):
     phase = rng.uniform(0.0, 2 * np.pi, size=(n, harmonics.size))
     wobble = np.ones_like(r)
     for j, k in enumerate(harmonics):
-        wobble += amplitude[:, j, None, None] * np.cos(k * theta + phase[:, j, None, None])
+        wobble += amplitude[:, j, None, None] * np.cos(
+            k * theta + phase[:, j, None, None]
+        )
     radius = r0[:, None, None] * wobble
     layer = _soft_inside(r, radius, 2.5 * scale)
 
@@ -179,7 +186,8 @@ def _gaussian_spots(size, x, y, sigma_long, sigma_short, angle, brightness, coun
     size : int
         Patch side S.
     x, y, sigma_long, sigma_short, angle, brightness : (N, M) arrays
-        Centre, the two standard deviations, orientation and peak brightness of each spot.
+        Centre, the two standard deviations, orientation and peak brightness of each
+        spot.
     count : (N,) int array
         How many of the M spots each patch shows (the first ``count``).
 
@@ -200,7 +208,7 @@ def _gaussian_spots(size, x, y, sigma_long, sigma_short, angle, brightness, coun
 
 
 def coarse_calcifications(n, size, rng):
-    """Typically benign calcifications: a few coarse, smooth, round specks scattered widely.
+    """Typically benign calcifications: a few coarse, smooth, scattered specks.
 
     Returns
     -------
@@ -212,11 +220,13 @@ def coarse_calcifications(n, size, rng):
     x, y = rng.uniform(0.1 * size, 0.9 * size, size=(2, n, max_spots))
     sigma = rng.uniform(1.4, 2.4, size=(n, max_spots)) * scale
     brightness = rng.uniform(0.12, 0.28, size=(n, max_spots))
-    return _gaussian_spots(size, x, y, sigma, sigma, np.zeros_like(x), brightness, count)
+    return _gaussian_spots(
+        size, x, y, sigma, sigma, np.zeros_like(x), brightness, count
+    )
 
 
 def clustered_microcalcifications(n, size, rng):
-    """Suspicious calcifications: many fine specks of varied shape, packed in a small cluster.
+    """Suspicious calcifications: many fine specks of varied shape, clustered.
 
     Returns
     -------
@@ -234,14 +244,18 @@ def clustered_microcalcifications(n, size, rng):
     sigma_long = sigma_short * rng.uniform(1.0, 3.0, size=(n, max_spots))
     angle = rng.uniform(0.0, np.pi, size=(n, max_spots))
     brightness = rng.uniform(0.15, 0.35, size=(n, max_spots))
-    return _gaussian_spots(size, x, y, sigma_long, sigma_short, angle, brightness, count)
+    return _gaussian_spots(
+        size, x, y, sigma_long, sigma_short, angle, brightness, count
+    )
 
 
 def _malignant_lesions(n, size, rng):
-    """Half spiculated masses, half microcalcification clusters (the split is itself random)."""
+    """Half spiculated masses, half microcalcification clusters (a random split)."""
     n_masses = int(rng.binomial(n, 0.5))
     masses = spiculated_masses(n_masses, size, rng)
-    return np.concatenate([masses, clustered_microcalcifications(n - n_masses, size, rng)])
+    return np.concatenate(
+        [masses, clustered_microcalcifications(n - n_masses, size, rng)]
+    )
 
 
 _LESIONS = (circumscribed_masses, coarse_calcifications, _malignant_lesions)
@@ -297,11 +311,15 @@ def make_mammogram_patches(n_per_class, size=32, *, rng):
     x : (N, 1, S, S) float32
         Patches in [0, 1].
     y : (N,) int64
-        Labels, indices into ``CLASS_NAMES``; each class occurs exactly ``n_per_class`` times.
+        Labels, indices into ``CLASS_NAMES``; each class occurs exactly ``n_per_class``
+        times.
     """
     n_per_class = check_int(n_per_class, "n_per_class", 1)
     x = np.concatenate(
-        [make_class_patches(k, n_per_class, size, rng=rng) for k in range(len(CLASS_NAMES))]
+        [
+            make_class_patches(k, n_per_class, size, rng=rng)
+            for k in range(len(CLASS_NAMES))
+        ]
     )
     y = np.repeat(np.arange(len(CLASS_NAMES), dtype=np.int64), n_per_class)
     order = rng.permutation(y.size)
@@ -311,9 +329,9 @@ def make_mammogram_patches(n_per_class, size=32, *, rng):
 def load_synthetic(n_per_class=2000, size=32, test_size=0.25, seed=0):
     """Train/test split of synthetic patches, class-balanced on both sides.
 
-    The counterpart of ``cnn.data.load_digits`` for the case study. The training and the test
-    patches are drawn one after the other from one generator: independent samples of the same
-    distribution.
+    The counterpart of ``cnn.data.load_digits`` for the case study. The training and the
+    test patches are drawn one after the other from one generator: independent samples
+    of the same distribution.
 
     Parameters
     ----------
@@ -344,13 +362,14 @@ def load_synthetic(n_per_class=2000, size=32, test_size=0.25, seed=0):
 
 
 SAMPLE_SEEDS = {"benign": 1, "benign_without_callback": 1, "malignant": 2}
-"""Seed of the sample image of each class (``images/<class>.png`` in the repository). The seeds
-were picked by eye, so that each image shows its class's lesion clearly, not by what any network
-predicts."""
+"""Seed of the sample image of each class (``images/<class>.png`` in the repository).
+
+The seeds were picked by eye, so that each image shows its class's lesion clearly, not
+by what any network predicts."""
 
 
 def sample_image(name, size=32):
-    """The sample patch of class ``name``, drawn with ``SAMPLE_SEEDS[name]``, as 8-bit grey.
+    """The sample patch of class ``name`` (seed ``SAMPLE_SEEDS[name]``), 8-bit grey.
 
     Returns
     -------
@@ -365,10 +384,10 @@ def sample_image(name, size=32):
 
 
 def write_sample_images(folder, size=32):
-    """Write ``<folder>/<class>.png`` for the three classes: the same bytes on every run.
+    """Write ``<folder>/<class>.png`` for each class, the same bytes every run.
 
-    The PNG files hold 8-bit grey pixels and no metadata (no time stamp), so that rewriting them
-    reproduces the committed files bit for bit.
+    The PNG files hold 8-bit grey pixels and no metadata (no time stamp), so that
+    rewriting them reproduces the committed files bit for bit.
 
     Returns
     -------

@@ -1,12 +1,12 @@
 """The convolution that ``Conv2D`` runs: ``cnn.conv``'s numbers in less time.
 
-``conv2d_forward_fast`` is ``cnn.conv.conv2d_forward``: im2col and one product already run
-at the speed of the product. ``conv2d_backward_fast`` differs from
+``conv2d_forward_fast`` is ``cnn.conv.conv2d_forward``: im2col and one product already
+run at the speed of the product. ``conv2d_backward_fast`` differs from
 ``cnn.conv.conv2d_backward`` in two ways, each measured in the chapter "Making it fast":
-``dw`` comes from products of shape ``(N, K, F)``, which BLAS runs faster than ``(N, F, K)``,
-and for wide layers ``dx`` is formed kernel offset by kernel offset (``dx_by_offset``)
-instead of by one product and ``col2im``. Signatures and the cache are those of
-``cnn.conv``, so the tests compare the pairs directly.
+``dw`` comes from products of shape ``(N, K, F)``, which BLAS runs faster than
+``(N, F, K)``, and for wide layers ``dx`` is formed kernel offset by kernel offset
+(``dx_by_offset``) instead of by one product and ``col2im``. Signatures and the cache
+are those of ``cnn.conv``, so the tests compare the pairs directly.
 """
 
 from __future__ import annotations
@@ -18,20 +18,21 @@ from cnn.conv import _check_dout, col2im, conv2d_forward, crop, im2col
 conv2d_forward_fast = conv2d_forward
 
 PER_OFFSET_MIN_CHANNELS = 8
-"""From this many input channels on, ``conv2d_backward_fast`` forms ``dx`` with ``dx_by_offset``.
+"""From this many input channels on, ``conv2d_backward_fast`` uses ``dx_by_offset``.
 
-With fewer channels the per-offset products ``(C, F) @ (F, H_out*W_out)`` are too thin for BLAS
-to run at full speed, and one product followed by ``col2im`` is faster (book/performance.md).
+With fewer channels the per-offset products ``(C, F) @ (F, H_out*W_out)`` are too thin
+for BLAS to run at full speed, and one product followed by ``col2im`` is faster
+(book/performance.md).
 """
 
 
 def covers_input(x_shape, out_size, stride):
     """Whether every input pixel has a place on the output grid of its stride phase.
 
-    Input row ``r`` belongs to stride phase ``r % SH`` and sits in row ``r // SH`` of it; the
-    phases fit on the ``(H_out, W_out)`` grid when ``ceil(H / SH) <= H_out`` and likewise for the
-    width. That holds for "same" padding (``P >= (K - 1) / 2``), the usual case, and is what
-    ``dx_by_offset`` needs.
+    Input row ``r`` belongs to stride phase ``r % SH`` and sits in row ``r // SH`` of
+    it; the phases fit on the ``(H_out, W_out)`` grid when ``ceil(H / SH) <= H_out`` and
+    likewise for the width. That holds for "same" padding (``P >= (K - 1) / 2``), the
+    usual case, and is what ``dx_by_offset`` needs.
 
     Parameters
     ----------
@@ -51,31 +52,34 @@ def covers_input(x_shape, out_size, stride):
 
 
 def _leaving(shift, size):
-    """The indices ``i`` of an axis of length ``size`` for which ``i + shift`` leaves it."""
+    """The indices ``i`` of an axis of length ``size`` where ``i + shift`` leaves it."""
     return slice(size - shift, None) if shift >= 0 else slice(None, -shift)
 
 
 BLOCK_BYTES = 2**18
-"""``dx_by_offset`` works on as many samples at a time as make a product block of about this
-size, so that the block and the part of ``dx`` it is added to stay in the processor's cache."""
+"""Bytes of one product block: ``dx_by_offset`` takes as many samples at a time.
+
+So the block, and the part of ``dx`` it is added to, stay in the processor's cache."""
 
 
 def dx_by_offset(dout, w, x_shape, stride, padding):
-    """``crop(col2im(w.reshape(F, -1).T @ dout))``, one kernel offset at a time, with flat adds.
+    """``crop(col2im(w.reshape(F, -1).T @ dout))``, offset by offset, with flat adds.
 
     Output position ``(i, j)`` sends, through kernel offset ``(p, q)``, the block
-    ``w[:, :, p, q].T @ dout[n]`` to input pixel ``(SH i + p - PH, SW j + q - PW)`` (eq-conv-dx).
-    That pixel lies in the stride phase ``(a, b) = ((p - PH) % SH, (q - PW) % SW)`` of ``dx``
-    (the pixels ``dx[:, :, a::SH, b::SW]``), at ``(i + dr, j + dc)`` with
-    ``dr = (p - PH) // SH`` and ``dc = (q - PW) // SW``: a shift by whole rows and columns. With
-    every phase stored on the ``(H_out, W_out)`` grid and flattened over ``(n, c, i, j)``, that
-    shift is one offset ``dr W_out + dc`` along a 1-D array, so the add is a single contiguous
-    NumPy operation over many samples. Entries whose shifted place leaves the grid would wrap
-    into the next row or plane; they are zeroed first. Needs ``covers_input``.
+    ``w[:, :, p, q].T @ dout[n]`` to input pixel ``(SH i + p - PH, SW j + q - PW)``
+    (eq-conv-dx). That pixel lies in the stride phase
+    ``(a, b) = ((p - PH) % SH, (q - PW) % SW)`` of ``dx`` (the pixels
+    ``dx[:, :, a::SH, b::SW]``), at ``(i + dr, j + dc)`` with ``dr = (p - PH) // SH``
+    and ``dc = (q - PW) // SW``: a shift by whole rows and columns. With every phase
+    stored on the ``(H_out, W_out)`` grid and flattened over ``(n, c, i, j)``, that
+    shift is one offset ``dr W_out + dc`` along a 1-D array, so the add is a single
+    contiguous NumPy operation over many samples. Entries whose shifted place leaves the
+    grid would wrap into the next row or plane; they are zeroed first. Needs
+    ``covers_input``.
 
-    The samples go through in blocks of about ``BLOCK_BYTES``, so that each product is still in
-    the cache when it is added, and each block's phases are still there when they are
-    interleaved into ``dx``. Implements eq-conv-dx.
+    The samples go through in blocks of about ``BLOCK_BYTES``, so that each product is
+    still in the cache when it is added, and each block's phases are still there when
+    they are interleaved into ``dx``. Implements eq-conv-dx.
 
     Parameters
     ----------
@@ -101,17 +105,18 @@ def dx_by_offset(dout, w, x_shape, stride, padding):
     (N, F, H_out, W_out), (_, C, KH, KW) = dout.shape, w.shape
     if not covers_input(x_shape, (H_out, W_out), stride):
         raise ValueError(
-            f"dx_by_offset needs an output grid (H_out, W_out) = {(H_out, W_out)} that covers "
-            f"the input (H, W) = {tuple(x_shape[2:])} at stride {tuple(stride)}; use col2im"
+            f"dx_by_offset needs an output grid (H_out, W_out) = {(H_out, W_out)} "
+            f"that covers the input (H, W) = {tuple(x_shape[2:])} at stride "
+            f"{tuple(stride)}; use col2im"
         )
     (SH, SW), (PH, PW), M = stride, padding, H_out * W_out
     dout = dout.reshape(N, F, M)
     shifts = {(p, q): ((p - PH) // SH, (q - PW) // SW) for p, q in np.ndindex(KH, KW)}
-    # A phase has at most one unshifted offset; done first, its product is written straight
-    # into the phase, which then needs no zeroing.
+    # A phase has at most one unshifted offset; done first, its product is written
+    # straight into the phase, which then needs no zeroing.
     shifts = sorted(shifts.items(), key=lambda item: item[1] != (0, 0))
     unshifted = {((p - PH) % SH, (q - PW) % SW) for (p, q), s in shifts if s == (0, 0)}
-    # Contiguous (C, F) matrices: BLAS cannot take the strided view w[:, :, p, q].T as it is.
+    # Contiguous (C, F) matrices: BLAS cannot take the strided view w[:, :, p, q].T.
     w_t = np.ascontiguousarray(w.transpose(2, 3, 1, 0))
     n_block = min(N, max(1, BLOCK_BYTES // (C * M * dout.itemsize)))
     block = np.empty((n_block, C, M), dtype=dout.dtype)

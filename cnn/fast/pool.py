@@ -1,10 +1,11 @@
 """The max pooling that ``MaxPool2D`` runs: ``cnn.pool``'s numbers in less time.
 
 ``maxpool2d_forward_fast`` keeps a running maximum over the window's offsets instead of
-stacking them (no ``KH*KW`` copies of the output), records the argmax in the smallest integer
-type that holds it, and reuses two temporaries; ``maxpool2d_backward_fast`` writes instead of
-adding when the windows do not overlap. Signatures, cache and tie rule are those of
-``cnn.pool``, so the tests compare the pairs directly (chapter "Making it fast").
+stacking them (no ``KH*KW`` copies of the output), records the argmax in the smallest
+integer type that holds it, and reuses two temporaries; ``maxpool2d_backward_fast``
+writes instead of adding when the windows do not overlap. Signatures, cache and tie rule
+are those of ``cnn.pool``, so the tests compare the pairs directly (chapter "Making it
+fast").
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from cnn.pool import MaxPoolCache, _check_dout, _check_pool_args
 def maxpool2d_forward_fast(x, kernel_size=2, stride=None):
     """Max pooling forward pass, vectorised over samples, channels and positions.
 
-    Implements eq-maxpool-forward as a running maximum over the ``KH*KW`` offsets of the window,
-    each offset being one strided slice of ``x``. An entry replaces the running maximum only if it
-    is strictly greater, so the recorded position is the first maximum in row-major order.
+    Implements eq-maxpool-forward as a running maximum over the ``KH*KW`` offsets of the
+    window, each offset being one strided slice of ``x``. An entry replaces the running
+    maximum only if it is strictly greater, so the recorded position is the first
+    maximum in row-major order.
 
     Parameters
     ----------
@@ -34,40 +36,42 @@ def maxpool2d_forward_fast(x, kernel_size=2, stride=None):
     Returns
     -------
     out : numpy.ndarray
-        Shape ``(N, C, H_out, W_out)`` with ``H_out = (H - KH) // SH + 1``; dtype of ``x``.
+        Shape ``(N, C, H_out, W_out)`` with ``H_out = (H - KH) // SH + 1``; dtype of
+        ``x``.
     cache : MaxPoolCache
         For ``maxpool2d_backward_fast``.
 
     Raises
     ------
     TypeError, ValueError
-        On a non-float or non-finite ``x``, a wrong rank, a kernel larger than the input, or
-        kernel size or stride below 1.
+        On a non-float or non-finite ``x``, a wrong rank, a kernel larger than the
+        input, or kernel size or stride below 1.
     """
     kernel_size, stride, out_size = _check_pool_args(x, kernel_size, stride)
     offsets = list(np.ndindex(*kernel_size))
     out = x[offset_index(*offsets[0], out_size, stride)].copy()
     # The smallest integer type that holds every offset: less memory to read and write.
     argmax = np.zeros(out.shape, dtype=np.min_scalar_type(len(offsets) - 1))
-    # Two temporaries for the whole loop: fresh ones at every offset cost more than the work.
+    # Two temporaries for the whole loop: fresh ones per offset cost more than the work.
     greater, scaled = np.empty(out.shape, dtype=bool), np.empty_like(argmax)
     for k, (p, q) in enumerate(offsets[1:], start=1):
         window = x[offset_index(p, q, out_size, stride)]
-        # Offsets come in increasing order, so the largest k at which the window beat the
-        # running maximum is the argmax: np.maximum records it, faster than a masked copy.
+        # Offsets come in increasing order, so the largest k at which the window beat
+        # the running maximum is the argmax: np.maximum records it, faster than a mask.
         np.greater(window, out, out=greater)
-        np.maximum(argmax, np.multiply(greater, argmax.dtype.type(k), out=scaled), out=argmax)
+        np.multiply(greater, argmax.dtype.type(k), out=scaled)
+        np.maximum(argmax, scaled, out=argmax)
         np.maximum(out, window, out=out)
     return out, MaxPoolCache(x.shape, x.dtype, argmax, kernel_size, stride)
 
 
 def maxpool2d_backward_fast(dout, cache):
-    """Max pooling backward pass, vectorised: route each gradient to its window's argmax.
+    """Max pooling backward pass, vectorised: gradients go to the argmax.
 
-    Implements eq-maxpool-dx: for each offset ``k = (p, q)`` of the window, the entries of
-    ``dout`` whose recorded maximum is ``k`` are added to the strided slice of ``dx`` at that
-    offset. Overlapping windows (stride smaller than the kernel) accumulate. Ties: see the module
-    docstring (first maximum in row-major order).
+    Implements eq-maxpool-dx: for each offset ``k = (p, q)`` of the window, the entries
+    of ``dout`` whose recorded maximum is ``k`` are added to the strided slice of ``dx``
+    at that offset. Overlapping windows (stride smaller than the kernel) accumulate.
+    Ties: see the module docstring (first maximum in row-major order).
 
     Parameters
     ----------
@@ -91,7 +95,7 @@ def maxpool2d_backward_fast(dout, cache):
         if overlapping:
             slice_k += dout * is_k
         else:
-            # Disjoint windows: every entry of dx is written at most once, so there is nothing
-            # to add to, and writing without reading dx is faster.
+            # Disjoint windows: every entry of dx is written at most once, so there is
+            # nothing to add to, and writing without reading dx is faster.
             np.multiply(dout, is_k, out=slice_k)
     return dx

@@ -1,11 +1,11 @@
 """Measuring the convolution: FLOP counts, timers, the GEMM ceiling and peak memory.
 
-One source of truth for the numbers in ``benchmarks/bench.py`` and in the chapter "Making it
-fast": both import these helpers, so the table a reader reproduces with ``make bench`` and the
-figures in the book are computed the same way.
+One source of truth for the numbers in ``benchmarks/bench.py`` and in the chapter
+"Making it fast": both import these helpers, so the table a reader reproduces with
+``make bench`` and the figures in the book are computed the same way.
 
-Timings are the minimum over repeats. On a shared machine the other processes only ever add
-time, so the minimum is the best estimate of what the code itself costs.
+Timings are the minimum over repeats. On a shared machine the other processes only ever
+add time, so the minimum is the best estimate of what the code itself costs.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from cnn.conv import col2im, conv2d_forward, im2col, pad
 
 
 def conv2d_flops(x_shape, w_shape, out_shape):
-    """Floating-point operations of one convolution forward pass (multiply and add count 2).
+    """Floating-point operations of a convolution forward pass (multiply-add: 2).
 
     Parameters
     ----------
@@ -37,24 +37,29 @@ def conv2d_flops(x_shape, w_shape, out_shape):
     -------
     int
         ``2 * N * F * H_out * W_out * C * KH * KW``, the cost of the matrix product
-        ``(F, C*KH*KW) @ (C*KH*KW, N*H_out*W_out)``. The backward pass does two products of the
-        same size (one for ``dw``, one for ``dx``), so a training step costs three times this.
+        ``(F, C*KH*KW) @ (C*KH*KW, N*H_out*W_out)``. The backward pass does two products
+        of the same size (one for ``dw``, one for ``dx``), so a training step costs
+        three times this.
     """
     N, F, H_out, W_out = out_shape
     _, C, KH, KW = w_shape
     if x_shape[0] != N or x_shape[1] != C:
-        raise ValueError(f"x_shape {tuple(x_shape)} does not match w_shape {tuple(w_shape)} "
-                         f"and out_shape {tuple(out_shape)}")
+        raise ValueError(
+            f"x_shape {tuple(x_shape)} does not match w_shape {tuple(w_shape)} "
+            f"and out_shape {tuple(out_shape)}"
+        )
     return 2 * N * F * H_out * W_out * C * KH * KW
 
 
 def time_min(fn, repeat=5, number=1):
-    """Seconds per call of ``fn()``: the minimum over ``repeat`` runs of ``number`` calls each.
+    """Seconds per call of ``fn()``: the best of ``repeat`` runs of ``number`` calls.
 
     One untimed call first warms caches and lets the allocator settle.
     """
     if repeat < 1 or number < 1:
-        raise ValueError(f"repeat and number must be >= 1, got repeat={repeat}, number={number}")
+        raise ValueError(
+            f"repeat and number must be >= 1, got repeat={repeat}, number={number}"
+        )
     fn()
     best = float("inf")
     for _ in range(repeat):
@@ -66,12 +71,13 @@ def time_min(fn, repeat=5, number=1):
 
 
 def conv2d_gemms(x_shape, w_shape, out_shape, dtype=np.float32, rng=None):
-    """The three plain matrix products that do a convolution's training-step arithmetic.
+    """The three plain matrix products of a convolution's training step.
 
     With ``K = C*KH*KW`` and ``P = N*H_out*W_out`` they are the forward product
-    ``(F, K) @ (K, P)``, the weight gradient ``(F, P) @ (P, K)`` and the input-gradient columns
-    ``(K, F) @ (F, P)``, on contiguous random matrices. Their time is what the arithmetic costs
-    when nothing else has to happen: the ceiling NumPy's BLAS sets for a convolution.
+    ``(F, K) @ (K, P)``, the weight gradient ``(F, P) @ (P, K)`` and the input-gradient
+    columns ``(K, F) @ (F, P)``, on contiguous random matrices. Their time is what the
+    arithmetic costs when nothing else has to happen: the ceiling NumPy's BLAS sets for
+    a convolution.
 
     Returns
     -------
@@ -95,12 +101,23 @@ def conv2d_gemms(x_shape, w_shape, out_shape, dtype=np.float32, rng=None):
 
 
 def _im2col_steps(x, w, b, stride, padding):
-    """The calls of one im2col/col2im training step, grouped by phase (see ``conv2d_phases``)."""
+    """The calls of one im2col/col2im training step, grouped by phase."""
     out, cache = conv2d_forward(x, w, b, stride=stride, padding=padding)
-    # The forward pass has cast w to the dtype of x, and normalised stride and padding to pairs.
-    w, b, stride, padding = cache.w, b.astype(x.dtype, copy=False), cache.stride, cache.padding
+    # The forward pass has cast w to the dtype of x, and normalised stride and padding
+    # to pairs.
+    w, b, stride, padding = (
+        cache.w,
+        b.astype(x.dtype, copy=False),
+        cache.stride,
+        cache.padding,
+    )
     N, F = out.shape[:2]
-    dout = np.random.default_rng(0).standard_normal(out.shape).astype(x.dtype).reshape(N, F, -1)
+    dout = (
+        np.random.default_rng(0)
+        .standard_normal(out.shape)
+        .astype(x.dtype)
+        .reshape(N, F, -1)
+    )
     x_padded = pad(x, padding)
     cols = im2col(x_padded, w.shape[2:], stride)
     w_mat = w.reshape(F, -1)
@@ -109,23 +126,32 @@ def _im2col_steps(x, w, b, stride, padding):
     dx_padded = col2im(dcols, x_padded.shape, w.shape[2:], stride)
     (PH, PW), (H, W) = padding, x.shape[2:]
     return {
-        "patch copy": [lambda: pad(x, padding), lambda: im2col(x_padded, w.shape[2:], stride)],
-        "GEMMs": [lambda: w_mat @ cols,
-                  lambda: (cols @ dout.transpose(0, 2, 1)).sum(axis=0),
-                  lambda: w_mat.T @ dout],
+        "patch copy": [
+            lambda: pad(x, padding),
+            lambda: im2col(x_padded, w.shape[2:], stride),
+        ],
+        "GEMMs": [
+            lambda: w_mat @ cols,
+            lambda: (cols @ dout.transpose(0, 2, 1)).sum(axis=0),
+            lambda: w_mat.T @ dout,
+        ],
         "col2im": [lambda: col2im(dcols, x_padded.shape, w.shape[2:], stride)],
-        "other": [lambda: np.add(out_mat, b[:, None], out=out_mat),
-                  lambda: dout.sum(axis=(0, 2)),
-                  lambda: dx_padded[:, :, PH:PH + H, PW:PW + W].copy()],
+        "other": [
+            lambda: np.add(out_mat, b[:, None], out=out_mat),
+            lambda: dout.sum(axis=(0, 2)),
+            lambda: dx_padded[:, :, PH : PH + H, PW : PW + W].copy(),
+        ],
     }
 
 
 def conv2d_phases(x, w, b, stride=1, padding=0, repeat=5):
-    """Seconds spent in each phase of one im2col/col2im training step of a convolution.
+    """Seconds spent in each phase of one im2col/col2im training step.
 
-    The step is split into the calls it is made of, each timed on its own with ``time_min``:
+    The step is split into the calls it is made of, each timed on its own with
+    ``time_min``:
 
-    - ``"patch copy"``: ``pad`` and ``im2col``, the copies that lay the windows out as columns;
+    - ``"patch copy"``: ``pad`` and ``im2col``, the copies that lay the windows out as
+      columns;
     - ``"GEMMs"``: the three batched products ``w @ cols`` (forward),
       ``cols @ dout.T`` summed over the batch (``dw``) and ``w.T @ dout`` (``dcols``);
     - ``"col2im"``: the scatter-add of ``dcols`` back to pixels;
@@ -155,21 +181,24 @@ def conv2d_phases(x, w, b, stride=1, padding=0, repeat=5):
 
 
 def conv2d_im2col_step(x, w, b, stride=1, padding=0, repeat=5):
-    """Seconds of one im2col/col2im training step: the calls of ``conv2d_phases`` back to back.
+    """Seconds of one im2col/col2im training step: ``conv2d_phases``' calls in a row.
 
-    This is the convolution with one product for ``dcols`` followed by ``col2im`` for every
-    channel count, without argument checks; ``conv2d_backward_fast`` does the same below
-    ``PER_OFFSET_MIN_CHANNELS`` input channels. Parameters as for ``conv2d_phases``.
+    This is the convolution with one product for ``dcols`` followed by ``col2im`` for
+    every channel count, without argument checks; ``conv2d_backward_fast`` does the same
+    below ``PER_OFFSET_MIN_CHANNELS`` input channels. Parameters as for
+    ``conv2d_phases``.
     """
-    calls = [fn for fns in _im2col_steps(x, w, b, stride, padding).values() for fn in fns]
+    calls = [
+        fn for fns in _im2col_steps(x, w, b, stride, padding).values() for fn in fns
+    ]
     return time_min(lambda: [fn() for fn in calls], repeat=repeat)
 
 
 def gemm_gflops(size=512, dtype=np.float32, repeat=20):
-    """Measured GFLOP/s of one ``(size, size) @ (size, size)`` matrix product on this machine.
+    """Measured GFLOP/s of a ``(size, size) @ (size, size)`` product here.
 
-    Many repeats, because a product of small matrices takes microseconds and a burst of other
-    work on the machine can slow several consecutive ones.
+    Many repeats, because a product of small matrices takes microseconds and a burst of
+    other work on the machine can slow several consecutive ones.
     """
     rng = np.random.default_rng(0)
     a = rng.standard_normal((size, size)).astype(dtype)
@@ -181,8 +210,8 @@ def gemm_gflops(size=512, dtype=np.float32, repeat=20):
 def peak_memory(fn):
     """Peak bytes allocated while ``fn()`` runs, as seen by ``tracemalloc``.
 
-    NumPy reports its array buffers to ``tracemalloc``, so this counts every temporary array of
-    the call (inputs that already exist are not counted).
+    NumPy reports its array buffers to ``tracemalloc``, so this counts every temporary
+    array of the call (inputs that already exist are not counted).
     """
     was_tracing = tracemalloc.is_tracing()
     if not was_tracing:
@@ -200,11 +229,12 @@ def peak_memory(fn):
 
 @contextlib.contextmanager
 def blas_threads(n):
-    """Run the ``with`` block with at most ``n`` BLAS threads, if ``threadpoolctl`` is installed.
+    """Run the ``with`` block with at most ``n`` BLAS threads (``threadpoolctl``).
 
-    Yields ``True`` when the limit is in force and ``False`` when ``threadpoolctl`` is missing, in
-    which case BLAS keeps its default number of threads. One thread makes timings on a shared
-    machine steadier: a second BLAS thread waits whenever the other programs take its core.
+    Yields ``True`` when the limit is in force and ``False`` when ``threadpoolctl`` is
+    missing, in which case BLAS keeps its default number of threads. One thread makes
+    timings on a shared machine steadier: a second BLAS thread waits whenever the other
+    programs take its core.
     """
     try:
         from threadpoolctl import threadpool_limits
@@ -216,14 +246,14 @@ def blas_threads(n):
 
 
 def format_table(rows):
-    """The benchmark table: one line per row of ``benchmarks/bench.py``'s results, as text.
+    """The benchmark table as text, a line per row of results.
 
     Parameters
     ----------
     rows : list of dict
-        Rows as stored under ``"rows"`` in ``benchmarks/results.json``: times in seconds under
-        keys ending in ``_s``, and ``layer``, ``threads``, ``gflops``, ``step_over_gemm``,
-        ``over_torch``, ``peak_mib``. A missing key prints as ``-``.
+        Rows as stored under ``"rows"`` in ``benchmarks/results.json``: times in seconds
+        under keys ending in ``_s``, and ``layer``, ``threads``, ``gflops``,
+        ``step_over_gemm``, ``over_torch``, ``peak_mib``. A missing key prints as ``-``.
 
     Returns
     -------
@@ -262,8 +292,8 @@ def format_table(rows):
 def machine_info():
     """CPU, Python, NumPy and BLAS (library, kernel, threads) of the running process.
 
-    The BLAS details come from ``threadpoolctl`` when it is installed (the ``bench`` extra);
-    without it only the NumPy version and the CPU are reported.
+    The BLAS details come from ``threadpoolctl`` when it is installed (the ``bench``
+    extra); without it only the NumPy version and the CPU are reported.
     """
     info = {
         "cpu": _cpu_model(),
@@ -271,7 +301,8 @@ def machine_info():
         "python": platform.python_version(),
         "numpy": np.__version__,
     }
-    # Set on some processors to force an OpenBLAS kernel; blas_kernel below is the one that runs.
+    # Set on some processors to force an OpenBLAS kernel; blas_kernel below is the one
+    # that runs.
     if os.environ.get("OPENBLAS_CORETYPE"):
         info["openblas_coretype"] = os.environ["OPENBLAS_CORETYPE"]
     try:
