@@ -35,7 +35,7 @@ CROPPED_COLUMN = "cropped image file path"
 MASK_COLUMN = "ROI mask file path"
 
 CROPS = ("cropped", "roi")
-"""Ways to cut a patch: the data set's own ROI crop, or the full mammogram around the
+"""Ways to cut a patch, the data set's own ROI crop or the full mammogram around the
 bounding box of the ROI mask (with a margin of context)."""
 
 

@@ -57,9 +57,9 @@ def _leaving(shift, size):
 
 
 BLOCK_BYTES = 2**18
-"""Bytes of one product block: ``dx_by_offset`` takes as many samples at a time.
+"""Size in bytes of the product block for which ``dx_by_offset`` groups samples.
 
-So the block, and the part of ``dx`` it is added to, stay in the processor's cache."""
+The block, and the part of ``dx`` it is added to, then stay in the processor's cache."""
 
 
 def dx_by_offset(dout, w, x_shape, stride, padding):
