@@ -220,7 +220,9 @@ def test_code_and_equations_fit_the_text_column(pages):
                           + ", ".join(f"{k} {v}" for k, v in sorted(page.fits.items()))
                           + " characters):")
             report.extend(describe(block) for block in page.overflow)
-    assert not report, "wider than the text column at 1280 px:\n" + "\n".join(report)
+    assert not report, ("wider than the text column at 1280 px (listing: quoted from cnn/ with "
+                        "literalinclude; cell: a chapter's code cell; code: code in the "
+                        "prose or an exercise):\n" + "\n".join(report))
 
 
 def test_pages_do_not_scroll_sideways_on_a_phone(pages):
