@@ -1,7 +1,9 @@
 """The bug zoo: backward passes that are wrong on purpose, to learn to read failures.
 
 Every function here is BROKEN, by one mistake that readers really make, marked
-``# BUG:`` in its body; each has the signature of the package function it imitates.
+``# BUG:`` in its body; each has the signature of the package function it imitates
+(all are backward passes or losses, except one forward pass that breaks the tie rule
+its backward pass relies on).
 No layer, model or other module uses them: they exist for the chapter "Bug zoo",
 which runs the gradient check and ``cnn.exercises.check`` on each and reads the
 pattern of the failure. ``BUGS`` lists them with the check they fail.
@@ -14,7 +16,17 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from cnn.activations import log_softmax
-from cnn.conv import col2im, conv2d_backward, conv2d_forward, crop, im2col
+from cnn.checks import as_pair
+from cnn.conv import (
+    col2im,
+    conv2d_backward,
+    conv2d_forward,
+    crop,
+    im2col,
+    offset_index,
+    output_size,
+)
+from cnn.pool import MaxPoolCache
 
 
 def broken_dense_backward_bias_axis(dout, cache):
@@ -119,6 +131,20 @@ def broken_avgpool2d_backward_no_scale(dout, cache):
     return dx
 
 
+def broken_maxpool2d_forward_last_max(x, kernel_size=2, stride=None):
+    """BROKEN maxpool2d_forward: on a tie it records the last maximum, not the first."""
+    kernel_size = as_pair(kernel_size, "kernel_size")
+    stride = kernel_size if stride is None else as_pair(stride, "stride")
+    out_size = output_size(x.shape[2:], kernel_size, stride, (0, 0))
+    offsets = list(np.ndindex(*kernel_size))
+    windows = np.stack([x[offset_index(p, q, out_size, stride)] for p, q in offsets])
+    # BUG: argmax of the reversed stack finds the LAST maximum; the tie rule of
+    # cnn.pool says the first.
+    argmax = len(offsets) - 1 - windows[::-1].argmax(axis=0)
+    cache = MaxPoolCache(x.shape, x.dtype, argmax, kernel_size, stride)
+    return windows.max(axis=0), cache
+
+
 class Bug(NamedTuple):
     """One exhibit of the zoo."""
 
@@ -131,6 +157,8 @@ class Bug(NamedTuple):
 
 
 #: Every exhibit, in the order of the chapter "Bug zoo".
+#:
+#: :meta hide-value:
 BUGS = (
     Bug(broken_dense_backward_bias_axis, "dense_backward",
         "bias gradient summed over the wrong axis"),
@@ -147,4 +175,6 @@ BUGS = (
         "argmax offset decoded with KH"),
     Bug(broken_avgpool2d_backward_no_scale, "avgpool2d_backward",
         "missing 1/(KH KW)"),
+    Bug(broken_maxpool2d_forward_last_max, "maxpool2d_forward",
+        "last maximum recorded on a tie"),
 )

@@ -550,8 +550,9 @@ class BackwardCheck(Check):
         """Relative error of each result of ``fn`` against centred differences.
 
         One dict per case (``None`` where finite differences are not meaningful,
-        ``nan`` for a result of the wrong shape). This is the book's plain gradient
-        check, with none of the other comparisons of ``run``.
+        ``nan`` for a result of the wrong shape, ``{"raised": "IndexError"}`` when
+        ``fn`` raised). This is the book's plain gradient check, with none of the other
+        comparisons of ``run``.
         """
         rows = []
         for k, one in enumerate(self.cases):
@@ -559,8 +560,12 @@ class BackwardCheck(Check):
             if not one.smooth:
                 rows.append(None)
                 continue
-            with np.errstate(all="ignore"):
-                got = _as_tuple(fn(dout.copy(), _copy(cache)))
+            try:
+                with np.errstate(all="ignore"):
+                    got = _as_tuple(fn(dout.copy(), _copy(cache)))
+            except Exception as error:  # a broken function may raise anything
+                rows.append({"raised": type(error).__name__})
+                continue
             row = {}
             for i, (grad, g) in enumerate(zip(self.grads, got)):
                 numeric = self._numeric(arrays, one, dout, i)
@@ -626,9 +631,13 @@ class LossCheck(Check):
             if not one.smooth:
                 rows.append(None)
                 continue
-            with np.errstate(all="ignore"):
-                dlogits = fn(logits.copy(), y)[1]
-                numeric = numerical_gradient(lambda v: fn(v, y)[0], logits.copy())
+            try:
+                with np.errstate(all="ignore"):
+                    dlogits = fn(logits.copy(), y)[1]
+                    numeric = numerical_gradient(lambda v: fn(v, y)[0], logits.copy())
+            except Exception as error:  # a broken function may raise anything
+                rows.append({"raised": type(error).__name__})
+                continue
             rows.append({"dlogits": relative_error(dlogits, numeric)})
         return rows
 
@@ -799,24 +808,30 @@ class CheckModelCheck(Check):
 # -- the cases ----------------------------------------------------------------------
 
 
-def _conv(N, C, H, W, F, KH, KW, **kwargs):
-    return case({"x": (N, C, H, W), "w": (F, C, KH, KW), "b": (F,)}, **kwargs)
+def _conv(N, C, H, W, F, KH, KW, **options):
+    return case({"x": (N, C, H, W), "w": (F, C, KH, KW), "b": (F,)}, **options)
 
 
+_STRIDED = ("Output (i, j) reads the window at (SH i, SW j) of the padded input, and"
+            " the gradient of the padding is cropped off (eq-conv-dx).")
+_UNREAD = (" Here the last rows or columns of the padded input are read by no window:"
+           " their gradient is 0.")
 CONV_CASES = (
     _conv(2, 3, 5, 5, 4, 3, 3, stride=1, padding=0),
     _conv(1, 2, 6, 5, 3, 3, 2, stride=1, padding=1),
-    _conv(2, 2, 7, 6, 3, 3, 2, stride=2, padding=1),
-    _conv(2, 1, 8, 7, 2, 2, 3, stride=(2, 3), padding=(0, 2)),
+    _conv(2, 2, 7, 6, 3, 3, 2, stride=2, padding=1, hint=_STRIDED),
+    _conv(2, 1, 8, 7, 2, 2, 3, stride=(2, 3), padding=(0, 2), hint=_STRIDED + _UNREAD),
     _conv(1, 3, 4, 4, 2, 1, 1, stride=1, padding=0),
-    _conv(3, 2, 9, 9, 2, 3, 3, stride=3, padding=2),
+    _conv(3, 2, 9, 9, 2, 3, 3, stride=3, padding=2, hint=_STRIDED + _UNREAD),
     _conv(2, 2, 6, 6, 3, 3, 3, stride=2, padding=1, dtype=np.float32),
 )
 
 DENSE_CASES = (
     case({"x": (4, 3), "w": (3, 2), "b": (2,)}),
-    case({"x": (1, 5), "w": (5, 3), "b": (3,)}),
-    case({"x": (3, 3), "w": (3, 3), "b": (3,)}),
+    case({"x": (1, 5), "w": (5, 3), "b": (3,)}, hint="One sample here, N = 1."),
+    case({"x": (3, 3), "w": (3, 3), "b": (3,)}, hint=(
+        "Here N = D = M, so a transposed product or a sum over the wrong axis still has"
+        " the right shape: only the values show the mistake.")),
     case({"x": (5, 2), "w": (2, 4), "b": (4,)}),
     case({"x": (4, 6), "w": (6, 3), "b": (3,)}, dtype=np.float32),
 )
@@ -830,14 +845,21 @@ RELU_CASES = (
     case({"x": (2, 5)}, values={"x": "kink-free"}, dtype=np.float32),
 )
 
+_OVERLAP = ("The windows overlap here (stride smaller than the kernel): an input can"
+            " lie in several windows, and its gradient is the sum of what each sends"
+            " it.")
+_NON_SQUARE = ("The window is not square here: offset (p, q) of a KH x KW window is"
+               " p KW + q in row-major order.")
 _POOL = (
-    ((2, 3, 4, 4), {"kernel_size": 2}),
-    ((1, 2, 6, 5), {"kernel_size": 3, "stride": 2}),
-    ((2, 1, 5, 7), {"kernel_size": (2, 3), "stride": (1, 2)}),
-    ((1, 2, 6, 6), {"kernel_size": (3, 2), "stride": (3, 2)}),
+    ((2, 3, 4, 4), {"kernel_size": 2}, ""),
+    ((1, 2, 6, 5), {"kernel_size": 3, "stride": 2}, _OVERLAP),
+    ((2, 1, 5, 7), {"kernel_size": (2, 3), "stride": (1, 2)},
+     _OVERLAP + " " + _NON_SQUARE),
+    ((1, 2, 6, 6), {"kernel_size": (3, 2), "stride": (3, 2)}, _NON_SQUARE),
 )
 POOL_CASES = tuple(
-    case({"x": shape}, values={"x": "distinct"}, **kwargs) for shape, kwargs in _POOL
+    case({"x": shape}, values={"x": "distinct"}, hint=hint, **kwargs)
+    for shape, kwargs, hint in _POOL
 ) + (case({"x": (2, 2, 4, 4)}, dtype=np.float32, kernel_size=2),)
 MAXPOOL_FORWARD_CASES = POOL_CASES + (
     case({"x": (2, 2, 4, 4)}, values={"x": "ties"}, kernel_size=2, hint=(
@@ -905,6 +927,8 @@ def _register(*checks):
 
 
 #: Every check, by the name of the function it checks.
+#:
+#: :meta hide-value:
 CHECKS = _register(
     ForwardCheck(dense_forward, dense_backward, DENSE_CASES),
     BackwardCheck(dense_forward, dense_backward, ("dx", "dw", "db"), DENSE_CASES),
@@ -978,7 +1002,8 @@ def gradient_check(name, fn, seed=0):
 
     Each dict maps a result of ``fn`` (``"dx"``, ``"dw"``, ...) to its relative error
     against centred finite differences of the forward pass (``None`` for cases where
-    finite differences are not meaningful). Unlike ``check``, it does not compare with
+    finite differences are not meaningful; ``{"raised": name}`` when ``fn`` raised the
+    exception ``name``). Unlike ``check``, it does not compare with
     the book's function, nor look at dtypes or modified inputs.
     """
     chosen = _get(name)
