@@ -62,7 +62,7 @@ class CheckResult:
     name: str
     passed: bool
     message: str
-    #: One entry per case: ``None`` if it passed, else a short reason.
+    #: One entry per case, ``None`` if it passed, else a short reason.
     verdicts: tuple = ()
 
     def __str__(self):
