@@ -538,8 +538,8 @@ def add_button(app, pagename, templatename, context, doctree) -> None:
     })
 
 
-def launch_urls(app, path: str) -> tuple[str, str]:
-    index = myst2ipynb.BookIndex.load(app.srcdir)
+def launch_urls(app, index: myst2ipynb.BookIndex, path: str) -> tuple[str, str]:
+    """Colab and Binder links that open ``path`` from the repository."""
     providers = app.config.html_theme_options.get("launch_buttons", {})
     repo = index.repo_url.removeprefix("https://github.com/")
     colab = providers.get("colab_url", "https://colab.research.google.com").rstrip("/")
@@ -576,7 +576,7 @@ class AssignmentTable(Directive):
         for a in ASSIGNMENTS:
             if a.chapter not in index.notebook_docs():
                 continue
-            colab, binder = launch_urls(env.app, a.path)
+            colab, binder = launch_urls(env.app, index, a.path)
             number = index.numbers.get(a.chapter)
             title = index.titles.get(a.chapter, a.chapter)
             functions = _paragraph()
