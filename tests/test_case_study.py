@@ -114,8 +114,8 @@ def test_solution_shift_the_cnn_loses_more_and_both_end_near_chance(trained):
 
 
 def test_solution_resolution_the_malignant_class_suffers_most():
-    # ex-mammo-resolution: at 16 x 16 the CNN's malignant recall falls the most of the three,
-    # and by more than 0.1; the other two classes lose less.
+    # ex-mammo-resolution: at 16 x 16 the CNN's malignant recall falls much further than the
+    # other two classes', which hardly lose anything.
     split32, (x32, y32) = chapter_split(32)
     split16, (x16, y16) = chapter_split(16)
     recalls = []
@@ -126,7 +126,7 @@ def test_solution_resolution_the_malignant_class_suffers_most():
         recalls.append(recall(model, x, y))
     drop = recalls[0] - recalls[1]
     assert int(np.argmax(drop)) == CLASS_NAMES.index("malignant")
-    assert drop[2] > 0.1
+    assert drop[2] > 0.1 and drop[:2].max() < 0.05  # the others hardly lose anything
 
 
 @pytest.fixture(scope="module")
