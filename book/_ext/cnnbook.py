@@ -30,6 +30,7 @@ from sphinxcontrib.bibtex.style.referencing.author_year import AuthorYearReferen
 sys.path.insert(0, str(Path(__file__).parent))
 import listing  # noqa: E402
 import myst2ipynb  # noqa: E402
+import provenance  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -165,6 +166,7 @@ sphinxcontrib.bibtex.plugin.register_plugin(
 
 def setup(app):
     listing.setup(app)
+    provenance.setup(app)
     app.connect("config-inited", setup_mathjax)
     app.connect("build-finished", copy_mathjax)
     # After sphinx-book-theme (priority 501) has built the header buttons.
