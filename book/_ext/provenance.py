@@ -39,8 +39,8 @@ from pathlib import Path
 
 from docutils import nodes
 from sphinx import addnodes
-from sphinx.util import logging
 from sphinx.ext import viewcode
+from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 
 logger = logging.getLogger(__name__)
@@ -336,8 +336,10 @@ def citation(app, eq: Equation) -> str:
 
 
 def book_title(app) -> str:
-    """The book's title: Jupyter Book sets ``html_title``, plain Sphinx ``project``."""
-    return app.config.html_title or app.config.project
+    """The book's title: plain Sphinx sets ``project``; Jupyter Book leaves Sphinx's
+    placeholder there and sets ``html_title``."""
+    project = app.config.project
+    return project if project and project != "Project name not set" else app.config.html_title
 
 
 def provenance_html(app, fromdoc: str, eq: Equation) -> str:
@@ -561,9 +563,9 @@ def tests_pages(app):
             lines[min(test.end, last)] += "</div>\n"
         relpath = path.relative_to(app.srcdir).as_posix()
         intro = (
-            f"<p>The tests that verify the book's equations numerically. A test verifies the "
-            f"equation whose label its name contains (<code>test_eq_conv_dx</code> verifies "
-            f"<code>eq-conv-dx</code>); the link beside a test opens that equation.</p>")
+            "<p>The tests that verify the book's equations numerically. A test verifies the "
+            "equation whose label its name contains (<code>test_eq_conv_dx</code> verifies "
+            "<code>eq-conv-dx</code>); the link beside a test opens that equation.</p>")
         body = f"<h1>Source code for {html.escape(relpath)}</h1>\n{intro}\n" + "\n".join(lines)
         context = {"title": relpath, "body": linkify_html_text(body, _html_eq_link(app, page)),
                    "parents": []}
