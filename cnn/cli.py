@@ -1,9 +1,12 @@
-"""Command line of the case study: ``cnn train`` and ``cnn predict``::
+r"""Command line of the case study: ``cnn train`` and ``cnn predict``::
 
-    cnn train --data synthetic --epochs 8 --out model.npz cnn predict images/*.png
-    --model model.npz cnn train --data cbis --cbis-root CBIS-DDSM --cbis-train
-    mass_case_description_train_set.csv \
+    cnn train --data synthetic --epochs 8 --out model.npz
+    cnn predict images/*.png --model model.npz
+    cnn train --data cbis --cbis-root CBIS-DDSM \
+        --cbis-train mass_case_description_train_set.csv \
         --cbis-test mass_case_description_test_set.csv --out real.npz
+
+(or ``python -m cnn ...``).
 
 ``predict`` prints one tab-separated line per image: its path, the probability of each
 class and the most probable class. An image that cannot be read is reported on stderr
