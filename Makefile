@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup book test serve bench notebooks clean
+.PHONY: setup book test serve bench notebooks assignments clean
 
 setup: $(STAMP)
 
@@ -29,6 +29,10 @@ serve:
 # The plain-Jupyter chapter copies that Colab and Binder open (commit them).
 notebooks: $(STAMP)
 	$(PY) scripts/export_notebooks.py
+
+# The student notebooks built from the chapters and the package (commit them).
+assignments: $(STAMP)
+	$(PY) scripts/make_assignments.py
 
 # The speed benchmark of issue 7 (one table; the JSON is for comparing machines, not committed).
 bench: $(STAMP)
