@@ -208,12 +208,11 @@ def measure(cases, threads_list, repeat, rounds):
     return rows
 
 
-def book_digits_layers(rng):
-    """The digits CNN of book/cnn.md."""
-    from cnn.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
+def narrow_digits_layers(rng):
+    """The network of book/cnn.md (cnn.digits) with 8 filters instead of its 16."""
+    from cnn.digits import build_digits_cnn
 
-    return [Conv2D(1, 8, 3, padding=1, rng=rng), ReLU(), MaxPool2D(2), Flatten(),
-            Dense(8 * 4 * 4, 10, rng=rng)]
+    return build_digits_cnn(rng=rng, filters=8).layers
 
 
 def wider_digits_layers(rng):
@@ -226,7 +225,7 @@ def wider_digits_layers(rng):
 
 
 DIGITS_MODELS = {
-    "book: conv 8, pool, dense": book_digits_layers,
+    "conv 8, pool, dense": narrow_digits_layers,
     "conv 16, conv 32, pool, dense": wider_digits_layers,
 }
 

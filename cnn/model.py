@@ -116,7 +116,7 @@ class Sequential:
         return loss, float(np.mean(logits.argmax(axis=1) == y))
 
     def fit(self, x, y, epochs, batch_size, optimizer, validation_data=None, seed=0,
-            verbose=False):
+            verbose=False, class_weights=None):
         """Train with mini-batch gradient descent on softmax cross-entropy.
 
         Each epoch visits the samples in a new random order drawn from
@@ -141,6 +141,10 @@ class Sequential:
             Seeds the shuffling.
         verbose : bool
             Print one line per epoch.
+        class_weights : numpy.ndarray, optional
+            Weight of each class in the training loss, shape ``(K,)``
+            (eq-weighted-ce); ``None`` weights every sample equally. The validation
+            loss stays unweighted.
 
         Returns
         -------
@@ -162,7 +166,7 @@ class Sequential:
             for start in range(0, len(x), batch_size):
                 batch = order[start:start + batch_size]
                 logits = self.forward(x[batch])
-                loss, dlogits = softmax_cross_entropy(logits, y[batch])
+                loss, dlogits = softmax_cross_entropy(logits, y[batch], class_weights)
                 self.backward(dlogits)
                 optimizer.step(self.parameters(), self.gradients())
                 total_loss += loss * len(batch)

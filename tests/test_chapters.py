@@ -251,3 +251,15 @@ def test_lessons_are_self_contained_and_seeded(doc):
             f"{doc}.md, code cell {number}: use the seeded rng, not NumPy's global random state"
         assert not re.search(r"^[ \t]*[%!]\s*pip\b|pip install", code, re.MULTILINE), \
             f"{doc}.md, code cell {number} installs packages"
+
+
+def test_the_training_chapter_describes_the_network_of_cnn_digits():
+    # Other chapters and the benchmark read the digits CNN and its recipe from cnn.digits; the
+    # training chapter's prose must describe that same network (issue 14, erratum 3).
+    from cnn import digits
+
+    text = " ".join(prose(CHAPTERS["book/cnn"]).split())
+    for phrase in [f"$F = {digits.FILTERS}$ filters", f"for {digits.EPOCHS} epochs of",
+                   f"mini-batches of {digits.BATCH_SIZE} images",
+                   f"hold out the last {digits.VALIDATION_SIZE} training images"]:
+        assert phrase in text, f"book/cnn.md should say {phrase!r} (from cnn.digits)"

@@ -389,3 +389,40 @@ def test_eq_avgpool_dx(x_shape, kernel_size, stride):
                     if 0 <= r - i * S_H < KH and 0 <= s - j * S_W < KW:
                         dx[:, :, r, s] += dout[:, :, i, j] / (KH * KW)
     assert_pool_gradient(dx, avgpool2d_forward, avgpool2d_backward, x, dout, kernel_size, stride)
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapter 10: Case study (book/mammography.md): the class-weighted cross-entropy.
+
+
+def weighted_ce_as_written(z, y, omega):
+    """eq-weighted-ce: sum_n omega[y_n] (log sum_k exp(z[n, k]) - z[n, y_n]) / sum_n omega[y_n]."""
+    m = z.max(axis=1, keepdims=True)
+    logsumexp = (m + np.log(np.exp(z - m).sum(axis=1, keepdims=True)))[:, 0]
+    w = omega[y]
+    return float(np.sum(w * (logsumexp - z[np.arange(len(y)), y])) / np.sum(w))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("scale", [1.0, 30.0])
+def test_eq_weighted_ce_dz(seed, scale):
+    rng = np.random.default_rng(seed)
+    N, K = rng.integers(1, 7), rng.integers(2, 6)
+    z = scale * rng.standard_normal((N, K))
+    y = rng.integers(0, K, size=N)
+    omega = rng.uniform(0.1, 5.0, size=K)
+    omega[rng.integers(0, K)] = 0.0  # a class of weight 0 contributes nothing
+    if omega[y].sum() == 0:
+        omega[y[0]] = 2.0
+    exp = np.exp(z - z.max(axis=1, keepdims=True))
+    P = exp / exp.sum(axis=1, keepdims=True)
+    Y = np.zeros((N, K))
+    Y[np.arange(N), y] = 1.0
+    dz = omega[y][:, None] * (P - Y) / omega[y].sum()
+    assert_gradient(dz, centred_differences(lambda v: weighted_ce_as_written(v, y, omega), z))
+    loss, dlogits = softmax_cross_entropy(z, y, class_weights=omega)
+    assert loss == pytest.approx(weighted_ce_as_written(z, y, omega), rel=1e-12)
+    np.testing.assert_allclose(dlogits, dz, atol=1e-15)
+    # Equal weights give back eq-softmax-ce-dz, whatever their common value.
+    same = softmax_cross_entropy(z, y, class_weights=np.full(K, 3.7))
+    np.testing.assert_allclose(same[1], softmax_cross_entropy(z, y)[1], atol=1e-15)
