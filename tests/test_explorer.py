@@ -460,6 +460,8 @@ def test_following_the_links_opens_the_source_and_back(page, site_url):
 
 
 def test_cite_this_equation_copies_the_citation(page, site_url):
+    from playwright.sync_api import expect
+
     page.goto(f"{site_url}book/conv_backward.html")
     line = page.locator('.cnn-provenance[data-label="eq-conv-dw"]')
     cite = line.locator(".cnn-cite-text")
@@ -468,7 +470,7 @@ def test_cite_this_equation_copies_the_citation(page, site_url):
     assert cite.is_visible()
     button = line.get_by_role("button", name=re.compile(r"Copy the citation of Eq\. \(\d+\.\d+\)"))
     button.click()
-    assert button.text_content() == "Copied"
+    expect(button).to_have_text("Copied")  # the clipboard answers asynchronously
     assert page.evaluate("navigator.clipboard.readText()") == cite.text_content()
     assert cite.text_content().endswith("/book/conv_backward.html#equation-eq-conv-dw")
 

@@ -25,8 +25,13 @@
     if (!button) { return; }
     var source = document.getElementById(button.getAttribute("data-cite"));
     if (!source) { return; }
+    function done(label) {
+      button.textContent = label;
+      window.clearTimeout(button.cnnReset);
+      button.cnnReset = window.setTimeout(function () { button.textContent = "Copy"; }, 2500);
+    }
     copyText(source.textContent).then(function () {
-      button.textContent = "Copied";
+      done("Copied");
     }, function () {
       // Leave the text selected so that the reader can copy it by hand.
       var range = document.createRange();
@@ -34,8 +39,7 @@
       var selection = window.getSelection();
       selection.removeAllRanges();
       selection.addRange(range);
-      button.textContent = "Press Ctrl+C";
+      done("Press Ctrl+C");
     });
-    window.setTimeout(function () { button.textContent = "Copy"; }, 2500);
   });
 }());
