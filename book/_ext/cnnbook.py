@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import assignments  # noqa: E402
 import listing  # noqa: E402
 import myst2ipynb  # noqa: E402
+import provenance  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -168,6 +169,7 @@ sphinxcontrib.bibtex.plugin.register_plugin(
 
 def setup(app):
     listing.setup(app)
+    provenance.setup(app)
     assignments.setup(app)
     app.connect("config-inited", setup_mathjax)
     app.connect("build-finished", copy_mathjax)
