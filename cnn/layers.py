@@ -16,21 +16,43 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnn.activations import relu_backward, relu_forward
+from cnn.activations import (
+    relu_backward,
+    relu_forward,
+    sigmoid_backward,
+    sigmoid_forward,
+    tanh_backward,
+    tanh_forward,
+)
 from cnn.checks import as_pair, check_array, check_int
 from cnn.dense import dense_backward, dense_forward
 from cnn.fast.conv import conv2d_backward_fast, conv2d_forward_fast
 from cnn.fast.pool import maxpool2d_backward_fast, maxpool2d_forward_fast
-from cnn.pool import avgpool2d_backward, avgpool2d_forward
+from cnn.init import he_normal as _he_normal
+from cnn.pool import (
+    avgpool2d_backward,
+    avgpool2d_forward,
+    global_avgpool2d_backward,
+    global_avgpool2d_forward,
+)
 
 
 class Layer:
-    """Base class: empty ``params``/``grads``; ``backward`` needs ``forward`` first."""
+    """Base class: empty ``params``/``grads``; ``backward`` needs ``forward`` first.
+
+    ``training`` is ``True`` in training mode and ``False`` in evaluation mode (set by
+    ``Sequential.train`` and ``Sequential.eval``); only layers that behave differently,
+    such as ``cnn.norm.BatchNorm`` and ``cnn.regularization.Dropout``, read it.
+    ``buffers`` holds state that is saved with the model but not trained (running
+    statistics).
+    """
 
     def __init__(self):
         self.params = {}
         self.grads = {}
+        self.buffers = {}
         self.cache = None
+        self.training = True
 
     def _forward_cache(self):
         """Return the cache of the last forward pass."""
@@ -40,17 +62,6 @@ class Layer:
 
     def __repr__(self):
         return f"{type(self).__name__}()"
-
-
-def _he_normal(shape, fan_in, rng, dtype):
-    rng = np.random.default_rng(0) if rng is None else rng
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(
-            f"rng must be a numpy.random.Generator or None, got {type(rng).__name__}"
-        )
-    if not np.issubdtype(dtype, np.floating):
-        raise TypeError(f"dtype must be a floating-point dtype, got {np.dtype(dtype)}")
-    return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(dtype)
 
 
 class Conv2D(Layer):
@@ -256,3 +267,47 @@ class Dense(Layer):
     def __repr__(self):
         D, M = self.params["w"].shape
         return f"Dense({D}, {M})"
+
+
+class GlobalAvgPool2D(Layer):
+    """Global average pooling layer: ``(N, C, H, W)`` -> ``(N, C)``, any ``H, W``.
+
+    Calls ``global_avgpool2d_forward`` and ``global_avgpool2d_backward``. Its output
+    does not depend on where in the map a feature occurs, and a network ending in it
+    accepts images of any size.
+    """
+
+    def forward(self, x):
+        """``x : (N, C, H, W)`` -> ``out : (N, C)``."""
+        out, self.cache = global_avgpool2d_forward(x)
+        return out
+
+    def backward(self, dout):
+        """``dout : (N, C)`` -> ``dx : (N, C, H, W)``."""
+        return global_avgpool2d_backward(dout, self._forward_cache())
+
+
+class Sigmoid(Layer):
+    """Sigmoid layer; calls ``sigmoid_forward`` and ``sigmoid_backward``. Any shape."""
+
+    def forward(self, x):
+        """``x`` -> ``1 / (1 + exp(-x))``, same shape."""
+        out, self.cache = sigmoid_forward(x)
+        return out
+
+    def backward(self, dout):
+        """``dout`` -> ``dx``, same shape."""
+        return sigmoid_backward(dout, self._forward_cache())
+
+
+class Tanh(Layer):
+    """Tanh layer; calls ``tanh_forward`` and ``tanh_backward``. Any shape."""
+
+    def forward(self, x):
+        """``x`` -> ``tanh(x)``, same shape."""
+        out, self.cache = tanh_forward(x)
+        return out
+
+    def backward(self, dout):
+        """``dout`` -> ``dx``, same shape."""
+        return tanh_backward(dout, self._forward_cache())
