@@ -19,10 +19,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from cnn.checks import as_pair, check_array, check_int
+from cnn.checks import as_pair, check_array
 from cnn.conv import col2im, crop, im2col, pad
-from cnn.init import he_normal
-from cnn.layers import Layer
 
 
 class ConvTransposeCache(NamedTuple):
@@ -226,61 +224,3 @@ def conv_transpose2d_backward(dout, cache):
     # Products of shape (N, K, C_in) summed over the batch are faster than (N, C_in, K).
     dw = (cols @ x_r.transpose(0, 2, 1)).sum(axis=0).T.reshape(w.shape)
     return dx, dw, dout.sum(axis=(0, 2, 3))
-
-
-class ConvTranspose2D(Layer):
-    """Transposed convolution layer; calls ``conv_transpose2d_forward`` and backward.
-
-    Each output pixel receives about ``C_in KH KW / (SH SW)`` terms, so He
-    initialisation uses that as the fan-in.
-
-    Parameters
-    ----------
-    in_channels : int
-        ``C_in``.
-    out_channels : int
-        ``C_out``.
-    kernel_size, stride, padding : int or tuple of two ints
-        ``(KH, KW)``, ``(SH, SW)``, ``(PH, PW)``.
-    rng : numpy.random.Generator, optional
-        For He initialisation; ``None`` means ``numpy.random.default_rng(0)``.
-    dtype : numpy dtype
-        Of the parameters, float32 (default) or float64.
-
-    Attributes
-    ----------
-    params : dict
-        ``"w"``: shape ``(C_in, C_out, KH, KW)``; ``"b"``: shape ``(C_out,)``.
-    grads : dict
-        Same keys and shapes, set by ``backward``.
-    """
-
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 rng=None, dtype=np.float32):
-        super().__init__()
-        C_in = check_int(in_channels, "in_channels")
-        C_out = check_int(out_channels, "out_channels")
-        KH, KW = as_pair(kernel_size, "kernel_size", minimum=1)
-        self.stride = as_pair(stride, "stride", minimum=1)
-        self.padding = as_pair(padding, "padding", minimum=0)
-        fan_in = C_in * KH * KW / (self.stride[0] * self.stride[1])
-        self.params["w"] = he_normal((C_in, C_out, KH, KW), fan_in, rng, dtype)
-        self.params["b"] = np.zeros(C_out, dtype=dtype)
-        self.grads = {key: np.zeros_like(value) for key, value in self.params.items()}
-
-    def forward(self, x):
-        """``x : (N, C_in, H, W)`` -> ``out : (N, C_out, H_out, W_out)``."""
-        w, b = self.params["w"], self.params["b"]
-        out, self.cache = conv_transpose2d_forward(x, w, b, self.stride, self.padding)
-        return out
-
-    def backward(self, dout):
-        """``dout : (N, C_out, H_out, W_out)`` -> ``dx : (N, C_in, H, W)``."""
-        cache = self._forward_cache()
-        dx, self.grads["w"], self.grads["b"] = conv_transpose2d_backward(dout, cache)
-        return dx
-
-    def __repr__(self):
-        C_in, C_out, KH, KW = self.params["w"].shape
-        return (f"ConvTranspose2D({C_in}, {C_out}, kernel_size={(KH, KW)}, "
-                f"stride={self.stride}, padding={self.padding})")

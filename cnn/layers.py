@@ -27,6 +27,10 @@ from cnn.activations import (
 from cnn.checks import as_pair, check_array, check_int
 from cnn.dense import dense_backward, dense_forward
 from cnn.fast.conv import conv2d_backward_fast, conv2d_forward_fast
+from cnn.fast.conv_transpose import (
+    conv_transpose2d_backward_fast,
+    conv_transpose2d_forward_fast,
+)
 from cnn.fast.pool import maxpool2d_backward_fast, maxpool2d_forward_fast
 from cnn.init import he_normal as _he_normal
 from cnn.pool import (
@@ -311,3 +315,64 @@ class Tanh(Layer):
     def backward(self, dout):
         """``dout`` -> ``dx``, same shape."""
         return tanh_backward(dout, self._forward_cache())
+
+
+class ConvTranspose2D(Layer):
+    """Transposed convolution layer; calls the pair of ``cnn.fast.conv_transpose``.
+
+    ``conv_transpose2d_forward_fast`` computes what ``cnn.conv_transpose``'s
+    ``conv_transpose2d_forward`` computes (the tests check it), faster for wide layers.
+    Each output pixel receives about ``C_in KH KW / (SH SW)`` terms, so He
+    initialisation uses that as the fan-in.
+
+    Parameters
+    ----------
+    in_channels : int
+        ``C_in``.
+    out_channels : int
+        ``C_out``.
+    kernel_size, stride, padding : int or tuple of two ints
+        ``(KH, KW)``, ``(SH, SW)``, ``(PH, PW)``.
+    rng : numpy.random.Generator, optional
+        For He initialisation; ``None`` means ``numpy.random.default_rng(0)``.
+    dtype : numpy dtype
+        Of the parameters, float32 (default) or float64.
+
+    Attributes
+    ----------
+    params : dict
+        ``"w"``: shape ``(C_in, C_out, KH, KW)``; ``"b"``: shape ``(C_out,)``.
+    grads : dict
+        Same keys and shapes, set by ``backward``.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 rng=None, dtype=np.float32):
+        super().__init__()
+        C_in = check_int(in_channels, "in_channels")
+        C_out = check_int(out_channels, "out_channels")
+        KH, KW = as_pair(kernel_size, "kernel_size", minimum=1)
+        self.stride = as_pair(stride, "stride", minimum=1)
+        self.padding = as_pair(padding, "padding", minimum=0)
+        fan_in = C_in * KH * KW / (self.stride[0] * self.stride[1])
+        self.params["w"] = _he_normal((C_in, C_out, KH, KW), fan_in, rng, dtype)
+        self.params["b"] = np.zeros(C_out, dtype=dtype)
+        self.grads = {key: np.zeros_like(value) for key, value in self.params.items()}
+
+    def forward(self, x):
+        """``x : (N, C_in, H, W)`` -> ``out : (N, C_out, H_out, W_out)``."""
+        w, b = self.params["w"], self.params["b"]
+        stride, padding = self.stride, self.padding
+        out, self.cache = conv_transpose2d_forward_fast(x, w, b, stride, padding)
+        return out
+
+    def backward(self, dout):
+        """``dout : (N, C_out, H_out, W_out)`` -> ``dx : (N, C_in, H, W)``."""
+        grads = conv_transpose2d_backward_fast(dout, self._forward_cache())
+        dx, self.grads["w"], self.grads["b"] = grads
+        return dx
+
+    def __repr__(self):
+        C_in, C_out, KH, KW = self.params["w"].shape
+        return (f"ConvTranspose2D({C_in}, {C_out}, kernel_size={(KH, KW)}, "
+                f"stride={self.stride}, padding={self.padding})")

@@ -8,13 +8,14 @@ from hypothesis import strategies as st
 
 from cnn.conv import conv2d_backward, conv2d_forward
 from cnn.conv_transpose import (
-    ConvTranspose2D,
     conv_transpose2d_backward,
     conv_transpose2d_backward_naive,
     conv_transpose2d_forward,
     conv_transpose2d_forward_naive,
 )
+from cnn.fast.conv_transpose import conv_transpose2d_forward_fast
 from cnn.gradcheck import check_layer
+from cnn.layers import ConvTranspose2D
 
 
 def case(N, C_in, C_out, H, W, KH, KW, stride, padding, seed, dtype=np.float64):
@@ -139,3 +140,19 @@ def test_backward_rejects_a_wrong_dout():
     _, cache = conv_transpose2d_forward(x, w, b)
     with pytest.raises(ValueError, match=r"dout must have shape \(N=1, C_out=2, H_out=4, W_out=4\)"):
         conv_transpose2d_backward(np.zeros((1, 2, 3, 3)), cache)
+
+
+@pytest.mark.parametrize("C_out", [1, 7, 8, 12])
+@pytest.mark.parametrize("H, W, K, stride, padding", [
+    (5, 4, 3, 1, 1), (4, 4, 4, 2, 1), (3, 5, 3, 2, 0), (4, 3, (2, 3), (3, 1), (0, 1)), (2, 2, 1, 1, 0),
+])
+def test_tuned_forward_matches_on_both_paths(C_out, H, W, K, stride, padding):
+    """dx_by_offset from 8 output channels on when the input grid covers the output, else col2im."""
+    KH, KW = (K, K) if isinstance(K, int) else K
+    x, w, b = case(2, 9, C_out, H, W, KH, KW, stride, padding, seed=C_out)
+    expected, _ = conv_transpose2d_forward_naive(x, w, b, stride, padding)
+    out, cache = conv_transpose2d_forward_fast(x, w, b, stride, padding)
+    np.testing.assert_allclose(out, expected, rtol=1e-11, atol=1e-11)
+    assert cache.x is x and cache.stride == (stride if isinstance(stride, tuple) else (stride, stride))
+    out32, _ = conv_transpose2d_forward_fast(x.astype(np.float32), w.astype(np.float32), b, stride, padding)
+    assert out32.dtype == np.float32

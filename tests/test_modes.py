@@ -170,3 +170,19 @@ def test_layers_keep_their_he_initialisation():
     w = Dense(5, 3, rng=np.random.default_rng(4)).params["w"]
     np.testing.assert_array_equal(w, he_normal((5, 3), 5, np.random.default_rng(4)))
     assert Flatten().buffers == {} and Flatten().training
+
+
+def test_dead_relu_fraction_counts_units_that_never_fire():
+    from cnn.diagnostics import dead_relu_fraction
+
+    dense = Dense(3, 4, rng=np.random.default_rng(0), dtype=np.float64)
+    dense.params["w"][...] = 0.0
+    dense.params["b"][...] = [1.0, -1.0, -2.0, 0.5]  # units 1 and 2 never fire
+    model = Sequential([dense, ReLU(), Dense(4, 2, dtype=np.float64)])
+    x = np.random.default_rng(1).standard_normal((10, 3))
+    assert dead_relu_fraction(model, x, batch_size=3) == {1: 0.5}
+    dense.params["w"][:, 1] = 1.0  # unit 1 now fires for some inputs
+    assert dead_relu_fraction(model, x) == {1: 0.25}
+    assert model.training, "the mode is restored"
+    with pytest.raises(TypeError, match="x must"):
+        dead_relu_fraction(model, x.astype(int))
