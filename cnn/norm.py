@@ -34,7 +34,7 @@ class BatchNormCache(NamedTuple):
     inv_std: np.ndarray
     #: The scales, shape ``(C,)``, in the dtype of ``x``.
     gamma: np.ndarray
-    #: The mean used, shape ``(C,)``: the batch's in training mode.
+    #: The mean used, shape ``(C,)``; the batch's own in training mode.
     mean: np.ndarray
     #: The (biased) variance used, shape ``(C,)``.
     var: np.ndarray

@@ -21,7 +21,7 @@ from cnn.layers import Layer
 class DropoutCache(NamedTuple):
     """What the backward pass of dropout needs."""
 
-    #: Boolean, shape of the input: ``True`` where the unit was kept.
+    #: ``True`` where the unit was kept, ``False`` where it was dropped; shape of ``x``.
     mask: np.ndarray
     #: ``1 / (1 - p)``, the scale of the kept units.
     scale: float
