@@ -326,7 +326,14 @@ def deeper_case_timers(name, spec, rng):
 
     with threadpool_limits(1):
         row = {"layer": name, "shape": f"{what}: {shape}", "peak_mib": peak_memory(ours) / 2**20}
-    return Case(row, lambda: {"fast_s": ours}, None if torch is None else theirs_builder())
+    make_timers = lambda: {"fast_s": ours}  # noqa: E731
+    if kind == "conv_transpose":
+        # The adjoint convolution: input of the output's shape, filters (C_in, C_out, k, k), output
+        # of x's shape. Its three GEMMs are the arithmetic of this layer's step as well.
+        row["step_gflop"] = 3 * conv2d_flops(dout.shape, w.shape, x.shape) / 1e9
+        make_timers = lambda: {"fast_s": ours,  # noqa: E731
+                               "gemm_s": conv2d_gemms(dout.shape, w.shape, x.shape, rng=rng)}
+    return Case(row, make_timers, None if torch is None else theirs_builder())
 
 
 def bench_deeper(threads_list, repeat, rounds, rng):
