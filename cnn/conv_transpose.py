@@ -95,7 +95,7 @@ def _full_size(x_shape, w_shape, stride):
 
 
 def conv_transpose2d_forward_naive(x, w, b, stride=1, padding=0):
-    """Transposed convolution with explicit loops: every input pixel paints its kernel.
+    """Transposed convolution with loops: each input pixel paints its kernel.
 
     Input pixel ``(n, c, i, j)`` adds ``x[n, c, i, j] * w[c]``, a ``(C_out, KH, KW)``
     patch, to the uncropped output at rows ``SH i .. SH i + KH - 1`` and columns

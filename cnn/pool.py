@@ -296,7 +296,7 @@ class GlobalAvgPoolCache(NamedTuple):
 
 
 def global_avgpool2d_forward(x):
-    """Global average pooling: the mean of each feature map, ``(N, C, H, W) -> (N, C)``.
+    """Global average pooling, the mean of each map: ``(N, C, H, W) -> (N, C)``.
 
     ``out[n, c] = (1 / (H W)) sum over r, s of x[n, c, r, s]``. Implements
     eq-gap-forward: average pooling with one window the size of the whole map, whose

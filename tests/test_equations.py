@@ -747,3 +747,23 @@ def test_eq_convt_adjoint(config):
     conv, _ = conv2d_forward(y, w, np.zeros(w.shape[0]), stride=stride, padding=padding)
     assert conv.shape == x.shape
     assert np.sum(conv * x) == pytest.approx(np.sum(y * out), rel=1e-12)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_eq_var_backward(seed):
+    """Var[dx_d] = M sigma_w^2 Var[dout]: the backward pass of a dense layer (eq-dense-dx)
+    adds M terms, so it scales the gradient's variance by the fan-out times sigma_w^2."""
+    rng = np.random.default_rng(seed)
+    N, D, M, sigma_w, sigma_dout = 4000, 30, 50, 0.2, 1.5
+    w = sigma_w * rng.standard_normal((D, M))
+    dout = sigma_dout * rng.standard_normal((N, M))
+    _, cache = dense_forward(np.zeros((N, D)), w, np.zeros(M))
+    dx = dense_backward(dout, cache)[0]
+    predicted = M * sigma_w**2 * sigma_dout**2
+    # Over 4000 x 30 draws the sample variance is within a few per cent; the weights are
+    # one draw, so Var is taken over the samples and inputs together.
+    assert dx.var() == pytest.approx(predicted, rel=0.08)
+    # The formula's M: half the fan-out gives half the variance.
+    dx_half = dense_backward(dout[:, : M // 2], dense_forward(
+        np.zeros((N, D)), w[:, : M // 2], np.zeros(M // 2))[1])[0]
+    assert dx_half.var() == pytest.approx(predicted / 2, rel=0.08)
