@@ -214,7 +214,8 @@ class Sequential:
         of range are found here rather than in the middle of an epoch.
         """
         _check_batch(x)
-        if not callable(getattr(optimizer, "step", None)):
+        step = getattr(optimizer, "step", None)
+        if isinstance(optimizer, type) or not callable(step):
             raise TypeError(
                 "optimizer must have a step(params, grads) method, e.g. "
                 f"cnn.optim.Adam(), got {type(optimizer).__name__}"
@@ -479,10 +480,15 @@ def _members(archive, expected):
 def _read_header(member, key):
     """Shape, dtype and Fortran order from the ``.npy`` header, without the data."""
     version = np.lib.format.read_magic(member)
-    if version == (1, 0):
-        shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(member)
-    elif version == (2, 0):
-        shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(member)
-    else:
+    if version not in ((1, 0), (2, 0)):
         raise ValueError(f"{key!r} has .npy format version {version}, not 1.0 or 2.0")
+    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else (
+        np.lib.format.read_array_header_2_0
+    )
+    try:
+        shape, fortran_order, dtype = read(member)
+    except Exception as error:  # NumPy's parser can raise SyntaxError, TokenError, ...
+        raise ValueError(
+            f"{key!r} has an unreadable .npy header: {type(error).__name__}: {error}"
+        ) from error
     return shape, dtype, fortran_order
