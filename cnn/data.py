@@ -144,9 +144,10 @@ def load_image(path, size):
     if not path.is_file():
         raise ValueError(f"cannot read image {path}: no such file")
     try:
-        # Pillow's own size warning would only repeat the MAX_PIXELS check below.
+        # Pillow warns of a large size (MAX_PIXELS is checked below) and of damaged
+        # metadata (EXIF, TIFF tags); a damaged image itself raises.
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore")
             with Image.open(path) as image:
                 grey = _grey(image, path).resize(
                     (width, height), Image.Resampling.BILINEAR
@@ -154,8 +155,10 @@ def load_image(path, size):
     except _Refused:
         raise
     except _DECODE_ERRORS as error:
+        # Pillow quotes the path in some messages; once, at the start, is enough.
+        detail = str(error).replace(f" {str(path)!r}", "")
         raise ValueError(
-            f"cannot read image {path}: {type(error).__name__}: {error}"
+            f"cannot read image {path}: {type(error).__name__}: {detail}"
         ) from error
     array = np.asarray(grey, dtype=np.float32)
     # Interpolation weights are non-negative, but float rounding can step a hair outside
