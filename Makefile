@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup book test serve bench notebooks clean
+.PHONY: setup book test serve bench notebooks mutation clean
 
 setup: $(STAMP)
 
@@ -16,7 +16,13 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(PY) -m pytest
 
-# A strict build from clean: an incremental -W build can pass on pages it did not re-read.
+# A strict build from # Mutation testing of the teaching core (mutmut, the `mutation` extra): not part of `make test`
+# or CI; about 10 min on 2 cores. MODULES=optim limits it to some modules.
+mutation: $(STAMP)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[mutation]'
+	$(PY) scripts/mutation.py $(MODULES)
+
+clean: an incremental -W build can pass on pages it did not re-read.
 book: $(STAMP)
 	rm -rf _build
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going

@@ -175,6 +175,14 @@ class Sequential:
             one value per epoch (the validation lists stay empty without
             ``validation_data``). The training numbers are averages over the epoch's
             batches, measured while the weights change.
+
+        Raises
+        ------
+        TypeError, ValueError
+            Before the first step, so that a mistake never leaves a half-trained model:
+            for inputs or labels of the wrong type or shape, a label outside ``0..K-1``
+            (``K`` from the logits), validation data unlike the training data, or an
+            optimizer without ``step``.
         """
         self._check_fit(x, y, validation_data, optimizer)
         epochs = check_int(epochs, "epochs")

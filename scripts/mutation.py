@@ -37,7 +37,7 @@ MODULES = {
     "pool": ["test_pool.py", "test_equations.py", "test_validation.py"],
     "optim": ["test_optim.py", "test_equations.py"],
     "gradcheck": ["test_gradcheck.py", "test_equations.py"],
-    "model": ["test_model.py", "test_validation.py"],
+    "model": ["test_model.py", "test_model_file.py", "test_validation.py", "test_optim.py"],
 }
 
 

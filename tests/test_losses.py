@@ -56,3 +56,10 @@ def test_gradient_rows_sum_to_zero_and_inputs_untouched():
 def test_uniform_logits_give_log_k():
     loss, _ = softmax_cross_entropy(np.zeros((3, 10)), np.array([0, 4, 9]))
     np.testing.assert_allclose(loss, np.log(10), rtol=1e-12)
+
+
+def test_a_single_class_is_a_valid_problem():
+    # K = 1: the one class has probability 1, so the loss and its gradient are exactly 0.
+    loss, dlogits = softmax_cross_entropy(np.array([[3.0], [-2.0]]), np.array([0, 0]))
+    assert loss == 0.0
+    np.testing.assert_array_equal(dlogits, np.zeros((2, 1)))
