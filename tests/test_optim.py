@@ -167,3 +167,30 @@ def test_a_model_and_its_optimizer_after_load(tmp_path):
     other = Sequential([Dense(3, 2, rng=np.random.default_rng(1), dtype=np.float64)])
     with pytest.raises(ValueError, match="use one optimizer per model"):
         other.fit(x, y, epochs=1, batch_size=2, optimizer=optimizer)
+
+
+def test_adam_defaults_are_those_of_the_paper():
+    optimizer = Adam()
+    assert (optimizer.lr, optimizer.beta1, optimizer.beta2, optimizer.eps) == (1e-3, 0.9, 0.999, 1e-8)
+    assert SGD(0.1).momentum == 0.0
+
+
+@pytest.mark.parametrize("make, pattern", [
+    (lambda: Adam(lr=0.0), r"^lr must be in \(0.0, inf\), got 0.0$"),
+    (lambda: Adam(lr=None), r"^lr must be a real number, got None$"),
+    (lambda: Adam(beta2=1.0), r"^beta2 must be in \[0.0, 1.0\), got 1.0$"),
+    (lambda: Adam(beta1=-0.5), r"^beta1 must be in \[0.0, 1.0\), got -0.5$"),
+    (lambda: Adam(eps=np.inf), r"^eps must be in \(0.0, inf\), got inf$"),
+    (lambda: SGD(0.1, momentum=-1e-9), r"^momentum must be in \[0.0, 1.0\)"),
+])
+def test_hyperparameter_errors_name_the_argument_and_interval(make, pattern):
+    with pytest.raises((ValueError, TypeError), match=pattern):
+        make()
+
+
+def test_hyperparameter_interval_ends():
+    # Decay rates and momentum may be 0 (no averaging) but not 1; lr and eps must be > 0.
+    assert Adam(beta1=0.0, beta2=0.0).beta2 == 0.0
+    assert SGD(1e-12, momentum=0.0).momentum == 0.0
+    assert Adam(lr=1e300, eps=1e-300).eps == 1e-300
+    assert Adam(beta1=np.nextafter(1.0, 0), beta2=np.nextafter(1.0, 0)).beta2 < 1.0
