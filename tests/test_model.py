@@ -313,3 +313,76 @@ def test_forward_refuses_an_empty_batch_in_any_network():
         with pytest.raises(ValueError, match=r"x must have shape \(N, ...\) with N >= 1"):
             model.forward(np.zeros((0, 2, 6, 6)) if len(model.layers) > 2
                           else np.zeros((0, 1, 2, 2), np.float32))
+
+
+def test_summary_table_exactly():
+    rng = np.random.default_rng(0)
+    model = Sequential([Conv2D(1, 2, 3, rng=rng), ReLU(), Flatten(), Dense(8, 3, rng=rng)])
+    conv = "Conv2D(1, 2, kernel_size=(3, 3), stride=(1, 1), padding=(0, 0))"
+    pad = " " * (len(conv) - len("Layer"))
+    rule = "-" * (len(conv) + 2 + len("Output shape") + 2 + len("Params"))
+    expected = [
+        f"Layer{pad}  Output shape  Params",
+        rule,
+        f"{'Input':<{len(conv)}}  (1, 4, 4)          0",
+        f"{conv}  (2, 2, 2)         20",
+        f"{'ReLU()':<{len(conv)}}  (2, 2, 2)          0",
+        f"{'Flatten()':<{len(conv)}}  (8,)               0",
+        f"{'Dense(8, 3)':<{len(conv)}}  (3,)              27",
+        rule,
+        "Total parameters: 47",
+    ]
+    assert model.summary((1, 4, 4)) == "\n".join(expected)
+
+
+def test_summary_of_a_model_without_parameters_and_with_an_explicit_shape():
+    model = Sequential([Flatten(), ReLU()])
+    assert model.summary((2, 3)).splitlines()[-1] == "Total parameters: 0"
+    net = Sequential([Conv2D(2, 3, 3, padding=1), ReLU()])
+    assert "(3, 6, 6)" in net.summary((2, 6, 6))  # a fresh model with a shape given
+    net.forward(np.zeros((1, 2, 6, 6), np.float32))
+    assert "(3, 8, 8)" in net.summary((2, 8, 8))  # the given shape wins over the last seen
+    with pytest.raises(ValueError, match=r"^input_shape is needed until the model has seen "
+                                         r"data, e\.g\. \(1, 8, 8\)$"):
+        small_net().summary()
+
+
+def test_a_failed_fit_check_leaves_the_caches_of_the_last_forward():
+    model = small_net()
+    x, y = fit_args(6)
+    model.forward(x[:3])
+    caches = [layer.cache for layer in model.layers]
+    with pytest.raises(ValueError):
+        model.fit(x, np.full(6, 9), epochs=1, batch_size=2, optimizer=SGD(0.1))
+    assert all(layer.cache is cache for layer, cache in zip(model.layers, caches))
+
+
+def test_fit_needs_logits_from_the_last_layer():
+    model = Sequential([Conv2D(2, 3, 3, rng=np.random.default_rng(0), dtype=np.float64)])
+    x, y = fit_args(4)
+    with pytest.raises(ValueError, match=r"^the last layer must return logits of shape \(N, K\), "
+                                         r"got shape \(1, 3, 4, 4\)$"):
+        model.fit(x, y, epochs=1, batch_size=2, optimizer=SGD(0.1))
+
+
+@pytest.mark.parametrize("optimizer, name", [(None, "NoneType"), ("adam", "str"), (Adam, "type")])
+def test_fit_names_what_it_got_instead_of_an_optimizer(optimizer, name):
+    x, y = fit_args()
+    with pytest.raises(TypeError, match=rf", got {name}$"):
+        small_net().fit(x, y, epochs=1, batch_size=4, optimizer=optimizer)
+
+
+def test_fit_defaults_seed_0_and_silence(capsys):
+    x, y = fit_args(10)
+    first = small_net().fit(x, y, epochs=2, batch_size=3, optimizer=SGD(0.1))
+    again = small_net().fit(x, y, epochs=2, batch_size=3, optimizer=SGD(0.1), seed=0)
+    assert first == again
+    assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("method", ["predict", "predict_proba", "evaluate"])
+def test_inference_batch_size_is_checked(method):
+    x, y = fit_args(3)
+    args = (x, y) if method == "evaluate" else (x,)
+    with pytest.raises(ValueError, match=r"^batch_size must be >= 1, got 0$"):
+        getattr(small_net(), method)(*args, batch_size=0)
