@@ -1,8 +1,9 @@
 """Command line of the case study: ``cnn train`` and ``cnn predict``::
 
-    cnn train --data synthetic --epochs 8 --out model.npz cnn predict images/*.png
-    --model model.npz cnn train --data cbis --cbis-root CBIS-DDSM --cbis-train
-    mass_case_description_train_set.csv \
+    cnn train --data synthetic --epochs 8 --out model.npz
+    cnn predict images/*.png --model model.npz
+    cnn train --data cbis --cbis-root CBIS-DDSM \\
+        --cbis-train mass_case_description_train_set.csv \\
         --cbis-test mass_case_description_test_set.csv --out real.npz
 
 ``predict`` prints one tab-separated line per image: its path, the probability of each

@@ -493,3 +493,33 @@ def test_trailing_data_in_a_member_is_refused_without_reading_it(tmp_path):
     finally:
         tracemalloc.stop()
     assert peak < 2**20
+
+
+def test_a_failed_cleanup_does_not_hide_the_error_that_caused_it(tmp_path, monkeypatch):
+    def full_disk(handle, **arrays):
+        raise OSError(28, "No space left on device")
+
+    def unlink_fails(path):
+        raise PermissionError(13, "Permission denied", path)
+
+    monkeypatch.setattr(cnn.model.np, "savez", full_disk)
+    monkeypatch.setattr(cnn.model.os, "unlink", unlink_fails)
+    with pytest.raises(OSError, match="No space left on device"):
+        tiny_net().save(tmp_path / "m.npz")
+
+
+def test_a_folder_that_cannot_be_synced_still_gets_its_file(tmp_path, monkeypatch):
+    # Windows cannot open a folder to fsync it; the rename has happened all the same.
+    real_open = os.open
+
+    def no_folders(path, flags, *args):
+        if Path(path).is_dir():
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(cnn.model.os, "open", no_folders)
+    model = tiny_net()
+    model.save(tmp_path / "m.npz")
+    loaded = tiny_net(1)
+    loaded.load(tmp_path / "m.npz")
+    assert_params_equal(loaded, snapshot(model))
