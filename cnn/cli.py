@@ -251,8 +251,6 @@ def _same_csv_files(args):
 
 def _train(args):
     start = time.perf_counter()
-    if _check_writable(args.out):
-        return 1
     data = None
     if args.data == "cbis":
         missing = [
@@ -273,6 +271,9 @@ def _train(args):
         if not Path(args.cbis_root).is_dir():
             _error("train", f"--cbis-root {args.cbis_root} is not a folder")
             return 2
+    if _check_writable(args.out):
+        return 1
+    if args.data == "cbis":
         _same_csv_files(args)
         try:
             data = _cbis_data(args)
@@ -285,7 +286,10 @@ def _train(args):
     out = args.out
     try:
         model.save(out)
-    except (OSError, ValueError) as error:
+    except ValueError as error:  # non-finite weights: the message names the file
+        _error("train", str(error))
+        return 1
+    except OSError as error:
         _error("train", f"cannot save the model to {out}: {error}")
         return 1
     print(

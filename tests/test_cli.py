@@ -330,7 +330,8 @@ def test_non_finite_weights_are_not_saved(monkeypatch, tmp_path, capsys):
 
     monkeypatch.setattr(cli, "train_model", diverged)
     assert cli.main(["train", "--out", str(tmp_path / "m.npz")]) == 1
-    assert "parameter '0.w' contains NaN or infinity" in capsys.readouterr().err
+    assert capsys.readouterr().err == (f"cnn train: error: cannot save the model to {tmp_path}/"
+                                       "m.npz: parameter '0.w' contains NaN or infinity\n")
     assert os.listdir(tmp_path) == []
 
 
