@@ -41,7 +41,7 @@ from cnn.fast.profiling import blas_threads
 DEFAULT_EPOCHS = 8
 DEFAULT_N_PER_CLASS = 2000
 DISCLAIMER = "note: a model trained on synthetic patches; not a medical device"
-#: Largest ``--epochs`` and ``--n-per-class`` (then about 250 MB of patches): beyond
+#: Largest ``--epochs`` and ``--n-per-class`` (then about 250 MB of patches); beyond
 #: them, a typo rather than a plan.
 MAX_EPOCHS = 1000
 MAX_N_PER_CLASS = 20_000

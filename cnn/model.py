@@ -23,9 +23,9 @@ from cnn.activations import softmax
 from cnn.checks import check_array, check_int, check_labels
 from cnn.losses import softmax_cross_entropy
 
-#: Bytes a saved-model file may hold besides its arrays' data, per array: the ``.npy``
-#: header and the zip entries. ``numpy.savez`` needs about 300; a larger file is refused
-#: before it is opened.
+#: Bytes that a saved-model file may hold for each array besides its data (the ``.npy``
+#: header and the zip entries). ``numpy.savez`` needs about 300; a larger file is
+#: refused before it is opened.
 MEMBER_OVERHEAD = 4096
 
 # What reading a damaged or hostile .npz file can raise, from zipfile, zlib and numpy.
