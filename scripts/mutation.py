@@ -38,6 +38,9 @@ MODULES = {
     "optim": ["test_optim.py", "test_equations.py"],
     "gradcheck": ["test_gradcheck.py", "test_equations.py"],
     "model": ["test_model.py", "test_model_file.py", "test_validation.py", "test_optim.py"],
+    "checks": ["test_validation.py", "test_conv.py", "test_layers.py", "test_optim.py"],
+    "data": ["test_data.py"],
+    "casestudy/cbis": ["test_cbis.py"],
 }
 
 
@@ -82,7 +85,7 @@ def results(folder):
 
 
 def run(module, max_children):
-    folder = ROOT / "_build" / "mutation" / module
+    folder = ROOT / "_build" / "mutation" / module.replace("/", ".")
     prepare(module, folder)
     start = time.perf_counter()
     env = {**os.environ, "PYTHONPATH": str(folder), "OMP_NUM_THREADS": "1",

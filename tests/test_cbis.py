@@ -383,3 +383,125 @@ def test_any_csv_gives_rows_or_a_value_error_naming_it(tmp_path, header, body):
     else:
         assert all({"pathology", CROPPED_COLUMN} <= row.keys() for row in rows)
         assert all(isinstance(value, str) for row in rows for value in row.values())
+
+
+from cnn.casestudy.cbis import square_box, to_patch  # noqa: E402
+
+
+@settings(max_examples=150)
+@given(height=st.integers(1, 6), width=st.integers(1, 6), side=st.integers(1, 8),
+       top=st.integers(-10, 10), left=st.integers(-10, 10))
+def test_crop_square_equals_a_window_of_an_edge_padded_image(height, width, side, top, left):
+    # The oracle pads far more than needed: padding less than the window needs is the bug.
+    pixels = np.arange(height * width, dtype=float).reshape(height, width)
+    far = 20
+    padded = np.pad(pixels, far, mode="edge")
+    expected = padded[top + far:top + far + side, left + far:left + far + side]
+    np.testing.assert_array_equal(crop_square(pixels, top, left, side), expected)
+
+
+def test_square_box_values():
+    # side = ceil(6 * 1.5) = 9, centred on the box's centre (12, 23): top 7.5 and left 18.5,
+    # rounded half to even as Python does.
+    assert square_box(10, 20, 4, 6, 0.25) == (8, 18, 9)
+    assert square_box(0, 0, 30, 20, 0.0) == (0, -5, 30)
+    assert square_box(5, 5, 1, 1, 0.2) == (4, 4, 2)  # round(4.5) == 4
+
+
+def test_cropped_patch_is_the_crop_padded_to_a_square_on_both_sides(tree):
+    root, _ = tree
+    crop = np.arange(30 * 20, dtype=np.uint16).reshape(30, 20) * 7
+    write_dicom(root / case_paths("P_00001")[1], crop)
+    patch = load_cbis_ddsm(root, root / "mass_case_description_test_set.csv", size=30).x[0, 0]
+    padded = np.pad(crop.astype(float), ((0, 0), (5, 5)), mode="edge")  # 5 columns each side
+    np.testing.assert_allclose(patch, (padded - padded.min()) / np.ptp(padded), atol=1e-6)
+
+
+def test_roi_patch_is_the_square_around_the_mask_box(tree):
+    root, rows = tree
+    full, _, mask_path = case_paths("P_00001")
+    pixels = (np.arange(120 * 90).reshape(120, 90) % 997).astype(np.uint16)
+    mask = np.zeros((120, 90), np.uint16)
+    mask[40:50, 30:60] = 1  # a 0/1 mask (the official ones are 0/255): 10 x 30
+    write_dicom(root / full, pixels)
+    write_dicom(root / mask_path, mask)
+    write_csv(root / "one.csv", rows[:1])
+    patch = load_cbis_ddsm(root, root / "one.csv", size=30, crop="roi", margin=0.0).x[0, 0]
+    window = pixels[30:60, 30:60].astype(float)  # side 30 centred on row 44.5 -> 30..59
+    np.testing.assert_allclose(patch, (window - window.min()) / np.ptp(window), atol=1e-6)
+
+
+def test_a_one_pixel_mask_and_an_empty_mask(tree):
+    root, rows = tree
+    full, _, mask_path = case_paths("P_00001")
+    mask = np.zeros((120, 90), np.uint16)
+    mask[60, 45] = 255
+    write_dicom(root / mask_path, mask)
+    write_csv(root / "one.csv", rows[:1])
+    assert load_cbis_ddsm(root, root / "one.csv", size=4, crop="roi").x.shape == (1, 1, 4, 4)
+    write_dicom(root / mask_path, np.zeros((120, 90), np.uint16))
+    with pytest.raises(ValueError, match=r"row 1 \(patient P_00001\): ROI mask is empty$"):
+        load_cbis_ddsm(root, root / "one.csv", crop="roi")
+
+
+def test_defaults_size_64_margin_0_2_and_margin_0_allowed(tree):
+    root, _ = tree
+    csv_path = root / "mass_case_description_test_set.csv"
+    assert load_cbis_ddsm(root, csv_path).x.shape == (4, 1, 64, 64)
+    np.testing.assert_array_equal(load_cbis_ddsm(root, csv_path, size=16, crop="roi").x,
+                                  load_cbis_ddsm(root, csv_path, size=16, crop="roi",
+                                                 margin=0.2).x)
+    assert load_cbis_ddsm(root, csv_path, size=8, crop="roi", margin=0.0).x.shape[0] == 4
+
+
+def test_each_crop_needs_only_its_own_columns(tmp_path, tree):
+    root, rows = tree
+    full, crop, mask = case_paths("P_00001")
+    (root / "roi.csv").write_text(f"pathology,{IMAGE_COLUMN},{MASK_COLUMN}\nBENIGN,{full},{mask}\n")
+    assert load_cbis_ddsm(root, root / "roi.csv", size=8, crop="roi").y.tolist() == [0]
+    (root / "no_mask.csv").write_text(f"pathology,{IMAGE_COLUMN},{CROPPED_COLUMN}\n"
+                                      f"BENIGN,{full},{crop}\n")
+    with pytest.raises(ValueError, match=r"^no_mask\.csv has no column 'ROI mask file path'; "):
+        load_cbis_ddsm(root, root / "no_mask.csv", crop="roi")
+    (root / "bare.csv").write_text("pathology\nBENIGN\n")
+    with pytest.raises(ValueError, match=r"^bare\.csv has no column 'image file path', "
+                                         r"'ROI mask file path'; its columns are \['pathology'\]$"):
+        load_cbis_ddsm(root, root / "bare.csv", crop="roi")
+
+
+def test_a_parse_error_in_the_first_data_row_is_row_1(tmp_path):
+    path = tmp_path / "first.csv"
+    path.write_text("pathology,cropped image file path\nBENIGN,"
+                    + "x" * (csv.field_size_limit() + 1) + "\n")
+    with pytest.raises(ValueError, match=r"first\.csv: row 1 \(line 2\) is not valid CSV"):
+        read_case_descriptions(path)
+
+
+def test_exact_messages(tmp_path, monkeypatch):
+    path = tmp_path / "twice.csv"
+    path.write_text("pathology,a,b,a,b\n")
+    with pytest.raises(ValueError, match=r"^twice\.csv has the column 'a', 'b' more than once, "
+                                         r"so a row's value would be ambiguous$"):
+        read_case_descriptions(path, columns=())
+    with pytest.raises(ValueError, match=r"^file path '\.\./x\.dcm' leaves the data folder "
+                                         r"root=r: CSV paths must be relative to it, without "
+                                         r"'\.\.'$"):
+        resolve_dicom("r", "../x.dcm")
+    (tmp_path / "bad.dcm").write_bytes(b"not a DICOM file")
+    with pytest.raises(ValueError, match=r"^cannot read DICOM .*bad\.dcm: [A-Za-z]+Error: "):
+        read_dicom(tmp_path / "bad.dcm")
+    monkeypatch.setitem(sys.modules, "pydicom", None)
+    with pytest.raises(ImportError, match=r"^reading CBIS-DDSM DICOM files needs pydicom: install "
+                                          r"the 'dicom' extra, e\.g\. pip install "
+                                          r"'cnn-from-scratch\[dicom\]', or pip install pydicom$"):
+        load_cbis_ddsm(tmp_path, [])
+
+
+def test_a_multi_frame_dicom_is_refused(tmp_path, monkeypatch):
+    class Frames:
+        pixel_array = np.zeros((2, 3, 3))
+
+    monkeypatch.setattr(pydicom, "dcmread", lambda path: Frames())
+    with pytest.raises(ValueError, match=r"^DICOM x\.dcm has pixel array of shape \(2, 3, 3\), "
+                                         r"expected one grayscale frame \(H, W\)$"):
+        read_dicom("x.dcm")

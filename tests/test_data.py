@@ -213,3 +213,69 @@ def test_any_file_gives_an_image_or_a_value_error_naming_it(tmp_path, data):
     else:
         assert image.shape == (1, 1, 5, 7) and image.dtype == np.float32
         assert np.isfinite(image).all() and 0 <= image.min() and image.max() <= 1
+
+
+@pytest.mark.parametrize("low, high, accepted", [(0, 65535, True), (-1, 100, False),
+                                                 (0, 65536, False), (1, 65535, True)])
+def test_32_bit_grey_is_read_only_within_16_bits(tmp_path, low, high, accepted):
+    # Pillow's mode "I" (32-bit integers, as some 16-bit files open): read as 16-bit when
+    # every value fits 0..65535, refused otherwise (no known full scale).
+    pixels = np.array([[low, high]], np.int32)
+    Image.fromarray(pixels).save(tmp_path / "i.tiff")
+    if accepted:
+        np.testing.assert_allclose(load_image(tmp_path / "i.tiff", (1, 2))[0, 0],
+                                   pixels / 65535.0, rtol=1e-6)
+    else:
+        with pytest.raises(ValueError, match=rf"i\.tiff: pixel mode 'I' with values "
+                                             rf"\({low}, {high}\) is not 8- or 16-bit"):
+            load_image(tmp_path / "i.tiff", (1, 2))
+
+
+def test_transparent_colour_of_grey_and_rgb_images_is_composited_over_black(tmp_path):
+    Image.fromarray(np.array([[0, 255, 128]], np.uint8)).save(tmp_path / "l.png",
+                                                              transparency=255)
+    np.testing.assert_allclose(load_image(tmp_path / "l.png", (1, 3))[0, 0],
+                               [[0.0, 0.0, 128 / 255]], rtol=1e-6)
+    rgb = np.array([[[255, 0, 0], [0, 255, 0]]], np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "rgb.png", transparency=(255, 0, 0))
+    np.testing.assert_allclose(load_image(tmp_path / "rgb.png", (1, 2))[0, 0],
+                               [[0.0, 150 / 255]], atol=1 / 255)  # green's luma, 0.587
+
+
+def test_image_is_resized_bilinearly(tmp_path):
+    # Pillow's default filter for resize is bicubic, which overshoots at an edge; bilinear
+    # (with antialiasing when shrinking) stays between the neighbours.
+    pixels = np.array([[0, 0, 0, 255, 255, 255]], np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "edge.png")
+    image = load_image(tmp_path / "edge.png", (1, 4))[0, 0]
+    expected = Image.fromarray(pixels.astype(np.float32) / 255).resize(
+        (4, 1), Image.Resampling.BILINEAR)
+    np.testing.assert_allclose(image, np.asarray(expected), rtol=1e-6)
+    bicubic = np.asarray(Image.fromarray(pixels.astype(np.float32) / 255).resize((4, 1)))
+    assert not np.allclose(image, np.clip(bicubic, 0, 1))
+
+
+def test_an_unreadable_image_message_names_the_file_once(tmp_path):
+    path = tmp_path / "text.png"
+    path.write_text("not an image")
+    with pytest.raises(ValueError) as error:
+        load_image(path, 8)
+    assert str(error.value) == (f"cannot read image {path}: UnidentifiedImageError: cannot "
+                                "identify image file")
+
+
+def test_digits_defaults_and_test_size_reach_the_split():
+    default = load_digits()
+    for a, b in zip(default, load_digits(test_size=0.25, seed=0)):
+        np.testing.assert_array_equal(a, b)
+    assert len(load_digits(test_size=0.4)[3]) == math.ceil(0.4 * 1797)
+
+
+def test_digits_import_message_exactly(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
+    with pytest.raises(ImportError) as error:
+        load_digits()
+    assert str(error.value) == (
+        "cnn.data.load_digits needs scikit-learn, which ships the digits: install the 'test' "
+        "or 'book' extra, e.g. pip install 'cnn-from-scratch[test]', or pip install "
+        "scikit-learn")

@@ -269,3 +269,21 @@ def test_float64_dout_into_a_float32_layer_keeps_float32():
     assert dense.grads["w"].dtype == dense.grads["b"].dtype == np.float32
     out, cache = relu_forward(x)
     assert relu_backward(np.ones(out.shape), cache).dtype == np.float32
+
+
+from cnn.checks import check_labels  # noqa: E402
+
+
+@pytest.mark.parametrize("y, got", [([0, 1], "list"), (np.array([0.0, 1.0]), "float64"),
+                                    (None, "NoneType")])
+def test_check_labels_names_what_it_got(y, got):
+    with pytest.raises(TypeError, match=rf"^y must be an integer numpy.ndarray of class labels, "
+                                        rf"got {got}$"):
+        check_labels(y, "y", 2)
+
+
+def test_check_labels_without_a_class_count_refuses_negative_labels_only():
+    check_labels(np.array([0, 99]), "y", 2)  # any K
+    with pytest.raises(ValueError, match=r"^y must hold labels in 0..K - 1, got values in -1..0$"):
+        check_labels(np.array([-1, 0]), "y", 2)
+    check_labels(np.zeros(0, int), "y", 0, num_classes=3)  # an empty set of labels is fine
