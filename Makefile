@@ -16,13 +16,7 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(PY) -m pytest
 
-# A strict build from # Mutation testing of the teaching core (mutmut, the `mutation` extra): not part of `make test`
-# or CI; about 10 min on 2 cores. MODULES=optim limits it to some modules.
-mutation: $(STAMP)
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[mutation]'
-	$(PY) scripts/mutation.py $(MODULES)
-
-clean: an incremental -W build can pass on pages it did not re-read.
+# A strict build from clean: an incremental -W build can pass on pages it did not re-read.
 book: $(STAMP)
 	rm -rf _build
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
@@ -39,6 +33,13 @@ notebooks: $(STAMP)
 # The speed benchmark of issue 7 (one table; the JSON is for comparing machines, not committed).
 bench: $(STAMP)
 	$(PY) benchmarks/bench.py --json benchmarks/results-local.json
+
+# Mutation testing of the package (mutmut, the `mutation` extra), one module at a time in
+# _build/mutation: not part of `make test` or CI; about 20 min on 2 busy cores.
+# MODULES="optim model" limits it to some modules.
+mutation: $(STAMP)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[mutation]'
+	$(PY) scripts/mutation.py $(MODULES)
 
 clean:
 	rm -rf _build

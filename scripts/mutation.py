@@ -1,12 +1,13 @@
-"""Mutation testing of the teaching core with mutmut, one module at a time (`make mutation`).
+"""Mutation testing of the package with mutmut, one module at a time (`make mutation`).
 
-For each module this copies the package and the tests into ``_build/mutation/<module>/``,
-writes a ``[tool.mutmut]`` section that mutates that module only and selects the tests
-that exercise it, runs ``mutmut run`` there and prints the kill rate. Nothing in the
-working tree is modified. It is not part of ``make test`` or CI: it takes long.
+For each module this copies the package and the tests into
+``_build/mutation/<module>/``, writes a ``[tool.mutmut]`` section that mutates that
+module only and selects the tests that exercise it, runs ``mutmut run`` there and prints
+the kill rate. Nothing in the working tree is modified. It is not part of ``make test``
+or CI: it takes long (about 20 min for every module on 2 busy cores).
 
     python scripts/mutation.py                 # every module below
-    python scripts/mutation.py optim losses    # some of them
+    python scripts/mutation.py optim casestudy/cbis    # some of them
     python scripts/mutation.py --max-children 1 model
 
 The summary of each run is also written to ``_build/mutation/<module>/summary.json``,
@@ -37,7 +38,8 @@ MODULES = {
     "pool": ["test_pool.py", "test_equations.py", "test_validation.py"],
     "optim": ["test_optim.py", "test_equations.py"],
     "gradcheck": ["test_gradcheck.py", "test_equations.py"],
-    "model": ["test_model.py", "test_model_file.py", "test_validation.py", "test_optim.py"],
+    "model": ["test_model.py", "test_model_file.py", "test_validation.py",
+              "test_optim.py"],
     "checks": ["test_validation.py", "test_conv.py", "test_layers.py", "test_optim.py"],
     "data": ["test_data.py"],
     "casestudy/cbis": ["test_cbis.py"],
@@ -67,7 +69,8 @@ def prepare(module, folder):
     shutil.copytree(ROOT / "images", folder / "images")
     text = (ROOT / "pyproject.toml").read_text()
     text = re.sub(r"\n\[tool\.mutmut\].*?(?=\n\[|\Z)", "", text, flags=re.S)
-    (folder / "pyproject.toml").write_text(text + mutmut_section(module, MODULES[module]))
+    section = mutmut_section(module, MODULES[module])
+    (folder / "pyproject.toml").write_text(text + section)
 
 
 def results(folder):
