@@ -385,6 +385,8 @@ def test_any_csv_gives_rows_or_a_value_error_naming_it(tmp_path, header, body):
         assert all(isinstance(value, str) for row in rows for value in row.values())
 
 
+from PIL import Image  # noqa: E402
+
 from cnn.casestudy.cbis import square_box, to_patch  # noqa: E402
 
 
@@ -422,13 +424,24 @@ def test_roi_patch_is_the_square_around_the_mask_box(tree):
     full, _, mask_path = case_paths("P_00001")
     pixels = (np.arange(120 * 90).reshape(120, 90) % 997).astype(np.uint16)
     mask = np.zeros((120, 90), np.uint16)
-    mask[40:50, 30:60] = 1  # a 0/1 mask (the official ones are 0/255): 10 x 30
+    mask[41:51, 30:60] = 1  # a 0/1 mask (the official ones are 0/255): 10 x 30
     write_dicom(root / full, pixels)
     write_dicom(root / mask_path, mask)
     write_csv(root / "one.csv", rows[:1])
     patch = load_cbis_ddsm(root, root / "one.csv", size=30, crop="roi", margin=0.0).x[0, 0]
-    window = pixels[30:60, 30:60].astype(float)  # side 30 centred on row 44.5 -> 30..59
+    window = pixels[31:61, 30:60].astype(float)  # side 30 centred on row 45.5 -> 31..60
     np.testing.assert_allclose(patch, (window - window.min()) / np.ptp(window), atol=1e-6)
+    # Resized bilinearly (antialiased), as load_image does.
+    small = load_cbis_ddsm(root, root / "one.csv", size=12, crop="roi", margin=0.0).x[0, 0]
+    scaled = ((window - window.min()) / np.ptp(window)).astype(np.float32)
+    expected = np.asarray(Image.fromarray(scaled).resize((12, 12), Image.Resampling.BILINEAR))
+    np.testing.assert_allclose(small, np.clip(expected, 0, 1), atol=1e-6)
+
+
+def test_a_constant_patch_becomes_zeros():
+    patch = to_patch(np.full((5, 7), 1234.0), 4)
+    np.testing.assert_array_equal(patch, np.zeros((4, 4), np.float32))
+    assert patch.dtype == np.float32
 
 
 def test_a_one_pixel_mask_and_an_empty_mask(tree):
