@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup book test serve bench notebooks assignments clean
+.PHONY: setup book test serve bench notebooks assignments mutation clean
 
 setup: $(STAMP)
 
@@ -37,6 +37,13 @@ assignments: $(STAMP)
 # The speed benchmark of issue 7 (one table; the JSON is for comparing machines, not committed).
 bench: $(STAMP)
 	$(PY) benchmarks/bench.py --json benchmarks/results-local.json
+
+# Mutation testing of the package (mutmut, the `mutation` extra), one module at a time in
+# _build/mutation: not part of `make test` or CI; about 20 min on 2 busy cores.
+# MODULES="optim model" limits it to some modules.
+mutation: $(STAMP)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[mutation]'
+	$(PY) scripts/mutation.py $(MODULES)
 
 clean:
 	rm -rf _build

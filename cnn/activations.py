@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from cnn.checks import check_array
+from cnn.checks import check_array, check_cache
 
 
 class ReLUCache(NamedTuple):
@@ -52,7 +52,7 @@ def relu_backward(dout, cache):
     dx : numpy.ndarray
         Same shape as ``dout``, dtype of the forward input.
     """
-    x = cache.x
+    x = check_cache(cache, ReLUCache).x
     check_array(dout, "dout", dims=x.shape)
     return np.where(x > 0, dout, 0).astype(x.dtype, copy=False)
 

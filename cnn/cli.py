@@ -9,17 +9,28 @@ r"""Command line of the case study: ``cnn train`` and ``cnn predict``::
 (or ``python -m cnn ...``).
 
 ``predict`` prints one tab-separated line per image: its path, the probability of each
-class and the most probable class. An image that cannot be read is reported on stderr
-and skipped; the exit status is then 1, after every other image has been classified. The
-model is always the case-study CNN of ``cnn.casestudy.networks`` on 32 x 32 patches, so
-a saved file only holds its weights.
+class and the most probable class. In paths, tabs, newlines, other control characters,
+backslashes and bytes that are not UTF-8 are written as backslash escapes (``\\t``,
+``\\n``, ``\\\\``, ``\\xff``), so that every image stays one line of five fields. An
+image that cannot be read is reported on stderr and skipped; the exit status is then 1,
+after every other image has been classified. The model is always the case-study CNN of
+``cnn.casestudy.networks`` on 32 x 32 patches, so a saved file only holds its weights.
+
+Exit status: 0 success, 1 failure (an unreadable file, a model that cannot be saved),
+2 usage error (every argument is checked before any work starts), 130 after Ctrl-C, 141
+when the reader of the output goes away (``cnn predict ... | head -1``). A user's
+mistake or a signal never prints a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -34,16 +45,62 @@ DEFAULT_EPOCHS = 12
 VALIDATION_SIZE = 0.2  # of the training patches, held out to choose the epoch
 DEFAULT_N_PER_CLASS = 2000
 DISCLAIMER = "note: a model trained on synthetic patches; not a medical device"
+#: Largest ``--epochs`` and ``--n-per-class`` (then about 250 MB of patches); beyond
+#: them, a typo rather than a plan.
+MAX_EPOCHS = 1000
+MAX_N_PER_CLASS = 20_000
+#: 128 + the signal number, as a shell reports a process ended by that signal.
+EXIT_INTERRUPTED = 128 + signal.SIGINT
+EXIT_TERMINATED = 128 + signal.SIGTERM
+EXIT_BROKEN_PIPE = 128 + 13
+
+_ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
 
 
-def _int_at_least(minimum):
-    """An argparse type: an int of at least ``minimum``."""
+def _int_at_least(minimum, maximum=None):
+    """An argparse type: an int of at least ``minimum`` (and at most ``maximum``)."""
     def parse(text):
-        value = int(text)
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be <= {maximum}, got {value}")
         return value
     return parse
+
+
+def _output_file(text):
+    """An argparse type: where ``train`` saves, ``.npz`` appended as NumPy does."""
+    if not text.strip() or text.endswith(("/", os.sep)) or Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"must name a file, got {text!r}")
+    return text if text.endswith(".npz") else text + ".npz"
+
+
+def escape(text):
+    """``text`` as one printable line: control characters, backslashes and
+    undecodable bytes (which Python passes on as surrogates) become escapes."""
+    out = []
+    for char in str(text):
+        code = ord(char)
+        if char in _ESCAPES:
+            out.append(_ESCAPES[char])
+        elif 0xDC80 <= code <= 0xDCFF:  # a byte of a file name that is not UTF-8
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif char.isprintable():
+            out.append(char)
+        elif code < 0x100:
+            out.append(f"\\x{code:02x}")
+        else:
+            out.append(f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+    return "".join(out)
+
+
+def _error(command, message):
+    """Print ``cnn <command>: error: <message>`` on stderr, escaped."""
+    print(f"cnn {command}: error: {escape(message)}", file=sys.stderr)
 
 
 def build_parser():
@@ -64,10 +121,12 @@ def build_parser():
         default="synthetic",
         help="the seeded synthetic patches, or CBIS-DDSM downloaded by you",
     )
-    train_parser.add_argument("--epochs", type=_int_at_least(1), default=DEFAULT_EPOCHS)
+    train_parser.add_argument(
+        "--epochs", type=_int_at_least(1, MAX_EPOCHS), default=DEFAULT_EPOCHS
+    )
     train_parser.add_argument(
         "--n-per-class",
-        type=_int_at_least(2),
+        type=_int_at_least(2, MAX_N_PER_CLASS),
         default=DEFAULT_N_PER_CLASS,
         help="synthetic patches per class: 3/4 for training (a fifth of them held "
         "out for validation), 1/4 for testing",
@@ -103,12 +162,16 @@ def build_parser():
     )
     train_parser.add_argument(
         "--seed",
-        type=int,
+        type=_int_at_least(0),
         default=0,
         help="seeds the data, the initial weights and the batch order",
     )
     train_parser.add_argument(
-        "--out", required=True, help="where to save the weights (.npz)"
+        "--out",
+        required=True,
+        type=_output_file,
+        help="where to save the weights (.npz); checked before training, and an "
+        "existing file is only replaced once the new one is complete",
     )
 
     predict_parser = commands.add_parser(
@@ -189,6 +252,32 @@ def _cbis_data(args):
     return tuple(splits), patients
 
 
+def _check_writable(out):
+    """Exit status 1 with a message unless a file can be created beside ``out``.
+
+    This is what ``Sequential.save`` will do at the end, checked before training.
+    """
+    try:
+        with tempfile.NamedTemporaryFile(dir=Path(out).parent, suffix=".tmp",
+                                         prefix=f".{Path(out).name}."):
+            pass
+    except OSError as error:
+        folder = Path(out).parent
+        _error("train", f"cannot save the model to {out}: folder {folder}: "
+               f"{error.strerror or error}")
+        return 1
+    return 0
+
+
+def _same_csv_files(args):
+    """Warn when a CSV file is both in ``--cbis-train`` and ``--cbis-test``."""
+    train_files = {Path(name).resolve() for name in args.cbis_train}
+    for name in args.cbis_test:
+        if Path(name).resolve() in train_files:
+            print(f"cnn train: warning: {escape(name)} is used for training and for "
+                  "testing; the test accuracy will be optimistic", file=sys.stderr)
+
+
 def _train(args):
     start = time.perf_counter()
     data = patients = None
@@ -208,27 +297,34 @@ def _train(args):
                 file=sys.stderr,
             )
             return 2
+        if not Path(args.cbis_root).is_dir():
+            _error("train", f"--cbis-root {args.cbis_root} is not a folder")
+            return 2
+    if _check_writable(args.out):
+        return 1
+    if args.data == "cbis":
+        _same_csv_files(args)
         try:
             data, patients = _cbis_data(args)
         except (OSError, ValueError, ImportError) as error:
-            print(f"cnn train: error: {error}", file=sys.stderr)
+            _error("train", str(error))
             return 1
     model, accuracy = train_model(
         args.epochs, args.n_per_class, args.seed, verbose=True, data=data,
         groups=patients, class_weights=args.class_weights,
     )
-    out = args.out if args.out.endswith(".npz") else args.out + ".npz"
+    out = args.out
     try:
         model.save(out)
+    except ValueError as error:  # non-finite weights: the message names the file
+        _error("train", str(error))
+        return 1
     except OSError as error:
-        print(
-            f"cnn train: error: cannot save the model to {out}: {error}",
-            file=sys.stderr,
-        )
+        _error("train", f"cannot save the model to {out}: {error}")
         return 1
     print(
         f"test accuracy {accuracy:.4f}; "
-        f"trained in {time.perf_counter() - start:.1f} s; saved to {out}"
+        f"trained in {time.perf_counter() - start:.1f} s; saved to {escape(out)}"
     )
     return 0
 
@@ -244,10 +340,7 @@ def _predict(args):
         try:
             model.load(args.model)
         except (OSError, ValueError) as error:
-            print(
-                f"cnn predict: error: cannot load model {args.model}: {error}",
-                file=sys.stderr,
-            )
+            _error("predict", f"cannot load model {args.model}: {error}")
             return 1
     print(DISCLAIMER, file=sys.stderr)
     print("\t".join(["image", *CLASS_NAMES, "prediction"]))
@@ -256,16 +349,59 @@ def _predict(args):
         try:
             image = load_image(path, INPUT_SIZE)
         except ValueError as error:
-            print(f"cnn predict: error: {error}", file=sys.stderr)
+            _error("predict", str(error))
             failures += 1
             continue
         proba = classify(model, image)[0]
         cells = [f"{p:.3f}" for p in proba]
-        print("\t".join([path, *cells, CLASS_NAMES[int(proba.argmax())]]), flush=True)
+        row = [escape(path), *cells, CLASS_NAMES[int(proba.argmax())]]
+        print("\t".join(row), flush=True)
     return 1 if failures else 0
 
 
+class _Terminated(Exception):
+    """Raised by the SIGTERM handler, so that the program unwinds as after Ctrl-C."""
+
+
+def _terminate(signum, frame):
+    raise _Terminated
+
+
+def _quiet_stdout():
+    """Point stdout at the null device, so that Python's last flush cannot fail."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # stdout is no file (tests)
+        pass
+
+
 def main(argv=None):
-    """Run the command line; return the exit status (0 success, 1 failure, 2 usage)."""
+    """Run the command line; return the exit status (see the module docstring)."""
+    # A name or message that the terminal's encoding cannot show is escaped, not fatal.
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
-    return _train(args) if args.command == "train" else _predict(args)
+    try:
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread: SIGTERM keeps its handler
+        previous = None
+    try:
+        status = _train(args) if args.command == "train" else _predict(args)
+        sys.stdout.flush()
+        return status
+    except KeyboardInterrupt:
+        print(f"cnn {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except _Terminated:
+        print(f"cnn {args.command}: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
+    except BrokenPipeError:
+        # The reader has gone (``| head``): nothing more to say to anyone.
+        _quiet_stdout()
+        return EXIT_BROKEN_PIPE
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

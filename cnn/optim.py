@@ -7,13 +7,15 @@ where arrays are modified, so that layers, models and the optimiser keep referri
 the same parameters.
 
 The optimiser's state (velocities, moment estimates) is keyed by those names, so use one
-optimiser per model and keep the keys unique across the parameters it sees. A key whose
-parameter changes shape raises instead of silently mixing state.
+optimiser per model and keep the keys unique across the parameters it sees. The state of
+a key belongs to the array first stepped under it: the same key with another array (the
+parameters of a second model, say) raises instead of silently mixing state.
 """
 
 from __future__ import annotations
 
 import numbers
+import weakref
 
 import numpy as np
 
@@ -34,6 +36,8 @@ class Optimizer:
 
     def __init__(self):
         self.state = {}
+        # Key -> weak reference to the array its state belongs to (not kept alive).
+        self._owners = {}
 
     def _pairs(self, params, grads):
         """Check both dicts before any update; return ``(key, param, grad)`` triples.
@@ -63,8 +67,20 @@ class Optimizer:
                     f"optimizer state for {key!r} has shape {state[0].shape} but the "
                     f"parameter has shape {param.shape}: use one optimizer per model"
                 )
+            self._check_owner(key, param)
             pairs.append((key, param, grad.astype(param.dtype, copy=False)))
+        for key, param, _ in pairs:
+            self._owners.setdefault(key, weakref.ref(param))
         return pairs
+
+    def _check_owner(self, key, param):
+        """Refuse to step ``param`` with the state of another array of the same key."""
+        owner = self._owners.get(key)
+        if owner is not None and owner() is not param:
+            raise ValueError(
+                f"this optimizer holds state for {key!r} of another parameter array "
+                "(of another model?): moments would mix; use one optimizer per model"
+            )
 
 
 class SGD(Optimizer):

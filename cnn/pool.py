@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from cnn.checks import as_pair, check_array
+from cnn.checks import as_pair, check_array, check_cache
 from cnn.conv import offset_index, output_size
 
 
@@ -60,6 +60,7 @@ def _check_pool_args(x, kernel_size, stride):
 
 def _check_dout(dout, cache):
     """Validate the upstream gradient of a pooling layer against its cache."""
+    check_cache(cache, (MaxPoolCache, AvgPoolCache))
     N, C, H, W = cache.x_shape
     H_out, W_out = output_size((H, W), cache.kernel_size, cache.stride, (0, 0))
     known = {"N": N, "C": C, "H_out": H_out, "W_out": W_out}

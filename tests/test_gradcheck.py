@@ -113,3 +113,50 @@ def test_a_max_pool_near_tie_is_a_false_alarm_only_within_h(gap, crosses):
             np.testing.assert_allclose(numeric[:2], [0.5, 0.5], atol=1e-6)
     else:
         np.testing.assert_allclose(numeric, analytic, atol=1e-6)
+
+
+def test_float64_requirement_names_the_argument_and_what_it_got(rng):
+    layer = Dense(4, 3, rng=rng, dtype=np.float64)
+    with pytest.raises(TypeError, match=r"^x must be a float64 array .* got float32$"):
+        check_layer(layer, np.zeros((2, 4), np.float32))
+    with pytest.raises(TypeError, match=r"^x must be a float64 array .* got list$"):
+        check_layer(layer, [[0.0] * 4])
+    model = Sequential([Dense(4, 3, rng=rng, dtype=np.float64)])
+    with pytest.raises(TypeError, match=r"^x must be a float64 array .* got float32$"):
+        check_model(model, np.zeros((2, 4), np.float32), np.zeros(2, int))
+
+
+def test_check_layer_is_deterministic_with_seed_0_by_default(rng):
+    layer = Dense(4, 3, rng=rng, dtype=np.float64)
+    x = rng.standard_normal((2, 4))
+    default = check_layer(layer, x)
+    assert default == check_layer(layer, x) == check_layer(layer, x, seed=0)
+    assert default != check_layer(layer, x, seed=1)
+
+
+@pytest.mark.parametrize("h", [None, 1e-3])
+def test_the_step_h_reaches_the_centred_differences(rng, monkeypatch, h):
+    import cnn.gradcheck
+    steps = []
+    real = cnn.gradcheck.numerical_gradient
+
+    def recording(f, x, h=1e-5):
+        steps.append(h)
+        return real(f, x, h)
+
+    monkeypatch.setattr(cnn.gradcheck, "numerical_gradient", recording)
+    kwargs = {} if h is None else {"h": h}
+    layer = Dense(2, 2, rng=rng, dtype=np.float64)
+    check_layer(layer, rng.standard_normal((3, 2)), **kwargs)
+    model = Sequential([Dense(2, 2, rng=rng, dtype=np.float64)])
+    check_model(model, rng.standard_normal((3, 2)), np.array([0, 1, 0]), **kwargs)
+    assert steps == [1e-5 if h is None else h] * 5  # x, w, b of the layer; w, b of the model
+
+
+@pytest.mark.filterwarnings("error")
+def test_relative_error_computes_in_float64():
+    # In float32, the squares of 1e30 overflow: the norm would be inf and the ratio NaN.
+    a, b = np.array([1e30], np.float32), np.array([2e30], np.float32)
+    assert relative_error(a, b) == pytest.approx(1 / 3, rel=1e-7)
+    assert relative_error(b, a) == pytest.approx(1 / 3, rel=1e-7)
+    assert relative_error([0.0], [0.0]) == 0.0

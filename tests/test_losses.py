@@ -120,3 +120,10 @@ def test_balanced_class_weights_equalise_the_classes():
         balanced_class_weights(np.array([], dtype=np.int64), 3)
     with pytest.raises(ValueError, match="labels in 0..2"):
         balanced_class_weights(np.array([0, 3]), 3)
+
+
+def test_a_single_class_is_a_valid_problem():
+    # K = 1: the one class has probability 1, so the loss and its gradient are exactly 0.
+    loss, dlogits = softmax_cross_entropy(np.array([[3.0], [-2.0]]), np.array([0, 0]))
+    assert loss == 0.0
+    np.testing.assert_array_equal(dlogits, np.zeros((2, 1)))

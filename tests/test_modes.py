@@ -186,3 +186,18 @@ def test_dead_relu_fraction_counts_units_that_never_fire():
     assert model.training, "the mode is restored"
     with pytest.raises(TypeError, match="x must"):
         dead_relu_fraction(model, x.astype(int))
+
+
+def test_fit_checks_its_data_without_moving_running_statistics_or_drawing_dropout():
+    # fit finds K from one probe forward before training; in training mode that probe
+    # would update the batch-norm statistics and draw a dropout mask.
+    model = bn_net(dtype=np.float64)
+    x = data(dtype=np.float64)[0]
+    before = {key: value.copy() for key, value in model.buffers().items()}
+    state = [layer.rng.bit_generator.state for layer in model.layers if isinstance(layer, Dropout)]
+    assert model._num_classes(x) == 3
+    assert model.training
+    for key, value in model.buffers().items():
+        np.testing.assert_array_equal(value, before[key])
+    after = [layer.rng.bit_generator.state for layer in model.layers if isinstance(layer, Dropout)]
+    assert after == state
