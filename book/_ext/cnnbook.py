@@ -9,6 +9,8 @@
 * ``{literalinclude}`` takes ``:docstring: summary`` (see :mod:`listing`).
 * The Binder and Colab buttons open ``notebooks/<chapter>.ipynb``, the committed
   copy in the repository (Colab cannot open a MyST ``.md`` file).
+* The version and its date in the footer, the PDF editions and the site's links to
+  them (see :mod:`pdfbook`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from sphinxcontrib.bibtex.style.referencing.author_year import AuthorYearReferen
 sys.path.insert(0, str(Path(__file__).parent))
 import listing  # noqa: E402
 import myst2ipynb  # noqa: E402
+import pdfbook  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -165,6 +168,7 @@ sphinxcontrib.bibtex.plugin.register_plugin(
 
 def setup(app):
     listing.setup(app)
+    pdfbook.setup(app)
     app.connect("config-inited", setup_mathjax)
     app.connect("build-finished", copy_mathjax)
     # After sphinx-book-theme (priority 501) has built the header buttons.
