@@ -124,7 +124,7 @@ def latex_builder_inited(app) -> None:
         return
     # Sphinx numbers exercises (sphinx-exercise prints these numbers) while reading; with
     # the site's depth 1 they are 5.1, not 5.8.1. LaTeX numbers equations and figures
-    # itself, per chapter when the writer gets depth 2 (see latex_write_started).
+    # itself, per chapter when the writer gets depth 2 (see latex_after_reading).
     app.cnnbook_latex_secnum_depth = app.config.numfig_secnum_depth
     app.config.numfig_secnum_depth = 1
     # "Version 0.2.0, student edition" on the title page and in every page header; the
@@ -133,9 +133,10 @@ def latex_builder_inited(app) -> None:
     app.config.release = app.builder.context["release"] = f"{app.config.version}, {label}"
 
 
-def latex_write_started(app, builder) -> None:
-    """write-started: the LaTeX writer numbers equations within chapters (numfigreset=1)."""
-    if builder.format == "latex":
+def latex_after_reading(app, env) -> None:
+    """env-check-consistency (all read, exercises numbered, nothing written yet): the
+    LaTeX writer gets depth 2 back and numbers equations within chapters (numfigreset=1)."""
+    if app.builder.format == "latex":
         app.config.numfig_secnum_depth = app.cnnbook_latex_secnum_depth
 
 
@@ -301,7 +302,8 @@ def setup(app) -> None:
     # After sphinx-jupyterbook-latex's builder-inited (default priority 500).
     app.connect("builder-inited", latex_builder_inited, priority=600)
     app.connect("env-before-read-docs", latex_document)
-    app.connect("write-started", latex_write_started)
+    # The LaTeX builder emits no write-started event.
+    app.connect("env-check-consistency", latex_after_reading)
     app.add_post_transform(ExerciseReferences)
     app.add_post_transform(PartsAndBibliography)
     app.add_directive("pdf-editions", PdfEditions)
