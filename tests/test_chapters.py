@@ -23,7 +23,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 # Pages of the toc that are not lessons: no objectives, exercises or figures required.
-NOT_LESSONS = {"book/intro", "book/api", "book/bibliography"}
+NOT_LESSONS = {"book/intro", "book/downloads", "book/changes", "book/api", "book/bibliography"}
 
 # A label that states a gradient ends with the gradient's name (BRIEF, chapter conventions):
 # -dx, -dw, -db, -dz, -dout, -dlogits, ... but not words such as -dilated or -difference.
