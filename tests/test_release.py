@@ -109,7 +109,8 @@ def test_changes_page_includes_the_changelog():
     page = (ROOT / "book" / "changes.md").read_text(encoding="utf-8")
     assert page.startswith("# Changes and errata\n")
     assert "```{include} ../CHANGELOG.md\n:start-line: 2\n```" in page
-    assert (ROOT / "CHANGELOG.md").read_text(encoding="utf-8").startswith("# Changes and errata\n\n")
+    changelog = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    assert changelog.startswith("# Changes and errata\n\n")
     assert "book/changes" in index().docs
 
 
@@ -202,9 +203,8 @@ def test_a_renumbering_must_be_listed_in_the_changelog(book_copy, equations):
                         f"renumbering in CHANGELOG.md under {VERSION}"]
     changelog = book_copy / "CHANGELOG.md"
     text = changelog.read_text(encoding="utf-8")
-    changelog.write_text(text.replace(
-        "### Equation numbers\n", f"### Equation numbers\n\n- `{label}`: ({number}) is now (99.1).\n"
-    ))
+    listed = f"### Equation numbers\n\n- `{label}`: ({number}) is now (99.1).\n"
+    changelog.write_text(text.replace("### Equation numbers\n", listed))
     assert release.label_problems(moved, book_copy) == []
 
 

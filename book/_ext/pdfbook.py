@@ -39,6 +39,7 @@ from sphinx.transforms.post_transforms import SphinxPostTransform
 from sphinx.util.docutils import SphinxDirective
 from sphinx.util.osutil import relative_uri
 from sphinx.util.texescape import escape as tex_escape
+from sphinx_exercise.nodes import exercise_enumerable_node
 
 EDITION_ENV = "CNNBOOK_EDITION"
 # A jupyter-cache folder shared by the two editions of one `make pdf`, so the chapters
@@ -165,7 +166,7 @@ class ExerciseReferences(SphinxPostTransform):
         for node in list(self.document.findall(addnodes.number_reference)):
             target = node.get("refid") or node.get("refuri", "").partition("#")[2]
             label = target.rpartition(":")[2]
-            if label not in registry or "solution" in type(registry[label]["node"]).__name__:
+            if not isinstance(registry.get(label, {}).get("node"), exercise_enumerable_node):
                 continue
             latex = rf"\hyperref[exercise:{label}]{{{tex_escape(node.astext())}}}"
             node.replace_self(nodes.raw("", latex, format="latex"))
