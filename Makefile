@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # tools cannot use: it gets a virtual environment of its own inside .venv.
 CFFCONVERT := $(VENV)/cffconvert/bin/cffconvert
 
-.PHONY: setup book pdf test serve bench notebooks clean
+.PHONY: setup book pdf test serve bench notebooks assignments clean
 
 setup: $(STAMP)
 
@@ -40,6 +40,10 @@ serve:
 # The plain-Jupyter chapter copies that Colab and Binder open (commit them).
 notebooks: $(STAMP)
 	$(PY) scripts/export_notebooks.py
+
+# The student notebooks built from the chapters and the package (commit them).
+assignments: $(STAMP)
+	$(PY) scripts/make_assignments.py
 
 # The speed benchmark of issue 7 (one table; the JSON is for comparing machines, not committed).
 bench: $(STAMP)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from cnn.checks import as_pair
+from cnn.checks import as_pair, check_labels
 
 #: Largest image, in pixels (width times height), that ``load_image`` accepts. 40
 #: million pixels is more than a full-field digitised mammogram (about 6000 x 4000) and
@@ -79,6 +79,67 @@ def load_digits(test_size=0.25, seed=0):
         x, y, test_size=test_size, random_state=seed, stratify=y
     )
     return x_train, y_train, x_test, y_test
+
+
+def train_validation_split(x, y, validation_size=0.2, *, seed, groups=None):
+    """Hold out part of a training set for validation, class by class or group by group.
+
+    Settings (epochs, learning rate, class weights, ...) are chosen on the validation
+    part; the test set is kept for one final measurement. Without ``groups`` the split
+    is stratified: each class gives ``round(validation_size * N_k)`` of its ``N_k``
+    samples (at least one, and never all, when it has two or more). With ``groups``
+    (e.g. one patient id per image) whole groups go to one side, in a seeded random
+    order, until the validation part holds about ``validation_size`` of the samples,
+    so that no group is on both sides.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        Samples, shape ``(N, ...)``.
+    y : numpy.ndarray
+        Integer labels, shape ``(N,)``.
+    validation_size : float
+        Fraction held out, in (0, 1).
+    seed : int
+        Seeds the choice.
+    groups : sequence, optional
+        One hashable group key per sample.
+
+    Returns
+    -------
+    x_train, y_train, x_val, y_val : numpy.ndarray
+        The two parts, each in the original order of ``x``.
+    """
+    n = y.shape[0] if isinstance(y, np.ndarray) and y.ndim == 1 else -1
+    check_labels(y, "y", n)
+    if not isinstance(x, np.ndarray) or x.ndim == 0 or len(x) != n:
+        raise ValueError(
+            f"x must be a numpy.ndarray with one sample per label ({n} of them), "
+            f"got {type(x).__name__} of shape {np.shape(x)}"
+        )
+    if not isinstance(validation_size, numbers.Real) or not 0 < validation_size < 1:
+        raise ValueError(
+            f"validation_size must be a float in (0, 1), got {validation_size!r}"
+        )
+    rng = np.random.default_rng(seed)
+    held_out = np.zeros(n, dtype=bool)
+    if groups is None:
+        for label in np.unique(y):
+            members = rng.permutation(np.flatnonzero(y == label))
+            count = round(validation_size * len(members))
+            count = min(max(count, 1), len(members) - 1) if len(members) > 1 else 0
+            held_out[members[:count]] = True
+    else:
+        if len(groups) != n:
+            raise ValueError(
+                f"groups must have one key per sample ({n}), got {len(groups)}"
+            )
+        keys = np.unique(np.asarray(groups, dtype=str), return_inverse=True)[1]
+        for key in rng.permutation(keys.max() + 1 if n else 0):
+            if held_out.sum() >= validation_size * n:
+                break
+            held_out[keys == key] = True
+    return x[~held_out], y[~held_out], x[held_out], y[held_out]
 
 
 def load_image(path, size):

@@ -3,7 +3,13 @@
 The last layer produces logits; ``cnn.losses.softmax_cross_entropy`` turns them into a
 loss and the gradient that starts the backward pass. Parameters are named
 ``"<layer index>.<name>"`` (``"0.w"``, ``"0.b"``, ``"3.w"``, ...), in ``parameters()``,
-in ``gradients()``, for optimisers and in saved files.
+in ``gradients()``, for optimisers and in saved files; so are the layers' buffers
+(``"1.running_mean"``, ...) in ``buffers()`` and in saved files.
+
+A model is in training mode or in evaluation mode (``train()``, ``eval()``), which
+matters for layers such as batch normalisation and dropout: ``fit`` trains in training
+mode; ``predict``, ``predict_proba``, ``evaluate`` and ``summary`` run in evaluation
+mode and then restore the mode the model was in.
 """
 
 from __future__ import annotations
@@ -41,6 +47,18 @@ class Sequential:
     def __init__(self, layers):
         self.layers = list(layers)
         self.input_shape = None
+        self.training = True
+
+    def train(self, mode=True):
+        """Put every layer in training mode, or evaluation mode if not ``mode``."""
+        self.training = bool(mode)
+        for layer in self.layers:
+            layer.training = self.training
+        return self
+
+    def eval(self):
+        """Put every layer in evaluation mode: ``train(False)``; return self."""
+        return self.train(False)
 
     def forward(self, x):
         """Run every layer: ``x : (N, ...)`` -> logits ``(N, K)``.
@@ -77,13 +95,21 @@ class Sequential:
         return {f"{i}.{name}": value for i, layer in enumerate(self.layers)
                 for name, value in layer.grads.items()}
 
+    def buffers(self):
+        """All non-trained state arrays (not copies), e.g. ``"1.running_mean"``."""
+        return {f"{i}.{name}": value for i, layer in enumerate(self.layers)
+                for name, value in getattr(layer, "buffers", {}).items()}
+
     def _logits(self, x, batch_size):
         """Logits for ``x`` computed in batches, so that memory stays bounded."""
         batch_size = check_int(batch_size, "batch_size")
         _check_batch(x)
-        return np.concatenate(
-            [self.forward(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
-        )
+        training, starts = self.training, range(0, len(x), batch_size)
+        self.eval()
+        try:
+            return np.concatenate([self.forward(x[i : i + batch_size]) for i in starts])
+        finally:
+            self.train(training)
 
     def predict_proba(self, x, batch_size=256):
         """Class probabilities, ``softmax(logits)``: ``x : (N, ...)`` -> ``(N, K)``."""
@@ -116,7 +142,7 @@ class Sequential:
         return loss, float(np.mean(logits.argmax(axis=1) == y))
 
     def fit(self, x, y, epochs, batch_size, optimizer, validation_data=None, seed=0,
-            verbose=False):
+            verbose=False, class_weights=None):
         """Train with mini-batch gradient descent on softmax cross-entropy.
 
         Each epoch visits the samples in a new random order drawn from
@@ -141,6 +167,10 @@ class Sequential:
             Seeds the shuffling.
         verbose : bool
             Print one line per epoch.
+        class_weights : numpy.ndarray, optional
+            Weight of each class in the training loss, shape ``(K,)``
+            (eq-weighted-ce); ``None`` weights every sample equally. The validation
+            loss stays unweighted.
 
         Returns
         -------
@@ -156,13 +186,14 @@ class Sequential:
         batch_size = check_int(batch_size, "batch_size")
         rng = np.random.default_rng(seed)
         history = {"train_loss": [], "train_acc": [], "val_loss": [], "val_acc": []}
+        self.train()
         for epoch in range(epochs):
             order = rng.permutation(len(x))
             total_loss, correct = 0.0, 0
             for start in range(0, len(x), batch_size):
                 batch = order[start:start + batch_size]
                 logits = self.forward(x[batch])
-                loss, dlogits = softmax_cross_entropy(logits, y[batch])
+                loss, dlogits = softmax_cross_entropy(logits, y[batch], class_weights)
                 self.backward(dlogits)
                 optimizer.step(self.parameters(), self.gradients())
                 total_loss += loss * len(batch)
@@ -205,12 +236,15 @@ class Sequential:
             )
         dtype = next(iter(self.parameters().values()), np.zeros(0)).dtype
         caches = [layer.cache for layer in self.layers]
+        training = self.training
         x = np.zeros((1,) + input_shape, dtype=dtype)
         rows = [("Layer", "Output shape", "Params"), ("Input", str(input_shape), "0")]
+        self.eval()  # one sample: no batch statistics, no dropout, no running updates
         for layer in self.layers:
             x = layer.forward(x)
             count = sum(value.size for value in layer.params.values())
             rows.append((repr(layer), str(x.shape[1:]), f"{count:,}"))
+        self.train(training)
         for layer, cache in zip(self.layers, caches):
             layer.cache = cache
         total = sum(value.size for value in self.parameters().values())
@@ -224,20 +258,20 @@ class Sequential:
         )
 
     def save(self, path):
-        """Save every parameter to an ``.npz`` file (``numpy.savez``, no pickle).
+        """Save every parameter and buffer to an ``.npz`` file (``numpy.savez``).
 
-        The keys are those of ``parameters()``. NumPy appends ``.npz`` to a path without
-        it.
+        The keys are those of ``parameters()`` and ``buffers()``; no pickle. NumPy
+        appends ``.npz`` to a path without it.
         """
-        np.savez(path, **self.parameters())
+        np.savez(path, **self.parameters(), **self.buffers())
 
     def load(self, path):
-        """Load parameters saved by ``save`` into this model (same architecture).
+        """Load parameters and buffers saved by ``save`` into this model.
 
         Every key, shape and dtype is checked, and every value must be finite, BEFORE
         anything is assigned: on any mismatch a ``ValueError`` names the key and the
         shapes, and the model is left untouched. Values are copied into the existing
-        parameter arrays.
+        arrays of ``parameters()`` and ``buffers()`` (the same architecture).
 
         Raises
         ------
@@ -247,7 +281,7 @@ class Sequential:
             If the file is not a readable ``.npz`` archive of plain arrays, or does not
             match.
         """
-        params = self.parameters()
+        params = {**self.parameters(), **self.buffers()}
         try:
             with np.load(Path(path), allow_pickle=False) as archive:
                 saved = {key: archive[key] for key in archive.files}

@@ -72,7 +72,8 @@ class SGD(Optimizer):
 
     ``v <- momentum * v - lr * grad`` then ``param <- param + v``, with ``v`` starting
     at 0. Implements eq-sgd-momentum; ``momentum=0`` is plain gradient descent,
-    ``param <- param - lr * grad``.
+    ``param <- param - lr * grad``. With ``weight_decay`` the L2 penalty's gradient
+    ``weight_decay * param`` is added to ``grad`` first (eq-l2-dw).
 
     Parameters
     ----------
@@ -80,16 +81,22 @@ class SGD(Optimizer):
         Learning rate, > 0.
     momentum : float
         In ``[0, 1)``.
+    weight_decay : float
+        L2 coefficient ``lambda``, >= 0.
     """
 
-    def __init__(self, lr, momentum=0.0):
+    def __init__(self, lr, momentum=0.0, weight_decay=0.0):
         super().__init__()
         self.lr = _check_hyper(lr, "lr", 0.0, np.inf)
         self.momentum = _check_hyper(momentum, "momentum", 0.0, 1.0, low_inclusive=True)
+        self.weight_decay = _check_hyper(weight_decay, "weight_decay", 0.0, np.inf,
+                                         low_inclusive=True)
 
     def step(self, params, grads):
         """Update every array of ``params`` in place from ``grads`` (same keys)."""
         for key, param, grad in self._pairs(params, grads):
+            if self.weight_decay:
+                grad = grad + self.weight_decay * param
             (velocity,) = self.state.setdefault(key, (np.zeros_like(param),))
             velocity *= self.momentum
             velocity -= self.lr * grad
@@ -102,7 +109,10 @@ class Adam(Optimizer):
     With ``t`` the number of steps taken for that parameter (from 1):
     ``m <- beta1 m + (1 - beta1) g``, ``v <- beta2 v + (1 - beta2) g**2``,
     ``m_hat = m / (1 - beta1**t)``, ``v_hat = v / (1 - beta2**t)``,
-    ``param <- param - lr m_hat / (sqrt(v_hat) + eps)``. Implements eq-adam.
+    ``param <- param - lr m_hat / (sqrt(v_hat) + eps)``. Implements eq-adam. With
+    ``weight_decay`` the decay is decoupled from the gradient, as in AdamW (Loshchilov
+    and Hutter, 2019): ``param <- param - lr * weight_decay * param`` before the Adam
+    step (eq-adamw).
 
     Parameters
     ----------
@@ -112,14 +122,18 @@ class Adam(Optimizer):
         Decay rates of the first and second moment estimates, in ``[0, 1)``.
     eps : float
         Added to the denominator, > 0.
+    weight_decay : float
+        Decoupled decay coefficient ``lambda``, >= 0.
     """
 
-    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
+    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
         super().__init__()
         self.lr = _check_hyper(lr, "lr", 0.0, np.inf)
         self.beta1 = _check_hyper(beta1, "beta1", 0.0, 1.0, low_inclusive=True)
         self.beta2 = _check_hyper(beta2, "beta2", 0.0, 1.0, low_inclusive=True)
         self.eps = _check_hyper(eps, "eps", 0.0, np.inf)
+        self.weight_decay = _check_hyper(weight_decay, "weight_decay", 0.0, np.inf,
+                                         low_inclusive=True)
 
     def step(self, params, grads):
         """Update every array of ``params`` in place from ``grads`` (same keys)."""
@@ -133,4 +147,6 @@ class Adam(Optimizer):
             self.state[key] = (m, v, t)
             m_hat = m / (1 - self.beta1**t)
             v_hat = v / (1 - self.beta2**t)
+            if self.weight_decay:
+                param *= 1 - self.lr * self.weight_decay
             param -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)

@@ -104,7 +104,7 @@ def tree(tmp_path):
 
 
 def test_loads_cropped_patches_labels_and_counts(tree):
-    root, _ = tree
+    root, rows = tree
     data = load_cbis_ddsm(root, [root / "mass_case_description_test_set.csv"], size=16)
     assert data.x.shape == (4, 1, 16, 16) and data.x.dtype == np.float32
     assert data.x.min() >= 0.0 and data.x.max() <= 1.0
@@ -114,6 +114,8 @@ def test_loads_cropped_patches_labels_and_counts(tree):
     assert list(data.class_counts) == list(CLASS_NAMES)
     assert data.sources[1] == "mass_case_description_test_set.csv row 2"
     assert data.skipped == ()
+    # One patient id per patch, so that a validation split can keep patients together.
+    assert data.patients == tuple(row[0] for row in rows)
 
 
 def test_cropped_patch_keeps_the_aspect_ratio(tree):

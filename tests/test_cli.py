@@ -51,6 +51,10 @@ def test_train_reports_every_epoch_and_saves_a_loadable_model(tmp_path, capsys):
                      "--out", str(out)]) == 0
     stdout = capsys.readouterr().out
     assert "epoch 1/2" in stdout and "epoch 2/2" in stdout
+    # Validation chooses the epoch; the test patches are used once, for the last line.
+    assert "6 of the 27 training patches held out for validation" in stdout
+    assert "keeping the weights of epoch" in stdout
+    assert stdout.count("test accuracy") == 1
     assert f"saved to {out}.npz" in stdout
     build_cnn(rng=np.random.default_rng(1)).load(f"{out}.npz")
 
@@ -174,3 +178,13 @@ def test_cbis_errors_name_the_row_and_exit_with_1(cbis_tree, tmp_path, capsys):
 def test_cbis_needs_its_folder_and_csv_files(capsys):
     assert cli.main(["train", "--data", "cbis", "--cbis-train", "a.csv", "--out", "m.npz"]) == 2
     assert "--data cbis needs --cbis-root, --cbis-test" in capsys.readouterr().err
+
+
+def test_train_with_balanced_class_weights(tmp_path, capsys):
+    out = tmp_path / "weighted.npz"
+    assert cli.main(["train", "--epochs", "1", "--n-per-class", "12", "--class-weights",
+                     "balanced", "--out", str(out)]) == 0
+    assert out.is_file()
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--class-weights", "inverse", "--out", str(out)])
+    assert "invalid choice: 'inverse'" in capsys.readouterr().err

@@ -107,3 +107,49 @@ def test_image_rejects_bad_size(tmp_path, size, error):
     Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "a.png")
     with pytest.raises(error, match="size must be"):
         load_image(tmp_path / "a.png", size)
+
+
+def test_train_validation_split_is_stratified_disjoint_and_seeded():
+    from cnn.data import train_validation_split
+
+    y = np.repeat(np.arange(3), [100, 20, 7])
+    x = np.arange(len(y), dtype=np.float32)[:, None] + np.zeros((1, 2), np.float32)
+    x_train, y_train, x_val, y_val = train_validation_split(x, y, 0.2, seed=0)
+    assert np.bincount(y_val).tolist() == [20, 4, 1]  # round(0.2 * 7) = 1
+    assert np.bincount(y_train).tolist() == [80, 16, 6]
+    # Every sample lands on exactly one side, with its own label.
+    ids = np.concatenate([x_train[:, 0], x_val[:, 0]]).astype(int)
+    assert sorted(ids) == list(range(len(y)))
+    np.testing.assert_array_equal(y[x_val[:, 0].astype(int)], y_val)
+    again = train_validation_split(x, y, 0.2, seed=0)
+    np.testing.assert_array_equal(again[2], x_val)
+    assert not np.array_equal(train_validation_split(x, y, 0.2, seed=1)[2], x_val)
+    # A class of two keeps one on each side; a class of one stays in training.
+    small = train_validation_split(x[:3], np.array([0, 0, 1]), 0.1, seed=0)
+    assert small[3].tolist() == [0] and sorted(small[1].tolist()) == [0, 1]
+
+
+def test_train_validation_split_keeps_groups_together():
+    from cnn.data import train_validation_split
+
+    groups = [f"P{k // 3}" for k in range(30)]  # ten patients with three images each
+    y = np.arange(30) % 3
+    x = np.arange(30, dtype=np.float64)
+    _, _, x_val, _ = train_validation_split(x, y, 0.3, seed=0, groups=groups)
+    held_out = {groups[int(i)] for i in x_val}
+    assert len(x_val) == 9 and len(held_out) == 3
+    assert all(groups[k] not in held_out for k in range(30) if k not in set(x_val.astype(int)))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(validation_size=0.0), "validation_size must be a float in"),
+    (dict(validation_size=1), "validation_size must be a float in"),
+    (dict(groups=["a"]), "groups must have one key per sample"),
+])
+def test_train_validation_split_rejects_bad_arguments(kwargs, message):
+    from cnn.data import train_validation_split
+
+    with pytest.raises(ValueError, match=message):
+        train_validation_split(np.zeros((4, 1)), np.array([0, 1, 0, 1]), seed=0, **kwargs)
+    with pytest.raises(ValueError, match="x must be a numpy.ndarray with one sample per label"):
+        train_validation_split(np.zeros((3, 1)), np.array([0, 1, 0, 1]), seed=0)

@@ -90,3 +90,26 @@ def test_check_model_catches_a_wrong_gradient(rng):
     assert errors["2.b"] > 0.1 and errors["0.w"] < 1e-7
     with pytest.raises(TypeError, match="model parameter '0.w' must be a float64 array"):
         check_model(Sequential([Dense(4, 3)]), x, y)
+
+
+@pytest.mark.parametrize("gap, crosses", [(0.0, True), (0.5, True), (0.8, True), (1.2, False),
+                                          (1.5, False), (2.5, False)])
+def test_a_max_pool_near_tie_is_a_false_alarm_only_within_h(gap, crosses):
+    # gradcheck.md and pooling.md: a centred difference crosses the kink of max(a, b) when the
+    # two entries are closer than h (not 2h); at an exact tie each gets 1/2, so the analytic
+    # gradient (1, 0) is twice the numerical one at the winner and 0 against 1/2 at the loser.
+    from cnn.layers import MaxPool2D
+
+    h = 1e-5
+    x = np.array([[[[1.0 + gap * h, 1.0], [0.2, -0.3]]]])
+    pool = MaxPool2D(2)
+    numeric = numerical_gradient(lambda v: pool.forward(v).sum(), x.copy(), h=h).ravel()
+    pool.forward(x)
+    analytic = pool.backward(np.ones((1, 1, 1, 1))).ravel()
+    np.testing.assert_array_equal(analytic, [1, 0, 0, 0])
+    if crosses:
+        assert numeric[1] > 0.01 and numeric[0] < 0.99  # the loser gets part of the gradient
+        if gap == 0.0:
+            np.testing.assert_allclose(numeric[:2], [0.5, 0.5], atol=1e-6)
+    else:
+        np.testing.assert_allclose(numeric, analytic, atol=1e-6)

@@ -52,6 +52,9 @@ class CBISDataset(NamedTuple):
     sources: tuple
     #: One error message per row left out (only with ``on_error="skip"``).
     skipped: tuple
+    #: The patient of each patch (``patient_id``; the source when the CSV has none),
+    #: for splits that keep every patient on one side.
+    patients: tuple = ()
 
 
 def _import_pydicom():
@@ -260,7 +263,7 @@ def load_cbis_ddsm(
     -------
     CBISDataset
         ``x : (N, 1, S, S)`` float32, ``y : (N,)`` int64, ``class_counts``, ``sources``,
-        ``skipped``.
+        ``skipped``, ``patients``.
 
     Raises
     ------
@@ -284,7 +287,7 @@ def load_cbis_ddsm(
         csv_files = [csv_files]
     _import_pydicom()
     columns = (CROPPED_COLUMN,) if crop == "cropped" else (IMAGE_COLUMN, MASK_COLUMN)
-    patches, labels, sources, skipped = [], [], [], []
+    patches, labels, sources, skipped, patients = [], [], [], [], []
     for csv_path in map(Path, csv_files):
         for number, row in enumerate(
             read_case_descriptions(csv_path, columns), start=1
@@ -308,6 +311,7 @@ def load_cbis_ddsm(
             patches.append(patch)
             labels.append(PATHOLOGY_LABELS[pathology])
             sources.append(f"{csv_path.name} row {number}")
+            patients.append(row.get("patient_id") or sources[-1])
     x = (
         np.stack(patches)[:, None]
         if patches
@@ -316,4 +320,6 @@ def load_cbis_ddsm(
     y = np.asarray(labels, dtype=np.int64)
     counts = np.bincount(y, minlength=len(CLASS_NAMES))
     class_counts = {name: int(count) for name, count in zip(CLASS_NAMES, counts)}
-    return CBISDataset(x, y, class_counts, tuple(sources), tuple(skipped))
+    return CBISDataset(
+        x, y, class_counts, tuple(sources), tuple(skipped), tuple(patients)
+    )
