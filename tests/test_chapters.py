@@ -24,7 +24,10 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 # Pages of the toc that are not lessons: no objectives, exercises or figures required.
-NOT_LESSONS = {"book/intro", "book/api", "book/equations", "book/bibliography", "book/teachers"}
+NOT_LESSONS = {
+    "book/intro", "book/downloads", "book/changes", "book/api", "book/equations",
+    "book/bibliography", "book/teachers",
+}
 
 # A label that states a gradient ends with the gradient's name: -dx, -dw, -db, -dz, -dout,
 # -dlogits, ..., -grad, -backward, but not words such as -dilated or -difference. The book's

@@ -11,6 +11,8 @@
   :mod:`assignments`).
 * The Binder and Colab buttons open ``notebooks/<chapter>.ipynb``, the committed
   copy in the repository (Colab cannot open a MyST ``.md`` file).
+* The version and its date in the footer, the PDF editions and the site's links to
+  them (see :mod:`pdfbook`).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import assignments  # noqa: E402
 import listing  # noqa: E402
 import myst2ipynb  # noqa: E402
 import provenance  # noqa: E402
+import pdfbook  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -171,6 +174,7 @@ def setup(app):
     listing.setup(app)
     provenance.setup(app)
     assignments.setup(app)
+    pdfbook.setup(app)
     app.connect("config-inited", setup_mathjax)
     app.connect("build-finished", copy_mathjax)
     # After sphinx-book-theme (priority 501) has built the header buttons.

@@ -48,18 +48,24 @@ from markdown_it.token import Token
 from myst_parser.config.main import MdParserConfig
 from myst_parser.parsers.directives import parse_directive_text
 from myst_parser.parsers.mdit import create_md_parser
+from release import read_version, tag
 from sphinx_external_toc.api import FileItem
 from sphinx_external_toc.parsing import parse_toc_yaml
 from sphinx.util.nodes import split_explicit_title
 
+# The release the text belongs to (the tag v0.2.0), not the moving main branch.
 INSTALL_CELL = """\
-# Installs the book's package `cnn` when it is missing (Colab, Binder, a fresh environment).
+# Installs the book's package `cnn`, release {version} (the code this text was written
+# with), when it is missing (Colab, Binder, a fresh environment).
 try:
     import cnn
 except ImportError:
-    %pip install --quiet "cnn-from-scratch @ git+{repo_url}"
+    %pip install --quiet "cnn-from-scratch @ git+{repo_url}@{tag}"
     import importlib
-    importlib.invalidate_caches()"""
+    importlib.invalidate_caches()
+else:
+    if cnn.__version__ != "{version}":
+        print("This text was written for cnn {version}; installed:", cnn.__version__)"""
 
 ADMONITIONS = {
     "admonition", "note", "tip", "hint", "important", "warning", "caution",
@@ -571,7 +577,9 @@ def export_notebook(nb: nbformat.NotebookNode, docname: str, index: BookIndex) -
     MyST-NB executed during the build (with outputs).
     """
     renderer = Renderer(index, docname)
-    cells = [nbformat.v4.new_code_cell(INSTALL_CELL.format(repo_url=index.repo_url))]
+    version = read_version()
+    install = INSTALL_CELL.format(repo_url=index.repo_url, version=version, tag=tag(version))
+    cells = [nbformat.v4.new_code_cell(install)]
     first_markdown = True
     for cell in nb.cells:
         cell = copy.deepcopy(cell)
