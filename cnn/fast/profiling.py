@@ -207,6 +207,66 @@ def gemm_gflops(size=512, dtype=np.float32, repeat=20):
     return 2 * size**3 / seconds / 1e9
 
 
+def network_phases(model, x, y, optimizer, repeat=5):
+    """Seconds of each part of a training step of ``model``, timed inside whole steps.
+
+    Runs ``repeat + 1`` training steps as ``Sequential.fit`` does (forward, softmax
+    cross-entropy, backward, ``optimizer.step``), timing every layer's ``forward`` and
+    ``backward``, the loss and the optimiser's update. The first step is not counted (it
+    allocates the optimiser's state and the layers' buffers); each part keeps its
+    minimum over the others.
+
+    Parameters
+    ----------
+    model : cnn.model.Sequential
+    x : numpy.ndarray
+        One batch, shape ``(N, ...)``.
+    y : numpy.ndarray
+        Its integer labels, shape ``(N,)``.
+    optimizer : object
+        With ``step(params, grads)``; its state and the parameters change.
+    repeat : int
+        Steps timed.
+
+    Returns
+    -------
+    dict
+        ``"layers"``: a list of ``(name, forward seconds, backward seconds)``, one per
+        layer in order, named ``"<index> <class>"``; ``"loss"`` and ``"optimizer"``:
+        seconds.
+    """
+    from cnn.losses import softmax_cross_entropy
+
+    n = len(model.layers)
+    best = np.full((n + 1, 2), np.inf)
+    clock = time.perf_counter
+    for step in range(repeat + 1):
+        seconds = np.zeros((n + 1, 2))
+        out = x
+        for i, layer in enumerate(model.layers):
+            start = clock()
+            out = layer.forward(out)
+            seconds[i, 0] = clock() - start
+        start = clock()
+        _, dout = softmax_cross_entropy(out, y)
+        seconds[n, 0] = clock() - start
+        for i in reversed(range(n)):
+            start = clock()
+            dout = model.layers[i].backward(dout)
+            seconds[i, 1] = clock() - start
+        start = clock()
+        optimizer.step(model.parameters(), model.gradients())
+        seconds[n, 1] = clock() - start
+        if step > 0:
+            best = np.minimum(best, seconds)
+    names = [f"{i} {type(layer).__name__}" for i, layer in enumerate(model.layers)]
+    return {
+        "layers": [(name, float(f), float(b)) for name, (f, b) in zip(names, best)],
+        "loss": float(best[n, 0]),
+        "optimizer": float(best[n, 1]),
+    }
+
+
 def peak_memory(fn):
     """Peak bytes allocated while ``fn()`` runs, as seen by ``tracemalloc``.
 
