@@ -54,7 +54,8 @@ def relu_backward(dout, cache):
     """
     x = cache.x
     check_array(dout, "dout", dims=x.shape)
-    return np.where(x > 0, dout, 0).astype(x.dtype, copy=False)
+    # The product with the mask (1 where x > 0) is several times faster than np.where.
+    return np.multiply(dout, x > 0, dtype=x.dtype)
 
 
 def log_softmax(z):

@@ -2,8 +2,18 @@
 
 Every layer has ``forward(x) -> out``, ``backward(dout) -> dx`` and two dicts,
 ``params`` and ``grads``, with the same keys (``"w"`` and ``"b"`` for layers with
-parameters, empty otherwise). ``backward`` stores fresh gradient arrays in ``grads``;
-only an optimiser changes ``params``, in place.
+parameters, empty otherwise). ``backward`` stores the gradients in ``grads``; only an
+optimiser changes ``params``, in place.
+
+Who owns the gradient arrays: the layer, until someone else keeps one. ``backward``
+writes a gradient into the array that ``grads`` already holds for it when nothing but
+``grads`` refers to that array (and it has the right shape and dtype); training then
+reuses one array per gradient instead of allocating a new one, of up to hundreds of
+megabytes, at every step. As soon as anything else refers to the array (a variable, a
+list, a view of it), ``backward`` leaves it alone and stores a new array in ``grads``:
+a caller who keeps ``grads["w"]`` across steps never sees it change. The test is
+CPython's reference count, as for ``ndarray.resize``; where there is none, every
+``backward`` allocates.
 
 Weights use He initialisation, ``w ~ Normal(0, 2 / fan_in)``, which keeps the variance
 of activations roughly constant through ReLU layers; biases start at zero. The generator
@@ -13,6 +23,8 @@ identical: pass one shared generator when building a network.
 """
 
 from __future__ import annotations
+
+import sys
 
 import numpy as np
 
@@ -40,6 +52,38 @@ class Layer:
 
     def __repr__(self):
         return f"{type(self).__name__}()"
+
+
+def _references(container, key):
+    """References to ``container[key]``, the container's and this call's included."""
+    return sys.getrefcount(container[key])
+
+
+# What _references counts for an array that only its container refers to, measured the
+# same way; None where the interpreter has no reference counts (then nothing is reused).
+_UNSHARED = (
+    _references({"a": np.empty(0)}, "a") if hasattr(sys, "getrefcount") else None
+)
+
+
+def _reusable(container, key, shape, dtype):
+    """``container[key]`` if only ``container`` refers to it and it fits, else ``None``.
+
+    ``None`` tells a function with ``out=`` arguments to allocate a new array.
+    """
+    array = container.get(key)
+    if (
+        _UNSHARED is None
+        or not isinstance(array, np.ndarray)
+        or array.shape != tuple(shape)
+        or array.dtype != dtype
+        or not array.flags.c_contiguous
+        or not array.flags.writeable
+    ):
+        return None
+    # Counted with ``array`` dropped, so that only the container's reference is left.
+    del array
+    return container[key] if _references(container, key) <= _UNSHARED else None
 
 
 def _he_normal(shape, fan_in, rng, dtype):
@@ -231,7 +275,8 @@ class Dense(Layer):
     params : dict
         ``"w"``: shape ``(D, M)``; ``"b"``: shape ``(M,)``.
     grads : dict
-        Same keys and shapes, set by ``backward``.
+        Same keys and shapes, set by ``backward``: the arrays of the previous step,
+        overwritten, unless someone else refers to them (see the module).
     """
 
     def __init__(self, in_features, out_features, rng=None, dtype=np.float32):
@@ -248,9 +293,12 @@ class Dense(Layer):
         return out
 
     def backward(self, dout):
-        """``dout : (N, M)`` -> ``dx : (N, D)``; sets ``grads``."""
+        """``dout : (N, M)`` -> ``dx : (N, D)``; sets ``grads`` (see the module)."""
         cache = self._forward_cache()
-        dx, self.grads["w"], self.grads["b"] = dense_backward(dout, cache)
+        dtype, (D, M) = cache.x.dtype, cache.w.shape
+        out = (None, _reusable(self.grads, "w", (D, M), dtype),
+               _reusable(self.grads, "b", (M,), dtype))
+        dx, self.grads["w"], self.grads["b"] = dense_backward(dout, cache, out=out)
         return dx
 
     def __repr__(self):

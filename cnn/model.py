@@ -78,12 +78,28 @@ class Sequential:
                 for name, value in layer.grads.items()}
 
     def _logits(self, x, batch_size):
-        """Logits for ``x`` computed in batches, so that memory stays bounded."""
+        """Logits for ``x`` computed in batches, keeping no backward caches.
+
+        Each layer's cache is dropped as soon as the layer has run, so that only one
+        layer's intermediate arrays exist at a time, and the caches of the last
+        ``forward`` are put back afterwards: ``predict`` between ``forward`` and
+        ``backward`` changes nothing, and nothing of the prediction stays in memory.
+        """
         batch_size = check_int(batch_size, "batch_size")
         _check_batch(x)
-        return np.concatenate(
-            [self.forward(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
-        )
+        caches = [layer.cache for layer in self.layers]
+        logits = []
+        try:
+            for start in range(0, len(x), batch_size):
+                out = x[start : start + batch_size]
+                for layer in self.layers:
+                    out = layer.forward(out)
+                    layer.cache = None
+                logits.append(out)
+        finally:
+            for layer, cache in zip(self.layers, caches):
+                layer.cache = cache
+        return np.concatenate(logits)
 
     def predict_proba(self, x, batch_size=256):
         """Class probabilities, ``softmax(logits)``: ``x : (N, ...)`` -> ``(N, K)``."""
