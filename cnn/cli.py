@@ -8,20 +8,31 @@
 ``predict`` prints one tab-separated line per image: its path, the probability of each
 class and the most probable class. An image that cannot be read is reported on stderr
 and skipped; the exit status is then 1, after every other image has been classified. The
-model is always the case-study CNN of ``cnn.casestudy.networks`` on 32 x 32 patches, so
-a saved file only holds its weights.
+model is the case-study CNN of ``cnn.casestudy.networks``, on 32 x 32 patches
+(``--arch small``, the default) or at the original network's full size on 50 x 50
+patches (``--arch original``), so a saved file only holds its weights; ``predict`` takes
+the same ``--arch``. Training shows a progress bar per epoch when standard output is a
+terminal, and prints one line per epoch.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 
 import numpy as np
 
 from cnn.casestudy.cbis import CROPS, load_cbis_ddsm
-from cnn.casestudy.networks import INPUT_SIZE, build_cnn, classify, train
+from cnn.casestudy.networks import (
+    INPUT_SIZE,
+    ORIGINAL_SIZE,
+    build_cnn,
+    build_original,
+    classify,
+    train,
+)
 from cnn.casestudy.synthetic import CLASS_NAMES, load_synthetic
 from cnn.data import load_image
 from cnn.fast.profiling import blas_threads
@@ -29,6 +40,16 @@ from cnn.fast.profiling import blas_threads
 DEFAULT_EPOCHS = 8
 DEFAULT_N_PER_CLASS = 2000
 DISCLAIMER = "note: a model trained on synthetic patches; not a medical device"
+ARCHITECTURES = {
+    "small": (build_cnn, INPUT_SIZE, 1e-3),
+    "original": (build_original, ORIGINAL_SIZE, 1e-4),
+}
+"""``--arch``: the network's builder, the side of the patches it takes, Adam's step.
+
+Adam moves every weight by about its step size at each step, whatever the gradient; a
+hidden unit of the original network sums 73,728 inputs, so its step is ten times
+smaller than the small network's.
+"""
 
 
 def _int_at_least(minimum):
@@ -58,6 +79,13 @@ def build_parser():
         choices=["synthetic", "cbis"],
         default="synthetic",
         help="the seeded synthetic patches, or CBIS-DDSM downloaded by you",
+    )
+    train_parser.add_argument(
+        "--arch",
+        choices=list(ARCHITECTURES),
+        default="small",
+        help="the case-study CNN on 32 x 32 patches (small, trains in seconds), or the "
+        "original network at full size on 50 x 50 patches (38 million parameters)",
     )
     train_parser.add_argument("--epochs", type=_int_at_least(1), default=DEFAULT_EPOCHS)
     train_parser.add_argument(
@@ -105,7 +133,13 @@ def build_parser():
         "images",
         nargs="+",
         metavar="IMAGE",
-        help="image files Pillow can read; resized to 32 x 32 grey",
+        help="image files Pillow can read; resized to the network's input size, grey",
+    )
+    predict_parser.add_argument(
+        "--arch",
+        choices=list(ARCHITECTURES),
+        default="small",
+        help="the architecture the model was trained with (see 'cnn train --help')",
     )
     predict_parser.add_argument(
         "--model",
@@ -121,24 +155,27 @@ def train_model(
     seed=0,
     verbose=False,
     data=None,
+    arch="small",
 ):
     """Train the case-study CNN: the model and its final test accuracy.
 
     ``data`` is ``(x_train, y_train, x_test, y_test)``; by default, seeded synthetic
-    patches.
+    patches of the size ``arch`` takes. ``verbose`` also shows a progress bar.
     """
+    build, size, lr = ARCHITECTURES[arch]
     if data is None:
-        data = load_synthetic(n_per_class=n_per_class, size=INPUT_SIZE, seed=seed)
+        data = load_synthetic(n_per_class=n_per_class, size=size, seed=seed)
         if verbose:
             print(
                 f"synthetic data: {len(data[1])} training and {len(data[3])} test "
-                f"patches of {INPUT_SIZE} x {INPUT_SIZE} (seed {seed})"
+                f"patches of {size} x {size} (seed {seed})"
             )
-    model = build_cnn(rng=np.random.default_rng(seed))
-    with blas_threads(
-        1
-    ):  # as in the chapter: faster for these small products, same numbers
-        history = train(model, data, epochs=epochs, seed=seed, verbose=verbose)
+    model = build(rng=np.random.default_rng(seed))
+    # The small network's products are too small to gain from a second BLAS thread (as
+    # in the chapter; same numbers); the full-size network's dense layer is not.
+    with blas_threads(1) if arch == "small" else contextlib.nullcontext():
+        history = train(model, data, epochs=epochs, lr=lr, seed=seed, verbose=verbose,
+                        progress=verbose)
     return model, history["val_acc"][-1]
 
 
@@ -147,7 +184,7 @@ def _cbis_data(args):
     splits = []
     for name, csv_files in [("training", args.cbis_train), ("test", args.cbis_test)]:
         found = load_cbis_ddsm(
-            args.cbis_root, csv_files, size=INPUT_SIZE, crop=args.crop
+            args.cbis_root, csv_files, size=ARCHITECTURES[args.arch][1], crop=args.crop
         )
         if len(found.y) == 0:
             raise ValueError(f"the {name} CSV files {csv_files} list no abnormalities")
@@ -184,7 +221,12 @@ def _train(args):
             print(f"cnn train: error: {error}", file=sys.stderr)
             return 1
     model, accuracy = train_model(
-        args.epochs, args.n_per_class, args.seed, verbose=True, data=data
+        args.epochs,
+        args.n_per_class,
+        args.seed,
+        verbose=True,
+        data=data,
+        arch=args.arch,
     )
     out = args.out if args.out.endswith(".npz") else args.out + ".npz"
     try:
@@ -203,12 +245,13 @@ def _train(args):
 
 
 def _predict(args):
-    model = build_cnn(rng=np.random.default_rng(0))
+    build, size, _ = ARCHITECTURES[args.arch]
+    model = build(rng=np.random.default_rng(0))
     if args.model is None:
         print("cnn predict: no --model given; training the default model (seed 0, "
               f"{DEFAULT_EPOCHS} epochs); save one with 'cnn train --out model.npz'",
               file=sys.stderr)
-        model, _ = train_model()
+        model, _ = train_model(arch=args.arch)
     else:
         try:
             model.load(args.model)
@@ -223,7 +266,7 @@ def _predict(args):
     failures = 0
     for path in args.images:
         try:
-            image = load_image(path, INPUT_SIZE)
+            image = load_image(path, size)
         except ValueError as error:
             print(f"cnn predict: error: {error}", file=sys.stderr)
             failures += 1

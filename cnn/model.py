@@ -8,6 +8,7 @@ in ``gradients()``, for optimisers and in saved files.
 
 from __future__ import annotations
 
+import sys
 import zipfile
 from pathlib import Path
 
@@ -26,6 +27,17 @@ def _check_batch(x):
             "x must have shape (N, ...) with N >= 1 and at least 2 axes, "
             f"got shape {x.shape}"
         )
+
+
+def _progress_bar(total, description):
+    """A ``tqdm`` bar of ``total`` samples on standard output, if that is a terminal.
+
+    It is cleared when closed, so that the epoch's line is printed in its place.
+    """
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=description, unit="sample", leave=False,
+                file=sys.stdout, disable=not sys.stdout.isatty())
 
 
 class Sequential:
@@ -132,7 +144,7 @@ class Sequential:
         return loss, float(np.mean(logits.argmax(axis=1) == y))
 
     def fit(self, x, y, epochs, batch_size, optimizer, validation_data=None, seed=0,
-            verbose=False):
+            verbose=False, progress=False):
         """Train with mini-batch gradient descent on softmax cross-entropy.
 
         Each epoch visits the samples in a new random order drawn from
@@ -157,6 +169,9 @@ class Sequential:
             Seeds the shuffling.
         verbose : bool
             Print one line per epoch.
+        progress : bool
+            Show a progress bar per epoch (``tqdm``) with the running loss, the samples
+            per second and the time left, when standard output is a terminal.
 
         Returns
         -------
@@ -175,6 +190,9 @@ class Sequential:
         for epoch in range(epochs):
             order = rng.permutation(len(x))
             total_loss, correct = 0.0, 0
+            bar = None
+            if progress:
+                bar = _progress_bar(len(x), f"epoch {epoch + 1}/{epochs}")
             for start in range(0, len(x), batch_size):
                 batch = order[start:start + batch_size]
                 logits = self.forward(x[batch])
@@ -183,6 +201,12 @@ class Sequential:
                 optimizer.step(self.parameters(), self.gradients())
                 total_loss += loss * len(batch)
                 correct += int(np.sum(logits.argmax(axis=1) == y[batch]))
+                if bar is not None:
+                    bar.set_postfix_str(f"loss {total_loss / (start + len(batch)):.4f}",
+                                        refresh=False)
+                    bar.update(len(batch))
+            if bar is not None:
+                bar.close()
             history["train_loss"].append(total_loss / len(x))
             history["train_acc"].append(correct / len(x))
             line = (

@@ -265,3 +265,13 @@ def test_inference_between_forward_and_backward_changes_nothing(rng):
     np.testing.assert_array_equal(model.backward(dlogits), expected)
     for key, value in model.gradients().items():
         np.testing.assert_array_equal(value, grads[key])
+
+
+
+def test_no_progress_bar_when_standard_output_is_not_a_terminal(capsys):
+    x, y = small_batch(N=20)
+    small_net().fit(x, y, epochs=2, batch_size=5, optimizer=SGD(0.1), verbose=True,
+                    progress=True)
+    printed = capsys.readouterr().out
+    assert "\r" not in printed and "sample/s" not in printed
+    assert [line[:9] for line in printed.splitlines()] == ["epoch 1/2", "epoch 2/2"]

@@ -123,7 +123,8 @@ def build_dense(*, rng, size=INPUT_SIZE, hidden=64):
     ])
 
 
-def train(model, data, epochs=8, batch_size=32, lr=1e-3, seed=0, verbose=False):
+def train(model, data, epochs=8, batch_size=32, lr=1e-3, seed=0, verbose=False,
+          progress=False):
     """Train ``model`` with Adam on standardized patches.
 
     Parameters
@@ -140,6 +141,8 @@ def train(model, data, epochs=8, batch_size=32, lr=1e-3, seed=0, verbose=False):
         Seeds the order of the mini-batches.
     verbose : bool
         Print one line per epoch.
+    progress : bool
+        Show a progress bar per epoch when standard output is a terminal.
 
     Returns
     -------
@@ -150,7 +153,8 @@ def train(model, data, epochs=8, batch_size=32, lr=1e-3, seed=0, verbose=False):
     x_train, y_train, x_test, y_test = data
     validation_data = (standardize(x_test), y_test)
     return model.fit(standardize(x_train), y_train, epochs, batch_size, Adam(lr=lr),
-                     validation_data=validation_data, seed=seed, verbose=verbose)
+                     validation_data=validation_data, seed=seed, verbose=verbose,
+                     progress=progress)
 
 
 def classify(model, x):
