@@ -15,6 +15,13 @@ a caller who keeps ``grads["w"]`` across steps never sees it change. The test is
 CPython's reference count, as for ``ndarray.resize``; where there is none, every
 ``backward`` allocates.
 
+The same rule covers the large arrays that ``ReLU`` (its output and ``dx``) and
+``MaxPool2D`` (its ``dx``) return: each keeps the last two it returned, and writes into
+one of them again only when nothing outside the layer refers to it any more, such as
+when the next layer has used it and dropped it. Whatever a caller keeps, it keeps.
+``release`` drops a layer's cache and these arrays (``Sequential.predict`` does, so that
+inference leaves nothing behind).
+
 Weights use He initialisation, ``w ~ Normal(0, 2 / fan_in)``, which keeps the variance
 of activations roughly constant through ReLU layers; biases start at zero. The generator
 ``rng`` (a ``numpy.random.Generator``) makes initialisation reproducible; ``rng=None``
@@ -44,6 +51,10 @@ class Layer:
         self.grads = {}
         self.cache = None
 
+    def release(self):
+        """Drop the cache and any arrays kept for reuse; ``params``/``grads`` stay."""
+        self.cache = None
+
     def _forward_cache(self):
         """Return the cache of the last forward pass."""
         if self.cache is None:
@@ -71,7 +82,7 @@ def _reusable(container, key, shape, dtype):
 
     ``None`` tells a function with ``out=`` arguments to allocate a new array.
     """
-    array = container.get(key)
+    array = container[key] if isinstance(container, list) else container.get(key)
     if (
         _UNSHARED is None
         or not isinstance(array, np.ndarray)
@@ -84,6 +95,26 @@ def _reusable(container, key, shape, dtype):
     # Counted with ``array`` dropped, so that only the container's reference is left.
     del array
     return container[key] if _references(container, key) <= _UNSHARED else None
+
+
+POOL_SIZE = 2
+"""Arrays a layer keeps per output for reuse: the previous step's output may still be
+held by the next layer's cache when the layer runs again, the one before it not."""
+
+
+def _pooled(pool, shape, dtype):
+    """An array of ``shape`` and ``dtype`` from ``pool`` that only ``pool`` refers to.
+
+    If there is none, a new one (uninitialised) takes the place of the oldest in the
+    pool, which keeps at most ``POOL_SIZE`` arrays.
+    """
+    for i in range(len(pool)):
+        array = _reusable(pool, i, shape, dtype)
+        if array is not None:
+            return array
+    array = np.empty(shape, dtype=dtype)
+    pool[:] = pool[1 - POOL_SIZE:] + [array]
+    return array
 
 
 def _he_normal(shape, fan_in, rng, dtype):
@@ -208,6 +239,21 @@ class MaxPool2D(Pool2D):
     _forward_function = staticmethod(maxpool2d_forward_fast)
     _backward_function = staticmethod(maxpool2d_backward_fast)
 
+    def __init__(self, kernel_size=2, stride=None):
+        super().__init__(kernel_size, stride)
+        self._dx_pool = []
+
+    def release(self):
+        """Drop the cache and the arrays kept for ``dx``."""
+        super().release()
+        self._dx_pool.clear()
+
+    def backward(self, dout):
+        """``dout : (N, C, H_out, W_out)`` -> ``dx : (N, C, H, W)`` (see the module)."""
+        cache = self._forward_cache()
+        dx = _pooled(self._dx_pool, cache.x_shape, cache.dtype)
+        return maxpool2d_backward_fast(dout, cache, out=dx)
+
 
 class AvgPool2D(Pool2D):
     """Average pooling layer; calls ``avgpool2d_forward`` and ``avgpool2d_backward``.
@@ -220,16 +266,34 @@ class AvgPool2D(Pool2D):
 
 
 class ReLU(Layer):
-    """ReLU layer; calls ``relu_forward`` and ``relu_backward``. Any input shape."""
+    """ReLU layer; calls ``relu_forward`` and ``relu_backward``. Any input shape.
+
+    Returns arrays it may reuse once nobody else refers to them (see the module).
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._out_pool, self._dx_pool = [], []
+
+    def release(self):
+        """Drop the cache and the arrays kept for the output and ``dx``."""
+        super().release()
+        self._out_pool.clear()
+        self._dx_pool.clear()
 
     def forward(self, x):
         """``x`` -> ``max(x, 0)``, same shape."""
-        out, self.cache = relu_forward(x)
+        out = None
+        if isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.floating):
+            out = _pooled(self._out_pool, x.shape, x.dtype)
+        out, self.cache = relu_forward(x, out=out)
         return out
 
     def backward(self, dout):
         """``dout`` -> ``dx``, same shape; zero where the input was not positive."""
-        return relu_backward(dout, self._forward_cache())
+        cache = self._forward_cache()
+        dx = _pooled(self._dx_pool, cache.x.shape, cache.x.dtype)
+        return relu_backward(dout, cache, out=dx)
 
 
 class Flatten(Layer):

@@ -92,10 +92,11 @@ class Sequential:
     def _logits(self, x, batch_size):
         """Logits for ``x`` computed in batches, keeping no backward caches.
 
-        Each layer's cache is dropped as soon as the layer has run, so that only one
-        layer's intermediate arrays exist at a time, and the caches of the last
-        ``forward`` are put back afterwards: ``predict`` between ``forward`` and
-        ``backward`` changes nothing, and nothing of the prediction stays in memory.
+        Each layer's cache (and any array it keeps for reuse) is released as soon as
+        the layer has run, so that only one layer's intermediate arrays exist at a time,
+        and the caches of the last ``forward`` are put back afterwards: ``predict``
+        between ``forward`` and ``backward`` changes nothing, and nothing of the
+        prediction stays in memory.
         """
         batch_size = check_int(batch_size, "batch_size")
         _check_batch(x)
@@ -106,7 +107,7 @@ class Sequential:
                 out = x[start : start + batch_size]
                 for layer in self.layers:
                     out = layer.forward(out)
-                    layer.cache = None
+                    layer.release()
                 logits.append(out)
         finally:
             for layer, cache in zip(self.layers, caches):

@@ -9,7 +9,7 @@ from cnn.conv import conv2d_forward
 from cnn.dense import dense_forward
 from cnn.gradcheck import check_layer
 from cnn.layers import AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU
-from cnn.pool import avgpool2d_forward, maxpool2d_forward
+from cnn.pool import avgpool2d_forward, maxpool2d_backward, maxpool2d_forward
 
 
 def distinct_values(shape, seed):
@@ -202,3 +202,51 @@ def test_fit_reuses_the_gradient_arrays_between_steps():
     ids = {k: id(v) for k, v in model.gradients().items()}
     model.fit(x, y, epochs=2, batch_size=8, optimizer=SGD(0.1))
     assert {k: id(v) for k, v in model.gradients().items()} == ids
+
+
+def test_relu_reuses_its_arrays_but_never_one_a_caller_keeps(rng):
+    relu = ReLU()
+    x1, x2 = rng.standard_normal((2, 3, 4, 5)).astype(np.float32)
+    kept = relu.forward(x1)
+    expected = np.maximum(x1, 0)
+    second = relu.forward(x2)
+    np.testing.assert_array_equal(kept, expected)  # the second call wrote elsewhere
+    assert not np.shares_memory(kept, second)
+    # Once nobody holds the outputs, later calls write into the same two arrays.
+    del kept, second
+    pointers = {relu.forward(x).ctypes.data for x in (x1, x2, x1, x2)}
+    assert len(pointers) <= 2
+    dout = rng.standard_normal(x1.shape).astype(np.float32)
+    relu.forward(x1)
+    dx_kept = relu.backward(dout)
+    dx_again = relu.backward(2 * dout)
+    np.testing.assert_array_equal(dx_kept, dout * (x1 > 0))
+    np.testing.assert_array_equal(dx_again, 2 * dout * (x1 > 0))
+    relu.release()
+    assert relu.cache is None and relu._out_pool == relu._dx_pool == []
+
+
+@pytest.mark.parametrize("shape, kernel, stride", [
+    ((2, 3, 8, 8), 2, None),       # windows tile the input: dx is written, never zeroed
+    ((2, 3, 9, 7), 2, None),       # a row and a column no window reaches
+    ((2, 2, 9, 9), 3, 2),          # overlapping windows add up
+    ((2, 2, 9, 9), 2, 3),          # gaps between windows
+])
+def test_maxpool_dx_into_a_reused_array_equals_a_fresh_one(shape, kernel, stride, rng):
+    layer = MaxPool2D(kernel, stride)
+    x = rng.standard_normal(shape).astype(np.float32)
+    out = layer.forward(x)
+    _, cache = maxpool2d_forward(x, kernel, stride)
+    for scale in (1.0, -3.0, 0.5):
+        dout = (scale * rng.standard_normal(out.shape)).astype(np.float32)
+        # Each call writes over the previous call's array once it is dropped: stale values
+        # must not leak into entries that no window reaches.
+        dx = layer.backward(dout)
+        np.testing.assert_allclose(dx, maxpool2d_backward(dout, cache), rtol=1e-6)
+        dx[...] = np.nan  # what a stale array could hold
+        del dx
+    layer.forward(x)
+    first = layer.backward(dout)
+    second = layer.backward(2 * dout)
+    assert not np.shares_memory(first, second)
+    np.testing.assert_allclose(first, maxpool2d_backward(dout, cache), rtol=1e-6)

@@ -65,7 +65,7 @@ def maxpool2d_forward_fast(x, kernel_size=2, stride=None):
     return out, MaxPoolCache(x.shape, x.dtype, argmax, kernel_size, stride)
 
 
-def maxpool2d_backward_fast(dout, cache):
+def maxpool2d_backward_fast(dout, cache, out=None):
     """Max pooling backward pass, vectorised: gradients go to the argmax.
 
     Implements eq-maxpool-dx: for each offset ``k = (p, q)`` of the window, the entries
@@ -79,15 +79,26 @@ def maxpool2d_backward_fast(dout, cache):
         Shape ``(N, C, H_out, W_out)``.
     cache : MaxPoolCache
         From ``maxpool2d_forward`` or ``maxpool2d_forward_naive``.
+    out : numpy.ndarray, optional
+        An array of shape ``(N, C, H, W)`` and the forward input's dtype to write ``dx``
+        into, as NumPy's ``out=`` (the layer ``MaxPool2D`` reuses one between steps).
 
     Returns
     -------
     dx : numpy.ndarray
-        Shape ``(N, C, H, W)``, dtype of the forward input.
+        Shape ``(N, C, H, W)``, dtype of the forward input: a new array, or ``out``.
     """
     out_size = _check_dout(dout, cache)
-    overlapping = any(s < k for s, k in zip(cache.stride, cache.kernel_size))
-    dx = np.zeros(cache.x_shape, dtype=cache.dtype)
+    (KH, KW), (SH, SW), (H, W) = cache.kernel_size, cache.stride, cache.x_shape[2:]
+    overlapping = SH < KH or SW < KW
+    if out is None:
+        dx = np.zeros(cache.x_shape, dtype=cache.dtype)
+    else:
+        dx = out
+        # Windows that tile the input exactly write every entry of dx below; otherwise
+        # some entries are added to, or never reached, and must start at 0.
+        if (SH, SW) != (KH, KW) or H % KH or W % KW:
+            dx.fill(0)
     is_k = np.empty(dout.shape, dtype=bool)
     for k, (p, q) in enumerate(np.ndindex(*cache.kernel_size)):
         slice_k = dx[offset_index(p, q, out_size, cache.stride)]
