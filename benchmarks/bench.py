@@ -45,6 +45,7 @@ from cnn.pool import maxpool2d_backward_naive, maxpool2d_forward_naive
 from cnn.fast.profiling import (
     conv2d_flops,
     conv2d_gemms,
+    format_network_table,
     format_table,
     machine_info,
     peak_memory,
@@ -539,17 +540,6 @@ def measure_optimizers(name, threads, repeat, rounds):
         row["gb_per_s"] = row["bytes"] / row["seconds"] / 1e9
         row["copyto_gb_per_s"] = row["bytes"] / row["copyto_s"] / 1e9
     return list(rows.values())
-
-
-def format_network_table(rows, first=None, memory=None):
-    """The whole-network table as text; the full-size network's first steps and memory after."""
-    lines = [f"{'network':14} {'thr':>3} {'step ms':>9} {'torch ms':>9} {'ours/torch':>10}"]
-    for row in rows:
-        torch_ms = f"{1e3 * row['torch_s']:9.2f}" if "torch_s" in row else f"{'-':>9}"
-        ratio = f"{row['over_torch']:10.2f}" if "over_torch" in row else f"{'-':>10}"
-        lines.append(f"{row['network']:14} {row['threads']:3d} {1e3 * row['step_s']:9.2f} "
-                     f"{torch_ms} {ratio}")
-    return "\n".join(lines)
 
 
 def regression_guard(rows, path=RESULTS):

@@ -349,6 +349,31 @@ def format_table(rows):
     return "\n".join(lines)
 
 
+def format_network_table(rows):
+    """The table of whole training steps as text, a line per network and thread count.
+
+    Parameters
+    ----------
+    rows : list of dict
+        As stored under ``"networks"`` in ``benchmarks/results.json``: ``network``,
+        ``threads``, ``step_s`` and, when PyTorch was measured, ``torch_s`` and
+        ``over_torch``.
+
+    Returns
+    -------
+    str
+        Times in milliseconds; ``-`` where PyTorch was not measured.
+    """
+    header = ["network".ljust(14), "thr", "  step ms", " torch ms", "ours/torch"]
+    lines = [" ".join(header)]
+    for row in rows:
+        torch_ms = f"{1e3 * row['torch_s']:9.2f}" if "torch_s" in row else f"{'-':>9}"
+        ratio = f"{row['over_torch']:10.2f}" if "over_torch" in row else f"{'-':>10}"
+        lines.append(f"{row['network']:14} {row['threads']:3d} "
+                     f"{1e3 * row['step_s']:9.2f} {torch_ms} {ratio}")
+    return "\n".join(lines)
+
+
 def machine_info():
     """CPU, Python, NumPy and BLAS (library, kernel, threads) of the running process.
 
