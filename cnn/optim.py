@@ -89,7 +89,9 @@ class Optimizer:
             )
         pairs = []
         for key, param in params.items():
-            check_array(param, f"params[{key!r}]")
+            # Not checked for NaN: that would read every parameter once more per step,
+            # and a non-finite parameter already fails the next forward pass.
+            check_array(param, f"params[{key!r}]", finite=False)
             grad = check_array(grads[key], f"grads[{key!r}]", dims=param.shape)
             state = self.state.get(key)
             if state is not None and state[0].shape != param.shape:
