@@ -30,7 +30,9 @@ serve:
 notebooks: $(STAMP)
 	$(PY) scripts/export_notebooks.py
 
-# The speed benchmark of issue 7 (one table; the JSON is for comparing machines, not committed).
+# The speed benchmarks of issues 7 and 12: layers, whole networks and optimisers against
+# PyTorch when it is importable (results-local.json is for comparing machines; the committed
+# benchmarks/results.json comes from a full run).
 bench: $(STAMP)
 	$(PY) benchmarks/bench.py --json benchmarks/results-local.json
 

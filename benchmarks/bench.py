@@ -379,6 +379,18 @@ def first_steps(make_step, steps=3):
     return seconds
 
 
+def check_threads(threads):
+    """Raise unless every BLAS (and PyTorch) runs ``threads`` threads inside the limit."""
+    from threadpoolctl import threadpool_info
+
+    counts = {lib["internal_api"]: lib["num_threads"] for lib in threadpool_info()
+              if lib["user_api"] == "blas"}
+    if torch is not None:
+        counts["torch"] = torch.get_num_threads()
+    if any(n != threads for n in counts.values()):
+        raise RuntimeError(f"asked for {threads} thread(s), threadpoolctl sees {counts}")
+
+
 def measure_networks(names, threads_list, repeat, rounds):
     """Rows of whole training steps, ours and PyTorch's, minima over rounds and repeats."""
     cases = {}
@@ -402,10 +414,12 @@ def measure_networks(names, threads_list, repeat, rounds):
         for threads in threads_list:
             for name, (ours, theirs) in cases.items():
                 slot = best.setdefault((name, threads), {})
+                if torch is not None:
+                    torch.set_num_threads(threads)
                 with threadpool_limits(threads):
+                    check_threads(threads)
                     slot["step_s"] = min(slot.get("step_s", np.inf), time_min(ours, repeat=repeat))
                 if theirs is not None:
-                    torch.set_num_threads(threads)
                     slot["torch_s"] = min(slot.get("torch_s", np.inf),
                                           time_min(theirs, repeat=repeat))
             time.sleep(1.0 if torch is not None else 0.0)
