@@ -44,7 +44,7 @@ ARCHITECTURES = {
     "small": (build_cnn, INPUT_SIZE, 1e-3),
     "original": (build_original, ORIGINAL_SIZE, 1e-4),
 }
-"""``--arch``: the network's builder, the side of the patches it takes, Adam's step.
+"""The network of each ``--arch``, the side of its patches and Adam's step size.
 
 Adam moves every weight by about its step size at each step, whatever the gradient; a
 hidden unit of the original network sums 73,728 inputs, so its step is ten times

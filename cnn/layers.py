@@ -98,8 +98,11 @@ def _reusable(container, key, shape, dtype):
 
 
 POOL_SIZE = 2
-"""Arrays a layer keeps per output for reuse: the previous step's output may still be
-held by the next layer's cache when the layer runs again, the one before it not."""
+"""Arrays a layer keeps per output for reuse.
+
+The previous step's output may still be held by the next layer's cache when the layer
+runs again; the one before it no longer is.
+"""
 
 
 def _pooled(pool, shape, dtype):

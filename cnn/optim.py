@@ -38,8 +38,11 @@ def _check_hyper(value, name, low, high, low_inclusive=False):
 
 
 BLOCK_SIZE = 2**16
-"""Entries per block of an update: a block of every operand, and the scratch, fit the
-processor's cache (chapter "Making it fast")."""
+"""Entries per block of an update.
+
+A block of every operand, and the scratch, fit the processor's cache (chapter "Making it
+fast").
+"""
 
 
 class Optimizer:
