@@ -3,23 +3,34 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# cffconvert (the tests validate CITATION.cff with it) pins jsonschema<4, which the book's
+# tools cannot use: it gets a virtual environment of its own inside .venv.
+CFFCONVERT := $(VENV)/cffconvert/bin/cffconvert
 
-.PHONY: setup book test serve bench notebooks clean
+.PHONY: setup book pdf test serve bench notebooks assignments mutation clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,book,dicom,bench]'
+	test -x $(CFFCONVERT) || ($(PY) -m venv $(VENV)/cffconvert && \
+	  $(VENV)/cffconvert/bin/python -m pip install -q --disable-pip-version-check 'cffconvert==2.0.0')
 	touch $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
 
 # A strict build from clean: an incremental -W build can pass on pages it did not re-read.
+# The PDFs of `make pdf` (_build/pdf) are kept: the site links them when they are there.
 book: $(STAMP)
-	rm -rf _build
+	if [ -d _build ]; then find _build -mindepth 1 -maxdepth 1 ! -name pdf -exec rm -rf {} +; fi
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
+
+# The PDF editions (instructor, student) into _build/pdf; needs TeX Live and says which
+# Debian packages to install when they are missing (scripts/build_pdf.py).
+pdf: $(STAMP)
+	$(PY) scripts/build_pdf.py
 
 # Preview the built site on this machine only.
 serve:
@@ -30,11 +41,22 @@ serve:
 notebooks: $(STAMP)
 	$(PY) scripts/export_notebooks.py
 
-# The speed benchmarks of issues 7 and 12: layers, whole networks and optimisers against
-# PyTorch when it is importable (results-local.json is for comparing machines; the committed
-# benchmarks/results.json comes from a full run).
+# The student notebooks built from the chapters and the package (commit them).
+assignments: $(STAMP)
+	$(PY) scripts/make_assignments.py
+
+# The speed benchmarks of issues 7, 12 and 13: layers, whole networks, optimisers and the
+# deeper networks' layers against PyTorch when it is importable (results-local.json is for
+# comparing machines; the committed benchmarks/results.json comes from a full run).
 bench: $(STAMP)
 	$(PY) benchmarks/bench.py --json benchmarks/results-local.json
+
+# Mutation testing of the package (mutmut, the `mutation` extra), one module at a time in
+# _build/mutation: not part of `make test` or CI; about 20 min on 2 busy cores.
+# MODULES="optim model" limits it to some modules.
+mutation: $(STAMP)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[mutation]'
+	$(PY) scripts/mutation.py $(MODULES)
 
 clean:
 	rm -rf _build

@@ -223,12 +223,11 @@ def measure(cases, threads_list, repeat, rounds):
     return rows
 
 
-def book_digits_layers(rng):
-    """The digits CNN of book/cnn.md."""
-    from cnn.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
+def narrow_digits_layers(rng):
+    """The network of book/cnn.md (cnn.digits) with 8 filters instead of its 16."""
+    from cnn.digits import build_digits_cnn
 
-    return [Conv2D(1, 8, 3, padding=1, rng=rng), ReLU(), MaxPool2D(2), Flatten(),
-            Dense(8 * 4 * 4, 10, rng=rng)]
+    return build_digits_cnn(rng=rng, filters=8).layers
 
 
 def wider_digits_layers(rng):
@@ -241,7 +240,7 @@ def wider_digits_layers(rng):
 
 
 DIGITS_MODELS = {
-    "book: conv 8, pool, dense": book_digits_layers,
+    "conv 8, pool, dense": narrow_digits_layers,
     "conv 16, conv 32, pool, dense": wider_digits_layers,
 }
 
@@ -638,6 +637,96 @@ def print_full_size(full, network_rows, threads):
               f"{row['copyto_gb_per_s']:5.1f} GB/s{torch_ms}")
 
 
+# -- Deeper networks (issue 13): batch norm, dropout, transposed convolution -----------------
+# Each row times one layer's forward and backward pass in float32, like the rows above, against
+# the same operation in PyTorch when it is importable. Target: ours/torch <= 1.5 at 1 thread.
+
+# name: (kind, input shape, arguments, what it is)
+DEEPER_LAYERS = {
+    "BN1": ("batchnorm", (64, 32, 28, 28), {}, "batch norm, training mode, on L1's output"),
+    "BN2": ("batchnorm", (256, 512), {}, "batch norm of dense activations (N=256, C=512)"),
+    "DO1": ("dropout", (64, 32, 28, 28), {"p": 0.5}, "dropout p=0.5 on L1's output"),
+    "DO2": ("dropout", (256, 512), {"p": 0.5}, "dropout p=0.5 on dense activations"),
+    "CT1": ("conv_transpose", (64, 64, 14, 14), {"out": 32, "k": 4, "stride": 2, "padding": 1},
+            "transposed conv 64->32, 4x4, stride 2, padding 1: 14x14 -> 28x28"),
+    "CT2": ("conv_transpose", (64, 32, 14, 14), {"out": 32, "k": 3, "stride": 1, "padding": 1},
+            "transposed conv 32->32, 3x3, stride 1, padding 1: 14x14 -> 14x14"),
+}
+
+
+def deeper_case_timers(name, spec, rng):
+    """A ``Case`` for one row of ``DEEPER_LAYERS``: our forward+backward and PyTorch's."""
+    from cnn.fast.conv_transpose import (
+        conv_transpose2d_backward_fast,
+        conv_transpose2d_forward_fast,
+    )
+    from cnn.norm import batchnorm_backward, batchnorm_forward
+    from cnn.regularization import dropout_backward, dropout_forward
+
+    kind, shape, args, what = spec
+    x = rng.standard_normal(shape, dtype=np.float32)
+    if kind == "batchnorm":
+        C = shape[1]
+        gamma = rng.standard_normal(C, dtype=np.float32)
+        beta = rng.standard_normal(C, dtype=np.float32)
+        dout = rng.standard_normal(shape, dtype=np.float32)
+
+        def ours():
+            out, cache = batchnorm_forward(x, gamma, beta)
+            return out, batchnorm_backward(dout, cache)
+
+        def theirs_builder():
+            xt, gt, bt = (torch.from_numpy(a).requires_grad_() for a in (x, gamma, beta))
+            dt = torch.from_numpy(dout)
+            return lambda: torch.nn.functional.batch_norm(
+                xt, None, None, gt, bt, training=True).backward(dt)
+    elif kind == "dropout":
+        dout = rng.standard_normal(shape, dtype=np.float32)
+        drop_rng = np.random.default_rng(1)
+
+        def ours():
+            out, cache = dropout_forward(x, args["p"], drop_rng)
+            return out, dropout_backward(dout, cache)
+
+        def theirs_builder():
+            xt, dt = torch.from_numpy(x).requires_grad_(), torch.from_numpy(dout)
+            return lambda: torch.nn.functional.dropout(xt, args["p"], training=True).backward(dt)
+    else:
+        C_in, (k, stride, padding) = shape[1], (args["k"], args["stride"], args["padding"])
+        w = rng.standard_normal((C_in, args["out"], k, k), dtype=np.float32)
+        w *= np.float32(np.sqrt(2 / (C_in * k * k / stride**2)))
+        b = rng.standard_normal(args["out"], dtype=np.float32)
+        out, _ = conv_transpose2d_forward_fast(x, w, b, stride, padding)
+        dout = rng.standard_normal(out.shape, dtype=np.float32)
+
+        def ours():
+            out, cache = conv_transpose2d_forward_fast(x, w, b, stride, padding)
+            return out, conv_transpose2d_backward_fast(dout, cache)
+
+        def theirs_builder():
+            xt, wt, bt = (torch.from_numpy(a).requires_grad_() for a in (x, w, b))
+            dt = torch.from_numpy(dout)
+            return lambda: torch.nn.functional.conv_transpose2d(
+                xt, wt, bt, stride=stride, padding=padding).backward(dt)
+
+    with threadpool_limits(1):
+        row = {"layer": name, "shape": f"{what}: {shape}", "peak_mib": peak_memory(ours) / 2**20}
+    make_timers = lambda: {"fast_s": ours}  # noqa: E731
+    if kind == "conv_transpose":
+        # The adjoint convolution: input of the output's shape, filters (C_in, C_out, k, k), output
+        # of x's shape. Its three GEMMs are the arithmetic of this layer's step as well.
+        row["step_gflop"] = 3 * conv2d_flops(dout.shape, w.shape, x.shape) / 1e9
+        make_timers = lambda: {"fast_s": ours,  # noqa: E731
+                               "gemm_s": conv2d_gemms(dout.shape, w.shape, x.shape, rng=rng)}
+    return Case(row, make_timers, None if torch is None else theirs_builder())
+
+
+def bench_deeper(threads_list, repeat, rounds, rng):
+    """Rows for batch norm, dropout and transposed convolution (forward + backward)."""
+    cases = [deeper_case_timers(name, spec, rng) for name, spec in DEEPER_LAYERS.items()]
+    return measure(cases, threads_list, repeat, rounds)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
@@ -647,6 +736,8 @@ def main(argv=None):
     parser.add_argument("--threads", default="1,2", help="comma-separated BLAS thread counts")
     parser.add_argument("--no-naive", action="store_true", help="skip the naive versions")
     parser.add_argument("--no-digits", action="store_true", help="skip training the digits CNNs")
+    parser.add_argument("--no-deeper", action="store_true",
+                        help="skip the batch norm, dropout and transposed convolution rows")
     parser.add_argument("--layers", default=",".join([*CONV_LAYERS, *POOL_LAYERS]),
                         help="comma-separated subset of " + ",".join([*CONV_LAYERS, *POOL_LAYERS]))
     parser.add_argument("--networks", default=",".join(NETWORKS),
@@ -715,6 +806,12 @@ def main(argv=None):
         print(format_network_table(network_rows))
     if full:
         print_full_size(full, network_rows, threads_list[0])
+    deeper = [] if args.no_deeper else bench_deeper(threads_list, args.repeat, args.rounds, rng)
+    if deeper:
+        print("Deeper networks: forward+backward of one layer, float32 (ours/torch target <= 1.5)")
+        for name, shape in dict((r["layer"], r["shape"]) for r in deeper).items():
+            print(f"  {name}: {shape}")
+        print(format_table(deeper))
     digits = [] if args.no_digits else bench_digits(threads_list[0])
     for row in digits:
         print(f"digits CNN ({row['model']}): {row['epochs']} epochs, batch {row['batch_size']}, "
@@ -732,6 +829,7 @@ def main(argv=None):
             "networks": network_rows,
             "full_size": full,
             "digits": digits,
+            "deeper": deeper,
         }
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(result, f, indent=1)

@@ -8,4 +8,7 @@ gradient checking (``cnn.gradcheck``) and data loaders (``cnn.data``) are built 
 Arrays are NCHW.
 """
 
-__version__ = "0.1.0"
+# The one place the version is written. pyproject.toml, the site, the PDF and the
+# notebooks' install cell read it; CITATION.cff and the introduction repeat it
+# (tests/test_release.py checks that they agree).
+__version__ = "0.2.0"

@@ -1,4 +1,4 @@
-"""Activation functions: ReLU (forward and backward) and a stable softmax."""
+"""Activation functions: ReLU, sigmoid and tanh (forward and backward), softmax."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from cnn.checks import check_array
+from cnn.checks import check_array, check_cache
 
 
 class ReLUCache(NamedTuple):
@@ -58,10 +58,102 @@ def relu_backward(dout, cache, out=None):
     dx : numpy.ndarray
         Same shape as ``dout``, dtype of the forward input: a new array, or ``out``.
     """
-    x = cache.x
+    x = check_cache(cache, ReLUCache).x
     check_array(dout, "dout", dims=x.shape)
     # The product with the mask (1 where x > 0) is several times faster than np.where.
     return np.multiply(dout, x > 0, out=out, dtype=x.dtype)
+
+
+class SaturatingCache(NamedTuple):
+    """What the backward pass of sigmoid or tanh needs: their own output."""
+
+    #: The forward output, any shape.
+    out: np.ndarray
+
+
+def sigmoid_forward(x):
+    """Logistic sigmoid, elementwise: ``out = 1 / (1 + exp(-x))`` (eq-sigmoid).
+
+    Computed as ``exp(min(x, 0)) / (1 + exp(-|x|))``, which never overflows.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        Any shape, float32 or float64.
+
+    Returns
+    -------
+    out : numpy.ndarray
+        Same shape and dtype as ``x``, in ``[0, 1]``.
+    cache : SaturatingCache
+    """
+    check_array(x, "x")
+    out = np.exp(np.minimum(x, 0)) / (1 + np.exp(-np.abs(x)))
+    return out, SaturatingCache(out)
+
+
+def sigmoid_backward(dout, cache):
+    """Sigmoid backward pass: ``dx = dout * out * (1 - out)`` (eq-sigmoid-dx).
+
+    The derivative is at most 1/4 (at ``x = 0``) and tends to 0 where the sigmoid
+    saturates.
+
+    Parameters
+    ----------
+    dout : numpy.ndarray
+        Upstream gradient, shape of the forward input.
+    cache : SaturatingCache
+        From ``sigmoid_forward``.
+
+    Returns
+    -------
+    dx : numpy.ndarray
+        Shape of ``dout``, dtype of the forward input.
+    """
+    out = cache.out
+    check_array(dout, "dout", dims=out.shape)
+    return (dout * out * (1 - out)).astype(out.dtype, copy=False)
+
+
+def tanh_forward(x):
+    """Hyperbolic tangent, elementwise: ``out = tanh(x)``.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        Any shape, float32 or float64.
+
+    Returns
+    -------
+    out : numpy.ndarray
+        Same shape and dtype as ``x``, in ``[-1, 1]``.
+    cache : SaturatingCache
+    """
+    check_array(x, "x")
+    out = np.tanh(x)
+    return out, SaturatingCache(out)
+
+
+def tanh_backward(dout, cache):
+    """Tanh backward pass: ``dx = dout * (1 - out**2)`` (eq-tanh-dx).
+
+    The derivative is 1 at ``x = 0`` and tends to 0 where tanh saturates.
+
+    Parameters
+    ----------
+    dout : numpy.ndarray
+        Upstream gradient, shape of the forward input.
+    cache : SaturatingCache
+        From ``tanh_forward``.
+
+    Returns
+    -------
+    dx : numpy.ndarray
+        Shape of ``dout``, dtype of the forward input.
+    """
+    out = cache.out
+    check_array(dout, "dout", dims=out.shape)
+    return (dout * (1 - out * out)).astype(out.dtype, copy=False)
 
 
 def log_softmax(z):

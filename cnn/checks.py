@@ -109,8 +109,8 @@ def check_array(a, name, dims=None, known=None, finite=True):
     TypeError
         If ``a`` is not an ndarray or its dtype is not floating point.
     ValueError
-        If the rank or a known size differs, or ``finite`` is set and ``a`` has NaN or
-        infinity.
+        If the rank or a known size differs, a symbol's axis is empty (size 0), or
+        ``finite`` is set and ``a`` has NaN or infinity.
     """
     if not isinstance(a, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray, got {type(a).__name__}")
@@ -131,6 +131,13 @@ def check_array(a, name, dims=None, known=None, finite=True):
             expected += "," if len(dims) == 1 else ""
             raise ValueError(
                 f"{name} must have shape ({expected}), got shape {a.shape}"
+            )
+        # An empty axis would give a reshape error, or an output made of biases alone.
+        symbols = [d for d in dims if not _is_int(d)]
+        if any(m == 0 for d, m in zip(dims, a.shape) if not _is_int(d)):
+            raise ValueError(
+                f"{name} must have shape ({', '.join(map(str, dims))}) with "
+                f"{', '.join(symbols)} >= 1, got shape {a.shape}"
             )
     if finite and not _all_finite(a):
         raise ValueError(f"{name} contains NaN or infinity")
@@ -197,6 +204,32 @@ def check_labels(y, name, n, num_classes=None):
             f"{name} must hold labels in 0..{top}, got values in {y.min()}..{y.max()}"
         )
     return y
+
+
+def check_cache(cache, cache_type, name="cache"):
+    """Check that a backward pass got the cache of its forward pass; return it.
+
+    Parameters
+    ----------
+    cache : object
+        The value to check.
+    cache_type : type or tuple of types
+        The cache's ``NamedTuple`` class, e.g. ``cnn.conv.ConvCache``.
+    name : str
+        Argument name used in error messages.
+
+    Raises
+    ------
+    TypeError
+        If ``cache`` is not a ``cache_type`` (``None``, say, or another layer's cache).
+    """
+    if not isinstance(cache, cache_type):
+        types = cache_type if isinstance(cache_type, tuple) else (cache_type,)
+        raise TypeError(
+            f"{name} must be the {' or '.join(t.__name__ for t in types)} returned by "
+            f"the forward pass, got {type(cache).__name__}"
+        )
+    return cache
 
 
 def _is_int(value):

@@ -18,7 +18,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from cnn.checks import as_pair, check_array
+from cnn.checks import as_pair, check_array, check_cache
 
 
 class ConvCache(NamedTuple):
@@ -84,6 +84,7 @@ def _check_conv_args(x, w, b, stride, padding):
 
 def _check_dout(dout, cache):
     """Validate the upstream gradient of a convolution against its cache."""
+    check_cache(cache, ConvCache)
     H_out, W_out = output_size(
         cache.x_padded.shape[2:], cache.w.shape[2:], cache.stride, (0, 0)
     )

@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from cnn.checks import check_array
+from cnn.checks import check_array, check_cache
 
 
 class DenseCache(NamedTuple):
@@ -26,6 +26,7 @@ def _check_dense_args(x, w, b):
 
 
 def _check_dout(dout, cache):
+    check_cache(cache, DenseCache)
     known = {"N": cache.x.shape[0], "M": cache.w.shape[1]}
     check_array(dout, "dout", ("N", "M"), known=known)
     return dout.astype(cache.x.dtype, copy=False)

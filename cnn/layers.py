@@ -35,21 +35,47 @@ import sys
 
 import numpy as np
 
-from cnn.activations import relu_backward, relu_forward
+from cnn.activations import (
+    relu_backward,
+    relu_forward,
+    sigmoid_backward,
+    sigmoid_forward,
+    tanh_backward,
+    tanh_forward,
+)
 from cnn.checks import as_pair, check_array, check_int
 from cnn.dense import dense_backward, dense_forward
 from cnn.fast.conv import conv2d_backward_fast, conv2d_forward_fast
+from cnn.fast.conv_transpose import (
+    conv_transpose2d_backward_fast,
+    conv_transpose2d_forward_fast,
+)
 from cnn.fast.pool import maxpool2d_backward_fast, maxpool2d_forward_fast
-from cnn.pool import avgpool2d_backward, avgpool2d_forward
+from cnn.init import he_normal as _he_normal
+from cnn.pool import (
+    avgpool2d_backward,
+    avgpool2d_forward,
+    global_avgpool2d_backward,
+    global_avgpool2d_forward,
+)
 
 
 class Layer:
-    """Base class: empty ``params``/``grads``; ``backward`` needs ``forward`` first."""
+    """Base class: empty ``params``/``grads``; ``backward`` needs ``forward`` first.
+
+    ``training`` is ``True`` in training mode and ``False`` in evaluation mode (set by
+    ``Sequential.train`` and ``Sequential.eval``); only layers that behave differently,
+    such as ``cnn.norm.BatchNorm`` and ``cnn.regularization.Dropout``, read it.
+    ``buffers`` holds state that is saved with the model but not trained (running
+    statistics).
+    """
 
     def __init__(self):
         self.params = {}
         self.grads = {}
+        self.buffers = {}
         self.cache = None
+        self.training = True
 
     def release(self):
         """Drop the cache and any arrays kept for reuse; ``params``/``grads`` stay."""
@@ -118,17 +144,6 @@ def _pooled(pool, shape, dtype):
     array = np.empty(shape, dtype=dtype)
     pool[:] = pool[1 - POOL_SIZE:] + [array]
     return array
-
-
-def _he_normal(shape, fan_in, rng, dtype):
-    rng = np.random.default_rng(0) if rng is None else rng
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(
-            f"rng must be a numpy.random.Generator or None, got {type(rng).__name__}"
-        )
-    if not np.issubdtype(dtype, np.floating):
-        raise TypeError(f"dtype must be a floating-point dtype, got {np.dtype(dtype)}")
-    return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(dtype)
 
 
 class Conv2D(Layer):
@@ -371,3 +386,108 @@ class Dense(Layer):
     def __repr__(self):
         D, M = self.params["w"].shape
         return f"Dense({D}, {M})"
+
+
+class GlobalAvgPool2D(Layer):
+    """Global average pooling layer: ``(N, C, H, W)`` -> ``(N, C)``, any ``H, W``.
+
+    Calls ``global_avgpool2d_forward`` and ``global_avgpool2d_backward``. Its output
+    does not depend on where in the map a feature occurs, and a network ending in it
+    accepts images of any size.
+    """
+
+    def forward(self, x):
+        """``x : (N, C, H, W)`` -> ``out : (N, C)``."""
+        out, self.cache = global_avgpool2d_forward(x)
+        return out
+
+    def backward(self, dout):
+        """``dout : (N, C)`` -> ``dx : (N, C, H, W)``."""
+        return global_avgpool2d_backward(dout, self._forward_cache())
+
+
+class Sigmoid(Layer):
+    """Sigmoid layer; calls ``sigmoid_forward`` and ``sigmoid_backward``. Any shape."""
+
+    def forward(self, x):
+        """``x`` -> ``1 / (1 + exp(-x))``, same shape."""
+        out, self.cache = sigmoid_forward(x)
+        return out
+
+    def backward(self, dout):
+        """``dout`` -> ``dx``, same shape."""
+        return sigmoid_backward(dout, self._forward_cache())
+
+
+class Tanh(Layer):
+    """Tanh layer; calls ``tanh_forward`` and ``tanh_backward``. Any shape."""
+
+    def forward(self, x):
+        """``x`` -> ``tanh(x)``, same shape."""
+        out, self.cache = tanh_forward(x)
+        return out
+
+    def backward(self, dout):
+        """``dout`` -> ``dx``, same shape."""
+        return tanh_backward(dout, self._forward_cache())
+
+
+class ConvTranspose2D(Layer):
+    """Transposed convolution layer; calls the pair of ``cnn.fast.conv_transpose``.
+
+    ``conv_transpose2d_forward_fast`` computes what ``cnn.conv_transpose``'s
+    ``conv_transpose2d_forward`` computes (the tests check it), faster for wide layers.
+    Each output pixel receives about ``C_in KH KW / (SH SW)`` terms, so He
+    initialisation uses that as the fan-in.
+
+    Parameters
+    ----------
+    in_channels : int
+        ``C_in``.
+    out_channels : int
+        ``C_out``.
+    kernel_size, stride, padding : int or tuple of two ints
+        ``(KH, KW)``, ``(SH, SW)``, ``(PH, PW)``.
+    rng : numpy.random.Generator, optional
+        For He initialisation; ``None`` means ``numpy.random.default_rng(0)``.
+    dtype : numpy dtype
+        Of the parameters, float32 (default) or float64.
+
+    Attributes
+    ----------
+    params : dict
+        ``"w"``: shape ``(C_in, C_out, KH, KW)``; ``"b"``: shape ``(C_out,)``.
+    grads : dict
+        Same keys and shapes, set by ``backward``.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 rng=None, dtype=np.float32):
+        super().__init__()
+        C_in = check_int(in_channels, "in_channels")
+        C_out = check_int(out_channels, "out_channels")
+        KH, KW = as_pair(kernel_size, "kernel_size", minimum=1)
+        self.stride = as_pair(stride, "stride", minimum=1)
+        self.padding = as_pair(padding, "padding", minimum=0)
+        fan_in = C_in * KH * KW / (self.stride[0] * self.stride[1])
+        self.params["w"] = _he_normal((C_in, C_out, KH, KW), fan_in, rng, dtype)
+        self.params["b"] = np.zeros(C_out, dtype=dtype)
+        self.grads = {key: np.zeros_like(value) for key, value in self.params.items()}
+
+    def forward(self, x):
+        """``x : (N, C_in, H, W)`` -> ``out : (N, C_out, H_out, W_out)``."""
+        w, b = self.params["w"], self.params["b"]
+        stride, padding = self.stride, self.padding
+        out, self.cache = conv_transpose2d_forward_fast(x, w, b, stride, padding)
+        return out
+
+    def backward(self, dout):
+        """``dout : (N, C_out, H_out, W_out)`` -> ``dx : (N, C_in, H, W)``."""
+        grads = conv_transpose2d_backward_fast(dout, self._forward_cache())
+        dx, self.grads["w"], self.grads["b"] = grads
+        return dx
+
+    def __repr__(self):
+        C_in, C_out, KH, KW = self.params["w"].shape
+        return (f"ConvTranspose2D({C_in}, {C_out}, kernel_size={(KH, KW)}, "
+                f"stride={self.stride}, padding={self.padding})")

@@ -1,4 +1,5 @@
-"""Classification metrics: the confusion matrix, and precision and recall per class."""
+"""Classification metrics: the confusion matrix, precision and recall per class, and
+balanced accuracy."""
 
 from __future__ import annotations
 
@@ -65,3 +66,26 @@ def precision_recall(confusion):
     predicted, actual = confusion.sum(axis=0), confusion.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return correct / predicted, correct / actual
+
+
+def balanced_accuracy(confusion):
+    """Mean recall over the classes present: each class counts equally, however rare.
+
+    On a test set where one class is rare, plain accuracy hardly notices that class;
+    the balanced accuracy gives it a 1/K share. Classes absent from the data (a NaN
+    recall) are left out of the mean.
+
+    Parameters
+    ----------
+    confusion : (K, K) int array
+        As returned by ``confusion_matrix``.
+
+    Returns
+    -------
+    balanced_accuracy : float
+        In ``[0, 1]``; ``1 / K`` for a classifier that always answers the same class.
+    """
+    _, recall = precision_recall(confusion)
+    if np.all(np.isnan(recall)):
+        raise ValueError("confusion must count at least one sample, got all zeros")
+    return float(np.nanmean(recall))

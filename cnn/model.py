@@ -3,13 +3,25 @@
 The last layer produces logits; ``cnn.losses.softmax_cross_entropy`` turns them into a
 loss and the gradient that starts the backward pass. Parameters are named
 ``"<layer index>.<name>"`` (``"0.w"``, ``"0.b"``, ``"3.w"``, ...), in ``parameters()``,
-in ``gradients()``, for optimisers and in saved files.
+in ``gradients()``, for optimisers and in saved files; so are the layers' buffers
+(``"1.running_mean"``, ...) in ``buffers()`` and in saved files.
+
+A model is in training mode or in evaluation mode (``train()``, ``eval()``), which
+matters for layers such as batch normalisation and dropout: ``fit`` trains in training
+mode; ``predict``, ``predict_proba``, ``evaluate`` and ``summary`` run in evaluation
+mode and then restore the mode the model was in.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
+import os
+import struct
 import sys
+import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -18,13 +30,32 @@ from cnn.activations import softmax
 from cnn.checks import check_array, check_int, check_labels
 from cnn.losses import softmax_cross_entropy
 
+#: Bytes that a saved-model file may hold for each array besides its data (the ``.npy``
+#: header and the zip entries). ``numpy.savez`` needs about 300; a larger file is
+#: refused before it is opened.
+MEMBER_OVERHEAD = 4096
 
-def _check_batch(x):
+# What reading a damaged or hostile .npz file can raise, from zipfile, zlib and numpy.
+_READ_ERRORS = (
+    OSError,
+    EOFError,
+    ValueError,
+    TypeError,
+    KeyError,
+    RuntimeError,
+    NotImplementedError,
+    struct.error,
+    zlib.error,
+    zipfile.BadZipFile,
+)
+
+
+def _check_batch(x, name="x"):
     """A finite float array with a non-empty batch axis first."""
-    check_array(x, "x")
+    check_array(x, name)
     if x.ndim < 2 or len(x) == 0:
         raise ValueError(
-            "x must have shape (N, ...) with N >= 1 and at least 2 axes, "
+            f"{name} must have shape (N, ...) with N >= 1 and at least 2 axes, "
             f"got shape {x.shape}"
         )
 
@@ -53,12 +84,25 @@ class Sequential:
     def __init__(self, layers):
         self.layers = list(layers)
         self.input_shape = None
+        self.training = True
+
+    def train(self, mode=True):
+        """Put every layer in training mode, or evaluation mode if not ``mode``."""
+        self.training = bool(mode)
+        for layer in self.layers:
+            layer.training = self.training
+        return self
+
+    def eval(self):
+        """Put every layer in evaluation mode: ``train(False)``; return self."""
+        return self.train(False)
 
     def forward(self, x):
         """Run every layer: ``x : (N, ...)`` -> logits ``(N, K)``.
 
         Records the sample shape ``x.shape[1:]`` in ``input_shape``.
         """
+        _check_batch(x)
         out = x
         for layer in self.layers:
             out = layer.forward(out)
@@ -89,18 +133,24 @@ class Sequential:
         return {f"{i}.{name}": value for i, layer in enumerate(self.layers)
                 for name, value in layer.grads.items()}
 
-    def _logits(self, x, batch_size):
-        """Logits for ``x`` computed in batches, keeping no backward caches.
+    def buffers(self):
+        """All non-trained state arrays (not copies), e.g. ``"1.running_mean"``."""
+        return {f"{i}.{name}": value for i, layer in enumerate(self.layers)
+                for name, value in getattr(layer, "buffers", {}).items()}
 
-        Each layer's cache (and any array it keeps for reuse) is released as soon as
-        the layer has run, so that only one layer's intermediate arrays exist at a time,
-        and the caches of the last ``forward`` are put back afterwards: ``predict``
-        between ``forward`` and ``backward`` changes nothing, and nothing of the
-        prediction stays in memory.
+    def _logits(self, x, batch_size):
+        """Logits for ``x`` in evaluation mode, in batches, keeping no backward caches.
+
+        The mode the model was in is restored afterwards. Each layer's cache (and any
+        array it keeps for reuse) is released as soon as the layer has run, so that only
+        one layer's intermediate arrays exist at a time, and the caches of the last
+        ``forward`` are put back afterwards: ``predict`` between ``forward`` and
+        ``backward`` changes nothing, and nothing of the prediction stays in memory.
         """
         batch_size = check_int(batch_size, "batch_size")
         _check_batch(x)
-        caches = [layer.cache for layer in self.layers]
+        caches, training = [layer.cache for layer in self.layers], self.training
+        self.eval()
         logits = []
         try:
             for start in range(0, len(x), batch_size):
@@ -110,8 +160,10 @@ class Sequential:
                     layer.release()
                 logits.append(out)
         finally:
+            self.train(training)
             for layer, cache in zip(self.layers, caches):
                 layer.cache = cache
+        self.input_shape = x.shape[1:]
         return np.concatenate(logits)
 
     def predict_proba(self, x, batch_size=256):
@@ -145,7 +197,7 @@ class Sequential:
         return loss, float(np.mean(logits.argmax(axis=1) == y))
 
     def fit(self, x, y, epochs, batch_size, optimizer, validation_data=None, seed=0,
-            verbose=False, progress=False):
+            verbose=False, class_weights=None, progress=False):
         """Train with mini-batch gradient descent on softmax cross-entropy.
 
         Each epoch visits the samples in a new random order drawn from
@@ -170,9 +222,15 @@ class Sequential:
             Seeds the shuffling.
         verbose : bool
             Print one line per epoch.
-        progress : bool
+        class_weights : numpy.ndarray, optional
+            Weight of each class in the training loss, shape ``(K,)``
+            (eq-weighted-ce); ``None`` weights every sample equally. The validation
+            loss stays unweighted.
+        progress : bool or str
             Show a progress bar per epoch (``tqdm``) with the running loss, the samples
-            per second and the time left, when standard output is a terminal.
+            per second and the time left, when standard output is a terminal. A string
+            labels the bar in place of ``"epoch i/n"`` (a caller that runs one epoch
+            per call knows the epoch).
 
         Returns
         -------
@@ -181,23 +239,32 @@ class Sequential:
             one value per epoch (the validation lists stay empty without
             ``validation_data``). The training numbers are averages over the epoch's
             batches, measured while the weights change.
+
+        Raises
+        ------
+        TypeError, ValueError
+            Before the first step, so that a mistake never leaves a half-trained model:
+            for inputs or labels of the wrong type or shape, a label outside ``0..K-1``
+            (``K`` from the logits), validation data unlike the training data, or an
+            optimizer without ``step``.
         """
-        _check_batch(x)
-        check_labels(y, "y", len(x))
+        self._check_fit(x, y, validation_data, optimizer)
         epochs = check_int(epochs, "epochs")
         batch_size = check_int(batch_size, "batch_size")
         rng = np.random.default_rng(seed)
         history = {"train_loss": [], "train_acc": [], "val_loss": [], "val_acc": []}
+        self.train()
         for epoch in range(epochs):
             order = rng.permutation(len(x))
             total_loss, correct = 0.0, 0
             bar = None
             if progress:
-                bar = _progress_bar(len(x), f"epoch {epoch + 1}/{epochs}")
+                label = progress if isinstance(progress, str) else None
+                bar = _progress_bar(len(x), label or f"epoch {epoch + 1}/{epochs}")
             for start in range(0, len(x), batch_size):
                 batch = order[start:start + batch_size]
                 logits = self.forward(x[batch])
-                loss, dlogits = softmax_cross_entropy(logits, y[batch])
+                loss, dlogits = softmax_cross_entropy(logits, y[batch], class_weights)
                 self.backward(dlogits)
                 optimizer.step(self.parameters(), self.gradients())
                 total_loss += loss * len(batch)
@@ -223,6 +290,55 @@ class Sequential:
                 print(line)
         return history
 
+    def _check_fit(self, x, y, validation_data, optimizer):
+        """Check ``fit``'s data before the first step: a mistake never half-trains.
+
+        The number of classes ``K`` comes from the logits of one sample, so labels out
+        of range are found here rather than in the middle of an epoch.
+        """
+        _check_batch(x)
+        step = getattr(optimizer, "step", None)
+        if isinstance(optimizer, type) or not callable(step):
+            raise TypeError(
+                "optimizer must have a step(params, grads) method, e.g. "
+                f"cnn.optim.Adam(), got {type(optimizer).__name__}"
+            )
+        num_classes = self._num_classes(x[:1])
+        check_labels(y, "y", len(x), num_classes)
+        if validation_data is None:
+            return
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise TypeError(
+                "validation_data must be a pair (x_val, y_val), got "
+                f"{type(validation_data).__name__}"
+            )
+        x_val, y_val = validation_data
+        _check_batch(x_val, "x_val")
+        if x_val.shape[1:] != x.shape[1:]:
+            raise ValueError(
+                f"x_val must have samples of shape {x.shape[1:]} like x, got shape "
+                f"{x_val.shape}"
+            )
+        check_labels(y_val, "y_val", len(x_val), num_classes)
+
+    def _num_classes(self, x):
+        """``K``, from the logits of ``x``; every layer's cache is left as it was."""
+        caches, training = [layer.cache for layer in self.layers], self.training
+        # Evaluation mode on one sample: no running statistics move, no dropout draws.
+        self.eval()
+        try:
+            logits = self.forward(x[:1])
+        finally:
+            self.train(training)
+            for layer, cache in zip(self.layers, caches):
+                layer.cache = cache
+        if logits.ndim != 2:
+            raise ValueError(
+                "the last layer must return logits of shape (N, K), got shape "
+                f"{logits.shape}"
+            )
+        return logits.shape[1]
+
     def summary(self, input_shape=None):
         """A text table of the layers, their output shapes and parameter counts.
 
@@ -246,12 +362,15 @@ class Sequential:
             )
         dtype = next(iter(self.parameters().values()), np.zeros(0)).dtype
         caches = [layer.cache for layer in self.layers]
+        training = self.training
         x = np.zeros((1,) + input_shape, dtype=dtype)
         rows = [("Layer", "Output shape", "Params"), ("Input", str(input_shape), "0")]
+        self.eval()  # one sample: no batch statistics, no dropout, no running updates
         for layer in self.layers:
             x = layer.forward(x)
             count = sum(value.size for value in layer.params.values())
             rows.append((repr(layer), str(x.shape[1:]), f"{count:,}"))
+        self.train(training)
         for layer, cache in zip(self.layers, caches):
             layer.cache = cache
         total = sum(value.size for value in self.parameters().values())
@@ -265,53 +384,201 @@ class Sequential:
         )
 
     def save(self, path):
-        """Save every parameter to an ``.npz`` file (``numpy.savez``, no pickle).
+        """Save every parameter and buffer to an ``.npz`` file, atomically.
 
-        The keys are those of ``parameters()``. NumPy appends ``.npz`` to a path without
-        it.
+        The keys are those of ``parameters()`` and ``buffers()`` (``numpy.savez``, no
+        pickle); ``.npz`` is appended to a path without it, as NumPy does. The data go
+        to a temporary file in the same folder, which is flushed to disk and then
+        renamed over ``path``: a full disk, a crash or Ctrl-C leaves an existing file as
+        it was, never half-written.
+
+        Returns
+        -------
+        path : pathlib.Path
+            The file written.
+
+        Raises
+        ------
+        ValueError
+            If a parameter or buffer holds NaN or infinity (nothing is written).
+        OSError
+            If the file cannot be written; ``path`` is then unchanged.
         """
-        np.savez(path, **self.parameters())
+        path = _npz_path(path)
+        params = {**self.parameters(), **self.buffers()}
+        for key, value in params.items():
+            check_array(value, f"cannot save the model to {path}: parameter {key!r}")
+        _write_atomically(path, lambda handle: np.savez(handle, **params))
+        return path
 
     def load(self, path):
-        """Load parameters saved by ``save`` into this model (same architecture).
+        """Load parameters and buffers saved by ``save`` into this model.
 
-        Every key, shape and dtype is checked, and every value must be finite, BEFORE
-        anything is assigned: on any mismatch a ``ValueError`` names the key and the
-        shapes, and the model is left untouched. Values are copied into the existing
-        parameter arrays.
+        The file's size, its key set and every array's header (shape and dtype) are
+        checked before any data is read, so a small file cannot make it allocate much
+        memory; then the data are read by key and must be finite. Only when all of that
+        holds are the values copied, by key, into the existing arrays of
+        ``parameters()`` and ``buffers()``: on any problem the model is left untouched.
 
         Raises
         ------
         FileNotFoundError
             If ``path`` does not exist.
         ValueError
-            If the file is not a readable ``.npz`` archive of plain arrays, or does not
-            match.
+            If the file is not a readable ``.npz`` archive of ``.npy`` arrays with
+            exactly this model's keys, shapes and dtypes and finite values; the message
+            names the file and the problem.
         """
-        params = self.parameters()
+        path = Path(path)
+        params = {**self.parameters(), **self.buffers()}
+        expected = {key: (value.shape, value.dtype) for key, value in params.items()}
+        if not path.exists():
+            raise FileNotFoundError(2, "no such saved model", str(path))
         try:
-            with np.load(Path(path), allow_pickle=False) as archive:
-                saved = {key: archive[key] for key in archive.files}
-        except FileNotFoundError:
-            raise
-        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
+            arrays = _read_npz(path, expected)
+        except _READ_ERRORS as error:
             raise ValueError(f"cannot read saved model {path}: {error}") from error
-        if saved.keys() != params.keys():
-            missing, extra = (
-                sorted(params.keys() - saved.keys()),
-                sorted(saved.keys() - params.keys()),
-            )
+        for key, value in params.items():
+            np.copyto(value, arrays[key])
+
+
+def _npz_path(path):
+    """The file ``save`` writes: ``path`` with ``.npz`` appended when it lacks it."""
+    text = os.fspath(path)
+    if not isinstance(text, str) or not text or text.endswith(os.sep):
+        raise ValueError(f"path must name a file, got {path!r}")
+    return Path(text if text.endswith(".npz") else text + ".npz")
+
+
+def _write_atomically(path, write):
+    """Write ``path`` through ``write(handle)`` so that it is never half-written.
+
+    A temporary file in the same folder (so that the rename stays on one file system)
+    is written, flushed and fsynced, then ``os.replace`` renames it over ``path``, which
+    is atomic: ``path`` holds the old content or the new one. On any error, Ctrl-C
+    included, the temporary file is removed and the error re-raised.
+    """
+    folder = path.parent
+    handle = tempfile.NamedTemporaryFile(
+        dir=folder, prefix=f".{path.name}.", suffix=".tmp", delete=False
+    )
+    try:
+        with handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(handle.name, _file_mode(path))
+        os.replace(handle.name, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(handle.name)
+        raise
+    # The rename itself is durable only once the folder is synced (not on Windows).
+    with contextlib.suppress(OSError):
+        descriptor = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
+def _file_mode(path):
+    """Permissions for a rewritten ``path``: its own, or those ``open`` would give."""
+    with contextlib.suppress(OSError):
+        return path.stat().st_mode & 0o7777
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def _read_npz(path, expected):
+    """The arrays of an ``.npz`` file with exactly ``expected`` (key -> shape, dtype).
+
+    Every check that needs no data comes first: the file size, the member names, the
+    key set, then the ``.npy`` header (shape, dtype) of every member. Errors are raised
+    without the file name; ``Sequential.load`` adds it.
+    """
+    if not path.is_file():
+        raise ValueError("not a regular file")
+    data = sum(math.prod(shape) * dtype.itemsize for shape, dtype in expected.values())
+    limit = data + MEMBER_OVERHEAD * (len(expected) + 1)
+    size = path.stat().st_size
+    if size > limit:
+        raise ValueError(
+            f"the file has {size:,} bytes, more than the {limit:,} that a model of "
+            "this architecture can need"
+        )
+    with path.open("rb") as handle:
+        if handle.read(6) == b"\x93NUMPY":
             raise ValueError(
-                f"saved model {path} does not match: missing keys {missing}, "
-                f"unexpected keys {extra}"
+                "it is a .npy file (one array), not an .npz archive of named arrays"
             )
-        for key, value in params.items():
-            if saved[key].shape != value.shape or saved[key].dtype != value.dtype:
+    with zipfile.ZipFile(path) as archive:
+        members = _members(archive, expected)
+        headers = {}
+        for key, info in members.items():
+            with archive.open(info) as member:
+                headers[key] = _read_header(member, key)
+            shape, dtype = headers[key][:2]
+            if (shape, dtype) != expected[key]:
                 raise ValueError(
-                    f"saved model {path} does not match: {key!r} has shape "
-                    f"{saved[key].shape} and dtype {saved[key].dtype}, the model "
-                    f"expects shape {value.shape} and dtype {value.dtype}"
+                    f"{key!r} has shape {shape} and dtype {dtype}, the model expects "
+                    f"shape {expected[key][0]} and dtype {expected[key][1]}"
                 )
-            check_array(saved[key], f"{key!r} in {path}")
-        for key, value in params.items():
-            np.copyto(value, saved[key])
+        arrays = {}
+        for key, info in members.items():
+            shape, dtype, fortran_order = headers[key]
+            nbytes = math.prod(shape) * dtype.itemsize
+            with archive.open(info) as member:
+                _read_header(member, key)
+                data = member.read(nbytes + 1)
+            if len(data) != nbytes:
+                amount = "more" if len(data) > nbytes else f"{len(data)} bytes"
+                raise ValueError(
+                    f"{key!r} has {amount} of data, its header declares {nbytes} bytes"
+                )
+            array = np.frombuffer(data, dtype).reshape(
+                shape, order="F" if fortran_order else "C"
+            )
+            arrays[key] = check_array(array, repr(key))
+    return arrays
+
+
+def _members(archive, expected):
+    """Key -> zip member, after checking the names against ``expected``'s keys."""
+    members = {}
+    for info in archive.infolist():
+        if not info.filename.endswith(".npy"):
+            raise ValueError(
+                f"member {info.filename!r} is not a .npy array (a saved model holds "
+                "only .npy arrays)"
+            )
+        key = info.filename[: -len(".npy")]
+        if key in members:
+            raise ValueError(f"member {info.filename!r} appears twice")
+        members[key] = info
+    if members.keys() != expected.keys():
+        missing = sorted(expected.keys() - members.keys())
+        extra = sorted(members.keys() - expected.keys())
+        raise ValueError(
+            f"it does not match the model: missing keys {missing}, unexpected keys "
+            f"{extra}"
+        )
+    return members
+
+
+def _read_header(member, key):
+    """Shape, dtype and Fortran order from the ``.npy`` header, without the data."""
+    version = np.lib.format.read_magic(member)
+    if version not in ((1, 0), (2, 0)):
+        raise ValueError(f"{key!r} has .npy format version {version}, not 1.0 or 2.0")
+    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else (
+        np.lib.format.read_array_header_2_0
+    )
+    try:
+        shape, fortran_order, dtype = read(member)
+    except Exception as error:  # NumPy's parser can raise SyntaxError, TokenError, ...
+        raise ValueError(
+            f"{key!r} has an unreadable .npy header: {type(error).__name__}: {error}"
+        ) from error
+    return shape, dtype, fortran_order

@@ -7,8 +7,9 @@ where arrays are modified, so that layers, models and the optimiser keep referri
 the same parameters.
 
 The optimiser's state (velocities, moment estimates) is keyed by those names, so use one
-optimiser per model and keep the keys unique across the parameters it sees. A key whose
-parameter changes shape raises instead of silently mixing state.
+optimiser per model and keep the keys unique across the parameters it sees. The state of
+a key belongs to the array first stepped under it: the same key with another array (the
+parameters of a second model, say) raises instead of silently mixing state.
 
 The state arrays are allocated once, at a parameter's first step, and every later step
 works in them and in the parameter, in place. The update runs block by block
@@ -22,6 +23,7 @@ of the formulas, in the same order, so the results are the same to the last bit.
 from __future__ import annotations
 
 import numbers
+import weakref
 
 import numpy as np
 
@@ -51,6 +53,8 @@ class Optimizer:
     def __init__(self):
         self.state = {}
         self._scratch = {}
+        # Key -> weak reference to the array its state belongs to (not kept alive).
+        self._owners = {}
 
     def _blocks(self, param, *arrays):
         """Matching blocks of ``param`` and ``arrays``, and two scratch blocks.
@@ -102,8 +106,20 @@ class Optimizer:
                     f"optimizer state for {key!r} has shape {state[0].shape} but the "
                     f"parameter has shape {param.shape}: use one optimizer per model"
                 )
+            self._check_owner(key, param)
             pairs.append((key, param, grad.astype(param.dtype, copy=False)))
+        for key, param, _ in pairs:
+            self._owners.setdefault(key, weakref.ref(param))
         return pairs
+
+    def _check_owner(self, key, param):
+        """Refuse to step ``param`` with the state of another array of the same key."""
+        owner = self._owners.get(key)
+        if owner is not None and owner() is not param:
+            raise ValueError(
+                f"this optimizer holds state for {key!r} of another parameter array "
+                "(of another model?): moments would mix; use one optimizer per model"
+            )
 
 
 class SGD(Optimizer):
@@ -111,7 +127,8 @@ class SGD(Optimizer):
 
     ``v <- momentum * v - lr * grad`` then ``param <- param + v``, with ``v`` starting
     at 0. Implements eq-sgd-momentum; ``momentum=0`` is plain gradient descent,
-    ``param <- param - lr * grad``.
+    ``param <- param - lr * grad``. With ``weight_decay`` the L2 penalty's gradient
+    ``weight_decay * param`` is added to ``grad`` first (eq-l2-dw).
 
     Parameters
     ----------
@@ -119,12 +136,16 @@ class SGD(Optimizer):
         Learning rate, > 0.
     momentum : float
         In ``[0, 1)``.
+    weight_decay : float
+        L2 coefficient ``lambda``, >= 0.
     """
 
-    def __init__(self, lr, momentum=0.0):
+    def __init__(self, lr, momentum=0.0, weight_decay=0.0):
         super().__init__()
         self.lr = _check_hyper(lr, "lr", 0.0, np.inf)
         self.momentum = _check_hyper(momentum, "momentum", 0.0, 1.0, low_inclusive=True)
+        self.weight_decay = _check_hyper(weight_decay, "weight_decay", 0.0, np.inf,
+                                         low_inclusive=True)
 
     def step(self, params, grads):
         """Update every array of ``params`` in place from ``grads`` (same keys)."""
@@ -133,6 +154,9 @@ class SGD(Optimizer):
                 self.state[key] = (np.zeros(param.shape, dtype=param.dtype),)
             (velocity,) = self.state[key]
             for p, g, v, a, _ in self._blocks(param, grad, velocity):
+                if self.weight_decay:  # grad <- grad + weight_decay * param
+                    np.add(g, np.multiply(self.weight_decay, p, out=a), out=a)
+                    g = a
                 v *= self.momentum
                 v -= np.multiply(self.lr, g, out=a)
                 p += v
@@ -144,7 +168,10 @@ class Adam(Optimizer):
     With ``t`` the number of steps taken for that parameter (from 1):
     ``m <- beta1 m + (1 - beta1) g``, ``v <- beta2 v + (1 - beta2) g**2``,
     ``m_hat = m / (1 - beta1**t)``, ``v_hat = v / (1 - beta2**t)``,
-    ``param <- param - lr m_hat / (sqrt(v_hat) + eps)``. Implements eq-adam.
+    ``param <- param - lr m_hat / (sqrt(v_hat) + eps)``. Implements eq-adam. With
+    ``weight_decay`` the decay is decoupled from the gradient, as in AdamW (Loshchilov
+    and Hutter, 2019): ``param <- param - lr * weight_decay * param`` before the Adam
+    step (eq-adamw).
 
     Parameters
     ----------
@@ -154,14 +181,18 @@ class Adam(Optimizer):
         Decay rates of the first and second moment estimates, in ``[0, 1)``.
     eps : float
         Added to the denominator, > 0.
+    weight_decay : float
+        Decoupled decay coefficient ``lambda``, >= 0.
     """
 
-    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
+    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
         super().__init__()
         self.lr = _check_hyper(lr, "lr", 0.0, np.inf)
         self.beta1 = _check_hyper(beta1, "beta1", 0.0, 1.0, low_inclusive=True)
         self.beta2 = _check_hyper(beta2, "beta2", 0.0, 1.0, low_inclusive=True)
         self.eps = _check_hyper(eps, "eps", 0.0, np.inf)
+        self.weight_decay = _check_hyper(weight_decay, "weight_decay", 0.0, np.inf,
+                                         low_inclusive=True)
 
     def step(self, params, grads):
         """Update every array of ``params`` in place from ``grads`` (same keys)."""
@@ -181,4 +212,6 @@ class Adam(Optimizer):
                 m_hat = np.divide(m_k, 1 - beta1**t, out=a)
                 v_hat = np.divide(v_k, 1 - beta2**t, out=b)
                 denominator = np.add(np.sqrt(v_hat, out=b), eps, out=b)
+                if self.weight_decay:  # decoupled: param <- param - lr wd param
+                    p *= 1 - lr * self.weight_decay
                 p -= np.divide(np.multiply(lr, m_hat, out=a), denominator, out=a)

@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from cnn.checks import as_pair, check_array
+from cnn.checks import as_pair, check_array, check_cache
 from cnn.conv import offset_index, output_size
 
 
@@ -60,6 +60,7 @@ def _check_pool_args(x, kernel_size, stride):
 
 def _check_dout(dout, cache):
     """Validate the upstream gradient of a pooling layer against its cache."""
+    check_cache(cache, (MaxPoolCache, AvgPoolCache))
     N, C, H, W = cache.x_shape
     H_out, W_out = output_size((H, W), cache.kernel_size, cache.stride, (0, 0))
     known = {"N": N, "C": C, "H_out": H_out, "W_out": W_out}
@@ -284,3 +285,59 @@ def avgpool2d_backward(dout, cache):
     for p, q in np.ndindex(KH, KW):
         dx[offset_index(p, q, out_size, stride)] += share
     return dx
+
+
+class GlobalAvgPoolCache(NamedTuple):
+    """What the backward pass of global average pooling needs."""
+
+    #: ``(N, C, H, W)``.
+    x_shape: tuple
+    #: Dtype of the input, given to ``dx``.
+    dtype: np.dtype
+
+
+def global_avgpool2d_forward(x):
+    """Global average pooling, the mean of each map: ``(N, C, H, W) -> (N, C)``.
+
+    ``out[n, c] = (1 / (H W)) sum over r, s of x[n, c, r, s]``. Implements
+    eq-gap-forward: average pooling with one window the size of the whole map, whose
+    output is flattened.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        Shape ``(N, C, H, W)``, float32 or float64.
+
+    Returns
+    -------
+    out : numpy.ndarray
+        Shape ``(N, C)``, dtype of ``x``.
+    cache : GlobalAvgPoolCache
+        For ``global_avgpool2d_backward``.
+    """
+    check_array(x, "x", ("N", "C", "H", "W"))
+    return x.mean(axis=(2, 3)), GlobalAvgPoolCache(x.shape, x.dtype)
+
+
+def global_avgpool2d_backward(dout, cache):
+    """Global average pooling backward pass: ``dx[n, c, r, s] = dout[n, c] / (H W)``.
+
+    Every position of a map receives the same share of its map's gradient
+    (eq-gap-dx).
+
+    Parameters
+    ----------
+    dout : numpy.ndarray
+        Shape ``(N, C)``.
+    cache : GlobalAvgPoolCache
+        From ``global_avgpool2d_forward``.
+
+    Returns
+    -------
+    dx : numpy.ndarray
+        Shape ``(N, C, H, W)``, dtype of the forward input.
+    """
+    N, C, H, W = cache.x_shape
+    check_array(dout, "dout", ("N", "C"), known={"N": N, "C": C})
+    share = (dout / (H * W)).astype(cache.dtype, copy=False)
+    return np.broadcast_to(share[:, :, None, None], cache.x_shape).copy()

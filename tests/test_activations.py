@@ -66,3 +66,24 @@ def test_softmax_does_not_overflow(dtype):
 def test_softmax_along_the_last_axis_of_any_rank(rng):
     z = rng.standard_normal((2, 3, 4))
     np.testing.assert_allclose(softmax(z).reshape(-1, 4), softmax(z.reshape(-1, 4)), rtol=1e-12)
+
+
+def test_softmax_rows_on_very_different_scales():
+    # Each row is shifted by its OWN maximum: one shift for the whole batch would push the
+    # exponentials of the low row to 0 and give 0/0.
+    z = np.array([[1000.0, 1001.0], [-1000.0, -999.0], [0.0, 0.0]])
+    expected = np.array([[1.0, np.e], [1.0, np.e], [1.0, 1.0]])
+    expected /= expected.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(softmax(z), expected, rtol=1e-12)
+    np.testing.assert_allclose(log_softmax(z), np.log(expected), rtol=1e-12)
+
+
+def test_log_softmax_along_the_last_axis_of_a_3d_array(rng):
+    z = rng.standard_normal((2, 3, 4)) * 5
+    z[1] += 800.0  # and on a different scale per block
+    out = log_softmax(z)
+    for index in np.ndindex(2, 3):
+        row = z[index]
+        expected = row - row.max() - np.log(np.exp(row - row.max()).sum())
+        np.testing.assert_allclose(out[index], expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(np.exp(out).sum(axis=-1), 1.0, rtol=1e-12)

@@ -122,3 +122,47 @@ def test_citation_file_names_the_book_and_its_stable_urls():
     assert cff["preferred-citation"]["url"] == index().site_url
     intro = (ROOT / "book" / "intro.md").read_text(encoding="utf-8")
     assert "## How to cite" in intro and "```bibtex" in intro and index().site_url in intro
+
+
+# -- the release and the PDF editions on the site ----------------------------------------
+
+def test_every_page_shows_the_version_and_its_date(site):
+    import release
+
+    footer = (f"version {release.read_version(ROOT)} "
+              f"({release.long_date(release.release_date(ROOT))})")
+    assert not [doc for doc in index().docs if footer not in page(site, doc)]
+
+
+def test_intro_and_navigation_lead_to_the_pdf_editions(site):
+    intro = page(site, index().docs[0])
+    assert re.search(r'href="downloads.html"><span class="doc">PDF editions', intro), (
+        "no PDF entry in the introduction's text")
+    # The sidebar of any chapter lists the page.
+    nav = page(site, "book/dense")
+    assert re.search(r'<a class="reference internal" href="downloads.html">\s*PDF editions', nav)
+
+
+def test_without_tex_the_site_says_how_to_make_the_pdfs(site):
+    """The tested site is built as make book without TeX builds it: no PDF to link."""
+    import pdfbook
+    import release
+
+    html = page(site, "book/downloads")
+    text = " ".join(re.sub(r"<[^>]+>", "", html).split())
+    assert "pdf-editions-missing" in html
+    assert f"install TeX Live ({pdfbook.INSTALL_HINT}), then run make pdf and make book" in text
+    for edition in release.EDITIONS:
+        assert release.pdf_name(edition, release.read_version(ROOT)) in text
+    assert "/pdf/" not in html and not (site.html / "pdf").exists()
+    assert "download-pdf-student-button" not in page(site, "book/dense")
+
+
+def test_changes_page_shows_every_changelog_entry_and_the_erratum_form(site):
+    import release
+
+    html = page(site, "book/changes")
+    for entry in release.changelog(ROOT):
+        heading = entry.version + (f" ({entry.date.isoformat()})" if entry.date else "")
+        assert f"{heading}<a class=\"headerlink\"" in html, heading
+    assert f'href="{index().repo_url}/issues/new?template=erratum.yml"' in html

@@ -163,3 +163,30 @@ def test_inputs_are_not_modified(forward, backward):
     for a, copy in zip((x, w, b, dout), copies + [dout_copy]):
         np.testing.assert_array_equal(a, copy)
     assert not np.shares_memory(dx, x) and not np.shares_memory(dw, w)
+
+
+@pytest.mark.parametrize("forward", [conv2d_forward, conv2d_forward_naive])
+def test_float64_weights_into_a_float32_input_compute_in_float32(forward, rng):
+    # The arithmetic runs in the input's dtype: float64 weights and biases are rounded to
+    # float32 first, exactly as if they had been given in float32.
+    x = rng.standard_normal((2, 2, 5, 5)).astype(np.float32)
+    w, b = rng.standard_normal((3, 2, 3, 3)), rng.standard_normal(3)
+    out, cache = forward(x, w, b, stride=1, padding=1)
+    expected, _ = forward(x, w.astype(np.float32), b.astype(np.float32), stride=1, padding=1)
+    assert out.dtype == cache.w.dtype == np.float32
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_naive_forward_defaults_are_stride_1_and_no_padding(rng):
+    x, w, b = rng.standard_normal((1, 2, 5, 6)), rng.standard_normal((2, 2, 3, 3)), np.zeros(2)
+    out, cache = conv2d_forward_naive(x, w, b)
+    assert out.shape == (1, 2, 3, 4) and cache.stride == (1, 1) and cache.padding == (0, 0)
+    np.testing.assert_allclose(out, conv2d_forward(x, w, b, stride=1, padding=0)[0], rtol=1e-12)
+
+
+def test_fast_forward_keeps_its_im2col_matrix_for_backward(rng):
+    x, w, b = rng.standard_normal((2, 3, 6, 5)), rng.standard_normal((4, 3, 3, 2)), np.zeros(4)
+    _, cache = conv2d_forward(x, w, b, stride=(2, 1), padding=1)
+    # (N, C*KH*KW, H_out*W_out) with H_out = (6 + 2 - 3) // 2 + 1 = 3, W_out = 5 + 2 - 2 + 1 = 6
+    assert cache.cols is not None and cache.cols.shape == (2, 3 * 3 * 2, 3 * 6)
+    assert conv2d_forward_naive(x, w, b, stride=(2, 1), padding=1)[1].cols is None

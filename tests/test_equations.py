@@ -389,3 +389,381 @@ def test_eq_avgpool_dx(x_shape, kernel_size, stride):
                     if 0 <= r - i * S_H < KH and 0 <= s - j * S_W < KW:
                         dx[:, :, r, s] += dout[:, :, i, j] / (KH * KW)
     assert_pool_gradient(dx, avgpool2d_forward, avgpool2d_backward, x, dout, kernel_size, stride)
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapter 10: Case study (book/mammography.md): the class-weighted cross-entropy.
+
+
+def weighted_ce_as_written(z, y, omega):
+    """eq-weighted-ce: sum_n omega[y_n] (log sum_k exp(z[n, k]) - z[n, y_n]) / sum_n omega[y_n]."""
+    m = z.max(axis=1, keepdims=True)
+    logsumexp = (m + np.log(np.exp(z - m).sum(axis=1, keepdims=True)))[:, 0]
+    w = omega[y]
+    return float(np.sum(w * (logsumexp - z[np.arange(len(y)), y])) / np.sum(w))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("scale", [1.0, 30.0])
+def test_eq_weighted_ce_dz(seed, scale):
+    rng = np.random.default_rng(seed)
+    N, K = rng.integers(1, 7), rng.integers(2, 6)
+    z = scale * rng.standard_normal((N, K))
+    y = rng.integers(0, K, size=N)
+    omega = rng.uniform(0.1, 5.0, size=K)
+    omega[rng.integers(0, K)] = 0.0  # a class of weight 0 contributes nothing
+    if omega[y].sum() == 0:
+        omega[y[0]] = 2.0
+    exp = np.exp(z - z.max(axis=1, keepdims=True))
+    P = exp / exp.sum(axis=1, keepdims=True)
+    Y = np.zeros((N, K))
+    Y[np.arange(N), y] = 1.0
+    dz = omega[y][:, None] * (P - Y) / omega[y].sum()
+    assert_gradient(dz, centred_differences(lambda v: weighted_ce_as_written(v, y, omega), z))
+    loss, dlogits = softmax_cross_entropy(z, y, class_weights=omega)
+    assert loss == pytest.approx(weighted_ce_as_written(z, y, omega), rel=1e-12)
+    np.testing.assert_allclose(dlogits, dz, atol=1e-15)
+    # Equal weights give back eq-softmax-ce-dz, whatever their common value.
+    same = softmax_cross_entropy(z, y, class_weights=np.full(K, 3.7))
+    np.testing.assert_allclose(same[1], softmax_cross_entropy(z, y)[1], atol=1e-15)
+
+
+# Part "Deeper networks": Initialisation (book/initialisation.md), Batch normalisation
+# (book/batchnorm.md), Regularisation (book/regularisation.md), A deeper CNN (book/deeper_cnn.md)
+# ---------------------------------------------------------------------------------------------
+
+from cnn.activations import sigmoid_backward, sigmoid_forward, tanh_backward, tanh_forward  # noqa: E402
+from cnn.conv_transpose import (  # noqa: E402
+    conv_transpose2d_backward,
+    conv_transpose2d_forward,
+    conv_transpose2d_output_size,
+)
+from cnn.norm import batchnorm_backward, batchnorm_backward_naive, batchnorm_forward  # noqa: E402
+from cnn.optim import SGD  # noqa: E402
+from cnn.pool import global_avgpool2d_backward, global_avgpool2d_forward  # noqa: E402
+from cnn.regularization import dropout_backward, dropout_forward  # noqa: E402
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_eq_sigmoid_dx(seed):
+    rng = np.random.default_rng(seed)
+    x, dout = 3 * rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+    sigma = lambda v: 1 / (1 + np.exp(-v))  # eq-sigmoid
+    dx = dout * sigma(x) * (1 - sigma(x))
+    assert_gradient(dx, centred_differences(lambda v: float(np.sum(dout * sigma(v))), x))
+    np.testing.assert_allclose(sigmoid_backward(dout, sigmoid_forward(x)[1]), dx, rtol=1e-12)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_eq_tanh_dx(seed):
+    rng = np.random.default_rng(seed)
+    x, dout = 3 * rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+    dx = dout * (1 - np.tanh(x) ** 2)
+    assert_gradient(dx, centred_differences(lambda v: float(np.sum(dout * np.tanh(v))), x))
+    np.testing.assert_allclose(tanh_backward(dout, tanh_forward(x)[1]), dx, rtol=1e-12)
+
+
+# Batch normalisation: the forward pass as written, eq-bn-mean to eq-bn-forward, with every
+# statistic taken over all axes except the channel axis 1: (N, C) and (N, C, H, W).
+BN_SHAPES = [(6, 3), (4, 2, 3, 2), (2, 3, 1, 4), (5, 1)]
+BN_EPS = 1e-5
+
+
+def bn_case(shape, seed):
+    rng = np.random.default_rng(seed)
+    C = shape[1]
+    x = 2 * rng.standard_normal(shape) + rng.standard_normal((1, C) + (1,) * (len(shape) - 2))
+    return x, rng.standard_normal(C), rng.standard_normal(C), rng.standard_normal(shape)
+
+
+def per_channel(v, ndim):
+    return v.reshape((1, -1) + (1,) * (ndim - 2))
+
+
+def bn_axes(x):
+    return (0,) + tuple(range(2, x.ndim))
+
+
+def bn_from_statistics(x, gamma, beta, mu, var):
+    """eq-bn-xhat and eq-bn-forward with the statistics given as arguments."""
+    x_hat = (x - per_channel(mu, x.ndim)) / np.sqrt(per_channel(var, x.ndim) + BN_EPS)
+    return per_channel(gamma, x.ndim) * x_hat + per_channel(beta, x.ndim), x_hat
+
+
+def bn_as_written(x, gamma, beta):
+    mu = x.mean(axis=bn_axes(x))  # eq-bn-mean
+    var = ((x - per_channel(mu, x.ndim)) ** 2).mean(axis=bn_axes(x))  # eq-bn-var (biased)
+    out, x_hat = bn_from_statistics(x, gamma, beta, mu, var)
+    return out, x_hat, mu, var
+
+
+@pytest.mark.parametrize("shape", BN_SHAPES)
+def test_eq_bn_dbeta(shape):
+    x, gamma, beta, dout = bn_case(shape, 1)
+    dbeta = dout.sum(axis=bn_axes(x))
+    numeric = centred_differences(lambda v: float(np.sum(dout * bn_as_written(x, gamma, v)[0])), beta)
+    assert_gradient(dbeta, numeric)
+    np.testing.assert_allclose(batchnorm_backward(dout, batchnorm_forward(x, gamma, beta)[1])[2], dbeta,
+                               rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", BN_SHAPES)
+def test_eq_bn_dgamma(shape):
+    x, gamma, beta, dout = bn_case(shape, 2)
+    x_hat = bn_as_written(x, gamma, beta)[1]
+    dgamma = (dout * x_hat).sum(axis=bn_axes(x))
+    numeric = centred_differences(lambda v: float(np.sum(dout * bn_as_written(x, v, beta)[0])), gamma)
+    assert_gradient(dgamma, numeric)
+    np.testing.assert_allclose(batchnorm_backward(dout, batchnorm_forward(x, gamma, beta)[1])[1], dgamma,
+                               rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", BN_SHAPES)
+def test_eq_bn_dxhat(shape):
+    x, gamma, beta, dout = bn_case(shape, 3)
+    x_hat = bn_as_written(x, gamma, beta)[1]
+    dx_hat = dout * per_channel(gamma, x.ndim)
+    loss = lambda v: float(np.sum(dout * (per_channel(gamma, x.ndim) * v + per_channel(beta, x.ndim))))
+    assert_gradient(dx_hat, centred_differences(loss, x_hat))
+
+
+@pytest.mark.parametrize("shape", BN_SHAPES)
+def test_eq_bn_dvar(shape):
+    """The partial derivative for the variance, with the mean held fixed (a node of the graph)."""
+    x, gamma, beta, dout = bn_case(shape, 4)
+    _, _, mu, var = bn_as_written(x, gamma, beta)
+    dx_hat = dout * per_channel(gamma, x.ndim)
+    centred = x - per_channel(mu, x.ndim)
+    dvar = -0.5 * (dx_hat * centred).sum(axis=bn_axes(x)) * (var + BN_EPS) ** -1.5
+    loss = lambda v: float(np.sum(dout * bn_from_statistics(x, gamma, beta, mu, v)[0]))
+    assert_gradient(dvar, centred_differences(loss, var))
+
+
+@pytest.mark.parametrize("shape", BN_SHAPES)
+def test_eq_bn_dmu(shape):
+    """The derivative for the mean, through x_hat directly and through the variance."""
+    x, gamma, beta, dout = bn_case(shape, 5)
+    _, _, mu, var = bn_as_written(x, gamma, beta)
+    m = x.size // x.shape[1]
+    dx_hat = dout * per_channel(gamma, x.ndim)
+    centred = x - per_channel(mu, x.ndim)
+    dvar = -0.5 * (dx_hat * centred).sum(axis=bn_axes(x)) * (var + BN_EPS) ** -1.5
+    dmu = -dx_hat.sum(axis=bn_axes(x)) / np.sqrt(var + BN_EPS) + dvar * (-2 / m) * centred.sum(axis=bn_axes(x))
+
+    def loss(mu_value):
+        variance = ((x - per_channel(mu_value, x.ndim)) ** 2).mean(axis=bn_axes(x))
+        return float(np.sum(dout * bn_from_statistics(x, gamma, beta, mu_value, variance)[0]))
+
+    assert_gradient(dmu, centred_differences(loss, mu))
+
+
+@pytest.mark.parametrize("shape", BN_SHAPES)
+def test_eq_bn_dx_paths(shape):
+    x, gamma, beta, dout = bn_case(shape, 6)
+    _, _, mu, var = bn_as_written(x, gamma, beta)
+    m = x.size // x.shape[1]
+    dx_hat = dout * per_channel(gamma, x.ndim)
+    centred = x - per_channel(mu, x.ndim)
+    dvar = -0.5 * (dx_hat * centred).sum(axis=bn_axes(x)) * (var + BN_EPS) ** -1.5
+    dmu = -dx_hat.sum(axis=bn_axes(x)) / np.sqrt(var + BN_EPS) + dvar * (-2 / m) * centred.sum(axis=bn_axes(x))
+    dx = (dx_hat / np.sqrt(per_channel(var, x.ndim) + BN_EPS)
+          + per_channel(dvar, x.ndim) * 2 * centred / m + per_channel(dmu, x.ndim) / m)
+    numeric = centred_differences(lambda v: float(np.sum(dout * bn_as_written(v, gamma, beta)[0])), x)
+    assert_gradient(dx, numeric)
+    naive = batchnorm_backward_naive(dout, batchnorm_forward(x, gamma, beta, eps=BN_EPS)[1])[0]
+    np.testing.assert_allclose(naive, dx, rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize("shape", BN_SHAPES)
+def test_eq_bn_dx(shape):
+    x, gamma, beta, dout = bn_case(shape, 7)
+    _, x_hat, _, var = bn_as_written(x, gamma, beta)
+    m, axes = x.size // x.shape[1], bn_axes(x)
+    # dx = gamma / (m sqrt(var + eps)) * (m dout - sum dout - x_hat sum(dout x_hat))
+    factor = per_channel(gamma / (m * np.sqrt(var + BN_EPS)), x.ndim)
+    dx = factor * (m * dout - per_channel(dout.sum(axis=axes), x.ndim)
+                   - x_hat * per_channel((dout * x_hat).sum(axis=axes), x.ndim))
+    numeric = centred_differences(lambda v: float(np.sum(dout * bn_as_written(v, gamma, beta)[0])), x)
+    assert_gradient(dx, numeric)
+    package = batchnorm_backward(dout, batchnorm_forward(x, gamma, beta, eps=BN_EPS)[1])[0]
+    np.testing.assert_allclose(package, dx, rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_eq_l2_dw(seed):
+    """The gradient of the penalised loss of a dense layer, and SGD's weight_decay adds it."""
+    x, w, b, dout = dense_case(seed)
+    lam = 0.3
+    dw = np.einsum("nd,nm->dm", x, dout) + lam * w  # dL/dW + lambda W
+
+    def penalised(value):
+        return float(np.sum(dout * dense_forward_as_written(x, value, b))) + 0.5 * lam * np.sum(value**2)
+
+    assert_gradient(dw, centred_differences(penalised, w))
+    params = {"w": w.copy()}
+    SGD(lr=0.1, weight_decay=lam).step(params, {"w": np.einsum("nd,nm->dm", x, dout)})
+    np.testing.assert_allclose(params["w"], w - 0.1 * dw, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("p", [0.0, 0.2, 0.5, 0.9])
+def test_eq_dropout_dx(p):
+    rng = np.random.default_rng(int(10 * p))
+    x, dout = rng.standard_normal((4, 3, 2)), rng.standard_normal((4, 3, 2))
+    mask = np.random.default_rng(99).random(x.shape, dtype=np.float32) >= p  # as dropout_forward draws
+    dx = dout * mask / (1 - p)
+    loss = lambda v: float(np.sum(dout * v * mask / (1 - p)))  # eq-dropout-forward, mask fixed
+    assert_gradient(dx, centred_differences(loss, x))
+    out, cache = dropout_forward(x, p, np.random.default_rng(99))
+    np.testing.assert_array_equal(cache.mask, mask)
+    np.testing.assert_allclose(out, x * mask / (1 - p), rtol=1e-12)
+    np.testing.assert_allclose(dropout_backward(dout, cache), dx, rtol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 4, 5), (1, 1, 1, 1), (3, 2, 1, 6)])
+def test_eq_gap_dx(shape):
+    rng = np.random.default_rng(sum(shape))
+    x, dout = rng.standard_normal(shape), rng.standard_normal(shape[:2])
+    H, W = shape[2:]
+    dx = np.zeros(shape)
+    for r in range(H):
+        for s in range(W):
+            dx[:, :, r, s] = dout / (H * W)  # dx[n, c, r, s] = dout[n, c] / (H W)
+    loss = lambda v: float(np.sum(dout * v.mean(axis=(2, 3))))  # eq-gap-forward
+    assert_gradient(dx, centred_differences(loss, x))
+    np.testing.assert_allclose(global_avgpool2d_backward(dout, global_avgpool2d_forward(x)[1]), dx,
+                               rtol=1e-12)
+
+
+# Transposed convolution: w has shape (C_in, C_out, KH, KW); eq-convt-forward scatters
+# x[n, c, i, j] w[c] onto the uncropped output at rows S i .. S i + KH - 1, then crops P.
+CONVT_CASES = [
+    # (N, C_in, H, W), (C_out, KH, KW), stride, padding
+    ((2, 3, 3, 4), (2, 3, 3), (1, 1), (0, 0)),
+    ((1, 2, 4, 3), (3, 4, 4), (2, 2), (1, 1)),
+    ((2, 2, 2, 5), (1, 3, 2), (3, 1), (1, 0)),
+    ((1, 1, 3, 3), (2, 2, 2), (2, 2), (0, 0)),
+    ((1, 3, 2, 2), (2, 5, 3), (1, 2), (2, 1)),
+]
+
+
+def convt_case(config, seed):
+    (N, C_in, H, W), (C_out, KH, KW), stride, padding = config
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C_in, H, W))
+    w = rng.standard_normal((C_in, C_out, KH, KW))
+    b = rng.standard_normal(C_out)
+    H_out, W_out = conv_transpose2d_output_size((H, W), (KH, KW), stride, padding)
+    return x, w, b, rng.standard_normal((N, C_out, H_out, W_out)), stride, padding
+
+
+def convt_forward_as_written(x, w, b, stride, padding):
+    """eq-convt-forward: out[n, o, r, s] = b[o] + sum of x[n, c, i, j] w[c, o, p, q] over the
+    (c, i, j, p, q) with S_H i + p = r + P_H and S_W j + q = s + P_W."""
+    (N, C_in, H, W), (_, C_out, KH, KW), (S_H, S_W), (P_H, P_W) = x.shape, w.shape, stride, padding
+    H_out, W_out = (H - 1) * S_H - 2 * P_H + KH, (W - 1) * S_W - 2 * P_W + KW  # eq-convt-out-size
+    out = np.zeros((N, C_out, H_out, W_out)) + b[None, :, None, None]
+    for i in range(H):
+        for j in range(W):
+            for p in range(KH):
+                for q in range(KW):
+                    r, s = S_H * i + p - P_H, S_W * j + q - P_W
+                    if 0 <= r < H_out and 0 <= s < W_out:
+                        out[:, :, r, s] += np.einsum("nc,co->no", x[:, :, i, j], w[:, :, p, q])
+    return out
+
+
+def dout_padded_as_written(dout, padding):
+    """dout-tilde: dout with P zero rows and columns on each side (the uncropped output's size)."""
+    (P_H, P_W), (N, C, H, W) = padding, dout.shape
+    padded = np.zeros((N, C, H + 2 * P_H, W + 2 * P_W))
+    padded[:, :, P_H:P_H + H, P_W:P_W + W] = dout
+    return padded
+
+
+def assert_convt_gradient(formula, wrt, x, w, b, dout, stride, padding):
+    arrays = {"x": x, "w": w, "b": b}
+
+    def loss(value):
+        args = {**arrays, wrt: value}
+        return float(np.sum(dout * convt_forward_as_written(args["x"], args["w"], args["b"], stride, padding)))
+
+    assert_gradient(formula, centred_differences(loss, arrays[wrt]))
+    _, cache = conv_transpose2d_forward(x, w, b, stride=stride, padding=padding)
+    package = dict(zip("xwb", conv_transpose2d_backward(dout, cache)))[wrt]
+    np.testing.assert_allclose(package, formula, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("config", CONVT_CASES)
+def test_eq_convt_forward_and_out_size(config):
+    x, w, b, _, stride, padding = convt_case(config, 0)
+    out, _ = conv_transpose2d_forward(x, w, b, stride=stride, padding=padding)
+    np.testing.assert_allclose(out, convt_forward_as_written(x, w, b, stride, padding), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("config", CONVT_CASES)
+def test_eq_convt_dx(config):
+    x, w, b, dout, stride, padding = convt_case(config, 1)
+    (S_H, S_W), (N, C_in, H, W), (KH, KW) = stride, x.shape, w.shape[2:]
+    d_tilde = dout_padded_as_written(dout, padding)
+    # dx[n, c, i, j] = sum over o, p, q of d_tilde[n, o, S i + p, S j + q] w[c, o, p, q]
+    dx = np.zeros_like(x)
+    for i in range(H):
+        for j in range(W):
+            for p in range(KH):
+                for q in range(KW):
+                    dx[:, :, i, j] += np.einsum("no,co->nc", d_tilde[:, :, S_H * i + p, S_W * j + q],
+                                                w[:, :, p, q])
+    assert_convt_gradient(dx, "x", x, w, b, dout, stride, padding)
+
+
+@pytest.mark.parametrize("config", CONVT_CASES)
+def test_eq_convt_dw(config):
+    x, w, b, dout, stride, padding = convt_case(config, 2)
+    (S_H, S_W), (N, C_in, H, W), (KH, KW) = stride, x.shape, w.shape[2:]
+    d_tilde = dout_padded_as_written(dout, padding)
+    # dw[c, o, p, q] = sum over n, i, j of x[n, c, i, j] d_tilde[n, o, S i + p, S j + q]
+    dw = np.zeros_like(w)
+    for p in range(KH):
+        for q in range(KW):
+            for i in range(H):
+                for j in range(W):
+                    dw[:, :, p, q] += np.einsum("nc,no->co", x[:, :, i, j],
+                                                d_tilde[:, :, S_H * i + p, S_W * j + q])
+    assert_convt_gradient(dw, "w", x, w, b, dout, stride, padding)
+
+
+@pytest.mark.parametrize("config", CONVT_CASES)
+def test_eq_convt_db(config):
+    x, w, b, dout, stride, padding = convt_case(config, 3)
+    db = dout.sum(axis=(0, 2, 3))  # db[o] = sum over n, r, s of dout[n, o, r, s]
+    assert_convt_gradient(db, "b", x, w, b, dout, stride, padding)
+
+
+@pytest.mark.parametrize("config", CONVT_CASES)
+def test_eq_convt_adjoint(config):
+    """<conv2d(y; w), x> = <y, conv_transpose2d(x; w)> for every x and y (bias 0)."""
+    x, w, _, y, stride, padding = convt_case(config, 4)
+    out, _ = conv_transpose2d_forward(x, w, np.zeros(w.shape[1]), stride=stride, padding=padding)
+    conv, _ = conv2d_forward(y, w, np.zeros(w.shape[0]), stride=stride, padding=padding)
+    assert conv.shape == x.shape
+    assert np.sum(conv * x) == pytest.approx(np.sum(y * out), rel=1e-12)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_eq_var_backward(seed):
+    """Var[dx_d] = M sigma_w^2 Var[dout]: the backward pass of a dense layer (eq-dense-dx)
+    adds M terms, so it scales the gradient's variance by the fan-out times sigma_w^2."""
+    rng = np.random.default_rng(seed)
+    N, D, M, sigma_w, sigma_dout = 4000, 30, 50, 0.2, 1.5
+    w = sigma_w * rng.standard_normal((D, M))
+    dout = sigma_dout * rng.standard_normal((N, M))
+    _, cache = dense_forward(np.zeros((N, D)), w, np.zeros(M))
+    dx = dense_backward(dout, cache)[0]
+    predicted = M * sigma_w**2 * sigma_dout**2
+    # Over 4000 x 30 draws the sample variance is within a few per cent; the weights are
+    # one draw, so Var is taken over the samples and inputs together.
+    assert dx.var() == pytest.approx(predicted, rel=0.08)
+    # The formula's M: half the fan-out gives half the variance.
+    dx_half = dense_backward(dout[:, : M // 2], dense_forward(
+        np.zeros((N, D)), w[:, : M // 2], np.zeros(M // 2))[1])[0]
+    assert dx_half.var() == pytest.approx(predicted / 2, rel=0.08)

@@ -56,3 +56,74 @@ def test_gradient_rows_sum_to_zero_and_inputs_untouched():
 def test_uniform_logits_give_log_k():
     loss, _ = softmax_cross_entropy(np.zeros((3, 10)), np.array([0, 4, 9]))
     np.testing.assert_allclose(loss, np.log(10), rtol=1e-12)
+
+
+def test_class_weights_give_the_weighted_mean_of_pytorch():
+    # PyTorch's CrossEntropyLoss(weight=w) divides by the sum of the weights of the batch's
+    # labels, not by N: sum_n w[y_n] l_n / sum_n w[y_n]. Two examples of class 0 (weight 1) and
+    # one of class 1 (weight 4): the class-1 loss counts 4 / 6 of the total.
+    logits = np.array([[2.0, 0.0], [0.0, 1.0], [1.0, 3.0]])
+    y = np.array([0, 0, 1])
+    weights = np.array([1.0, 4.0])
+    per_example = -np.log(np.exp(logits[np.arange(3), y]) / np.exp(logits).sum(axis=1))
+    loss, dlogits = softmax_cross_entropy(logits, y, class_weights=weights)
+    assert loss == pytest.approx((per_example[0] + per_example[1] + 4 * per_example[2]) / 6)
+    np.testing.assert_allclose(dlogits.sum(axis=1), 0.0, atol=1e-15)
+
+
+def test_class_weights_agree_with_pytorch_when_it_is_installed():
+    torch = pytest.importorskip("torch")
+    logits, y = random_batch(5, N=7, K=3)
+    weights = np.array([0.5, 3.0, 1.25])
+    loss, _ = softmax_cross_entropy(logits, y, class_weights=weights)
+    expected = torch.nn.functional.cross_entropy(
+        torch.tensor(logits), torch.tensor(y), weight=torch.tensor(weights))
+    assert loss == pytest.approx(float(expected), rel=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_class_weights_keep_the_dtype_and_the_inputs(dtype):
+    logits, y = random_batch(3)
+    logits = logits.astype(dtype)
+    weights = np.array([1.0, 2.0, 0.5, 3.0])
+    copies = logits.copy(), y.copy(), weights.copy()
+    _, dlogits = softmax_cross_entropy(logits, y, class_weights=weights)
+    assert dlogits.dtype == dtype
+    for before, after in zip(copies, (logits, y, weights)):
+        np.testing.assert_array_equal(before, after)
+
+
+@pytest.mark.parametrize("weights, error, message", [
+    (np.array([1.0, 2.0]), ValueError, "class_weights must have shape"),
+    (np.array([1, 2, 3, 4]), TypeError, "class_weights must have a floating-point dtype"),
+    (np.array([1.0, -2.0, 1.0, 1.0]), ValueError, "class_weights must be >= 0"),
+    (np.array([1.0, np.nan, 1.0, 1.0]), ValueError, "class_weights"),
+    (np.zeros(4), ValueError, "weight 0 to every label"),
+])
+def test_bad_class_weights_are_rejected_by_name(weights, error, message):
+    logits, y = random_batch(0)
+    with pytest.raises(error, match=message):
+        softmax_cross_entropy(logits, y, class_weights=weights)
+
+
+def test_balanced_class_weights_equalise_the_classes():
+    from cnn.losses import balanced_class_weights
+
+    y = np.repeat(np.array([0, 1, 2]), [291, 57, 297])
+    weights = balanced_class_weights(y, 4)
+    counts = np.bincount(y, minlength=4)
+    # Every present class gets the same total weight N / K, an absent one weight 0.
+    np.testing.assert_allclose((weights * counts)[:3], len(y) / 4)
+    assert weights[3] == 0.0
+    assert weights[1] > weights[0] > weights[2]
+    with pytest.raises(ValueError, match="at least one label"):
+        balanced_class_weights(np.array([], dtype=np.int64), 3)
+    with pytest.raises(ValueError, match="labels in 0..2"):
+        balanced_class_weights(np.array([0, 3]), 3)
+
+
+def test_a_single_class_is_a_valid_problem():
+    # K = 1: the one class has probability 1, so the loss and its gradient are exactly 0.
+    loss, dlogits = softmax_cross_entropy(np.array([[3.0], [-2.0]]), np.array([0, 0]))
+    assert loss == 0.0
+    np.testing.assert_array_equal(dlogits, np.zeros((2, 1)))

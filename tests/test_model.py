@@ -275,3 +275,169 @@ def test_no_progress_bar_when_standard_output_is_not_a_terminal(capsys):
     printed = capsys.readouterr().out
     assert "\r" not in printed and "sample/s" not in printed
     assert [line[:9] for line in printed.splitlines()] == ["epoch 1/2", "epoch 2/2"]
+
+
+class CountingSGD(SGD):
+    """SGD that counts its steps, to show that nothing was trained."""
+
+    def __init__(self, lr=0.1):
+        super().__init__(lr)
+        self.steps = 0
+
+    def step(self, params, grads):
+        self.steps += 1
+        super().step(params, grads)
+
+
+def fit_args(N=12):
+    x, y = small_batch(N=N)
+    return x, y
+
+
+@pytest.mark.parametrize("change, error, pattern", [
+    # A label out of range in the LAST batch: it used to raise after the first steps.
+    (lambda x, y, v: (x, np.r_[y[:-1], 4], v), ValueError, r"y must hold labels in 0..3, got values in 0..4"),
+    (lambda x, y, v: (x, np.r_[y[:-1], -1], v), ValueError, r"y must hold labels in 0..3"),
+    (lambda x, y, v: (x, y, (v[0], np.r_[v[1][:-1], 7])), ValueError, r"y_val must hold labels in 0..3, got values in 0..7"),
+    (lambda x, y, v: (x, y, (v[0][:, :1], v[1])), ValueError, r"x_val must have samples of shape \(2, 6, 6\) like x, got shape \(4, 1, 6, 6\)"),
+    (lambda x, y, v: (x, y, (v[0], v[1][:3])), ValueError, r"y_val must have shape \(N=4,\), got shape \(3,\)"),
+    (lambda x, y, v: (x, y, (v[0][:0], v[1][:0])), ValueError, r"x_val must have shape \(N, ...\) with N >= 1"),
+    (lambda x, y, v: (x, y, (v[0],)), TypeError, r"validation_data must be a pair \(x_val, y_val\), got tuple"),
+    (lambda x, y, v: (x, y, v[0]), TypeError, r"validation_data must be a pair \(x_val, y_val\), got ndarray"),
+    (lambda x, y, v: (x, y, (np.where(v[0] > 1, np.nan, v[0]), v[1])), ValueError, r"x_val contains NaN"),
+    (lambda x, y, v: (x[:, :1], y, v), ValueError, r"w must have shape \(F, C=1, KH, KW\)"),
+    (lambda x, y, v: (x[:0], y[:0], v), ValueError, r"x must have shape \(N, ...\) with N >= 1"),
+])
+def test_fit_checks_everything_before_the_first_step(change, error, pattern):
+    x, y = fit_args(16)
+    x, y, validation = change(x[:12], y[:12], (x[12:], y[12:]))
+    model = small_net()
+    before = _snapshot(model)
+    optimizer = CountingSGD()
+    with pytest.raises(error, match=pattern):
+        model.fit(x, y, epochs=2, batch_size=4, optimizer=optimizer, validation_data=validation)
+    assert optimizer.steps == 0
+    _assert_unchanged(model, before)
+
+
+@pytest.mark.parametrize("optimizer", [None, "adam", Adam])
+def test_fit_without_an_optimizer_instance_is_a_type_error(optimizer):
+    x, y = fit_args()
+    with pytest.raises(TypeError, match=r"optimizer must have a step\(params, grads\) method, e\.g\. "
+                                        r"cnn\.optim\.Adam\(\), got (NoneType|str|type)"):
+        small_net().fit(x, y, epochs=1, batch_size=4, optimizer=optimizer)
+
+
+def test_fit_leaves_the_caches_of_its_up_front_check_alone():
+    # The check runs one sample through the network; backward after fit must still see the
+    # last training batch, not that sample.
+    x, y = fit_args(8)
+    model = small_net()
+    model.fit(x, y, epochs=1, batch_size=8, optimizer=SGD(1e-9), seed=0)
+    assert model.layers[0].cache.x_padded.shape[0] == 8
+
+
+def test_fit_reports_the_sample_weighted_mean_loss_of_each_epoch():
+    # Batches of 5, 5 and 2 samples: the epoch's loss is the mean over samples (batch losses
+    # weighted by their sizes), computed with the weights each batch saw.
+    x, y = fit_args(12)
+    model, reference = small_net(), small_net()
+    lr = 0.05
+    history = model.fit(x, y, epochs=2, batch_size=5, optimizer=SGD(lr), seed=7)
+    rng = np.random.default_rng(7)
+    optimizer = SGD(lr)
+    for epoch in range(2):
+        order = rng.permutation(12)
+        total, correct = 0.0, 0
+        for start in range(0, 12, 5):
+            batch = order[start:start + 5]
+            logits = reference.forward(x[batch])
+            loss, dlogits = softmax_cross_entropy(logits, y[batch])
+            total += loss * len(batch)
+            correct += int((logits.argmax(axis=1) == y[batch]).sum())
+            reference.backward(dlogits)
+            optimizer.step(reference.parameters(), reference.gradients())
+        assert history["train_loss"][epoch] == pytest.approx(total / 12, rel=1e-12)
+        assert history["train_acc"][epoch] == correct / 12
+    for key, value in reference.parameters().items():
+        np.testing.assert_allclose(model.parameters()[key], value, rtol=1e-12)
+
+
+def test_forward_refuses_an_empty_batch_in_any_network():
+    for model in (small_net(), Sequential([Flatten(), Dense(4, 2)])):
+        with pytest.raises(ValueError, match=r"x must have shape \(N, ...\) with N >= 1"):
+            model.forward(np.zeros((0, 2, 6, 6)) if len(model.layers) > 2
+                          else np.zeros((0, 1, 2, 2), np.float32))
+
+
+def test_summary_table_exactly():
+    rng = np.random.default_rng(0)
+    model = Sequential([Conv2D(1, 2, 3, rng=rng), ReLU(), Flatten(), Dense(8, 3, rng=rng)])
+    conv = "Conv2D(1, 2, kernel_size=(3, 3), stride=(1, 1), padding=(0, 0))"
+    pad = " " * (len(conv) - len("Layer"))
+    rule = "-" * (len(conv) + 2 + len("Output shape") + 2 + len("Params"))
+    expected = [
+        f"Layer{pad}  Output shape  Params",
+        rule,
+        f"{'Input':<{len(conv)}}  (1, 4, 4)          0",
+        f"{conv}  (2, 2, 2)         20",
+        f"{'ReLU()':<{len(conv)}}  (2, 2, 2)          0",
+        f"{'Flatten()':<{len(conv)}}  (8,)               0",
+        f"{'Dense(8, 3)':<{len(conv)}}  (3,)              27",
+        rule,
+        "Total parameters: 47",
+    ]
+    assert model.summary((1, 4, 4)) == "\n".join(expected)
+
+
+def test_summary_of_a_model_without_parameters_and_with_an_explicit_shape():
+    model = Sequential([Flatten(), ReLU()])
+    assert model.summary((2, 3)).splitlines()[-1] == "Total parameters: 0"
+    net = Sequential([Conv2D(2, 3, 3, padding=1), ReLU()])
+    assert "(3, 6, 6)" in net.summary((2, 6, 6))  # a fresh model with a shape given
+    net.forward(np.zeros((1, 2, 6, 6), np.float32))
+    assert "(3, 8, 8)" in net.summary((2, 8, 8))  # the given shape wins over the last seen
+    with pytest.raises(ValueError, match=r"^input_shape is needed until the model has seen "
+                                         r"data, e\.g\. \(1, 8, 8\)$"):
+        small_net().summary()
+
+
+def test_a_failed_fit_check_leaves_the_caches_of_the_last_forward():
+    model = small_net()
+    x, y = fit_args(6)
+    model.forward(x[:3])
+    caches = [layer.cache for layer in model.layers]
+    with pytest.raises(ValueError):
+        model.fit(x, np.full(6, 9), epochs=1, batch_size=2, optimizer=SGD(0.1))
+    assert all(layer.cache is cache for layer, cache in zip(model.layers, caches))
+
+
+def test_fit_needs_logits_from_the_last_layer():
+    model = Sequential([Conv2D(2, 3, 3, rng=np.random.default_rng(0), dtype=np.float64)])
+    x, y = fit_args(4)
+    with pytest.raises(ValueError, match=r"^the last layer must return logits of shape \(N, K\), "
+                                         r"got shape \(1, 3, 4, 4\)$"):
+        model.fit(x, y, epochs=1, batch_size=2, optimizer=SGD(0.1))
+
+
+@pytest.mark.parametrize("optimizer, name", [(None, "NoneType"), ("adam", "str"), (Adam, "type")])
+def test_fit_names_what_it_got_instead_of_an_optimizer(optimizer, name):
+    x, y = fit_args()
+    with pytest.raises(TypeError, match=rf", got {name}$"):
+        small_net().fit(x, y, epochs=1, batch_size=4, optimizer=optimizer)
+
+
+def test_fit_defaults_seed_0_and_silence(capsys):
+    x, y = fit_args(10)
+    first = small_net().fit(x, y, epochs=2, batch_size=3, optimizer=SGD(0.1))
+    again = small_net().fit(x, y, epochs=2, batch_size=3, optimizer=SGD(0.1), seed=0)
+    assert first == again
+    assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("method", ["predict", "predict_proba", "evaluate"])
+def test_inference_batch_size_is_checked(method):
+    x, y = fit_args(3)
+    args = (x, y) if method == "evaluate" else (x,)
+    with pytest.raises(ValueError, match=r"^batch_size must be >= 1, got 0$"):
+        getattr(small_net(), method)(*args, batch_size=0)

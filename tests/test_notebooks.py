@@ -208,6 +208,38 @@ def test_exporter_refuses_unknown_labels(mini_book):
         exported_markdown(mini_book, "book/two")
 
 
+NESTED = r"""
+(sec-two-a)=
+(sec-two-b)=
+## Nested
+
+- a role that wraps {cite:p}`lecun1998gradient,
+  kingma2015adam`, a [titled link](one.md "One") and
+
+  $$ v = 3 $$ (eq-two-v)
+
+> :::{note}
+> See {eq}`eq-two-v`.
+> :::
+
+{ref}`sec-two-a` and {ref}`sec-two-b`; ``{eq}`eq-two-v` `` stays code.
+"""
+
+
+def test_exporter_rewrites_inside_lists_and_quotes(mini_book):
+    (mini_book / "book" / "two.md").write_text(TWO + NESTED)
+    _, two = exported_markdown(mini_book, "book/two")
+    site = "https://cnn-from-scratch.github.io/cnn-from-scratch-numpy/"
+    assert (f"([LeCun et al., 1998]({site}book/bibliography.html#cite-lecun1998gradient); "
+            f"[Kingma and Ba, 2015]({site}book/bibliography.html#cite-kingma2015adam))") in two
+    assert f'[titled link]({site}book/one.html "One")' in two
+    assert "\n  $$\n  v = 3\n  \\tag{2.2}\n  $$\n" in two
+    assert f"> > **Note**\n> >\n> > See [Eq. (2.2)]({site}book/two.html#equation-eq-two-v)." in two
+    assert f"[Nested]({site}book/two.html#sec-two-a) and [Nested]({site}book/two.html#sec-two-b)" in two
+    assert "``{eq}`eq-two-v` `` stays code" in two
+    assert myst_leftovers(two) == []
+
+
 def test_myst_leftovers_are_detected():
     assert myst_leftovers("see {eq}`eq-a`") == ["role"]
     assert myst_leftovers("```{note}\nx\n```") == ["directive fence"]

@@ -119,15 +119,21 @@ def test_rejects_bad_hyperparameters(make, error, pattern):
 
 # The formulas as they were written before the updates became in place and blocked: whole-array
 # expressions with fresh temporaries (eq-sgd-momentum, eq-adam-moments and eq-adam).
-def reference_sgd(w, v, g, lr, momentum):
+# With weight decay: the L2 gradient added to g for SGD (eq-l2-dw), the decoupled decay
+# of AdamW for Adam (eq-adamw).
+def reference_sgd(w, v, g, lr, momentum, weight_decay=0.0):
+    if weight_decay:
+        g = g + weight_decay * w
     v = momentum * v - lr * g
     return w + v, v
 
 
-def reference_adam(w, m, v, g, t, lr, beta1, beta2, eps):
+def reference_adam(w, m, v, g, t, lr, beta1, beta2, eps, weight_decay=0.0):
     m = beta1 * m + (1 - beta1) * g
     v = beta2 * v + (1 - beta2) * g**2
     m_hat, v_hat = m / (1 - beta1**t), v / (1 - beta2**t)
+    if weight_decay:
+        w = w * (1 - lr * weight_decay)
     return w - lr * m_hat / (np.sqrt(v_hat) + eps), m, v
 
 
@@ -142,31 +148,37 @@ def float32_problem(rng):
     return params
 
 
+@pytest.mark.parametrize("weight_decay", [0.0, 0.05], ids=["no_decay", "weight_decay"])
 @pytest.mark.parametrize("block_size", [7, 256, optim.BLOCK_SIZE])
-def test_sgd_momentum_in_place_equals_eq_sgd_momentum_bit_for_bit(block_size, rng, monkeypatch):
+def test_sgd_momentum_in_place_equals_eq_sgd_momentum_bit_for_bit(
+        block_size, weight_decay, rng, monkeypatch):
     # Blocks of 7 leave remainders on every array; 256 splits only the largest one.
     monkeypatch.setattr(optim, "BLOCK_SIZE", block_size)
     params = float32_problem(rng)
     arrays = {k: id(p) for k, p in params.items()}
     ref = {k: (p.copy(), np.zeros_like(p)) for k, p in params.items()}
-    optimizer = SGD(0.03, momentum=0.9)
+    optimizer = SGD(0.03, momentum=0.9, weight_decay=weight_decay)
     for _ in range(60):
         grads = {k: np.asarray(rng.standard_normal(p.shape), dtype=np.float32)
                  for k, p in params.items()}
         optimizer.step(params, grads)
-        ref = {k: reference_sgd(*ref[k], grads[k], 0.03, 0.9) for k in params}
+        ref = {k: reference_sgd(*ref[k], grads[k], 0.03, 0.9, weight_decay)
+               for k in params}
         for k, p in params.items():
             assert id(p) == arrays[k] and p.dtype == np.float32
             np.testing.assert_array_equal(p, ref[k][0], err_msg=k)
             np.testing.assert_array_equal(optimizer.state[k][0], ref[k][1], err_msg=k)
 
 
+@pytest.mark.parametrize("weight_decay", [0.0, 0.05], ids=["no_decay", "weight_decay"])
 @pytest.mark.parametrize("block_size", [7, 256, optim.BLOCK_SIZE])
-def test_adam_in_place_equals_eq_adam_bit_for_bit(block_size, rng, monkeypatch):
+def test_adam_in_place_equals_eq_adam_bit_for_bit(
+        block_size, weight_decay, rng, monkeypatch):
     monkeypatch.setattr(optim, "BLOCK_SIZE", block_size)
     params = float32_problem(rng)
     ref = {k: (p.copy(), np.zeros_like(p), np.zeros_like(p)) for k, p in params.items()}
-    hyper = {"lr": 0.01, "beta1": 0.8, "beta2": 0.95, "eps": 1e-6}
+    hyper = {"lr": 0.01, "beta1": 0.8, "beta2": 0.95, "eps": 1e-6,
+             "weight_decay": weight_decay}
     optimizer = Adam(**hyper)
     for t in range(1, 61):
         # Gradients of very different scales: the division by sqrt(v_hat) has work to do.
@@ -227,3 +239,85 @@ def test_steps_allocate_state_once_and_nothing_per_step(make, rng):
     assert peak - before < 100_000, "a step allocates temporaries the size of a parameter"
     assert {k: [id(a) for a in s if isinstance(a, np.ndarray)]
             for k, s in optimizer.state.items()} == state
+
+
+@pytest.mark.parametrize("make", [lambda: SGD(0.1, momentum=0.9), lambda: Adam()], ids=["sgd", "adam"])
+def test_one_optimizer_for_two_models_is_refused_before_anything_changes(make, rng):
+    # Both models call their first weight "0.w": the moments of one would drive the other.
+    optimizer = make()
+    first, second = rng.standard_normal(3), rng.standard_normal(3)
+    optimizer.step({"0.w": first}, {"0.w": np.ones(3)})
+    state = {key: tuple(np.copy(s) for s in value) for key, value in optimizer.state.items()}
+    second_before = second.copy()
+    with pytest.raises(ValueError, match=r"this optimizer holds state for '0.w' of another "
+                                         r"parameter array .*use one optimizer per model"):
+        optimizer.step({"0.w": second}, {"0.w": np.ones(3)})
+    np.testing.assert_array_equal(second, second_before)
+    for key, value in state.items():
+        for saved, now in zip(value, optimizer.state[key]):
+            np.testing.assert_array_equal(saved, now)
+    optimizer.step({"0.w": first}, {"0.w": np.ones(3)})  # the first model goes on
+
+
+def test_a_refused_step_does_not_claim_new_keys(rng):
+    optimizer = SGD(0.1)
+    a = np.zeros(2)
+    optimizer.step({"a": a}, {"a": np.ones(2)})
+    b, other_a = np.zeros(2), np.zeros(2)
+    with pytest.raises(ValueError, match="another parameter array"):
+        optimizer.step({"b": b, "a": other_a}, {"b": np.ones(2), "a": np.ones(2)})
+    optimizer.step({"b": np.zeros(2)}, {"b": np.ones(2)})  # "b" was not tied to the failed step's array
+
+
+def test_the_state_of_a_parameter_follows_its_array_not_a_copy(rng):
+    # A copy is another array: stepping it with the original's moments is refused too, even
+    # once the original is gone (the optimizer keeps only a weak reference).
+    optimizer = Adam()
+    w = np.zeros(2)
+    optimizer.step({"w": w}, {"w": np.ones(2)})
+    copy = w.copy()
+    del w
+    with pytest.raises(ValueError, match="another parameter array"):
+        optimizer.step({"w": copy}, {"w": np.ones(2)})
+
+
+def test_a_model_and_its_optimizer_after_load(tmp_path):
+    from cnn.layers import Dense
+    from cnn.model import Sequential
+    model = Sequential([Dense(3, 2, rng=np.random.default_rng(0), dtype=np.float64)])
+    optimizer = Adam()
+    x, y = np.ones((4, 3)), np.array([0, 1, 0, 1])
+    model.fit(x, y, epochs=1, batch_size=2, optimizer=optimizer)
+    model.save(tmp_path / "m.npz")
+    model.load(tmp_path / "m.npz")  # in place: the same arrays, so training can go on
+    model.fit(x, y, epochs=1, batch_size=2, optimizer=optimizer)
+    other = Sequential([Dense(3, 2, rng=np.random.default_rng(1), dtype=np.float64)])
+    with pytest.raises(ValueError, match="use one optimizer per model"):
+        other.fit(x, y, epochs=1, batch_size=2, optimizer=optimizer)
+
+
+def test_adam_defaults_are_those_of_the_paper():
+    optimizer = Adam()
+    assert (optimizer.lr, optimizer.beta1, optimizer.beta2, optimizer.eps) == (1e-3, 0.9, 0.999, 1e-8)
+    assert SGD(0.1).momentum == 0.0
+
+
+@pytest.mark.parametrize("make, pattern", [
+    (lambda: Adam(lr=0.0), r"^lr must be in \(0.0, inf\), got 0.0$"),
+    (lambda: Adam(lr=None), r"^lr must be a real number, got None$"),
+    (lambda: Adam(beta2=1.0), r"^beta2 must be in \[0.0, 1.0\), got 1.0$"),
+    (lambda: Adam(beta1=-0.5), r"^beta1 must be in \[0.0, 1.0\), got -0.5$"),
+    (lambda: Adam(eps=np.inf), r"^eps must be in \(0.0, inf\), got inf$"),
+    (lambda: SGD(0.1, momentum=-1e-9), r"^momentum must be in \[0.0, 1.0\)"),
+])
+def test_hyperparameter_errors_name_the_argument_and_interval(make, pattern):
+    with pytest.raises((ValueError, TypeError), match=pattern):
+        make()
+
+
+def test_hyperparameter_interval_ends():
+    # Decay rates and momentum may be 0 (no averaging) but not 1; lr and eps must be > 0.
+    assert Adam(beta1=0.0, beta2=0.0).beta2 == 0.0
+    assert SGD(1e-12, momentum=0.0).momentum == 0.0
+    assert Adam(lr=1e300, eps=1e-300).eps == 1e-300
+    assert Adam(beta1=np.nextafter(1.0, 0), beta2=np.nextafter(1.0, 0)).beta2 < 1.0

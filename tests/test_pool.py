@@ -146,3 +146,37 @@ def test_dtype_is_kept_and_inputs_untouched(ops, dtype, rng):
         assert out.dtype == dtype and dx.dtype == dtype
         np.testing.assert_array_equal(x, x_copy)
         np.testing.assert_array_equal(dout, 1)
+
+
+@pytest.mark.parametrize("kernel_size", [(16, 16), (16, 17), (1, 256), (1, 257)])
+def test_max_pool_index_dtype_at_its_size_limit(kernel_size):
+    # The tuned pass stores each window's argmax in the smallest integer type that holds
+    # KH*KW - 1 (uint8 up to 256 offsets): the maximum at the LAST offset must come back.
+    KH, KW = kernel_size
+    x = np.zeros((1, 2, KH, KW))
+    x[0, 0, -1, -1] = 1.0  # last offset in row-major order
+    x[0, 1, 0, 0] = 1.0  # first offset
+    for forward, backward in [(maxpool2d_forward, maxpool2d_backward),
+                              (maxpool2d_forward_fast, maxpool2d_backward_fast)]:
+        out, cache = forward(x, kernel_size)
+        np.testing.assert_array_equal(out, np.ones((1, 2, 1, 1)))
+        np.testing.assert_array_equal(backward(np.full((1, 2, 1, 1), 3.0), cache), 3.0 * x)
+
+
+@pytest.mark.parametrize("forward", [maxpool2d_forward, maxpool2d_forward_naive,
+                                     maxpool2d_forward_fast, avgpool2d_forward,
+                                     avgpool2d_forward_naive])
+def test_pool_defaults_are_2x2_windows_that_tile(forward, rng):
+    x = rng.standard_normal((1, 2, 6, 4))
+    out, cache = forward(x)
+    assert out.shape == (1, 2, 3, 2)
+    assert cache.kernel_size == (2, 2) and cache.stride == (2, 2)
+    explicit, _ = forward(x, (2, 2), (2, 2))
+    np.testing.assert_array_equal(out, explicit)
+
+
+@pytest.mark.parametrize("forward", [maxpool2d_forward, maxpool2d_forward_naive,
+                                     maxpool2d_forward_fast])
+def test_max_pool_cache_holds_integer_indices(forward, rng):
+    _, cache = forward(rng.standard_normal((2, 1, 4, 4)), 2)
+    assert np.issubdtype(cache.argmax.dtype, np.integer)

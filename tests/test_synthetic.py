@@ -154,3 +154,16 @@ def test_script_reproduces_the_committed_sample_images_bit_for_bit(tmp_path):
 def test_sample_image_rejects_an_unknown_class():
     with pytest.raises(ValueError, match="name must be one of"):
         sample_image("normal")
+
+
+def test_per_class_counts_give_an_imbalanced_set():
+    x, y = make_mammogram_patches((5, 1, 4), 16, rng=np.random.default_rng(0))
+    assert x.shape == (10, 1, 16, 16) and np.bincount(y).tolist() == [5, 1, 4]
+    # An int is the balanced case, drawn exactly as (n, n, n).
+    balanced = make_mammogram_patches(3, 16, rng=np.random.default_rng(1))
+    same = make_mammogram_patches([3, 3, 3], 16, rng=np.random.default_rng(1))
+    np.testing.assert_array_equal(balanced[0], same[0])
+    with pytest.raises(ValueError, match="one count per class"):
+        make_mammogram_patches((5, 1), 16, rng=np.random.default_rng(0))
+    with pytest.raises(ValueError, match="n_per_class must be >= 1"):
+        make_mammogram_patches((5, 0, 4), 16, rng=np.random.default_rng(0))

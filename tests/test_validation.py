@@ -219,3 +219,89 @@ def test_large_arrays_are_checked_to_the_last_entry(where, bad):
     strided[0, where] = bad
     with pytest.raises(ValueError, match="t contains NaN or infinity"):
         check_array(strided.T, "t")
+
+
+from cnn.dense import dense_backward_naive  # noqa: E402
+from cnn.fast.conv import conv2d_backward_fast  # noqa: E402
+from cnn.fast.pool import maxpool2d_backward_fast  # noqa: E402
+from cnn.pool import avgpool2d_backward_naive, maxpool2d_backward_naive  # noqa: E402
+
+BACKWARDS = [
+    (conv2d_backward, "ConvCache", lambda: conv2d_forward(X, W, B)),
+    (conv2d_backward_naive, "ConvCache", lambda: conv2d_forward(X, W, B)),
+    (conv2d_backward_fast, "ConvCache", lambda: conv2d_forward(X, W, B)),
+    (maxpool2d_backward, "MaxPoolCache or AvgPoolCache", lambda: maxpool2d_forward(X, 2)),
+    (maxpool2d_backward_naive, "MaxPoolCache or AvgPoolCache", lambda: maxpool2d_forward(X, 2)),
+    (maxpool2d_backward_fast, "MaxPoolCache or AvgPoolCache", lambda: maxpool2d_forward(X, 2)),
+    (avgpool2d_backward, "MaxPoolCache or AvgPoolCache", lambda: avgpool2d_forward(X, 2)),
+    (avgpool2d_backward_naive, "MaxPoolCache or AvgPoolCache", lambda: avgpool2d_forward(X, 2)),
+    (dense_backward, "DenseCache", lambda: dense_forward(X[:, 0, 0, :3], W[:, 0, 0].T, B)),
+    (dense_backward_naive, "DenseCache", lambda: dense_forward(X[:, 0, 0, :3], W[:, 0, 0].T, B)),
+    (relu_backward, "ReLUCache", lambda: relu_forward(X)),
+]
+
+
+@pytest.mark.parametrize("backward, cache_name, forward", BACKWARDS,
+                         ids=[b[0].__name__ for b in BACKWARDS])
+def test_backward_without_its_cache_is_a_type_error_naming_the_argument(backward, cache_name,
+                                                                        forward):
+    out, cache = forward()
+    with pytest.raises(TypeError, match=rf"cache must be the {cache_name} returned by the "
+                                        r"forward pass, got NoneType"):
+        backward(out, None)
+    wrong = relu_forward(X)[1] if cache_name != "ReLUCache" else dense_forward(X[:, 0, 0, :3], W[:, 0, 0].T, B)[1]
+    with pytest.raises(TypeError, match=rf"got {type(wrong).__name__}"):
+        backward(out, wrong)
+    with pytest.raises(TypeError, match="got tuple"):
+        backward(out, tuple(cache))  # a plain tuple with the right fields is not the cache
+
+
+@pytest.mark.parametrize("call, pattern", [
+    (lambda: conv2d_forward(X[:0], W, B), r"x must have shape \(N, C, H, W\) with N, C, H, W >= 1, got shape \(0, 3, 6, 6\)"),
+    (lambda: conv2d_forward(X[:, :0], W[:, :0], B), r"x must have shape .* got shape \(2, 0, 6, 6\)"),
+    (lambda: conv2d_forward_naive(X[:, :0], W[:, :0], B), r"x must have shape .* got shape \(2, 0, 6, 6\)"),
+    (lambda: conv2d_forward(X, W[:0], B[:0]), r"w must have shape \(F, C, KH, KW\) with F, C, KH, KW >= 1, got shape \(0, 3, 3, 3\)"),
+    (lambda: maxpool2d_forward(X[:0], 2), r"x must have shape \(N, C, H, W\) with N, C, H, W >= 1"),
+    (lambda: avgpool2d_forward(X[:, :0], 2), r"x must have shape .* got shape \(2, 0, 6, 6\)"),
+    (lambda: dense_forward(np.ones((0, 3)), np.ones((3, 2)), np.ones(2)), r"x must have shape \(N, D\) with N, D >= 1, got shape \(0, 3\)"),
+    (lambda: dense_forward(np.ones((2, 0)), np.ones((0, 2)), np.ones(2)), r"x must have shape \(N, D\) with N, D >= 1, got shape \(2, 0\)"),
+    (lambda: dense_forward(np.ones((2, 3)), np.ones((3, 0)), np.ones(0)), r"w must have shape \(D, M\) with D, M >= 1, got shape \(3, 0\)"),
+    (lambda: Conv2D(3, 4, 3).forward(np.zeros((0, 3, 5, 5), np.float32)), r"with N, C, H, W >= 1"),
+])
+def test_empty_batches_and_channels_are_refused(call, pattern):
+    # Before: a reshape error deep inside, or (zero channels) an output of biases alone.
+    with pytest.raises(ValueError, match=pattern):
+        call()
+
+
+def test_float64_dout_into_a_float32_layer_keeps_float32():
+    x = X.astype(np.float32)
+    for layer in (Conv2D(3, 4, 3, rng=np.random.default_rng(0)), MaxPool2D(2), AvgPool2D(2)):
+        out = layer.forward(x)
+        dx = layer.backward(np.ones(out.shape))  # float64 upstream gradient
+        assert dx.dtype == np.float32
+        assert all(g.dtype == np.float32 for g in layer.grads.values())
+    dense = Dense(3, 2, rng=np.random.default_rng(0))
+    out = dense.forward(x[:, :, 0, 0])
+    assert dense.backward(np.ones(out.shape)).dtype == np.float32
+    assert dense.grads["w"].dtype == dense.grads["b"].dtype == np.float32
+    out, cache = relu_forward(x)
+    assert relu_backward(np.ones(out.shape), cache).dtype == np.float32
+
+
+from cnn.checks import check_labels  # noqa: E402
+
+
+@pytest.mark.parametrize("y, got", [([0, 1], "list"), (np.array([0.0, 1.0]), "float64"),
+                                    (None, "NoneType")])
+def test_check_labels_names_what_it_got(y, got):
+    with pytest.raises(TypeError, match=rf"^y must be an integer numpy.ndarray of class labels, "
+                                        rf"got {got}$"):
+        check_labels(y, "y", 2)
+
+
+def test_check_labels_without_a_class_count_refuses_negative_labels_only():
+    check_labels(np.array([0, 99]), "y", 2)  # any K
+    with pytest.raises(ValueError, match=r"^y must hold labels in 0..K - 1, got values in -1..0$"):
+        check_labels(np.array([-1, 0]), "y", 2)
+    check_labels(np.zeros(0, int), "y", 0, num_classes=3)  # an empty set of labels is fine

@@ -7,8 +7,12 @@
 * Every chapter page offers the notebook executed during this build as ``.ipynb``,
   rewritten into plain Jupyter by :mod:`myst2ipynb` (no raw MyST, install cell first).
 * ``{literalinclude}`` takes ``:docstring: summary`` (see :mod:`listing`).
+* The student notebooks of ``assignments/`` are offered for download (see
+  :mod:`assignments`).
 * The Binder and Colab buttons open ``notebooks/<chapter>.ipynb``, the committed
   copy in the repository (Colab cannot open a MyST ``.md`` file).
+* The version and its date in the footer, the PDF editions and the site's links to
+  them (see :mod:`pdfbook`).
 """
 
 from __future__ import annotations
@@ -28,8 +32,11 @@ from sphinxcontrib.bibtex.style.referencing import BracketStyle
 from sphinxcontrib.bibtex.style.referencing.author_year import AuthorYearReferenceStyle
 
 sys.path.insert(0, str(Path(__file__).parent))
+import assignments  # noqa: E402
 import listing  # noqa: E402
 import myst2ipynb  # noqa: E402
+import provenance  # noqa: E402
+import pdfbook  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -165,6 +172,9 @@ sphinxcontrib.bibtex.plugin.register_plugin(
 
 def setup(app):
     listing.setup(app)
+    provenance.setup(app)
+    assignments.setup(app)
+    pdfbook.setup(app)
     app.connect("config-inited", setup_mathjax)
     app.connect("build-finished", copy_mathjax)
     # After sphinx-book-theme (priority 501) has built the header buttons.

@@ -60,6 +60,9 @@ class Listing(LiteralInclude):
     def run(self) -> list[nodes.Node]:
         mode = self.options.pop("docstring", "full")
         result = super().run()
+        # The site marks quoted package code (div.listing), which the browser test reports apart.
+        for block in (n for node in result for n in node.findall(nodes.literal_block)):
+            block["classes"].append("listing")
         if mode == "summary":
             for block in (n for node in result for n in node.findall(nodes.literal_block)):
                 text = summarise_docstrings(block.astext())

@@ -13,6 +13,10 @@ the book uses into Markdown that any notebook front end renders:
 * exercises, solutions, proofs and admonitions become Markdown (solutions are
   collapsed ``<details>`` blocks); other roles become text or links.
 
+Chapters are read with the parser the site is built with (myst-parser's markdown-it
+set-up, the extensions of ``_config.yml``, myst-parser's directive options), so both see
+the same constructs. Only their tokens are rewritten; all else is copied as written.
+
 The same code serves the committed ``notebooks/*.ipynb`` (no outputs, for Colab and
 Binder; ``scripts/export_notebooks.py``) and the executed notebooks the site offers
 for download (``cnnbook.py``), so both read the same. Numbering is computed in one
@@ -22,25 +26,46 @@ pass over all chapters in toc order with the same walker that renders them.
 from __future__ import annotations
 
 import copy
+import functools
+import itertools
+import posixpath
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
+from urllib.parse import urlsplit
 
 import jupytext
 import nbformat
 import yaml
 from docutils.nodes import make_id
+from docutils.parsers.rst.directives.misc import TestDirective
 from listing import summarise_docstrings
+from markdown_it import MarkdownIt
+from markdown_it.helpers import parseLinkLabel
+from markdown_it.renderer import RendererHTML
+from markdown_it.token import Token
+from myst_parser.config.main import MdParserConfig
+from myst_parser.parsers.directives import parse_directive_text
+from myst_parser.parsers.mdit import create_md_parser
+from release import read_version, tag
+from sphinx_external_toc.api import FileItem
+from sphinx_external_toc.parsing import parse_toc_yaml
+from sphinx.util.nodes import split_explicit_title
 
+# The release the text belongs to (the tag v0.2.0), not the moving main branch.
 INSTALL_CELL = """\
-# Installs the book's package `cnn` when it is missing (Colab, Binder, a fresh environment).
+# Installs the book's package `cnn`, release {version} (the code this text was written
+# with), when it is missing (Colab, Binder, a fresh environment).
 try:
     import cnn
 except ImportError:
-    %pip install --quiet "cnn-from-scratch @ git+{repo_url}"
+    %pip install --quiet "cnn-from-scratch @ git+{repo_url}@{tag}"
     import importlib
-    importlib.invalidate_caches()"""
+    importlib.invalidate_caches()
+else:
+    if cnn.__version__ != "{version}":
+        print("This text was written for cnn {version}; installed:", cnn.__version__)"""
 
 ADMONITIONS = {
     "admonition", "note", "tip", "hint", "important", "warning", "caution",
@@ -49,33 +74,15 @@ ADMONITIONS = {
 # Containers whose content is shown as is, with the argument (if any) as a bold title.
 CONTAINERS = {"margin", "sidebar", "epigraph", "topic", "card", "div", "container", "only", "rubric"}
 DROPPED = {"toctree", "tableofcontents", "index"}
+# amsmath environments inside $$: the *ed variant MathJax accepts there (None: no wrapper).
 AMSMATH_ENVS = {
     "equation": None, "multline": "gathered", "gather": "gathered", "align": "aligned",
     "alignat": "alignedat", "flalign": "aligned",
 }
-
-FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,}|:{3,})(?P<info>.*)$")
-DIRECTIVE = re.compile(r"^\{(?P<name>[^}\s]+)\}\s*(?P<arg>.*)$")
-OPTION = re.compile(r"^:(?P<key>[\w-]+):\s*(?P<value>.*)$")
-# One left-to-right scan: a role, an inline code span (kept verbatim) or a link.
-INLINE = re.compile(
-    r"\{(?P<name>[a-zA-Z][\w:+-]*)\}`(?P<text>[^`]*)`"
-    r"|(?P<code>``.+?``|`[^`]+`)"
-    r"|(?P<bang>!?)\[(?P<linktext>[^\]]*)\]\((?P<target>[^)\s]+)\)"
-)
-TARGET = re.compile(r"^\((?P<label>[^()\s]+)\)=\s*$")
-HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
-DOLLAR_LABEL = re.compile(r"^\s*\((?P<label>[^()\s]+)\)\s*$")
-AMS_BEGIN = re.compile(r"^\s*\\begin\{(?P<env>[a-z]+)(?P<star>\*?)\}")
-EXPLICIT_TITLE = re.compile(r"^(?P<title>.*?)\s*<(?P<target>[^<>]+)>$", re.S)
-PROOF_TYPES = {
-    "proof": "Proof", "definition": "Definition", "theorem": "Theorem", "lemma": "Lemma",
-    "corollary": "Corollary", "proposition": "Proposition", "example": "Example",
-    "remark": "Remark", "algorithm": "Algorithm", "conjecture": "Conjecture",
-    "axiom": "Axiom", "criterion": "Criterion", "observation": "Observation",
-    "assumption": "Assumption", "notation": "Notation", "property": "Property",
-}
 PY_ROLES = {"func", "class", "meth", "mod", "attr", "obj", "data", "exc", "const"}
+# markdown-it gives inline tokens no source position; these rules record the text they
+# consumed, so a role or link is replaced where it stands and code spans are stepped over.
+SOURCED_RULES = ("myst_role", "backticks", "link", "image")
 
 
 class ExportError(ValueError):
@@ -104,17 +111,21 @@ class BookIndex:
     titles: dict[str, str] = field(default_factory=dict)
     targets: dict[str, Target] = field(default_factory=dict)
     citations: dict[str, tuple[str, str]] = field(default_factory=dict)
+    extensions: frozenset[str] = frozenset()
+    notebooks: list[str] = field(default_factory=list)
     bibliography_doc: str = "book/bibliography"
     api_doc: str = "book/api"
+
+    @property
+    def md(self) -> MarkdownIt:
+        return myst_parser(self.extensions)
 
     @classmethod
     def load(cls, root: Path | str) -> "BookIndex":
         """Read ``_config.yml``, ``_toc.yml`` and the bibliography, then number every chapter."""
         root = Path(root).resolve()
         config = yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8"))
-        toc = yaml.safe_load((root / "_toc.yml").read_text(encoding="utf-8"))
-        docs = toc_docnames(toc)
-        numbers = chapter_numbers(toc)
+        docs, numbers = read_toc(root)
         sphinx_config = (config.get("sphinx") or {}).get("config") or {}
         index = cls(
             root=root,
@@ -124,6 +135,7 @@ class BookIndex:
             eqref_format=sphinx_config.get("math_eqref_format", "({number})"),
             docs=docs,
             numbers=numbers,
+            extensions=frozenset((config.get("parse") or {}).get("myst_enable_extensions", [])),
         )
         for bibfile in config.get("bibtex_bibfiles", []):
             index.citations.update(read_citations(root / bibfile))
@@ -132,6 +144,8 @@ class BookIndex:
             if not path.exists():
                 continue
             nb = read_chapter(path)
+            if "kernelspec" in nb.metadata:
+                index.notebooks.append(doc)
             renderer = Renderer(index, doc, collecting=True)
             for cell in nb.cells:
                 if cell.cell_type == "markdown":
@@ -152,58 +166,63 @@ class BookIndex:
         )
 
     def notebook_docs(self) -> list[str]:
-        return notebook_docs(self.root)
+        return self.notebooks
 
 
 def notebook_docs(root: Path | str) -> list[str]:
     """Chapters that are notebooks (a jupytext header with a kernelspec) and exist, in toc order."""
     root = Path(root)
-    found = []
-    for doc in toc_docnames(yaml.safe_load((root / "_toc.yml").read_text(encoding="utf-8"))):
-        path = root / f"{doc}.md"
-        if path.exists() and "kernelspec" in front_matter(path.read_text(encoding="utf-8")):
-            found.append(doc)
-    return found
+    return [doc for doc in read_toc(root)[0]
+            if (root / f"{doc}.md").exists() and "kernelspec" in read_chapter(root / f"{doc}.md").metadata]
 
 
-def chapter_numbers(toc: dict) -> dict[str, int]:
-    """Chapter numbers as Sphinx shows them: consecutive over the numbered parts
+def read_toc(root: Path | str) -> tuple[list[str], dict[str, int]]:
+    """The docnames of ``_toc.yml`` in reading order (root first), read as Jupyter Book does,
+    and the chapter numbers Sphinx shows: consecutive over the numbered parts
     (sphinx-multitoc-numbering); the root page is never numbered."""
-    default = (toc.get("defaults") or {}).get("numbered", False)
-    numbered = [
-        str(Path(chapter["file"]).with_suffix(""))
-        for part in toc.get("parts", [{"chapters": toc.get("chapters", [])}])
-        if part.get("numbered", default)
-        for chapter in part.get("chapters", [])
-    ]
-    return {doc: i for i, doc in enumerate(numbered, start=1)}
+    site_map = parse_toc_yaml(Path(root) / "_toc.yml")
 
+    def files(tree) -> list[str]:
+        return [item for item in tree.items if isinstance(item, FileItem)]
 
-def toc_docnames(toc: dict) -> list[str]:
-    """Docnames of a jb-book toc in reading order (root first)."""
-    docs = [toc["root"]]
+    def walk(doc: str) -> list[str]:
+        return [doc] + [d for tree in site_map[doc].subtrees for item in files(tree) for d in walk(item)]
 
-    def walk(entries):
-        for entry in entries or []:
-            if "file" in entry:
-                docs.append(str(Path(entry["file"]).with_suffix("")))
-            walk(entry.get("sections"))
-            walk(entry.get("chapters"))
+    def docname(doc: str) -> str:
+        return Path(doc).with_suffix("").as_posix()
 
-    walk(toc.get("parts"))
-    walk(toc.get("chapters"))
-    return docs
-
-
-def front_matter(text: str) -> dict:
-    if not text.startswith("---"):
-        return {}
-    end = text.find("\n---", 3)
-    return yaml.safe_load(text[3:end]) or {} if end > 0 else {}
+    numbered = [doc for tree in site_map.root.subtrees if tree.numbered for doc in files(tree)]
+    return [docname(d) for d in walk(site_map.root.docname)], {docname(d): i for i, d in enumerate(numbered, 1)}
 
 
 def read_chapter(path: Path) -> nbformat.NotebookNode:
     return jupytext.reads(path.read_text(encoding="utf-8"), fmt="md:myst")
+
+
+@functools.cache
+def myst_parser(extensions: frozenset[str]) -> MarkdownIt:
+    """The Markdown parser MyST builds the site with, its inline tokens keeping their source."""
+    md = create_md_parser(MdParserConfig(enable_extensions=set(extensions)), RendererHTML)
+    for rule in md.inline.ruler.__rules__:
+        if rule.name in SOURCED_RULES:
+            md.inline.ruler.at(rule.name, _keeping_source(rule.fn))
+    return md
+
+
+def _keeping_source(rule):
+    def keep_source(state, silent: bool) -> bool:
+        start, count = state.pos, len(state.tokens)
+        if not rule(state, silent):
+            return False
+        token = None if silent else next((t for t in state.tokens[count:] if t.type != "text"), None)
+        if token is not None:
+            token.meta["source"] = state.src[start : state.pos]
+            if token.type in {"link_open", "image"}:  # where "[label]" ends and the destination starts
+                label = start + (token.type == "image")
+                token.meta["label_end"] = parseLinkLabel(state, label, token.type == "link_open") + 1 - start
+        return True
+
+    return keep_source
 
 
 def latex_to_text(latex: str) -> str:
@@ -222,39 +241,22 @@ def read_citations(bibfile: Path) -> dict[str, tuple[str, str]]:
         names = [latex_to_text(" ".join(p.prelast_names + p.last_names)) for p in persons]
         if not names:
             names = [latex_to_text(entry.fields.get("organization", entry.fields.get("title", key)))]
-        if len(names) == 1:
-            authors = names[0]
-        elif len(names) == 2:
-            authors = f"{names[0]} and {names[1]}"
-        else:
-            authors = f"{names[0]} et al."
+        authors = " and ".join(names) if len(names) <= 2 else f"{names[0]} et al."
         citations[key] = (authors, entry.fields.get("year", "n.d."))
     return citations
 
 
-def parse_directive_body(lines: list[str]) -> tuple[dict[str, str], list[str]]:
-    """Split a directive's body into its options (``:key: value`` or YAML) and content."""
-    options: dict[str, str] = {}
-    i = 0
-    if lines and lines[0].strip() == "---":
-        end = next((j for j in range(1, len(lines)) if lines[j].strip() == "---"), None)
-        if end is not None:
-            options = {k: "" if v is None else str(v) for k, v in (yaml.safe_load("\n".join(lines[1:end])) or {}).items()}
-            i = end + 1
-    else:
-        while i < len(lines) and (m := OPTION.match(lines[i].strip())):
-            options[m["key"]] = m["value"].strip()
-            i += 1
-    content = lines[i:]
-    while content and not content[0].strip():
-        content = content[1:]
-    while content and not content[-1].strip():
-        content = content[:-1]
-    return options, content
-
-
 def quote(lines: list[str]) -> list[str]:
     return [f"> {line}" if line else ">" for line in lines]
+
+
+def _replace(text: str, edits: list[tuple[int, int, str]]) -> str:
+    """``text`` with each ``(start, end, new)`` span replaced (spans in order, not overlapping)."""
+    out, pos = [], 0
+    for start, end, new in edits:
+        out += [text[pos:start], new]
+        pos = end
+    return "".join(out) + text[pos:]
 
 
 class Renderer:
@@ -270,7 +272,6 @@ class Renderer:
         self.collecting = collecting
         self.chapter = index.numbers.get(docname)
         self.counters: dict[str, int] = {}
-        self.pending_target: str | None = None
 
     # -- numbering -------------------------------------------------------
     def _number(self, kind: str) -> str:
@@ -285,7 +286,7 @@ class Renderer:
             self.index.targets[label] = Target(self.doc, anchor, text, number)
 
     def equation(self, content: str, label: str | None) -> list[str]:
-        if label is None:
+        if not label:
             return ["$$", content.strip(), "$$"]
         number = self._number("equation")
         self._register(label, make_id(f"equation-{label}"), self.index.eqref_format.format(number=number), number)
@@ -311,131 +312,87 @@ class Renderer:
 
     # -- block level -----------------------------------------------------
     def render(self, text: str) -> str:
-        return "\n".join(self.render_lines(text.split("\n")))
-
-    def render_lines(self, lines: list[str]) -> list[str]:
-        out: list[str] = []
-        # Roles may wrap across lines: inline markup is rewritten a paragraph at a time.
-        paragraph: list[str] = []
-
-        def flush() -> None:
-            if paragraph:
-                out.extend(self.inline("\n".join(paragraph)).split("\n"))
-                paragraph.clear()
-
-        i = 0
-        while i < len(lines):
-            line = lines[i]
-            stripped = line.strip()
-            fence = FENCE.match(line)
-            heading = HEADING.match(line)
-            if fence or stripped.startswith("$$") or heading or TARGET.match(stripped) or not stripped:
-                flush()
-            if fence:
-                end = self._fence_end(lines, i, fence["fence"])
-                body = lines[i + 1 : end]
-                directive = DIRECTIVE.match(fence["info"].strip())
-                if directive:
-                    out.extend(self.directive(directive["name"], directive["arg"].strip(), body))
-                elif fence["fence"][0] == ":":
-                    out.extend(self.render_lines(body))
-                else:
-                    out.extend(lines[i : end + 1])
-                i = end + 1
+        """``text`` with its MyST rewritten; whatever needs no change is copied as written."""
+        source = text + "\n"
+        lines = source.split("\n")
+        starts = [0, *itertools.accumulate(len(line) + 1 for line in lines)]  # offset of each line
+        edits: list[tuple[int, int, str]] = []
+        targets: list[str] = []  # labels waiting for the heading they name
+        tokens = self.index.md.parse(source)
+        for i, token in enumerate(tokens):
+            if token.type == "inline":
+                edits += self._inline_edits(token, source, max(starts[token.map[0]], edits[-1][1] if edits else 0))
                 continue
-            if stripped.startswith("$$"):
-                i = self._dollar_math(lines, i, out)
-                continue
-            if (ams := AMS_BEGIN.match(line)) and ams["env"] in AMSMATH_ENVS:
-                flush()
-                i = self._amsmath(lines, i, ams, out)
-                continue
-            i += 1
-            if target := TARGET.match(stripped):
-                self.pending_target = target["label"]
-                out.append(f'<a id="{make_id(target["label"])}"></a>')
-            elif stripped.startswith("%") and not stripped.startswith("%%"):
-                continue  # a MyST comment
-            elif heading:
-                title = self.inline(heading[2])
-                if self.pending_target:
-                    self._register(self.pending_target, make_id(self.pending_target), title)
-                if heading[1] == "#" and self.collecting:
+            if token.type == "heading_open":
+                title = self.inline(tokens[i + 1].content)
+                for label in targets:
+                    self._register(label, make_id(label), title)
+                if token.tag == "h1" and self.collecting:
                     self.index.titles.setdefault(self.doc, title)
-                self.pending_target = None
-                out.append(self.inline(line))
+            if token.nesting == 1:
+                targets = []
+            if token.type == "myst_target":
+                targets.append(token.content)
+                new = [f'<a id="{make_id(token.content)}"></a>']
+            elif token.type == "myst_line_comment":
+                new = []
+            elif token.type in {"math_block", "math_block_label"}:
+                new = self.equation(token.content, token.info)
+            elif token.type == "amsmath":
+                new = self.amsmath(token)
+            elif token.type in {"fence", "colon_fence"}:
+                name, arg = (token.info.split(maxsplit=1) + ["", ""])[:2]
+                if name.startswith("{") and name.endswith("}"):
+                    new = self.directive(name[1:-1], arg.strip(), token.content)
+                elif token.type == "colon_fence":  # a plain div: its content is Markdown
+                    new = [self.render(token.content.removesuffix("\n"))]
+                else:
+                    continue
             else:
-                if stripped:
-                    self.pending_target = None
-                paragraph.append(line)
-        flush()
-        return out
+                continue
+            # amsmath's map ends on its last line, every other block's after it.
+            first, end = token.map[0], token.map[1] + (token.type == "amsmath")
+            edits.append((starts[first], starts[end], self._block_lines(lines[first], new)))
+        return _replace(source, edits)[:-1]
 
     @staticmethod
-    def _fence_end(lines: list[str], start: int, fence: str) -> int:
-        for j in range(start + 1, len(lines)):
-            close = lines[j].strip()
-            if close and set(close) == {fence[0]} and len(close) >= len(fence) and len(lines[j]) - len(lines[j].lstrip()) < 4:
-                return j
-        return len(lines)
+    def _block_lines(first_line: str, new: list[str]) -> str:
+        """Replacement lines for a block, inside the list item or quote the block is in."""
+        if not new:
+            return ""
+        prefix = first_line[: len(first_line) - len(first_line.lstrip(" \t>-*+0123456789.)"))]
+        rest = re.sub(r"[^\s>]", " ", prefix)
+        return "".join((rest if k else prefix) + line + "\n" for k, line in enumerate("\n".join(new).split("\n")))
 
-    def _dollar_math(self, lines: list[str], i: int, out: list[str]) -> int:
-        """``$$ ... $$`` optionally followed by ``(label)`` on the closing line."""
-        first = lines[i].strip()[2:]
-        if "$$" in first:
-            content, rest = first.split("$$", 1)
-            end = i
-        else:
-            body = [first]
-            end = i + 1
-            while end < len(lines) and "$$" not in lines[end]:
-                body.append(lines[end])
-                end += 1
-            if end == len(lines):
-                raise ExportError(f"{self.doc}: unclosed $$ starting at {lines[i]!r}")
-            before, rest = lines[end].split("$$", 1)
-            content = "\n".join(body + [before])
-        label = DOLLAR_LABEL.match(rest)
-        if rest.strip() and not label:
-            raise ExportError(f"{self.doc}: text after display math: {rest!r}")
-        out.extend(self.equation(content, label["label"] if label else None))
-        return end + 1
-
-    def _amsmath(self, lines: list[str], i: int, ams: re.Match, out: list[str]) -> int:
-        env, star = ams["env"], ams["star"]
-        end_marker = f"\\end{{{env}{star}}}"
-        end = i
-        while end < len(lines) and end_marker not in lines[end]:
-            end += 1
-        block = "\n".join(lines[i : end + 1]).strip()
-        inner = block[len(f"\\begin{{{env}{star}}}") : -len(end_marker)]
-        wrapper = AMSMATH_ENVS[env]
+    def amsmath(self, token: Token) -> list[str]:
+        env, star = token.meta["environment"], token.meta["numbered"]
+        inner = token.content.strip()[len(f"\\begin{{{env}{star}}}") : -len(f"\\end{{{env}{star}}}")]
+        wrapper = AMSMATH_ENVS.get(env, env)
         content = f"\\begin{{{wrapper}}}{inner}\\end{{{wrapper}}}" if wrapper else inner
         # myst numbers every unstarred amsmath block under a generated, unreferenceable label.
-        if star:
-            out.extend(["$$", content.strip(), "$$"])
-        else:
-            number = self._number("equation")
-            out.extend(["$$", content.strip(), f"\\tag{{{number}}}", "$$"])
-        return end + 1
+        tag = [] if star else [f"\\tag{{{self._number('equation')}}}"]
+        return ["$$", content.strip(), *tag, "$$"]
 
-    def directive(self, name: str, arg: str, body: list[str]) -> list[str]:
-        options, content = parse_directive_body(body)
+    def directive(self, name: str, arg: str, text: str) -> list[str]:
+        # Options are split off as myst-parser does; TestDirective keeps every one as text.
+        parsed = parse_directive_text(TestDirective, arg, text)
+        options = parsed.options
+        content = "\n".join(parsed.body).strip("\n")
         label = options.get("label") or options.get("name")
         if name == "math":
-            return self.equation("\n".join(content), options.get("label"))
+            return self.equation(content, options.get("label"))
         if name == "literalinclude":
             # Quoted code holds no labels: the numbering pass need not read it.
             return [] if self.collecting else self.literalinclude(arg, options)
         if name in {"code-block", "code", "sourcecode"}:
-            return [f"```{arg}", *content, "```"]
+            return [f"```{arg}", content, "```"]
         if name in DROPPED:
             return []
         if name == "bibliography":
             return [f"See the [bibliography]({self.index.page_url(self.index.bibliography_doc)})."]
         if name in {"figure", "image"}:
             return self.figure(arg, options, content)
-        rendered = self.render_lines(content)
+        rendered = self.render(content).split("\n") if content else []
         numbered = "nonumber" not in options
         if name == "exercise":
             number = self._number("exercise") if numbered else ""
@@ -452,7 +409,7 @@ class Renderer:
         if name == "dropdown":
             return ["<details>", f"<summary>{self.inline(arg) or 'Details'}</summary>", "", *rendered, "", "</details>"]
         if name.startswith("prf:"):
-            kind = PROOF_TYPES.get(name[4:], name[4:].capitalize())
+            kind = name[4:].capitalize()  # "prf:definition" is a "Definition"
             # sphinx-proof numbers each kind separately; proofs are not numbered.
             number = self._number(name) if name != "prf:proof" and numbered else ""
             title = f"{kind} {number}".strip() + (f" ({self.inline(arg)})" if arg else "")
@@ -493,40 +450,64 @@ class Renderer:
         caption = f"From [`{relpath}`]({self.index.blob_url(relpath)}){what}:"
         return [caption, "", f"```{language}", *text.rstrip("\n").split("\n"), "```"]
 
-    def figure(self, arg: str, options: dict[str, str], content: list[str]) -> list[str]:
+    def figure(self, arg: str, options: dict[str, str], content: str) -> list[str]:
         url = arg if "://" in arg else self.index.raw_url(_normpath(f"{Path(self.doc).parent.as_posix()}/{arg}"))
         lines = [f"![{options.get('alt', '')}]({url})"]
         number = self.figure_number(options.get("name"))
-        caption = self.render_lines(content)
+        caption = self.render(content) if content else ""
         if number:
-            caption[:1] = [f"**Figure {number}.** " + (caption[0] if caption else "")]
-        return lines + ["", *caption] if caption else lines
+            caption = f"**Figure {number}.** {caption}"
+        return lines + ["", caption] if caption else lines
 
     # -- inline level ----------------------------------------------------
-    def inline(self, line: str) -> str:
-        return INLINE.sub(self._inline_match, line)
+    def inline(self, text: str) -> str:
+        """``text`` (a title, a directive's argument) with its roles and links rewritten."""
+        return _replace(text, self._inline_edits(self.index.md.parseInline(text)[0], text, 0))
 
-    def _inline_match(self, m: re.Match) -> str:
-        if m["code"]:
-            # Inline code is kept verbatim: a chapter may show MyST syntax as code.
-            return m["code"]
-        if m["name"]:
-            return self._role(m)
-        return self._link(m)
+    def _inline_edits(self, token: Token, text: str, pos: int) -> list[tuple[int, int, str]]:
+        """Where in ``text`` (from ``pos`` on) the roles and links of ``token`` stand, and
+        their Markdown. Code spans are found too, so that the search steps over them."""
+        edits, link = [], None  # a link's destination follows its label
+        for child in token.children or []:
+            source, new = child.meta.get("source"), None
+            if child.type == "link_open":
+                link = self._destination(child) if source else None
+                continue
+            if child.type == "link_close":
+                source, new = link or (None, None)
+            elif child.type == "image" and source:
+                source, new = self._destination(child) or (None, None)
+            elif child.type == "myst_role":
+                new = self._role(child.meta["name"], child.content)
+            elif child.type != "code_inline":
+                continue
+            if not source:
+                continue
+            # The text of a multi-line span lost its line's indentation or quote marker.
+            found = re.compile(re.escape(source).replace("\\\n", "\n[ \t>]*")).search(text, pos)
+            if found is None:
+                raise ExportError(f"{self.doc}: cannot find {source!r} in its paragraph")
+            pos = found.end()
+            if new is not None:
+                edits.append((found.start(), pos, new))
+        return edits
 
-    def _link(self, m: re.Match) -> str:
-        target = m["target"]
-        if re.match(r"^[a-z]+:", target) or target.startswith("#"):
-            return m.group(0)
-        path, _, anchor = target.partition("#")
+    def _destination(self, token: Token) -> tuple[str, str] | None:
+        """A relative link's or image's ``(destination)`` and its absolute replacement."""
+        href = token.attrs["src" if token.type == "image" else "href"]
+        source = token.meta["source"][token.meta["label_end"] :]
+        if urlsplit(href).scheme or href.startswith("#") or not source.startswith("("):
+            return None
+        path, _, anchor = href.partition("#")
         relpath = _normpath(f"{Path(self.doc).parent.as_posix()}/{path}")
         if path.endswith(".md"):
             url = self.index.page_url(relpath[:-3], anchor)
-        elif m["bang"]:
+        elif token.type == "image":
             url = self.index.raw_url(relpath)
         else:
             url = self.index.blob_url(relpath)
-        return f"{m['bang']}[{m['linktext']}]({url})"
+        title = f' "{token.attrs["title"]}"' if token.attrs.get("title") else ""
+        return source, f"({url}{title})"
 
     def _resolve(self, label: str, role: str) -> Target:
         target = self.index.targets.get(label)
@@ -536,10 +517,9 @@ class Renderer:
             raise ExportError(f"{self.doc}: {{{role}}} refers to unknown label {label!r}")
         return target
 
-    def _role(self, m: re.Match) -> str:
-        name, text = m["name"], m["text"]
-        explicit = EXPLICIT_TITLE.match(text)
-        title, target = (explicit["title"], explicit["target"]) if explicit else (None, text)
+    def _role(self, name: str, text: str) -> str:
+        explicit, title, target = split_explicit_title(text)
+        title = title if explicit else None
         if name == "eq":
             t = self._resolve(target, name)
             return f"[{t.text}]({self.index.page_url(t.docname, t.anchor)})"
@@ -565,7 +545,7 @@ class Renderer:
             suffix = "()" if short in {"func", "meth"} else ""
             return f"[`{title or shown + suffix}`]({self.index.page_url(self.index.api_doc, full)})"
         if name in {"abbr"} and explicit:
-            return f"{explicit['title']} ({explicit['target']})"
+            return f"{title} ({target})"
         if name in {"sub", "sup", "kbd"}:
             return f"<{name}>{text}</{name}>"
         if name in {"term", "abbr", "guilabel", "menuselection", "samp", "file", "command", "program"}:
@@ -587,14 +567,7 @@ class Renderer:
 
 
 def _normpath(posix: str) -> str:
-    parts: list[str] = []
-    for part in posix.split("/"):
-        if part == "..":
-            if parts:
-                parts.pop()
-        elif part not in {"", "."}:
-            parts.append(part)
-    return "/".join(parts)
+    return posixpath.normpath(posix).lstrip("/")
 
 
 def export_notebook(nb: nbformat.NotebookNode, docname: str, index: BookIndex) -> nbformat.NotebookNode:
@@ -604,7 +577,9 @@ def export_notebook(nb: nbformat.NotebookNode, docname: str, index: BookIndex) -
     MyST-NB executed during the build (with outputs).
     """
     renderer = Renderer(index, docname)
-    cells = [nbformat.v4.new_code_cell(INSTALL_CELL.format(repo_url=index.repo_url))]
+    version = read_version()
+    install = INSTALL_CELL.format(repo_url=index.repo_url, version=version, tag=tag(version))
+    cells = [nbformat.v4.new_code_cell(install)]
     first_markdown = True
     for cell in nb.cells:
         cell = copy.deepcopy(cell)
@@ -644,7 +619,7 @@ def _add_provenance(source: str, docname: str, index: BookIndex) -> str:
         f"[`{docname}.md`]({index.blob_url(docname + '.md')}).*"
     )
     lines = source.split("\n")
-    at = next((i + 1 for i, line in enumerate(lines) if line.startswith("# ")), 0)
+    at = next((t.map[1] for t in index.md.parse(source) if t.type == "heading_open" and t.tag == "h1"), 0)
     rest = "\n".join(lines[at:]).strip("\n")
     return "\n".join(lines[:at] + ["", note, "", rest]).strip("\n")
 

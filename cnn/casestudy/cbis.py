@@ -18,7 +18,9 @@ downloaded.
 from __future__ import annotations
 
 import csv
-from pathlib import Path
+import io
+import re
+from pathlib import Path, PurePosixPath
 from typing import NamedTuple
 
 import numpy as np
@@ -52,6 +54,9 @@ class CBISDataset(NamedTuple):
     sources: tuple
     #: One error message per row left out (only with ``on_error="skip"``).
     skipped: tuple
+    #: The patient of each patch (``patient_id``; the source when the CSV has none),
+    #: for splits that keep every patient on one side.
+    patients: tuple = ()
 
 
 def _import_pydicom():
@@ -69,7 +74,7 @@ def read_case_descriptions(csv_path, columns=(CROPPED_COLUMN,)):
     """Rows of one CBIS-DDSM case-description CSV file, with the columns checked.
 
     Header names are stripped of surrounding spaces (the official files are not
-    consistent).
+    consistent). The file must be UTF-8 text (a byte-order mark is allowed).
 
     Parameters
     ----------
@@ -87,27 +92,59 @@ def read_case_descriptions(csv_path, columns=(CROPPED_COLUMN,)):
     FileNotFoundError
         If the file does not exist.
     ValueError
-        If a required column is missing.
+        If the file is not UTF-8 text or not valid CSV (the message names the file, the
+        row and the line), a column name appears twice, or a required column is
+        missing.
     """
     csv_path = Path(csv_path)
     if not csv_path.is_file():
         raise FileNotFoundError(f"CBIS-DDSM case-description file {csv_path} not found")
-    with open(csv_path, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
+    reader = csv.reader(io.StringIO(_read_text(csv_path), newline=""))
+    rows = []
+    try:
         header = [name.strip() for name in next(reader, [])]
-        missing = [name for name in ("pathology", *columns) if name not in header]
-        if missing:
-            raise ValueError(
-                f"{csv_path.name} has no column {', '.join(map(repr, missing))}; "
-                f"its columns are {header}"
-            )
-        # A short row gets empty cells, so that the error names the row and the empty
-        # column.
-        return [
-            {name: cell.strip() for name, cell in zip(header, row + [""] * len(header))}
-            for row in reader
-            if row
-        ]
+        _check_header(csv_path, header, columns)
+        for row in reader:
+            # A short row gets empty cells, so that the error names the row and the
+            # empty column.
+            if row:
+                cells = row + [""] * len(header)
+                rows.append({name: cell.strip() for name, cell in zip(header, cells)})
+    except csv.Error as error:
+        where = f"row {len(rows) + 1}" if rows or reader.line_num > 1 else "header"
+        raise ValueError(
+            f"{csv_path}: {where} (line {reader.line_num}) is not valid CSV: {error}"
+        ) from error
+    return rows
+
+
+def _read_text(csv_path):
+    """The text of a UTF-8 file; an error names the line of the first bad byte."""
+    data = csv_path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise ValueError(
+            f"{csv_path}: line {line} is not UTF-8 text (byte "
+            f"0x{data[error.start]:02x}); save the file as UTF-8"
+        ) from error
+
+
+def _check_header(csv_path, header, columns):
+    """Refuse a header without the needed columns or with a name twice."""
+    twice = sorted({name for name in header if name and header.count(name) > 1})
+    if twice:
+        raise ValueError(
+            f"{csv_path.name} has the column {', '.join(map(repr, twice))} more than "
+            "once, so a row's value would be ambiguous"
+        )
+    missing = [name for name in ("pathology", *columns) if name not in header]
+    if missing:
+        raise ValueError(
+            f"{csv_path.name} has no column {', '.join(map(repr, missing))}; "
+            f"its columns are {header}"
+        )
 
 
 def resolve_dicom(root, relative_path):
@@ -116,7 +153,9 @@ def resolve_dicom(root, relative_path):
     The CSV paths are relative to the download folder, e.g.
     ``Mass-Training_P_00001_LEFT_CC/1.3.6.../1.3.6.../000000.dcm``; backslashes count as
     separators. No other file is guessed: a crop and its mask live in the same folder,
-    and a guess could silently swap them.
+    and a guess could silently swap them. The file must stay inside ``root``: an
+    absolute path, a drive letter, a ``..`` or a symbolic link that leads out of the
+    folder is refused, so that a CSV file cannot make the loader read any file.
 
     Returns
     -------
@@ -126,14 +165,26 @@ def resolve_dicom(root, relative_path):
     ------
     FileNotFoundError
         If the cell is empty or the file does not exist.
+    ValueError
+        If the path leaves ``root``.
     """
-    parts = Path(relative_path.replace("\\", "/")).parts
+    text = relative_path.replace("\\", "/")
+    parts = PurePosixPath(text).parts
     if not parts:
         raise FileNotFoundError("the file path cell is empty")
+    if text.startswith("/") or re.match(r"[A-Za-z]:", text) or ".." in parts:
+        raise ValueError(
+            f"file path {relative_path!r} leaves the data folder root={root}: CSV "
+            "paths must be relative to it, without '..'"
+        )
     path = Path(root).joinpath(*parts)
     if not path.is_file():
         raise FileNotFoundError(
             f"{path} not found (CSV paths are taken relative to root={root})"
+        )
+    if not path.resolve().is_relative_to(Path(root).resolve()):
+        raise ValueError(
+            f"{path} is a link to {path.resolve()}, outside the data folder root={root}"
         )
     return path
 
@@ -150,7 +201,8 @@ def read_dicom(path):
     Raises
     ------
     ValueError
-        If the file is not a readable single-frame grayscale DICOM image.
+        If the file is not a readable single-frame grayscale DICOM image, or has NaN or
+        infinite pixel values (possible in float pixel data).
     """
     pydicom = _import_pydicom()
     try:
@@ -167,6 +219,8 @@ def read_dicom(path):
             f"DICOM {path} has pixel array of shape {pixels.shape}, expected one "
             f"grayscale frame (H, W)"
         )
+    if not np.isfinite(pixels).all():
+        raise ValueError(f"DICOM {path} has NaN or infinite pixel values")
     if getattr(dataset, "PhotometricInterpretation", "MONOCHROME2") == "MONOCHROME1":
         pixels = pixels.max() - pixels
     return pixels
@@ -260,7 +314,7 @@ def load_cbis_ddsm(
     -------
     CBISDataset
         ``x : (N, 1, S, S)`` float32, ``y : (N,)`` int64, ``class_counts``, ``sources``,
-        ``skipped``.
+        ``skipped``, ``patients``.
 
     Raises
     ------
@@ -284,7 +338,7 @@ def load_cbis_ddsm(
         csv_files = [csv_files]
     _import_pydicom()
     columns = (CROPPED_COLUMN,) if crop == "cropped" else (IMAGE_COLUMN, MASK_COLUMN)
-    patches, labels, sources, skipped = [], [], [], []
+    patches, labels, sources, skipped, patients = [], [], [], [], []
     for csv_path in map(Path, csv_files):
         for number, row in enumerate(
             read_case_descriptions(csv_path, columns), start=1
@@ -308,6 +362,7 @@ def load_cbis_ddsm(
             patches.append(patch)
             labels.append(PATHOLOGY_LABELS[pathology])
             sources.append(f"{csv_path.name} row {number}")
+            patients.append(row.get("patient_id") or sources[-1])
     x = (
         np.stack(patches)[:, None]
         if patches
@@ -316,4 +371,6 @@ def load_cbis_ddsm(
     y = np.asarray(labels, dtype=np.int64)
     counts = np.bincount(y, minlength=len(CLASS_NAMES))
     class_counts = {name: int(count) for name, count in zip(CLASS_NAMES, counts)}
-    return CBISDataset(x, y, class_counts, tuple(sources), tuple(skipped))
+    return CBISDataset(
+        x, y, class_counts, tuple(sources), tuple(skipped), tuple(patients)
+    )

@@ -15,6 +15,7 @@ import numpy as np
 from cnn.casestudy.synthetic import CLASS_NAMES
 from cnn.checks import check_array, check_int
 from cnn.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
+from cnn.metrics import balanced_accuracy, confusion_matrix
 from cnn.model import Sequential
 from cnn.optim import Adam
 
@@ -123,22 +124,31 @@ def build_dense(*, rng, size=INPUT_SIZE, hidden=64):
     ])
 
 
-def train(model, data, epochs=8, batch_size=32, lr=1e-3, seed=0, verbose=False,
-          progress=False):
-    """Train ``model`` with Adam on standardized patches.
+def train(model, data, epochs=12, batch_size=32, lr=1e-3, seed=0, class_weights=None,
+          verbose=False, progress=False):
+    """Train ``model`` with Adam; keep the epoch best on the validation set.
+
+    After every epoch the balanced accuracy on the validation patches is measured; at
+    the end the model gets back the weights of the best epoch (the earliest of equals).
+    The number of epochs is thus chosen on validation data, never on test data.
 
     Parameters
     ----------
     model : cnn.model.Sequential
     data : tuple
-        ``(x_train, y_train, x_test, y_test)`` as returned by
-        ``cnn.casestudy.synthetic.load_synthetic``; the images are standardized here,
-        not by the caller.
-    epochs, batch_size : int
+        ``(x_train, y_train, x_val, y_val)``, raw patches in [0, 1] and their labels
+        (``cnn.data.train_validation_split`` makes the validation part); the images
+        are standardized here, not by the caller.
+    epochs : int
+        The most epochs to train.
+    batch_size : int
     lr : float
         Adam's step size.
     seed : int
         Seeds the order of the mini-batches.
+    class_weights : (3,) float array, optional
+        Weights of the classes in the training loss (eq-weighted-ce), e.g.
+        ``cnn.losses.balanced_class_weights(y_train, 3)``.
     verbose : bool
         Print one line per epoch.
     progress : bool
@@ -147,14 +157,45 @@ def train(model, data, epochs=8, batch_size=32, lr=1e-3, seed=0, verbose=False,
     Returns
     -------
     history : dict
-        As returned by ``Sequential.fit``: training and validation loss and accuracy per
-        epoch.
+        ``"train_loss"``, ``"train_acc"``, ``"val_loss"``, ``"val_acc"`` and
+        ``"val_balanced_acc"``, one value per epoch, and ``"best_epoch"``, the epoch
+        (from 1) whose weights the model keeps.
     """
-    x_train, y_train, x_test, y_test = data
-    validation_data = (standardize(x_test), y_test)
-    return model.fit(standardize(x_train), y_train, epochs, batch_size, Adam(lr=lr),
-                     validation_data=validation_data, seed=seed, verbose=verbose,
-                     progress=progress)
+    x_train, y_train, x_val, y_val = data
+    x_train, x_val = standardize(x_train), standardize(x_val)
+    epochs = check_int(epochs, "epochs")
+    optimizer = Adam(lr=lr)
+    # One fit call per epoch, each with its own seeded batch order, so that the
+    # validation score can be read, and the weights kept, between epochs.
+    epoch_seeds = np.random.default_rng(seed).integers(2**31, size=epochs)
+    history = {key: [] for key in
+               ("train_loss", "train_acc", "val_loss", "val_acc", "val_balanced_acc")}
+    best_score, best_epoch, best_params = -1.0, 0, None
+    for epoch, epoch_seed in enumerate(epoch_seeds, start=1):
+        step = model.fit(x_train, y_train, 1, batch_size, optimizer,
+                         validation_data=(x_val, y_val), seed=int(epoch_seed),
+                         class_weights=class_weights,
+                         progress=f"epoch {epoch}/{epochs}" if progress else False)
+        for key, values in step.items():
+            history[key] += values
+        confusion = confusion_matrix(y_val, model.predict(x_val), len(CLASS_NAMES))
+        score = balanced_accuracy(confusion)
+        history["val_balanced_acc"].append(score)
+        if score > best_score:
+            best_score, best_epoch = score, epoch
+            best_params = {k: v.copy() for k, v in model.parameters().items()}
+        if verbose:
+            print(f"epoch {epoch}/{epochs}: loss {step['train_loss'][0]:.4f}, "
+                  f"accuracy {step['train_acc'][0]:.4f}; validation loss "
+                  f"{step['val_loss'][0]:.4f}, accuracy {step['val_acc'][0]:.4f}, "
+                  f"balanced accuracy {score:.4f}")
+    for key, value in model.parameters().items():
+        np.copyto(value, best_params[key])
+    history["best_epoch"] = best_epoch
+    if verbose:
+        print(f"keeping the weights of epoch {best_epoch} (best validation balanced "
+              f"accuracy, {best_score:.4f})")
+    return history
 
 
 def classify(model, x):

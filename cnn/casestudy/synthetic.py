@@ -296,12 +296,14 @@ def make_class_patches(label, n, size=32, *, rng):
 
 
 def make_mammogram_patches(n_per_class, size=32, *, rng):
-    """A class-balanced, shuffled set of synthetic mammogram patches.
+    """A shuffled set of synthetic mammogram patches, class-balanced or in given counts.
 
     Parameters
     ----------
-    n_per_class : int
-        Patches per class; the set has N = 3 * n_per_class patches.
+    n_per_class : int or sequence of three ints
+        Patches per class: one count for every class (a balanced set of N =
+        3 * n_per_class patches), or one count per class in ``CLASS_NAMES`` order,
+        e.g. ``(291, 57, 297)``, the imbalance of a CBIS-DDSM test split.
     size : int
         Patch side S (at least 16).
     rng : numpy.random.Generator
@@ -311,17 +313,22 @@ def make_mammogram_patches(n_per_class, size=32, *, rng):
     x : (N, 1, S, S) float32
         Patches in [0, 1].
     y : (N,) int64
-        Labels, indices into ``CLASS_NAMES``; each class occurs exactly ``n_per_class``
-        times.
+        Labels, indices into ``CLASS_NAMES``; class ``k`` occurs exactly as often as
+        ``n_per_class`` says.
     """
-    n_per_class = check_int(n_per_class, "n_per_class", 1)
+    if isinstance(n_per_class, (list, tuple, np.ndarray)):
+        if len(n_per_class) != len(CLASS_NAMES):
+            raise ValueError(
+                f"n_per_class must be an int or one count per class "
+                f"({len(CLASS_NAMES)}), got {n_per_class!r}"
+            )
+        counts = [check_int(n, "n_per_class", 1) for n in n_per_class]
+    else:
+        counts = [check_int(n_per_class, "n_per_class", 1)] * len(CLASS_NAMES)
     x = np.concatenate(
-        [
-            make_class_patches(k, n_per_class, size, rng=rng)
-            for k in range(len(CLASS_NAMES))
-        ]
+        [make_class_patches(k, n, size, rng=rng) for k, n in enumerate(counts)]
     )
-    y = np.repeat(np.arange(len(CLASS_NAMES), dtype=np.int64), n_per_class)
+    y = np.repeat(np.arange(len(CLASS_NAMES), dtype=np.int64), counts)
     order = rng.permutation(y.size)
     return x[order], y[order]
 

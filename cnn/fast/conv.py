@@ -157,21 +157,9 @@ def conv2d_backward_fast(dout, cache):
     ``PER_OFFSET_MIN_CHANNELS`` input channels on when the output grid ``covers_input``,
     by one product and ``col2im`` otherwise (eq-conv-dx).
 
-    Parameters
-    ----------
-    dout : numpy.ndarray
-        Upstream gradient, shape ``(N, F, H_out, W_out)``.
-    cache : ConvCache
-        From any convolution forward pass of ``cnn.conv`` or this module.
-
-    Returns
-    -------
-    dx : numpy.ndarray
-        Shape ``(N, C, H, W)``, dtype of the forward input.
-    dw : numpy.ndarray
-        Shape ``(F, C, KH, KW)``.
-    db : numpy.ndarray
-        Shape ``(F,)``.
+    Arguments and results are those of ``cnn.conv.conv2d_backward``:
+    ``dout : (N, F, H_out, W_out)`` and a ``ConvCache`` from any convolution forward
+    pass give ``dx : (N, C, H, W)``, ``dw : (F, C, KH, KW)`` and ``db : (F,)``.
     """
     _check_dout(dout, cache)
     x_padded, w, stride = cache.x_padded, cache.w, cache.stride

@@ -24,28 +24,8 @@ def maxpool2d_forward_fast(x, kernel_size=2, stride=None):
     maximum only if it is strictly greater, so the recorded position is the first
     maximum in row-major order.
 
-    Parameters
-    ----------
-    x : numpy.ndarray
-        Shape ``(N, C, H, W)``, float32 or float64.
-    kernel_size : int or tuple of two ints
-        ``(KH, KW)``, each at least 1.
-    stride : int or tuple of two ints, optional
-        ``(SH, SW)``, each at least 1; defaults to ``kernel_size``.
-
-    Returns
-    -------
-    out : numpy.ndarray
-        Shape ``(N, C, H_out, W_out)`` with ``H_out = (H - KH) // SH + 1``; dtype of
-        ``x``.
-    cache : MaxPoolCache
-        For ``maxpool2d_backward_fast``.
-
-    Raises
-    ------
-    TypeError, ValueError
-        On a non-float or non-finite ``x``, a wrong rank, a kernel larger than the
-        input, or kernel size or stride below 1.
+    Arguments, results and errors are those of ``cnn.pool.maxpool2d_forward``:
+    ``x : (N, C, H, W)`` gives ``out : (N, C, H_out, W_out)`` and a ``MaxPoolCache``.
     """
     kernel_size, stride, out_size = _check_pool_args(x, kernel_size, stride)
     offsets = list(np.ndindex(*kernel_size))
@@ -73,20 +53,11 @@ def maxpool2d_backward_fast(dout, cache, out=None):
     at that offset. Overlapping windows (stride smaller than the kernel) accumulate.
     Ties: see the module docstring (first maximum in row-major order).
 
-    Parameters
-    ----------
-    dout : numpy.ndarray
-        Shape ``(N, C, H_out, W_out)``.
-    cache : MaxPoolCache
-        From ``maxpool2d_forward`` or ``maxpool2d_forward_naive``.
-    out : numpy.ndarray, optional
-        An array of shape ``(N, C, H, W)`` and the forward input's dtype to write ``dx``
-        into, as NumPy's ``out=`` (the layer ``MaxPool2D`` reuses one between steps).
-
-    Returns
-    -------
-    dx : numpy.ndarray
-        Shape ``(N, C, H, W)``, dtype of the forward input: a new array, or ``out``.
+    Arguments and results are those of ``cnn.pool.maxpool2d_backward``:
+    ``dout : (N, C, H_out, W_out)`` and a ``MaxPoolCache`` give ``dx : (N, C, H, W)``.
+    ``out``, optional, is an array of shape ``(N, C, H, W)`` and the forward input's
+    dtype to write ``dx`` into, as NumPy's ``out=`` (the layer ``MaxPool2D`` reuses one
+    between steps); ``dx`` is then ``out``.
     """
     out_size = _check_dout(dout, cache)
     (KH, KW), (SH, SW), (H, W) = cache.kernel_size, cache.stride, cache.x_shape[2:]

@@ -305,7 +305,7 @@ def blas_threads(n):
         yield True
 
 
-def format_table(rows):
+def format_table(rows, keys=None):
     """The benchmark table as text, a line per row of results.
 
     Parameters
@@ -314,6 +314,9 @@ def format_table(rows):
         Rows as stored under ``"rows"`` in ``benchmarks/results.json``: times in seconds
         under keys ending in ``_s``, and ``layer``, ``threads``, ``gflops``,
         ``step_over_gemm``, ``over_torch``, ``peak_mib``. A missing key prints as ``-``.
+    keys : list of str, optional
+        The columns to show, by key, in the table's order (a narrower table, e.g. for
+        a page); by default all of them.
 
     Returns
     -------
@@ -334,6 +337,11 @@ def format_table(rows):
         ("over_torch", "ours/torch", "{:.2f}"),
         ("peak_mib", "peak MiB", "{:.1f}"),
     ]
+    if keys is not None:
+        unknown = set(keys) - {key for key, _, _ in columns}
+        if unknown:
+            raise ValueError(f"keys must be column keys, got unknown {sorted(unknown)}")
+        columns = [column for column in columns if column[0] in keys]
     cells = [[title for _, title, _ in columns]]
     for row in rows:
         line = []

@@ -1,0 +1,615 @@
+"""Student notebooks built from the chapters and the package (``make assignments``).
+
+One notebook per derivation chapter, ``assignments/<chapter>.ipynb``. Nothing in it is
+typed twice, so text, code and assignments cannot drift apart:
+
+* the derivation is the chapter's own text (the sections named in ``ASSIGNMENTS``),
+  rendered by :mod:`myst2ipynb` like the downloaded notebooks, so equations carry the
+  site's numbers and references are links; code cells and the listings of the
+  functions to write are left out;
+* each function to write is its signature and docstring, read from the package
+  source with :mod:`ast`, and a body that only raises ``NotImplementedError``: the
+  reference body is removed, not hidden;
+* under each function, a read-only cell runs ``cnn.exercises.check`` on it.
+
+Cells carry nbgrader's metadata (schema version 3): the function cells are
+autograded answer cells with a ``### BEGIN SOLUTION`` region (holding only the stub),
+the check cells locked, graded test cells with points. The same file therefore works
+with no grader, and as an nbgrader source notebook.
+
+As a Sphinx extension (loaded by ``cnnbook``), it copies the notebooks and a zip of
+them to ``_build/html/assignments/``, adds an "assignment" download button to each
+chapter that has one, and provides the ``{assignment-table}`` directive.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import copy
+import json
+import posixpath
+import re
+import shutil
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import jupytext
+import nbformat
+from docutils import nodes
+from docutils.parsers.rst import Directive
+
+import myst2ipynb
+
+FOLDER = "assignments"
+ZIP_NAME = "assignments.zip"
+SCHEMA_VERSION = 3
+BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+STUB = 'raise NotImplementedError("write the body of {name}")'
+
+FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
+LABEL = re.compile(r"\beq-[a-z0-9]+(?:-[a-z0-9]+)*\b")
+
+
+class AssignmentError(ValueError):
+    """A chapter, section or function named in ``ASSIGNMENTS`` cannot be used."""
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """One student notebook: the chapter it comes from and the functions to write."""
+
+    #: The chapter's docname; the notebook is ``assignments/<name>.ipynb``.
+    chapter: str
+    #: Package functions to write, in order, as ``module.function``.
+    functions: tuple[str, ...]
+    #: Headings of the chapter sections whose text the notebook quotes, in order.
+    sections: tuple[str, ...]
+    #: Import lines of the set-up cell: types and helpers, never a function to write.
+    imports: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return Path(self.chapter).name
+
+    @property
+    def path(self) -> str:
+        return f"{FOLDER}/{self.name}.ipynb"
+
+
+ASSIGNMENTS = (
+    Assignment(
+        "book/dense",
+        ("cnn.dense.dense_forward", "cnn.dense.dense_backward"),
+        ("The forward pass", "The backward pass, entry by entry"),
+        ("from cnn.dense import DenseCache",),
+    ),
+    Assignment(
+        "book/activations",
+        ("cnn.activations.relu_forward", "cnn.activations.relu_backward",
+         "cnn.activations.softmax", "cnn.losses.softmax_cross_entropy"),
+        ("The rectified linear unit", "Softmax", "Overflow, and the log-sum-exp trick",
+         "Softmax cross-entropy", "The gradient"),
+        ("from cnn.activations import ReLUCache, log_softmax",),
+    ),
+    Assignment(
+        "book/conv_forward",
+        ("cnn.conv.conv2d_forward_naive", "cnn.conv.im2col", "cnn.conv.conv2d_forward"),
+        ("Padding and stride", "The output size", "The naive loop version",
+         "im2col: convolution as one matrix product"),
+        ("from cnn.conv import ConvCache, output_size, pad",),
+    ),
+    Assignment(
+        "book/conv_backward",
+        ("cnn.conv.conv2d_backward_naive", "cnn.conv.col2im", "cnn.conv.conv2d_backward"),
+        ("Setting up", "The bias gradient", "The weight gradient", "The input gradient",
+         "Stride 1, no padding", "Padding: crop", "Stride: dilate", "All together",
+         "The naive loops", "im2col and col2im"),
+        ("from cnn.conv import ConvCache, crop, im2col, offset_index, output_size, pad",),
+    ),
+    Assignment(
+        "book/pooling",
+        ("cnn.pool.maxpool2d_forward", "cnn.pool.maxpool2d_backward",
+         "cnn.pool.avgpool2d_forward", "cnn.pool.avgpool2d_backward"),
+        ("Max pooling", "The backward pass: route the gradient to the maximum",
+         "Ties, and why they matter for gradient checking", "The vectorised version",
+         "Average pooling", "Overlapping windows and accumulation"),
+        ("from cnn.conv import offset_index, output_size",
+         "from cnn.pool import AvgPoolCache, MaxPoolCache"),
+    ),
+    Assignment(
+        "book/gradcheck",
+        ("cnn.gradcheck.numerical_gradient", "cnn.gradcheck.relative_error",
+         "cnn.gradcheck.check_model"),
+        ("Finite differences", "The relative error", "Checking a whole network"),
+        ("from cnn.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU",
+         "from cnn.losses import softmax_cross_entropy",
+         "from cnn.model import Sequential"),
+    ),
+)
+
+
+# -- the package source -----------------------------------------------------------
+
+def module_path(root: Path, module: str) -> Path:
+    return root / Path(*module.split(".")).with_suffix(".py")
+
+
+def split_name(qualified: str) -> tuple[str, str]:
+    module, _, name = qualified.rpartition(".")
+    return module, name
+
+
+def find_function(root: Path, qualified: str) -> tuple[ast.FunctionDef, list[str], ast.Module]:
+    module, name = split_name(qualified)
+    path = module_path(root, module)
+    if not path.exists():
+        raise AssignmentError(f"{qualified}: no module {path}")
+    source = path.read_text(encoding="utf-8")
+    tree = ast.parse(source)
+    node = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name), None)
+    if node is None:
+        raise AssignmentError(f"{qualified}: {path.name} has no top-level function {name}")
+    if ast.get_docstring(node) is None:
+        raise AssignmentError(f"{qualified} has no docstring to start from")
+    return node, source.split("\n"), tree
+
+
+def stub(root: Path, qualified: str) -> str:
+    """Signature and docstring from the source; a body that raises NotImplementedError."""
+    node, lines, _ = find_function(root, qualified)
+    head = lines[node.lineno - 1 : node.body[0].end_lineno]
+    indent = " " * node.body[0].col_offset
+    body = [BEGIN, STUB.format(name=node.name), END]
+    return "\n".join(head + [indent + line for line in body])
+
+
+def reference_body(root: Path, qualified: str) -> list[str]:
+    """The body of the package function after its docstring, with the imports it needs.
+
+    For the tests only: they fill it into the student notebook to show that the
+    notebook runs with a correct answer. The names the body takes from its module
+    (helpers, caches, ``np``) are imported from that module.
+    """
+    node, lines, tree = find_function(root, qualified)
+    module, _ = split_name(qualified)
+    statements = node.body[1:]
+    body = lines[statements[0].lineno - 1 : statements[-1].end_lineno]
+    defined = set()
+    for top in tree.body:
+        if isinstance(top, (ast.FunctionDef, ast.ClassDef)):
+            defined.add(top.name)
+        elif isinstance(top, (ast.Import, ast.ImportFrom)):
+            defined.update((a.asname or a.name).split(".")[0] for a in top.names)
+        elif isinstance(top, ast.Assign):
+            defined.update(t.id for t in top.targets if isinstance(t, ast.Name))
+    used = {n.id for s in statements for n in ast.walk(s) if isinstance(n, ast.Name)}
+    needed = sorted((used & defined) - set(dir(builtins)))
+    indent = " " * statements[0].col_offset
+    imports = [f"{indent}from {module} import {', '.join(needed)}"] if needed else []
+    return imports + body
+
+
+def docstring_labels(root: Path, qualified: str) -> list[str]:
+    node, _, _ = find_function(root, qualified)
+    return list(dict.fromkeys(LABEL.findall(ast.get_docstring(node))))
+
+
+def protected_names(root: Path, assignment: Assignment) -> set[str]:
+    """The functions to write and their twins (``_naive``/``_fast``), whose listings go."""
+    names = set()
+    for qualified in assignment.functions:
+        module, name = split_name(qualified)
+        base = re.sub(r"_(naive|fast)$", "", name)
+        names |= {base, f"{base}_naive", f"{base}_fast"}
+    return names
+
+
+# -- the chapter text -------------------------------------------------------------
+
+@dataclass
+class Section:
+    level: int
+    title: str
+    chunks: list[list[str]]
+
+
+def read_chapter(root: Path, doc: str) -> nbformat.NotebookNode:
+    path = root / f"{doc}.md"
+    if not path.exists():
+        raise AssignmentError(f"no chapter {path}")
+    return jupytext.reads(path.read_text(encoding="utf-8"), fmt="md:myst")
+
+
+def rendered_prose(doc: str, index: myst2ipynb.BookIndex) -> list[str]:
+    """The chapter's Markdown cells as the downloaded notebook renders them.
+
+    The chapter is exported without its code cells. Equation numbers only depend on
+    the Markdown, and the check against the full export makes sure of it.
+    """
+    chapter = read_chapter(index.root, doc)
+    prose = copy.deepcopy(chapter)
+    prose.cells = [c for c in prose.cells if c.cell_type == "markdown"]
+    full = {c.source for c in myst2ipynb.export_notebook(chapter, doc, index).cells
+            if c.cell_type == "markdown"}
+    cells = [c.source for c in myst2ipynb.export_notebook(prose, doc, index).cells
+             if c.cell_type == "markdown"]
+    differ = [c for c in cells if c not in full]
+    if differ:
+        raise AssignmentError(
+            f"{doc}: without its code cells the chapter renders differently (a number "
+            f"changed?): {differ[0][:200]!r}")
+    return cells
+
+
+def fence_state(line: str, fence: str | None) -> str | None:
+    """The open code fence after ``line``: opened, closed or unchanged."""
+    m = FENCE.match(line)
+    if not m:
+        return fence
+    if fence is None:
+        return m.group(1)
+    closes = m.group(1)[0] == fence[0] and len(m.group(1)) >= len(fence)
+    return None if closes and not line.strip().strip(fence[0]) else fence
+
+
+def sections(cells: list[str]) -> list[Section]:
+    """Split rendered Markdown at its headings; each cell boundary starts a new chunk.
+
+    A boundary between two Markdown cells is where a code cell stood.
+    """
+    found: list[Section] = [Section(0, "", [])]
+    for source in cells:
+        found[-1].chunks.append([])
+        fence = None
+        for line in source.split("\n"):
+            if fence is None and (h := HEADING.match(line)):
+                found.append(Section(len(h.group(1)), h.group(2), [[]]))
+                continue
+            fence = fence_state(line, fence)
+            found[-1].chunks[-1].append(line)
+    return found
+
+
+def paragraphs(lines: list[str]) -> list[list[str]]:
+    """Blank-line separated blocks; fenced code stays one block."""
+    blocks: list[list[str]] = []
+    current: list[str] = []
+    fence = None
+    for line in lines:
+        if fence is None and not line.strip():
+            if current:
+                blocks.append(current)
+                current = []
+            continue
+        current.append(line)
+        fence = fence_state(line, fence)
+    if current:
+        blocks.append(current)
+    return blocks
+
+
+def defines(block: list[str], names: set[str]) -> str | None:
+    """The protected function a fenced code block lists, if any."""
+    if not FENCE.match(block[0]):
+        return None
+    for line in block[1:]:
+        m = re.match(r"^def (\w+)\(", line)
+        if m and m.group(1) in names:
+            return m.group(1)
+    return None
+
+
+CODE_TALK = re.compile(r"\b(cell|cells)\b")
+
+
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(\[`*$\x00])")
+# Inline math, links and code may hold a full stop: never split inside them.
+ATOMS = re.compile(r"\$[^$]+\$|!?\[[^\]]*\]\([^)]*\)|`[^`]+`")
+
+
+def without_code_talk(block: list[str]) -> list[str]:
+    """The sentences of a paragraph that do not speak of the chapter's code cells."""
+    if any(line.strip().startswith("$$") for line in block):
+        return block  # display math: keep the paragraph whole
+    atoms: list[str] = []
+
+    def mask(m: re.Match) -> str:
+        atoms.append(m.group(0))
+        return f"\x00{len(atoms) - 1}\x00"
+
+    masked = ATOMS.sub(mask, " ".join(line.strip() for line in block))
+    kept = " ".join(s for s in SENTENCE_END.split(masked) if not CODE_TALK.search(s))
+    out = re.sub(r"\x00(\d+)\x00", lambda m: atoms[int(m.group(1))], kept)
+    return [out] if out else []
+
+
+def placeholder(name: str, assignment: Assignment) -> list[str]:
+    written = [split_name(q)[1] for q in assignment.functions]
+    if name in written:
+        return [f"*(Here the chapter lists the package's `{name}`: you write it below.)*"]
+    base = re.sub(r"_(naive|fast)$", "", name)
+    yours = next(w for w in written if re.sub(r"_(naive|fast)$", "", w) == base)
+    return [f"*(Here the chapter lists the package's `{name}`, which computes what you"
+            f" write below as `{yours}`.)*"]
+
+
+def quoted_text(assignment: Assignment, index: myst2ipynb.BookIndex,
+                dropped: list | None = None) -> list[str]:
+    """The chapter sections of ``assignment``, listings of the functions to write removed.
+
+    Code cells are not quoted, nor the paragraphs about them: a paragraph ending in a
+    colon just before a code cell, and every paragraph that speaks of "the cell".
+    Headings go one level down; a section whose parent is not quoted becomes level 3.
+    ``dropped`` collects the paragraphs left out, for review.
+    """
+    chapter = sections(rendered_prose(assignment.chapter, index))
+    found = {s.title: s for s in chapter}
+    missing = [t for t in assignment.sections if t not in found]
+    if missing:
+        raise AssignmentError(
+            f"{assignment.chapter} has no section {missing[0]!r} (its headings: "
+            f"{[s.title for s in chapter if s.title]})")
+    protected = protected_names(index.root, assignment)
+    dropped = [] if dropped is None else dropped
+    levels: dict[str, int] = {}
+    out: list[str] = []
+    for position, section in enumerate(chapter):
+        if section.title not in assignment.sections:
+            continue
+        parent = next((s for s in reversed(chapter[:position]) if s.level < section.level),
+                      None)
+        level = levels[parent.title] + 1 if parent and parent.title in levels else 3
+        levels[section.title] = level
+        out += ["#" * level + " " + section.title, ""]
+        for k, chunk in enumerate(section.chunks):
+            kept: list[list[str]] = []
+            for block in paragraphs(chunk):
+                name = defines(block, protected)
+                if name:
+                    if kept and f"`{name}`" in kept[-1][-1] and kept[-1][-1].endswith(":"):
+                        kept.pop()  # the listing's caption
+                    kept.append(placeholder(name, assignment))
+                elif not FENCE.match(block[0]) and CODE_TALK.search(" ".join(block)):
+                    rest = without_code_talk(block)
+                    dropped.append(block)
+                    if rest:
+                        kept.append(rest)
+                else:
+                    kept.append(block)
+            if kept and k < len(section.chunks) - 1 and kept[-1][-1].rstrip().endswith(":"):
+                dropped.append(kept.pop())  # it introduced a code cell
+            for block in kept:
+                out += block + [""]
+    return out
+
+
+# -- the notebook -----------------------------------------------------------------
+
+def nbgrader(grade_id: str, *, solution=False, grade=False, locked=False, points=None) -> dict:
+    meta = {"grade": grade, "grade_id": grade_id, "locked": locked,
+            "schema_version": SCHEMA_VERSION, "solution": solution, "task": False}
+    if grade:
+        meta["points"] = points
+    return {"nbgrader": meta}
+
+
+def points(name: str) -> int:
+    """Backward passes and the network check are the heart of the book: 2 points."""
+    return 2 if "backward" in name or name == "check_model" else 1
+
+
+def equation_links(labels: list[str], doc: str, index: myst2ipynb.BookIndex) -> str:
+    renderer = myst2ipynb.Renderer(index, doc)
+    return ", ".join(f"`{label}` is " + renderer.render(f"{{eq}}`{label}`") for label in labels)
+
+
+def build_notebook(assignment: Assignment, index: myst2ipynb.BookIndex) -> nbformat.NotebookNode:
+    root, doc = index.root, assignment.chapter
+    if doc not in index.notebook_docs():
+        raise AssignmentError(f"{doc} is not a chapter of the toc")
+    names = [split_name(q)[1] for q in assignment.functions]
+    renderer = myst2ipynb.Renderer(index, doc)
+    title = renderer.render(f"{{doc}}`/{doc}`")
+    number = index.numbers.get(doc)
+    chapter = f"Chapter {number}, " if number else ""
+    listed = ", ".join(f"`{n}`" for n in names)
+    intro = [
+        f"# Assignment: {index.titles.get(doc, doc)}",
+        "",
+        f"*Student notebook for {chapter}{title}, of [CNN from Scratch with NumPy]"
+        f"({index.site_url}). It is generated from the chapter and from the package "
+        f"`cnn` ([`{assignment.path}`]({index.blob_url(assignment.path)})).*",
+        "",
+        f"You write {listed} yourself, from the derivation below and from each "
+        "function's signature and docstring (their *Raises* sections describe the "
+        "package's input validation, which you may leave out). Replace the line `raise NotImplementedError"
+        "(...)` of each function with your code and run its cell; then run the cell under "
+        "it. `check` calls your function on small random cases of several shapes "
+        "and tells you in plain words what is wrong: a wrong shape or dtype, "
+        "a modified input, wrong values (which output, the relative error, the first wrong "
+        "entry), a gradient that disagrees with finite differences. When it prints \"all N "
+        "cases pass\", move on.",
+        "",
+        "Import nothing you are asked to write from `cnn`: the package holds the book's "
+        "own solutions. The set-up cell imports what you may use: NumPy, the cache types "
+        "and the helpers.",
+    ]
+    cells = [nbformat.v4.new_markdown_cell("\n".join(intro))]
+    exported = myst2ipynb.export_notebook(read_chapter(root, doc), doc, index)
+    cells += [nbformat.v4.new_code_cell(c.source) for c in exported.cells
+              if c.cell_type == "code"][:1]  # the install cell
+    cells.append(nbformat.v4.new_markdown_cell("\n".join(
+        [f"## The derivation, from the chapter", "",
+         f"*The sections of the chapter that this assignment needs, without the code "
+         f"cells and figures: [read the chapter]({index.page_url(doc)}) for those.*", ""]
+        + quoted_text(assignment, index)).strip()))
+    setup = ["import numpy as np", "", "from cnn.exercises import check", *assignment.imports,
+             "", "rng = np.random.default_rng(0)  # for your own experiments"]
+    cells.append(nbformat.v4.new_markdown_cell("## Your turn"))
+    cells.append(nbformat.v4.new_code_cell("\n".join(setup)))
+    for qualified, name in zip(assignment.functions, names):
+        labels = docstring_labels(root, qualified)
+        for label in labels:
+            if label not in index.targets:
+                raise AssignmentError(f"{qualified}: its docstring names {label}, which no chapter defines")
+        implements = (f" Its docstring names the book's equations by their labels: "
+                      f"{equation_links(labels, doc, index)}.") if labels else ""
+        cells.append(nbformat.v4.new_markdown_cell(
+            f"### `{name}`\n\nWrite the body of `{name}`.{implements}"))
+        cells.append(nbformat.v4.new_code_cell(stub(root, qualified), metadata=nbgrader(name, solution=True)))
+        cells.append(nbformat.v4.new_code_cell(
+            f'check("{name}", {name})',
+            metadata=nbgrader(f"check_{name}", grade=True, locked=True, points=points(name))))
+    cells.append(nbformat.v4.new_markdown_cell(
+        "When every check passes, you have derived and written this chapter's functions "
+        "yourself. The " + renderer.render("{doc}`/book/bugzoo`") + " shows the mistakes "
+        "that the checks and the gradient check catch, and what their failures look like."))
+    for i, cell in enumerate(cells):
+        cell.id = f"{assignment.name.replace('_', '-')}-{i:02d}"
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nb.metadata = {
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"},
+    }
+    return nb
+
+
+def expected_notebooks(root: Path | str) -> dict[str, str]:
+    """Repository path -> text of every student notebook, as chapters and package stand."""
+    index = myst2ipynb.BookIndex.load(root)
+    return {a.path: nbformat.writes(build_notebook(a, index)) + "\n" for a in ASSIGNMENTS
+            if a.chapter in index.notebook_docs()}
+
+
+def fill_in_references(nb: nbformat.NotebookNode, root: Path | str) -> nbformat.NotebookNode:
+    """A copy of a student notebook with the package's bodies in the solution regions."""
+    root = Path(root)
+    qualified = {split_name(q)[1]: q for a in ASSIGNMENTS for q in a.functions}
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        if not cell.metadata.get("nbgrader", {}).get("solution"):
+            continue
+        name = ast.parse(cell.source).body[0].name
+        lines = cell.source.split("\n")
+        begin = next(i for i, line in enumerate(lines) if line.strip() == BEGIN)
+        end = next(i for i, line in enumerate(lines) if line.strip() == END)
+        cell.source = "\n".join(lines[:begin] + reference_body(root, qualified[name]) + lines[end + 1:])
+    return nb
+
+
+# -- the site ---------------------------------------------------------------------
+
+def publish(app, exception) -> None:
+    """Copy the notebooks and a zip of them into the built site."""
+    if exception is not None or app.builder.format != "html":
+        return
+    source = Path(app.srcdir) / FOLDER
+    target = Path(app.outdir) / FOLDER
+    target.mkdir(parents=True, exist_ok=True)
+    files = [source / f"{a.name}.ipynb" for a in ASSIGNMENTS if (source / f"{a.name}.ipynb").exists()]
+    for path in files:
+        shutil.copy2(path, target / path.name)
+    with zipfile.ZipFile(target / ZIP_NAME, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for path in files:
+            archive.write(path, f"{FOLDER}/{path.name}")
+
+
+def add_button(app, pagename, templatename, context, doctree) -> None:
+    """An "assignment" entry in the download menu of a chapter that has one."""
+    if app.builder.format != "html":
+        return
+    assignment = next((a for a in ASSIGNMENTS if a.chapter == pagename), None)
+    if assignment is None or not (Path(app.srcdir) / assignment.path).exists():
+        return
+    groups = {g.get("label"): g for g in context.get("header_buttons", []) if g.get("type") == "group"}
+    downloads = groups.get("download-buttons")
+    if downloads is None:
+        return
+    downloads["buttons"].append({
+        "type": "link",
+        "url": context["pathto"](assignment.path, 1),
+        "text": "assignment",
+        "icon": "fas fa-pencil-alt",
+        "tooltip": "Download the student notebook of this chapter",
+        "label": "download-assignment-button",
+    })
+
+
+def launch_urls(app, index: myst2ipynb.BookIndex, path: str) -> tuple[str, str]:
+    """Colab and Binder links that open ``path`` from the repository."""
+    providers = app.config.html_theme_options.get("launch_buttons", {})
+    repo = index.repo_url.removeprefix("https://github.com/")
+    colab = providers.get("colab_url", "https://colab.research.google.com").rstrip("/")
+    binder = providers.get("binderhub_url", "https://mybinder.org").rstrip("/")
+    return (f"{colab}/github/{repo}/blob/{index.branch}/{path}",
+            f"{binder}/v2/gh/{repo}/{index.branch}?urlpath=lab/tree/{path}")
+
+
+def _paragraph(*parts) -> nodes.paragraph:
+    para = nodes.paragraph()
+    for part in parts:
+        para += part if isinstance(part, nodes.Node) else nodes.Text(part)
+    return para
+
+
+def _link(text: str, url: str, literal=False) -> nodes.reference:
+    ref = nodes.reference("", "", refuri=url)
+    ref += nodes.literal(text, text) if literal else nodes.Text(text)
+    return ref
+
+
+class AssignmentTable(Directive):
+    """A table of the student notebooks: download, chapter, functions, Colab, Binder."""
+
+    has_content = False
+
+    def run(self):
+        env = self.state.document.settings.env
+        here = posixpath.dirname(env.docname)
+        index = myst2ipynb.BookIndex.load(env.srcdir)
+        rel = lambda path: posixpath.relpath(path, here or ".")
+        header = ["Notebook", "Chapter", "You write", "Open in"]
+        rows = []
+        for a in ASSIGNMENTS:
+            if a.chapter not in index.notebook_docs():
+                continue
+            colab, binder = launch_urls(env.app, index, a.path)
+            number = index.numbers.get(a.chapter)
+            title = index.titles.get(a.chapter, a.chapter)
+            functions = _paragraph()
+            for i, q in enumerate(a.functions):
+                if i:
+                    functions += nodes.Text(", ")
+                functions += nodes.literal(split_name(q)[1], split_name(q)[1])
+            rows.append([
+                _paragraph(_link(f"{a.name}.ipynb", rel(a.path), literal=True)),
+                _paragraph(_link(f"{number}. {title}" if number else title, rel(f"{a.chapter}.html"))),
+                functions,
+                _paragraph(_link("Colab", colab), " · ", _link("Binder", binder)),
+            ])
+        table = nodes.table(classes=["assignment-table"])
+        group = nodes.tgroup(cols=len(header))
+        table += group
+        for width in (18, 30, 36, 16):
+            group += nodes.colspec(colwidth=width)
+        head = nodes.thead()
+        group += head
+        head += nodes.row("", *[nodes.entry("", _paragraph(h)) for h in header])
+        body = nodes.tbody()
+        group += body
+        for row in rows:
+            body += nodes.row("", *[nodes.entry("", cell) for cell in row])
+        zipped = _paragraph("All of them in one file: ",
+                            _link(ZIP_NAME, rel(f"{FOLDER}/{ZIP_NAME}"), literal=True), ".")
+        return [table, zipped]
+
+
+def setup(app):
+    app.add_directive("assignment-table", AssignmentTable)
+    app.connect("build-finished", publish)
+    # After sphinx-book-theme (501) and cnnbook (502) have built the header buttons.
+    app.connect("html-page-context", add_button, priority=503)
+    return {"parallel_read_safe": True, "parallel_write_safe": True, "version": "1.0"}
