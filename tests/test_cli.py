@@ -229,8 +229,9 @@ def test_progress_bar_on_a_terminal(tmp_path):
     assert process.wait(timeout=120) == 0, process.stderr.read()
     os.close(leader)
     shown = b"".join(chunks).decode()
-    # The bar: samples done, samples per second, time left, running loss.
-    assert re.search(r"epoch 1/2: +\d+%\|[^|]*\| +\d+/66 \[\d\d:\d\d<\d\d:\d\d, +[\d.]+"
+    # The bar: samples done (54 of the 66 training patches, the rest held out for
+    # validation), samples per second, time left, running loss.
+    assert re.search(r"epoch 1/2: +\d+%\|[^|]*\| +\d+/54 \[\d\d:\d\d<\d\d:\d\d, +[\d.]+"
                      r"sample/s, loss \d+\.\d{4}\]", shown), shown
     # Then the epoch's line, in the place of the cleared bar.
     lines = [line for line in re.split(r"[\r\n]+", shown) if line.startswith("epoch 2/2: loss")]
@@ -333,7 +334,7 @@ def fake_training(monkeypatch):
     calls = []
 
     def train_model(epochs, n_per_class, seed, verbose, data, groups=None,
-                    class_weights="none"):
+                    class_weights="none", arch="small"):
         calls.append((epochs, n_per_class, seed))
         return build_cnn(rng=np.random.default_rng(seed)), 0.5
 
