@@ -45,7 +45,9 @@ notebooks: $(STAMP)
 assignments: $(STAMP)
 	$(PY) scripts/make_assignments.py
 
-# The speed benchmark of issue 7 (one table; the JSON is for comparing machines, not committed).
+# The speed benchmarks of issues 7, 12 and 13: layers, whole networks, optimisers and the
+# deeper networks' layers against PyTorch when it is importable (results-local.json is for
+# comparing machines; the committed benchmarks/results.json comes from a full run).
 bench: $(STAMP)
 	$(PY) benchmarks/bench.py --json benchmarks/results-local.json
 

@@ -9,11 +9,21 @@ is importable (it is never a dependency of the package), and the peak memory of 
 The machine, NumPy version and BLAS library and kernel are printed with the table and stored in
 the JSON.
 
+A second table times whole training steps (forward, loss, backward, optimiser update) of the
+networks in ``NETWORKS`` against the same network in PyTorch (same weights, same batch): the
+README's digits CNN, the case-study CNN and the original network at full size (38 million
+parameters). For the full-size network it also reports the time of each of the first three steps of
+a fresh model and optimiser, the peak memory of training it for five steps (resident memory of a
+child process, for both libraries), the time of each part of a step (``network_phases``), and the
+memory speed of the optimiser updates next to ``numpy.copyto`` of the same number of bytes.
+
 Timings are minima over repeats (``cnn.fast.profiling.time_min``) and over rounds that go through all
 layers in turn: on a shared machine other work only adds time, and a busy moment spoils at most
-one round. Targets (issue 7; a benchmark, never a timed test): step/GEMM <= 1.35 on L2 and L4 at
-1 thread; L1, L3 and both poolings no slower than PyTorch at the same thread count; the digits CNN
-reaches 98 % test accuracy in <= 20 s of training.
+one round. Targets (a benchmark, never a timed test). Issue 7: L1, L3 and both poolings no slower
+than PyTorch at the same thread count; the digits CNN reaches 98 % test accuracy in <= 20 s of
+training. Issue 12: every network's step no slower than PyTorch's at 1 thread; the first three steps
+of the full-size network each within 1.5 x its steady step; its peak training memory at most 1.3 x
+PyTorch's; no convolution's step/GEMM more than 10 % above the committed ``results.json``.
 """
 
 from __future__ import annotations
@@ -35,6 +45,7 @@ from cnn.pool import maxpool2d_backward_naive, maxpool2d_forward_naive
 from cnn.fast.profiling import (
     conv2d_flops,
     conv2d_gemms,
+    format_network_table,
     format_table,
     machine_info,
     peak_memory,
@@ -60,6 +71,10 @@ POOL_LAYERS = {
 }
 NAIVE_BATCH = 1
 """The naive versions run on this many samples; their time is scaled to the full batch."""
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results.json")
+"""The committed run: the regression guard compares this run's step/GEMM ratios with it."""
+STEP_OVER_GEMM_SLACK = 1.10
+"""A convolution's step/GEMM may grow by at most this factor over the committed run."""
 
 
 def conv_case(spec, rng):
@@ -251,6 +266,377 @@ def bench_digits(threads, epochs=15, batch_size=32, lr=2e-3, seed=0):
     return rows
 
 
+def readme_digits_cnn(rng):
+    """(a) The digits CNN of the README, on 8 x 8 images."""
+    from cnn.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
+    from cnn.model import Sequential
+
+    return Sequential([Conv2D(1, 32, 3, padding=1, rng=rng), ReLU(), MaxPool2D(2), Flatten(),
+                       Dense(32 * 4 * 4, 10, rng=rng)])
+
+
+def case_study_cnn(rng):
+    """(b) The case-study CNN, on 32 x 32 patches."""
+    from cnn.casestudy.networks import build_cnn
+
+    return build_cnn(rng=rng)
+
+
+def original_network(rng):
+    """(c) The original network at full size, on 50 x 50 patches."""
+    from cnn.casestudy.networks import build_original
+
+    return build_original(rng=rng)
+
+
+# name: (builder(rng) -> Sequential, sample shape, classes). Batch 32, float32, Adam(1e-3).
+NETWORKS = {
+    "a digits": (readme_digits_cnn, (1, 8, 8), 10),
+    "b case study": (case_study_cnn, (1, 32, 32), 3),
+    "c original": (original_network, (1, 50, 50), 3),
+}
+# (d) The deeper network of the issue "Deeper networks": when cnn.casestudy.networks has a
+# builder for it, add it here as "d deeper": (builder, sample shape, classes); torch_model
+# translates any stack of the layers it knows, and a new layer type needs a line there.
+NETWORK_BATCH = 32
+FULL_SIZE = "c original"
+"""The network whose first steps, peak memory, phases and optimiser speed are measured."""
+
+
+def torch_model(model):
+    """The same network in PyTorch, with copies of ``model``'s weights."""
+    from cnn.layers import AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU
+
+    nn, modules = torch.nn, []
+    for layer in model.layers:
+        if isinstance(layer, Conv2D):
+            w, b = layer.params["w"], layer.params["b"]
+            module = nn.Conv2d(w.shape[1], w.shape[0], w.shape[2:], stride=layer.stride,
+                               padding=layer.padding)
+            module.weight.data, module.bias.data = torch.tensor(w), torch.tensor(b)
+        elif isinstance(layer, Dense):
+            w, b = layer.params["w"], layer.params["b"]
+            module = nn.Linear(*w.shape)
+            module.weight.data, module.bias.data = torch.tensor(w.T), torch.tensor(b)
+        elif isinstance(layer, (MaxPool2D, AvgPool2D)):
+            pool = nn.MaxPool2d if isinstance(layer, MaxPool2D) else nn.AvgPool2d
+            module = pool(layer.kernel_size, layer.stride)
+        elif isinstance(layer, ReLU):
+            module = nn.ReLU()
+        elif isinstance(layer, Flatten):
+            module = nn.Flatten()
+        else:
+            raise TypeError(f"no PyTorch translation for {layer!r}")
+        modules.append(module)
+    return nn.Sequential(*modules)
+
+
+def network_batch(shape, classes, rng):
+    x = rng.standard_normal((NETWORK_BATCH, *shape), dtype=np.float32)
+    return x, rng.integers(0, classes, NETWORK_BATCH)
+
+
+def cnn_trainer(model, x, y):
+    """One training step of ``model`` as ``Sequential.fit`` takes it, with a fresh Adam."""
+    from cnn.losses import softmax_cross_entropy
+    from cnn.optim import Adam
+
+    optimizer = Adam(1e-3)
+
+    def step():
+        loss, dlogits = softmax_cross_entropy(model.forward(x), y)
+        model.backward(dlogits)
+        optimizer.step(model.parameters(), model.gradients())
+        return loss
+
+    return step
+
+
+def torch_trainer(model, x, y):
+    """One training step in PyTorch: zero_grad, forward, cross-entropy, backward, Adam."""
+    optimizer = torch.optim.Adam(model.parameters(), 1e-3)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+
+    def step():
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(xt), yt)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    return step
+
+
+def first_steps(make_step, steps=3):
+    """Seconds of each of the first ``steps`` steps of a freshly built trainer."""
+    step = make_step()
+    seconds = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        step()
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+def check_threads(threads):
+    """Raise unless every BLAS (and PyTorch) runs ``threads`` threads inside the limit."""
+    from threadpoolctl import threadpool_info
+
+    counts = {lib["internal_api"]: lib["num_threads"] for lib in threadpool_info()
+              if lib["user_api"] == "blas"}
+    if torch is not None:
+        counts["torch"] = torch.get_num_threads()
+    if any(n != threads for n in counts.values()):
+        raise RuntimeError(f"asked for {threads} thread(s), threadpoolctl sees {counts}")
+
+
+def measure_networks(names, threads_list, repeat, rounds):
+    """Rows of whole training steps, ours and PyTorch's, minima over rounds and repeats."""
+    cases = {}
+    for name in names:
+        build, shape, classes = NETWORKS[name]
+        x, y = network_batch(shape, classes, np.random.default_rng(1))
+        model = build(np.random.default_rng(0))
+        tmodel = None if torch is None else torch_model(model)
+        ours = cnn_trainer(model, x, y)
+        if tmodel is not None:
+            theirs = torch_trainer(tmodel, x, y)
+            # Same network, same weights, same batch: the first losses agree.
+            first_ours, first_theirs = ours(), theirs()
+            if not np.isclose(first_ours, first_theirs, rtol=1e-4):
+                raise RuntimeError(f"{name}: loss {first_ours} here, {first_theirs} in PyTorch")
+        else:
+            theirs = None
+        cases[name] = (ours, theirs)
+    best = {}
+    for _ in range(rounds):
+        for threads in threads_list:
+            for name, (ours, theirs) in cases.items():
+                slot = best.setdefault((name, threads), {})
+                if torch is not None:
+                    torch.set_num_threads(threads)
+                with threadpool_limits(threads):
+                    check_threads(threads)
+                    slot["step_s"] = min(slot.get("step_s", np.inf), time_min(ours, repeat=repeat))
+                if theirs is not None:
+                    slot["torch_s"] = min(slot.get("torch_s", np.inf),
+                                          time_min(theirs, repeat=repeat))
+            time.sleep(1.0 if torch is not None else 0.0)
+    rows = []
+    for name in names:
+        for threads in threads_list:
+            row = {"network": name, "threads": threads, **best[(name, threads)]}
+            if "torch_s" in row:
+                row["over_torch"] = row["step_s"] / row["torch_s"]
+            rows.append(row)
+    return rows
+
+
+def cnn_first_step_phases(model, x, y, steps=3):
+    """Seconds of the forward pass (with the loss), backward pass and update of each step."""
+    from cnn.losses import softmax_cross_entropy
+    from cnn.optim import Adam
+
+    optimizer, clock, phases = Adam(1e-3), time.perf_counter, []
+    for _ in range(steps):
+        start = clock()
+        loss, dlogits = softmax_cross_entropy(model.forward(x), y)
+        forward = clock()
+        model.backward(dlogits)
+        backward = clock()
+        optimizer.step(model.parameters(), model.gradients())
+        phases.append([forward - start, backward - forward, clock() - backward])
+    return np.array(phases)
+
+
+def measure_first_steps(name, threads, rounds):
+    """The first three steps of a fresh model and optimiser, min per step over rounds.
+
+    For ours also the forward, backward and update time of each of them (each part's
+    minimum over the rounds), which says where a slow first step spends its time.
+    """
+    build, shape, classes = NETWORKS[name]
+    x, y = network_batch(shape, classes, np.random.default_rng(1))
+    result, phases = {}, np.inf
+    for _ in range(rounds):
+        with threadpool_limits(threads):
+            step_phases = cnn_first_step_phases(build(np.random.default_rng(0)), x, y)
+        phases = np.minimum(phases, step_phases)
+        result["first_s"] = list(np.minimum(result.get("first_s", np.inf),
+                                            step_phases.sum(axis=1)))
+        result["first_phases_s"] = [dict(zip(["forward", "backward", "optimizer"], map(float, p)))
+                                    for p in phases]
+        if torch is not None:
+            torch.set_num_threads(threads)
+            seconds = first_steps(
+                lambda: torch_trainer(torch_model(build(np.random.default_rng(0))), x, y))
+            result["torch_first_s"] = list(np.minimum(result.get("torch_first_s", np.inf),
+                                                      seconds))
+    return result
+
+
+def _proc_status_kib(key):
+    with open("/proc/self/status", encoding="utf-8") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    raise KeyError(key)
+
+
+def peak_memory_child(library, name, steps=5):
+    """In this process: train ``name`` for ``steps`` steps; print its memory as JSON.
+
+    ``base_mib`` is the resident memory once the model, its batch (and PyTorch) are loaded,
+    ``peak_mib`` the most it reached during training (Linux's VmHWM, reset before the first
+    step through /proc/self/clear_refs), so ``peak_mib - base_mib`` is what training added.
+    """
+    build, shape, classes = NETWORKS[name]
+    x, y = network_batch(shape, classes, np.random.default_rng(1))
+    model = build(np.random.default_rng(0))
+    with threadpool_limits(1):
+        if library == "torch":
+            torch.set_num_threads(1)
+            step = torch_trainer(torch_model(model), x, y)
+            del model
+        else:
+            step = cnn_trainer(model, x, y)
+        import gc
+        gc.collect()
+        with open("/proc/self/clear_refs", "w", encoding="utf-8") as f:
+            f.write("5")
+        base = _proc_status_kib("VmRSS")
+        for _ in range(steps):
+            step()
+        peak = _proc_status_kib("VmHWM")
+    print(json.dumps({"base_mib": base / 1024, "peak_mib": peak / 1024}))
+
+
+def measure_peak_memory(name):
+    """Peak resident memory of training ``name`` for 5 steps, here and in PyTorch."""
+    import subprocess
+
+    result = {}
+    for library in ["cnn"] + ([] if torch is None else ["torch"]):
+        try:
+            out = subprocess.run([sys.executable, os.path.abspath(__file__), "--peak-child",
+                                  library, name], check=True, capture_output=True, text=True)
+        except subprocess.CalledProcessError as error:
+            print(f"peak memory of {library} not measured: {error.stderr.strip()[-300:]}")
+            continue
+        memory = json.loads(out.stdout.splitlines()[-1])
+        prefix = "" if library == "cnn" else "torch_"
+        result[prefix + "base_mib"] = memory["base_mib"]
+        result[prefix + "peak_mib"] = memory["peak_mib"]
+    return result
+
+
+def measure_optimizers(name, threads, repeat, rounds):
+    """GB/s of Adam and SGD with momentum on the parameters of ``name``, and of copyto.
+
+    An update reads and writes whole arrays: Adam reads the parameter, its gradient and the
+    two moments and writes back the parameter and the moments (7 arrays of the parameters'
+    size), SGD with momentum reads the parameter, the gradient and the velocity and writes
+    the parameter and the velocity (5 arrays). ``copyto`` of an array of half those bytes
+    moves as many (one read, one write).
+    """
+    from cnn.optim import SGD, Adam
+
+    build = NETWORKS[name][0]
+    rng = np.random.default_rng(2)
+    params = build(np.random.default_rng(0)).parameters()
+    grads = {k: rng.standard_normal(v.shape, dtype=np.float32) for k, v in params.items()}
+    nbytes = sum(v.nbytes for v in params.values())
+    rows = {}
+    torch_params = None
+    if torch is not None:
+        torch_params = [torch.tensor(v) for v in params.values()]
+        for tp, g in zip(torch_params, grads.values()):
+            tp.grad = torch.tensor(g)
+    for _ in range(rounds):
+        with threadpool_limits(threads):
+            for label, optimizer, arrays in [("Adam", Adam(1e-3), 7),
+                                             ("SGD momentum", SGD(1e-3, momentum=0.9), 5)]:
+                seconds = time_min(lambda: optimizer.step(params, grads), repeat=repeat)
+                row = rows.setdefault(label, {"optimizer": label, "bytes": arrays * nbytes})
+                row["seconds"] = min(row.get("seconds", np.inf), seconds)
+            for label, arrays in [("Adam", 7), ("SGD momentum", 5)]:
+                src = np.ones(arrays * nbytes // 8, dtype=np.float32)
+                dst = np.empty_like(src)
+                seconds = time_min(lambda: np.copyto(dst, src), repeat=repeat)
+                row = rows[label]
+                row["copyto_s"] = min(row.get("copyto_s", np.inf), seconds)
+                del src, dst
+        if torch_params is not None:
+            torch.set_num_threads(threads)
+            for label, optimizer in [
+                ("Adam", torch.optim.Adam(torch_params, 1e-3)),
+                ("SGD momentum", torch.optim.SGD(torch_params, 1e-3, momentum=0.9)),
+            ]:
+                seconds = time_min(optimizer.step, repeat=repeat)
+                rows[label]["torch_s"] = min(rows[label].get("torch_s", np.inf), seconds)
+    for row in rows.values():
+        row["gb_per_s"] = row["bytes"] / row["seconds"] / 1e9
+        row["copyto_gb_per_s"] = row["bytes"] / row["copyto_s"] / 1e9
+    return list(rows.values())
+
+
+def regression_guard(rows, path=RESULTS):
+    """Lines comparing each convolution's step/GEMM with the committed run."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            committed = {(r["layer"], r["threads"]): r for r in json.load(f)["rows"]}
+    except (OSError, ValueError, KeyError):
+        return [f"no committed run at {path}: no regression guard"]
+    lines = []
+    for row in rows:
+        old = committed.get((row["layer"], row["threads"]), {}).get("step_over_gemm")
+        if old is None or "step_over_gemm" not in row:
+            continue
+        growth = row["step_over_gemm"] / old
+        verdict = "ok" if growth <= STEP_OVER_GEMM_SLACK else "REGRESSION (> +10 %)"
+        lines.append(f"  {row['layer']} {row['threads']} thread(s): step/GEMM {old:.2f} committed, "
+                     f"{row['step_over_gemm']:.2f} now ({growth - 1:+.0%}) {verdict}")
+    return lines
+
+
+def print_full_size(full, network_rows, threads):
+    """The first steps, memory, phases and optimiser speeds of the full-size network."""
+    steady = {r["threads"]: r for r in network_rows if r["network"] == full["network"]}[threads]
+    print(f"\n{full['network']}, {threads} thread(s): first three steps of a fresh model (ms)")
+    for prefix, label, key in [("", "cnn", "step_s"), ("torch_", "torch", "torch_s")]:
+        if prefix + "first_s" in full and key in steady:
+            firsts = full[prefix + "first_s"]
+            print(f"  {label:6}" + "".join(f"{1e3 * s:9.1f}" for s in firsts)
+                  + f"   steady {1e3 * steady[key]:.1f}, first/steady at most "
+                  f"{max(firsts) / steady[key]:.2f}")
+    for i, parts in enumerate(full.get("first_phases_s", []), start=1):
+        print(f"  cnn step {i}: " + ", ".join(f"{k} {1e3 * v:.1f}" for k, v in parts.items()))
+    if "peak_mib" in full:
+        print("peak resident memory while training 5 steps (MiB): before the first step -> peak")
+        for prefix, label in [("", "cnn"), ("torch_", "torch")]:
+            if prefix + "peak_mib" in full:
+                base, peak = full[prefix + "base_mib"], full[prefix + "peak_mib"]
+                print(f"  {label:6} {base:8.0f} -> {peak:8.0f}  (training adds {peak - base:.0f})")
+        if "torch_peak_mib" in full:
+            ours = full["peak_mib"] - full["base_mib"]
+            theirs = full["torch_peak_mib"] - full["torch_base_mib"]
+            print(f"  added by training, ours/torch: {ours / theirs:.2f}; "
+                  f"peaks: {full['peak_mib'] / full['torch_peak_mib']:.2f}")
+    phases = full.get("phases")
+    if phases:
+        print("where a step goes (ms, each part's minimum over the steps):")
+        for name, fwd, bwd in phases["layers"]:
+            print(f"  {name:14} forward {1e3 * fwd:8.2f}  backward {1e3 * bwd:8.2f}")
+        print(f"  {'loss':14} {1e3 * phases['loss']:8.2f}")
+        print(f"  {'optimizer':14} {1e3 * phases['optimizer']:8.2f}")
+    for row in full.get("optimizers", []):
+        torch_ms = f", torch {1e3 * row['torch_s']:.1f} ms" if "torch_s" in row else ""
+        print(f"{row['optimizer']:13} update: {1e3 * row['seconds']:7.1f} ms, "
+              f"{row['gb_per_s']:5.1f} GB/s; numpy.copyto of the same "
+              f"{row['bytes'] / 1e9:.2f} GB: {1e3 * row['copyto_s']:6.1f} ms, "
+              f"{row['copyto_gb_per_s']:5.1f} GB/s{torch_ms}")
+
+
 # -- Deeper networks (issue 13): batch norm, dropout, transposed convolution -----------------
 # Each row times one layer's forward and backward pass in float32, like the rows above, against
 # the same operation in PyTorch when it is importable. Target: ours/torch <= 1.5 at 1 thread.
@@ -354,12 +740,22 @@ def main(argv=None):
                         help="skip the batch norm, dropout and transposed convolution rows")
     parser.add_argument("--layers", default=",".join([*CONV_LAYERS, *POOL_LAYERS]),
                         help="comma-separated subset of " + ",".join([*CONV_LAYERS, *POOL_LAYERS]))
+    parser.add_argument("--networks", default=",".join(NETWORKS),
+                        help="comma-separated subset of " + ",".join(NETWORKS) + " ('' for none)")
+    parser.add_argument("--peak-child", nargs=2, metavar=("LIBRARY", "NETWORK"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.peak_child:
+        peak_memory_child(*args.peak_child)
+        return
     threads_list = [int(t) for t in args.threads.split(",")]
-    names = args.layers.split(",")
+    names = [n for n in args.layers.split(",") if n]
     unknown = [n for n in names if n not in CONV_LAYERS and n not in POOL_LAYERS]
     if unknown:
         parser.error(f"unknown layers {unknown}")
+    networks = [n for n in args.networks.split(",") if n]
+    if any(n not in NETWORKS for n in networks):
+        parser.error(f"unknown networks {[n for n in networks if n not in NETWORKS]}")
 
     rng = np.random.default_rng(0)
     info = machine_info()
@@ -368,6 +764,22 @@ def main(argv=None):
              else pool_case_timers(n, *POOL_LAYERS[n], not args.no_naive, rng) for n in names]
     load_before = os.getloadavg()[0]
     rows = measure(cases, threads_list, args.repeat, args.rounds)
+    network_rows = measure_networks(networks, threads_list, args.repeat, args.rounds)
+    full = {}
+    if FULL_SIZE in networks:
+        full = {"network": FULL_SIZE,
+                **measure_first_steps(FULL_SIZE, threads_list[0], args.rounds),
+                **measure_peak_memory(FULL_SIZE)}
+        build, shape, classes = NETWORKS[FULL_SIZE]
+        x, y = network_batch(shape, classes, np.random.default_rng(1))
+        from cnn.fast.profiling import network_phases
+        from cnn.optim import Adam
+
+        with threadpool_limits(threads_list[0]):
+            full["phases"] = network_phases(build(np.random.default_rng(0)), x, y, Adam(1e-3),
+                                            repeat=args.repeat)
+        full["optimizers"] = measure_optimizers(FULL_SIZE, threads_list[0], args.repeat,
+                                                args.rounds)
     # Other programs on the machine inflate timings, most of all with 2 threads on 2 cores.
     info["load_average_1min"] = {"before": load_before, "after": os.getloadavg()[0]}
 
@@ -386,6 +798,14 @@ def main(argv=None):
     for name, shape in dict((r["layer"], r["shape"]) for r in rows).items():
         print(f"  {name}: {shape}")
     print(format_table(rows))
+    for line in regression_guard(rows):
+        print(line)
+    if network_rows:
+        print(f"\nwhole training steps (forward, loss, backward, Adam), batch {NETWORK_BATCH}, "
+              f"float32; min of {args.repeat} repeats x {args.rounds} rounds")
+        print(format_network_table(network_rows))
+    if full:
+        print_full_size(full, network_rows, threads_list[0])
     deeper = [] if args.no_deeper else bench_deeper(threads_list, args.repeat, args.rounds, rng)
     if deeper:
         print("Deeper networks: forward+backward of one layer, float32 (ours/torch target <= 1.5)")
@@ -406,6 +826,8 @@ def main(argv=None):
             "rounds": args.rounds,
             "naive_batch": NAIVE_BATCH,
             "rows": rows,
+            "networks": network_rows,
+            "full_size": full,
             "digits": digits,
             "deeper": deeper,
         }

@@ -16,25 +16,28 @@ class ReLUCache(NamedTuple):
     x: np.ndarray
 
 
-def relu_forward(x):
+def relu_forward(x, out=None):
     """Rectified linear unit, elementwise: ``out = max(x, 0)`` (eq-relu-forward).
 
     Parameters
     ----------
     x : numpy.ndarray
         Any shape, float32 or float64.
+    out : numpy.ndarray, optional
+        An array of the shape and dtype of ``x`` to write the result into, as NumPy's
+        ``out=`` (the layer ``ReLU`` reuses one between steps); not ``x`` itself.
 
     Returns
     -------
     out : numpy.ndarray
-        Same shape and dtype as ``x``, a new array.
+        Same shape and dtype as ``x``: a new array, or ``out``.
     cache : ReLUCache
     """
     check_array(x, "x")
-    return np.maximum(x, 0), ReLUCache(x)
+    return np.maximum(x, 0, out=out), ReLUCache(x)
 
 
-def relu_backward(dout, cache):
+def relu_backward(dout, cache, out=None):
     """ReLU backward pass: ``dx = dout`` where ``x > 0``, 0 elsewhere (eq-relu-dx).
 
     At ``x = 0`` ReLU has no derivative; this uses the subgradient 0 there, as
@@ -46,15 +49,19 @@ def relu_backward(dout, cache):
         Upstream gradient, same shape as the forward input.
     cache : ReLUCache
         From ``relu_forward``.
+    out : numpy.ndarray, optional
+        An array of the shape of ``dout`` and the dtype of the forward input to write
+        ``dx`` into, as NumPy's ``out=``; not ``dout`` itself.
 
     Returns
     -------
     dx : numpy.ndarray
-        Same shape as ``dout``, dtype of the forward input.
+        Same shape as ``dout``, dtype of the forward input: a new array, or ``out``.
     """
     x = check_cache(cache, ReLUCache).x
     check_array(dout, "dout", dims=x.shape)
-    return np.where(x > 0, dout, 0).astype(x.dtype, copy=False)
+    # The product with the mask (1 where x > 0) is several times faster than np.where.
+    return np.multiply(dout, x > 0, out=out, dtype=x.dtype)
 
 
 class SaturatingCache(NamedTuple):

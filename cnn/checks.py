@@ -139,9 +139,29 @@ def check_array(a, name, dims=None, known=None, finite=True):
                 f"{name} must have shape ({', '.join(map(str, dims))}) with "
                 f"{', '.join(symbols)} >= 1, got shape {a.shape}"
             )
-    if finite and not np.isfinite(a).all():
+    if finite and not _all_finite(a):
         raise ValueError(f"{name} contains NaN or infinity")
     return a
+
+
+_FINITE_BLOCK = 2**16
+
+
+def _all_finite(a):
+    """``np.isfinite(a).all()`` without a boolean array the size of ``a``.
+
+    Large contiguous arrays are checked a block at a time into one small mask: training
+    checks arrays of hundreds of megabytes at every step, and a fresh mask of a quarter
+    of their size would cost more than the check.
+    """
+    if a.size <= _FINITE_BLOCK or not a.flags.c_contiguous:
+        return bool(np.isfinite(a).all())
+    flat, mask = a.reshape(-1), np.empty(_FINITE_BLOCK, dtype=bool)
+    for start in range(0, flat.size, _FINITE_BLOCK):
+        block = flat[start : start + _FINITE_BLOCK]
+        if not np.isfinite(block, out=mask[: block.size]).all():
+            return False
+    return True
 
 
 def check_labels(y, name, n, num_classes=None):

@@ -102,7 +102,7 @@ def dense_forward(x, w, b):
     return x @ w + b, DenseCache(x, w)
 
 
-def dense_backward(dout, cache):
+def dense_backward(dout, cache, out=None):
     """Dense backward pass.
 
     ``dx = dout @ w.T`` (eq-dense-dx), ``dw = x.T @ dout`` (eq-dense-dw) and
@@ -115,6 +115,11 @@ def dense_backward(dout, cache):
         Upstream gradient, shape ``(N, M)``.
     cache : DenseCache
         From ``dense_forward``.
+    out : tuple of three arrays or None, optional
+        ``(dx, dw, db)``: arrays of the shapes below, in the dtype of ``x``, to write
+        the results into, as NumPy's ``out=``; an entry ``None`` (or ``out=None``) means
+        a new array. ``Dense`` passes the gradients of the previous step here, so that
+        a large ``dw`` is not allocated anew at every step.
 
     Returns
     -------
@@ -127,4 +132,6 @@ def dense_backward(dout, cache):
     """
     dout = _check_dout(dout, cache)
     x, w = cache
-    return dout @ w.T, x.T @ dout, dout.sum(axis=0)
+    dx, dw, db = (None, None, None) if out is None else out
+    return (np.matmul(dout, w.T, out=dx), np.matmul(x.T, dout, out=dw),
+            np.sum(dout, axis=0, out=db))

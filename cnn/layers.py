@@ -2,8 +2,25 @@
 
 Every layer has ``forward(x) -> out``, ``backward(dout) -> dx`` and two dicts,
 ``params`` and ``grads``, with the same keys (``"w"`` and ``"b"`` for layers with
-parameters, empty otherwise). ``backward`` stores fresh gradient arrays in ``grads``;
-only an optimiser changes ``params``, in place.
+parameters, empty otherwise). ``backward`` stores the gradients in ``grads``; only an
+optimiser changes ``params``, in place.
+
+Who owns the gradient arrays: the layer, until someone else keeps one. ``backward``
+writes a gradient into the array that ``grads`` already holds for it when nothing but
+``grads`` refers to that array (and it has the right shape and dtype); training then
+reuses one array per gradient instead of allocating a new one, of up to hundreds of
+megabytes, at every step. As soon as anything else refers to the array (a variable, a
+list, a view of it), ``backward`` leaves it alone and stores a new array in ``grads``:
+a caller who keeps ``grads["w"]`` across steps never sees it change. The test is
+CPython's reference count, as for ``ndarray.resize``; where there is none, every
+``backward`` allocates.
+
+The same rule covers the large arrays that ``ReLU`` (its output and ``dx``) and
+``MaxPool2D`` (its ``dx``) return: each keeps the last two it returned, and writes into
+one of them again only when nothing outside the layer refers to it any more, such as
+when the next layer has used it and dropped it. Whatever a caller keeps, it keeps.
+``release`` drops a layer's cache and these arrays (``Sequential.predict`` does, so that
+inference leaves nothing behind).
 
 Weights use He initialisation, ``w ~ Normal(0, 2 / fan_in)``, which keeps the variance
 of activations roughly constant through ReLU layers; biases start at zero. The generator
@@ -13,6 +30,8 @@ identical: pass one shared generator when building a network.
 """
 
 from __future__ import annotations
+
+import sys
 
 import numpy as np
 
@@ -58,6 +77,10 @@ class Layer:
         self.cache = None
         self.training = True
 
+    def release(self):
+        """Drop the cache and any arrays kept for reuse; ``params``/``grads`` stay."""
+        self.cache = None
+
     def _forward_cache(self):
         """Return the cache of the last forward pass."""
         if self.cache is None:
@@ -66,6 +89,61 @@ class Layer:
 
     def __repr__(self):
         return f"{type(self).__name__}()"
+
+
+def _references(container, key):
+    """References to ``container[key]``, the container's and this call's included."""
+    return sys.getrefcount(container[key])
+
+
+# What _references counts for an array that only its container refers to, measured the
+# same way; None where the interpreter has no reference counts (then nothing is reused).
+_UNSHARED = (
+    _references({"a": np.empty(0)}, "a") if hasattr(sys, "getrefcount") else None
+)
+
+
+def _reusable(container, key, shape, dtype):
+    """``container[key]`` if only ``container`` refers to it and it fits, else ``None``.
+
+    ``None`` tells a function with ``out=`` arguments to allocate a new array.
+    """
+    array = container[key] if isinstance(container, list) else container.get(key)
+    if (
+        _UNSHARED is None
+        or not isinstance(array, np.ndarray)
+        or array.shape != tuple(shape)
+        or array.dtype != dtype
+        or not array.flags.c_contiguous
+        or not array.flags.writeable
+    ):
+        return None
+    # Counted with ``array`` dropped, so that only the container's reference is left.
+    del array
+    return container[key] if _references(container, key) <= _UNSHARED else None
+
+
+POOL_SIZE = 2
+"""Arrays a layer keeps per output for reuse.
+
+The previous step's output may still be held by the next layer's cache when the layer
+runs again; the one before it no longer is.
+"""
+
+
+def _pooled(pool, shape, dtype):
+    """An array of ``shape`` and ``dtype`` from ``pool`` that only ``pool`` refers to.
+
+    If there is none, a new one (uninitialised) takes the place of the oldest in the
+    pool, which keeps at most ``POOL_SIZE`` arrays.
+    """
+    for i in range(len(pool)):
+        array = _reusable(pool, i, shape, dtype)
+        if array is not None:
+            return array
+    array = np.empty(shape, dtype=dtype)
+    pool[:] = pool[1 - POOL_SIZE:] + [array]
+    return array
 
 
 class Conv2D(Layer):
@@ -179,6 +257,21 @@ class MaxPool2D(Pool2D):
     _forward_function = staticmethod(maxpool2d_forward_fast)
     _backward_function = staticmethod(maxpool2d_backward_fast)
 
+    def __init__(self, kernel_size=2, stride=None):
+        super().__init__(kernel_size, stride)
+        self._dx_pool = []
+
+    def release(self):
+        """Drop the cache and the arrays kept for ``dx``."""
+        super().release()
+        self._dx_pool.clear()
+
+    def backward(self, dout):
+        """``dout : (N, C, H_out, W_out)`` -> ``dx : (N, C, H, W)`` (see the module)."""
+        cache = self._forward_cache()
+        dx = _pooled(self._dx_pool, cache.x_shape, cache.dtype)
+        return maxpool2d_backward_fast(dout, cache, out=dx)
+
 
 class AvgPool2D(Pool2D):
     """Average pooling layer; calls ``avgpool2d_forward`` and ``avgpool2d_backward``.
@@ -191,16 +284,34 @@ class AvgPool2D(Pool2D):
 
 
 class ReLU(Layer):
-    """ReLU layer; calls ``relu_forward`` and ``relu_backward``. Any input shape."""
+    """ReLU layer; calls ``relu_forward`` and ``relu_backward``. Any input shape.
+
+    Returns arrays it may reuse once nobody else refers to them (see the module).
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._out_pool, self._dx_pool = [], []
+
+    def release(self):
+        """Drop the cache and the arrays kept for the output and ``dx``."""
+        super().release()
+        self._out_pool.clear()
+        self._dx_pool.clear()
 
     def forward(self, x):
         """``x`` -> ``max(x, 0)``, same shape."""
-        out, self.cache = relu_forward(x)
+        out = None
+        if isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.floating):
+            out = _pooled(self._out_pool, x.shape, x.dtype)
+        out, self.cache = relu_forward(x, out=out)
         return out
 
     def backward(self, dout):
         """``dout`` -> ``dx``, same shape; zero where the input was not positive."""
-        return relu_backward(dout, self._forward_cache())
+        cache = self._forward_cache()
+        dx = _pooled(self._dx_pool, cache.x.shape, cache.x.dtype)
+        return relu_backward(dout, cache, out=dx)
 
 
 class Flatten(Layer):
@@ -246,7 +357,8 @@ class Dense(Layer):
     params : dict
         ``"w"``: shape ``(D, M)``; ``"b"``: shape ``(M,)``.
     grads : dict
-        Same keys and shapes, set by ``backward``.
+        Same keys and shapes, set by ``backward``: the arrays of the previous step,
+        overwritten, unless someone else refers to them (see the module).
     """
 
     def __init__(self, in_features, out_features, rng=None, dtype=np.float32):
@@ -263,9 +375,12 @@ class Dense(Layer):
         return out
 
     def backward(self, dout):
-        """``dout : (N, M)`` -> ``dx : (N, D)``; sets ``grads``."""
+        """``dout : (N, M)`` -> ``dx : (N, D)``; sets ``grads`` (see the module)."""
         cache = self._forward_cache()
-        dx, self.grads["w"], self.grads["b"] = dense_backward(dout, cache)
+        dtype, (D, M) = cache.x.dtype, cache.w.shape
+        out = (None, _reusable(self.grads, "w", (D, M), dtype),
+               _reusable(self.grads, "b", (M,), dtype))
+        dx, self.grads["w"], self.grads["b"] = dense_backward(dout, cache, out=out)
         return dx
 
     def __repr__(self):

@@ -18,6 +18,7 @@ import contextlib
 import math
 import os
 import struct
+import sys
 import tempfile
 import zipfile
 import zlib
@@ -57,6 +58,17 @@ def _check_batch(x, name="x"):
             f"{name} must have shape (N, ...) with N >= 1 and at least 2 axes, "
             f"got shape {x.shape}"
         )
+
+
+def _progress_bar(total, description):
+    """A ``tqdm`` bar of ``total`` samples on standard output, if that is a terminal.
+
+    It is cleared when closed, so that the epoch's line is printed in its place.
+    """
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=description, unit="sample", leave=False,
+                file=sys.stdout, disable=not sys.stdout.isatty())
 
 
 class Sequential:
@@ -127,15 +139,32 @@ class Sequential:
                 for name, value in getattr(layer, "buffers", {}).items()}
 
     def _logits(self, x, batch_size):
-        """Logits for ``x`` computed in batches, so that memory stays bounded."""
+        """Logits for ``x`` in evaluation mode, in batches, keeping no backward caches.
+
+        The mode the model was in is restored afterwards. Each layer's cache (and any
+        array it keeps for reuse) is released as soon as the layer has run, so that only
+        one layer's intermediate arrays exist at a time, and the caches of the last
+        ``forward`` are put back afterwards: ``predict`` between ``forward`` and
+        ``backward`` changes nothing, and nothing of the prediction stays in memory.
+        """
         batch_size = check_int(batch_size, "batch_size")
         _check_batch(x)
-        training, starts = self.training, range(0, len(x), batch_size)
+        caches, training = [layer.cache for layer in self.layers], self.training
         self.eval()
+        logits = []
         try:
-            return np.concatenate([self.forward(x[i : i + batch_size]) for i in starts])
+            for start in range(0, len(x), batch_size):
+                out = x[start : start + batch_size]
+                for layer in self.layers:
+                    out = layer.forward(out)
+                    layer.release()
+                logits.append(out)
         finally:
             self.train(training)
+            for layer, cache in zip(self.layers, caches):
+                layer.cache = cache
+        self.input_shape = x.shape[1:]
+        return np.concatenate(logits)
 
     def predict_proba(self, x, batch_size=256):
         """Class probabilities, ``softmax(logits)``: ``x : (N, ...)`` -> ``(N, K)``."""
@@ -168,7 +197,7 @@ class Sequential:
         return loss, float(np.mean(logits.argmax(axis=1) == y))
 
     def fit(self, x, y, epochs, batch_size, optimizer, validation_data=None, seed=0,
-            verbose=False, class_weights=None):
+            verbose=False, class_weights=None, progress=False):
         """Train with mini-batch gradient descent on softmax cross-entropy.
 
         Each epoch visits the samples in a new random order drawn from
@@ -197,6 +226,11 @@ class Sequential:
             Weight of each class in the training loss, shape ``(K,)``
             (eq-weighted-ce); ``None`` weights every sample equally. The validation
             loss stays unweighted.
+        progress : bool or str
+            Show a progress bar per epoch (``tqdm``) with the running loss, the samples
+            per second and the time left, when standard output is a terminal. A string
+            labels the bar in place of ``"epoch i/n"`` (a caller that runs one epoch
+            per call knows the epoch).
 
         Returns
         -------
@@ -223,6 +257,10 @@ class Sequential:
         for epoch in range(epochs):
             order = rng.permutation(len(x))
             total_loss, correct = 0.0, 0
+            bar = None
+            if progress:
+                label = progress if isinstance(progress, str) else None
+                bar = _progress_bar(len(x), label or f"epoch {epoch + 1}/{epochs}")
             for start in range(0, len(x), batch_size):
                 batch = order[start:start + batch_size]
                 logits = self.forward(x[batch])
@@ -231,6 +269,12 @@ class Sequential:
                 optimizer.step(self.parameters(), self.gradients())
                 total_loss += loss * len(batch)
                 correct += int(np.sum(logits.argmax(axis=1) == y[batch]))
+                if bar is not None:
+                    bar.set_postfix_str(f"loss {total_loss / (start + len(batch)):.4f}",
+                                        refresh=False)
+                    bar.update(len(batch))
+            if bar is not None:
+                bar.close()
             history["train_loss"].append(total_loss / len(x))
             history["train_acc"].append(correct / len(x))
             line = (

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from cnn import cli
-from cnn.casestudy.networks import build_cnn
+from cnn.casestudy.networks import build_cnn, build_original
 from cnn.casestudy.synthetic import CLASS_NAMES
 
 try:  # the CBIS-DDSM fixture tree (CSV and DICOM files) of test_cbis, which needs pydicom
@@ -96,8 +96,8 @@ def test_missing_model_file(tmp_path, capsys):
 def test_predict_without_model_trains_the_default_and_says_so(model_path, monkeypatch, capsys):
     calls = []
 
-    def fake_train_model():
-        calls.append(True)
+    def fake_train_model(arch):
+        calls.append(arch == "small")
         model = build_cnn(rng=np.random.default_rng(0))
         model.load(model_path)
         return model, 0.0
@@ -180,6 +180,62 @@ def test_cbis_errors_name_the_row_and_exit_with_1(cbis_tree, tmp_path, capsys):
 def test_cbis_needs_its_folder_and_csv_files(capsys):
     assert cli.main(["train", "--data", "cbis", "--cbis-train", "a.csv", "--out", "m.npz"]) == 2
     assert "--data cbis needs --cbis-root, --cbis-test" in capsys.readouterr().err
+
+
+def test_train_and_predict_the_original_network_at_full_size(tmp_path, capsys):
+    out = tmp_path / "original.npz"
+    assert cli.main(["train", "--arch", "original", "--epochs", "1", "--n-per-class", "3",
+                     "--out", str(out)]) == 0
+    stdout = capsys.readouterr().out
+    assert "patches of 50 x 50" in stdout and "epoch 1/1" in stdout
+    # Not a terminal: the progress bar stays quiet, only whole lines are printed.
+    assert "\r" not in stdout and "sample/s" not in stdout
+    model = build_original(rng=np.random.default_rng(1))
+    model.load(out)
+    assert model.parameters()["4.w"].shape == (128 * 24 * 24, 512)
+    assert cli.main(["predict", IMAGES[0], "--arch", "original", "--model", str(out)]) == 0
+    assert len(parse(capsys.readouterr().out)) == 1
+    # The small network cannot take these weights, and says so.
+    assert cli.main(["predict", IMAGES[0], "--model", str(out)]) == 1
+    assert "cannot load model" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+def test_progress_bar_on_a_terminal(tmp_path):
+    import fcntl
+    import pty
+    import re
+    import struct
+    import termios
+
+    leader, follower = pty.openpty()
+    # A terminal 24 x 120 (a new pseudo-terminal has 0 columns, and tqdm draws nothing).
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
+    # tqdm reads TQDM_* defaults when imported: redraw at every batch, however fast.
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TQDM_MININTERVAL": "0"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cnn", "train", "--epochs", "2", "--n-per-class", "30",
+         "--out", str(tmp_path / "m.npz")], stdout=follower, stderr=subprocess.PIPE, env=env)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    assert process.wait(timeout=120) == 0, process.stderr.read()
+    os.close(leader)
+    shown = b"".join(chunks).decode()
+    # The bar: samples done (54 of the 66 training patches, the rest held out for
+    # validation), samples per second, time left, running loss.
+    assert re.search(r"epoch 1/2: +\d+%\|[^|]*\| +\d+/54 \[\d\d:\d\d<\d\d:\d\d, +[\d.]+"
+                     r"sample/s, loss \d+\.\d{4}\]", shown), shown
+    # Then the epoch's line, in the place of the cleared bar.
+    lines = [line for line in re.split(r"[\r\n]+", shown) if line.startswith("epoch 2/2: loss")]
+    assert len(lines) == 1
 
 
 def test_train_with_balanced_class_weights(tmp_path, capsys):
@@ -278,7 +334,7 @@ def fake_training(monkeypatch):
     calls = []
 
     def train_model(epochs, n_per_class, seed, verbose, data, groups=None,
-                    class_weights="none"):
+                    class_weights="none", arch="small"):
         calls.append((epochs, n_per_class, seed))
         return build_cnn(rng=np.random.default_rng(seed)), 0.5
 

@@ -222,6 +222,61 @@ def test_digits_accuracy():
     assert accuracy >= 0.97
 
 
+def wide_net(rng):
+    """Three 64-channel convolutions: their im2col matrices are far larger than the logits."""
+    return Sequential([Conv2D(1, 64, 3, padding=1, rng=rng), ReLU(),
+                       Conv2D(64, 64, 3, padding=1, rng=rng), ReLU(),
+                       Conv2D(64, 64, 3, padding=1, rng=rng), ReLU(), MaxPool2D(2), Flatten(),
+                       Dense(64 * 4 * 4, 3, rng=rng)])
+
+
+@pytest.mark.parametrize("method", ["predict", "predict_proba", "evaluate"])
+def test_inference_keeps_no_caches(method, rng):
+    import tracemalloc
+
+    model = wide_net(rng)
+    x = rng.standard_normal((64, 1, 8, 8)).astype(np.float32)
+    y = rng.integers(0, 3, 64)
+    args = (x, y) if method == "evaluate" else (x,)
+    tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        result = getattr(model, method)(*args, batch_size=32)
+        after, _ = tracemalloc.get_traced_memory()
+        # What training keeps between forward and backward, for comparison: several MB.
+        model.forward(x[:32])
+        with_caches, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert with_caches - after > 4_000_000
+    assert after - before < 100_000, f"{method} left {after - before} bytes behind"
+    assert result is not None
+
+
+def test_inference_between_forward_and_backward_changes_nothing(rng):
+    model = small_net()
+    x, y = small_batch()
+    _, dlogits = softmax_cross_entropy(model.forward(x), y)
+    expected = model.backward(dlogits)
+    grads = {k: v.copy() for k, v in model.gradients().items()}
+    model.forward(x)
+    model.predict(rng.standard_normal((5,) + x.shape[1:]))
+    model.evaluate(x[:2], y[:2])
+    np.testing.assert_array_equal(model.backward(dlogits), expected)
+    for key, value in model.gradients().items():
+        np.testing.assert_array_equal(value, grads[key])
+
+
+
+def test_no_progress_bar_when_standard_output_is_not_a_terminal(capsys):
+    x, y = small_batch(N=20)
+    small_net().fit(x, y, epochs=2, batch_size=5, optimizer=SGD(0.1), verbose=True,
+                    progress=True)
+    printed = capsys.readouterr().out
+    assert "\r" not in printed and "sample/s" not in printed
+    assert [line[:9] for line in printed.splitlines()] == ["epoch 1/2", "epoch 2/2"]
+
+
 class CountingSGD(SGD):
     """SGD that counts its steps, to show that nothing was trained."""
 

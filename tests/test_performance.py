@@ -241,3 +241,32 @@ def test_format_table_shows_milliseconds_and_gaps():
     assert first[:2] == ["L1", "1"] and "2.50" in first and "1.23" in first
     assert second[:2] == ["P1", "2"] and "500.00" in second and "1.23" not in second
     assert len(first) == len(second) == 12  # every column has a cell, "-" when missing
+
+
+def test_format_network_table_shows_milliseconds_and_gaps():
+    from cnn.fast.profiling import format_network_table
+
+    rows = [{"network": "a digits", "threads": 1, "step_s": 0.0015, "torch_s": 0.003,
+             "over_torch": 0.5},
+            {"network": "c original", "threads": 2, "step_s": 0.25}]
+    lines = format_network_table(rows).splitlines()
+    assert lines[1].split() == ["a", "digits", "1", "1.50", "3.00", "0.50"]
+    assert lines[2].split() == ["c", "original", "2", "250.00", "-", "-"]
+
+
+def test_network_phases_times_every_layer_and_the_update():
+    from cnn.fast.profiling import network_phases
+    from cnn.layers import Dense, Flatten, ReLU
+    from cnn.model import Sequential
+    from cnn.optim import SGD
+
+    rng = np.random.default_rng(0)
+    model = Sequential([Flatten(), Dense(12, 8, rng=rng), ReLU(), Dense(8, 3, rng=rng)])
+    x, y = rng.standard_normal((5, 3, 2, 2)).astype(np.float32), rng.integers(0, 3, 5)
+    before = model.layers[1].params["w"].copy()
+    phases = network_phases(model, x, y, SGD(0.1), repeat=2)
+    assert [name for name, _, _ in phases["layers"]] == ["0 Flatten", "1 Dense", "2 ReLU",
+                                                          "3 Dense"]
+    assert all(f > 0 and b > 0 for _, f, b in phases["layers"])
+    assert phases["loss"] > 0 and phases["optimizer"] > 0
+    assert not np.array_equal(model.layers[1].params["w"], before)  # it trained

@@ -203,6 +203,24 @@ def test_model_rejects_bad_training_arguments():
         model.predict(np.full((1, 4), np.nan, np.float32))
 
 
+@pytest.mark.parametrize("where", [0, 70_000, -1])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_large_arrays_are_checked_to_the_last_entry(where, bad):
+    # Above 2**16 entries check_array looks at blocks: a bad value in the first, a middle or
+    # the last, partial block is found, in contiguous and in strided arrays.
+    from cnn.checks import check_array
+
+    a = np.ones(200_001, dtype=np.float32)
+    check_array(a, "a")
+    a[where] = bad
+    with pytest.raises(ValueError, match="a contains NaN or infinity"):
+        check_array(a, "a")
+    strided = np.ones((2, 200_001), dtype=np.float32)
+    strided[0, where] = bad
+    with pytest.raises(ValueError, match="t contains NaN or infinity"):
+        check_array(strided.T, "t")
+
+
 from cnn.dense import dense_backward_naive  # noqa: E402
 from cnn.fast.conv import conv2d_backward_fast  # noqa: E402
 from cnn.fast.pool import maxpool2d_backward_fast  # noqa: E402

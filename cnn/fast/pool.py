@@ -45,7 +45,7 @@ def maxpool2d_forward_fast(x, kernel_size=2, stride=None):
     return out, MaxPoolCache(x.shape, x.dtype, argmax, kernel_size, stride)
 
 
-def maxpool2d_backward_fast(dout, cache):
+def maxpool2d_backward_fast(dout, cache, out=None):
     """Max pooling backward pass, vectorised: gradients go to the argmax.
 
     Implements eq-maxpool-dx: for each offset ``k = (p, q)`` of the window, the entries
@@ -55,10 +55,21 @@ def maxpool2d_backward_fast(dout, cache):
 
     Arguments and results are those of ``cnn.pool.maxpool2d_backward``:
     ``dout : (N, C, H_out, W_out)`` and a ``MaxPoolCache`` give ``dx : (N, C, H, W)``.
+    ``out``, optional, is an array of shape ``(N, C, H, W)`` and the forward input's
+    dtype to write ``dx`` into, as NumPy's ``out=`` (the layer ``MaxPool2D`` reuses one
+    between steps); ``dx`` is then ``out``.
     """
     out_size = _check_dout(dout, cache)
-    overlapping = any(s < k for s, k in zip(cache.stride, cache.kernel_size))
-    dx = np.zeros(cache.x_shape, dtype=cache.dtype)
+    (KH, KW), (SH, SW), (H, W) = cache.kernel_size, cache.stride, cache.x_shape[2:]
+    overlapping = SH < KH or SW < KW
+    if out is None:
+        dx = np.zeros(cache.x_shape, dtype=cache.dtype)
+    else:
+        dx = out
+        # Windows that tile the input exactly write every entry of dx below; otherwise
+        # some entries are added to, or never reached, and must start at 0.
+        if (SH, SW) != (KH, KW) or H % KH or W % KW:
+            dx.fill(0)
     is_k = np.empty(dout.shape, dtype=bool)
     for k, (p, q) in enumerate(np.ndindex(*cache.kernel_size)):
         slice_k = dx[offset_index(p, q, out_size, cache.stride)]

@@ -207,6 +207,66 @@ def gemm_gflops(size=512, dtype=np.float32, repeat=20):
     return 2 * size**3 / seconds / 1e9
 
 
+def network_phases(model, x, y, optimizer, repeat=5):
+    """Seconds of each part of a training step of ``model``, timed inside whole steps.
+
+    Runs ``repeat + 1`` training steps as ``Sequential.fit`` does (forward, softmax
+    cross-entropy, backward, ``optimizer.step``), timing every layer's ``forward`` and
+    ``backward``, the loss and the optimiser's update. The first step is not counted (it
+    allocates the optimiser's state and the layers' buffers); each part keeps its
+    minimum over the others.
+
+    Parameters
+    ----------
+    model : cnn.model.Sequential
+    x : numpy.ndarray
+        One batch, shape ``(N, ...)``.
+    y : numpy.ndarray
+        Its integer labels, shape ``(N,)``.
+    optimizer : object
+        With ``step(params, grads)``; its state and the parameters change.
+    repeat : int
+        Steps timed.
+
+    Returns
+    -------
+    dict
+        ``"layers"``: a list of ``(name, forward seconds, backward seconds)``, one per
+        layer in order, named ``"<index> <class>"``; ``"loss"`` and ``"optimizer"``:
+        seconds.
+    """
+    from cnn.losses import softmax_cross_entropy
+
+    n = len(model.layers)
+    best = np.full((n + 1, 2), np.inf)
+    clock = time.perf_counter
+    for step in range(repeat + 1):
+        seconds = np.zeros((n + 1, 2))
+        out = x
+        for i, layer in enumerate(model.layers):
+            start = clock()
+            out = layer.forward(out)
+            seconds[i, 0] = clock() - start
+        start = clock()
+        _, dout = softmax_cross_entropy(out, y)
+        seconds[n, 0] = clock() - start
+        for i in reversed(range(n)):
+            start = clock()
+            dout = model.layers[i].backward(dout)
+            seconds[i, 1] = clock() - start
+        start = clock()
+        optimizer.step(model.parameters(), model.gradients())
+        seconds[n, 1] = clock() - start
+        if step > 0:
+            best = np.minimum(best, seconds)
+    names = [f"{i} {type(layer).__name__}" for i, layer in enumerate(model.layers)]
+    return {
+        "layers": [(name, float(f), float(b)) for name, (f, b) in zip(names, best)],
+        "loss": float(best[n, 0]),
+        "optimizer": float(best[n, 1]),
+    }
+
+
 def peak_memory(fn):
     """Peak bytes allocated while ``fn()`` runs, as seen by ``tracemalloc``.
 
@@ -245,7 +305,7 @@ def blas_threads(n):
         yield True
 
 
-def format_table(rows):
+def format_table(rows, keys=None):
     """The benchmark table as text, a line per row of results.
 
     Parameters
@@ -254,6 +314,9 @@ def format_table(rows):
         Rows as stored under ``"rows"`` in ``benchmarks/results.json``: times in seconds
         under keys ending in ``_s``, and ``layer``, ``threads``, ``gflops``,
         ``step_over_gemm``, ``over_torch``, ``peak_mib``. A missing key prints as ``-``.
+    keys : list of str, optional
+        The columns to show, by key, in the table's order (a narrower table, e.g. for
+        a page); by default all of them.
 
     Returns
     -------
@@ -274,6 +337,11 @@ def format_table(rows):
         ("over_torch", "ours/torch", "{:.2f}"),
         ("peak_mib", "peak MiB", "{:.1f}"),
     ]
+    if keys is not None:
+        unknown = set(keys) - {key for key, _, _ in columns}
+        if unknown:
+            raise ValueError(f"keys must be column keys, got unknown {sorted(unknown)}")
+        columns = [column for column in columns if column[0] in keys]
     cells = [[title for _, title, _ in columns]]
     for row in rows:
         line = []
@@ -286,6 +354,31 @@ def format_table(rows):
     widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
     lines = ["  ".join(c.rjust(wd) for c, wd in zip(r, widths)) for r in cells]
     lines.insert(1, "  ".join("-" * wd for wd in widths))
+    return "\n".join(lines)
+
+
+def format_network_table(rows):
+    """The table of whole training steps as text, a line per network and thread count.
+
+    Parameters
+    ----------
+    rows : list of dict
+        As stored under ``"networks"`` in ``benchmarks/results.json``: ``network``,
+        ``threads``, ``step_s`` and, when PyTorch was measured, ``torch_s`` and
+        ``over_torch``.
+
+    Returns
+    -------
+    str
+        Times in milliseconds; ``-`` where PyTorch was not measured.
+    """
+    header = ["network".ljust(14), "thr", "  step ms", " torch ms", "ours/torch"]
+    lines = [" ".join(header)]
+    for row in rows:
+        torch_ms = f"{1e3 * row['torch_s']:9.2f}" if "torch_s" in row else f"{'-':>9}"
+        ratio = f"{row['over_torch']:10.2f}" if "over_torch" in row else f"{'-':>10}"
+        lines.append(f"{row['network']:14} {row['threads']:3d} "
+                     f"{1e3 * row['step_s']:9.2f} {torch_ms} {ratio}")
     return "\n".join(lines)
 
 
