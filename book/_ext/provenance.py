@@ -509,17 +509,19 @@ def index_table(app, fromdoc: str) -> list[nodes.Node]:
     count = 0
     for eq in equations(app.builder.env):
         row = nodes.row(ids=[f"index-{eq.label}"], classes=["cnn-gradient"] if eq.is_gradient else [])
-        link = (lambda uri: uri if html_links else None)
-        number = _ref(link(equation_uri(app, fromdoc, eq)), nodes.Text(f"({eq.number})"))
+        # Only the site has pages to link (the LaTeX builder has no URI for a test page).
+        def link(make_uri):
+            return make_uri() if html_links else None
+        number = _ref(link(lambda: equation_uri(app, fromdoc, eq)), nodes.Text(f"({eq.number})"))
         label = nodes.literal(eq.label, eq.label)
         if eq.is_gradient:
             label = [label, nodes.Text(" "), nodes.inline("", "gradient", classes=["cnn-gradient-tag"])]
-        chapter = _ref(link(app.builder.get_relative_uri(fromdoc, eq.docname)),
+        chapter = _ref(link(lambda: app.builder.get_relative_uri(fromdoc, eq.docname)),
                        nodes.Text(f"{eq.chapter}. {eq.title}" if eq.chapter else eq.title))
         impl = _joined(_ref(source_uri(app, fromdoc, o) if html_links else None,
                             nodes.literal(o.qualname, o.qualname))
                        for o in sources.implementers(eq.label))
-        tests = _joined(_ref(link(tests_page_uri(app, fromdoc, t)), nodes.literal(t.name, t.name))
+        tests = _joined(_ref(link(lambda: tests_page_uri(app, fromdoc, t)), nodes.literal(t.name, t.name))
                         for t in sources.verifiers(eq.label))
         for cell in (number, label, chapter, impl, tests):
             row += nodes.entry("", _paragraph(*(cell if isinstance(cell, list) else [cell])))
