@@ -62,6 +62,15 @@ def test_committed_notebooks_install_the_release_tag_not_the_main_branch():
         assert f'cnn.__version__ != "{VERSION}"' in install, path.name
 
 
+def test_install_commands_in_the_text_pin_the_release():
+    texts = [ROOT / "README.md", *sorted((ROOT / "book").glob("*.md"))]
+    found = [(path.name, match) for path in texts
+             for match in re.findall(rf"git\+{re.escape(index().repo_url)}\S*",
+                                     path.read_text(encoding="utf-8"))]
+    assert not [(name, m) for name, m in found if not m.startswith(
+        f"git+{index().repo_url}@v{VERSION}")], "an install command without the release tag"
+
+
 def test_exported_install_cell_follows_the_version(monkeypatch):
     monkeypatch.setattr(myst2ipynb, "read_version", lambda: "9.8.7")
     doc = index().notebook_docs()[0]

@@ -493,11 +493,12 @@ def _joined(items) -> list[nodes.Node]:
 def index_table(app, fromdoc: str) -> list[nodes.Node]:
     sources: Sources = app.provenance
     html_links = app.builder.format == "html"
-    headers = ["Eq.", "Label", "Chapter", "Implemented by", "Verified by"]
+    # The PDF has room for three columns; the site links each equation to its code and tests.
+    headers = ["Eq.", "Label", "Chapter", "Implemented by", "Verified by"][:5 if html_links else 3]
     table = nodes.table(classes=["cnn-equation-index"])
     group = nodes.tgroup(cols=len(headers))
     table += group
-    for width in (8, 22, 22, 28, 20):
+    for width in (8, 22, 22, 28, 20)[:len(headers)]:
         group += nodes.colspec(colwidth=width)
     head = nodes.thead()
     row = nodes.row()
@@ -526,7 +527,7 @@ def index_table(app, fromdoc: str) -> list[nodes.Node]:
         tests = _joined(_ref(link(lambda t=t: tests_page_uri(app, fromdoc, t)),
                              nodes.literal(t.name, t.name))
                         for t in sources.verifiers(eq.label))
-        for cell in (number, label, chapter, impl, tests):
+        for cell in (number, label, chapter, impl, tests)[:len(headers)]:
             row += nodes.entry("", _paragraph(*(cell if isinstance(cell, list) else [cell])))
         body += row
         count += 1
