@@ -406,30 +406,38 @@ class GlobalAvgPool2D(Layer):
         return global_avgpool2d_backward(dout, self._forward_cache())
 
 
-class Sigmoid(Layer):
-    """Sigmoid layer; calls ``sigmoid_forward`` and ``sigmoid_backward``. Any shape."""
+class Elementwise(Layer):
+    """Base class of the elementwise activations: each subclass names its pair.
+
+    ``forward(x)`` returns an array of the shape of ``x``; ``backward(dout)`` returns
+    ``dx`` of the shape of ``dout``. Any shape.
+    """
+
+    _forward_function = None
+    _backward_function = None
 
     def forward(self, x):
-        """``x`` -> ``1 / (1 + exp(-x))``, same shape."""
-        out, self.cache = sigmoid_forward(x)
+        """``x`` -> ``out``, same shape."""
+        out, self.cache = self._forward_function(x)
         return out
 
     def backward(self, dout):
         """``dout`` -> ``dx``, same shape."""
-        return sigmoid_backward(dout, self._forward_cache())
+        return self._backward_function(dout, self._forward_cache())
 
 
-class Tanh(Layer):
-    """Tanh layer; calls ``tanh_forward`` and ``tanh_backward``. Any shape."""
+class Sigmoid(Elementwise):
+    """Sigmoid layer, ``1 / (1 + exp(-x))``: ``sigmoid_forward`` and its backward."""
 
-    def forward(self, x):
-        """``x`` -> ``tanh(x)``, same shape."""
-        out, self.cache = tanh_forward(x)
-        return out
+    _forward_function = staticmethod(sigmoid_forward)
+    _backward_function = staticmethod(sigmoid_backward)
 
-    def backward(self, dout):
-        """``dout`` -> ``dx``, same shape."""
-        return tanh_backward(dout, self._forward_cache())
+
+class Tanh(Elementwise):
+    """Tanh layer, ``tanh(x)``: ``tanh_forward`` and ``tanh_backward``."""
+
+    _forward_function = staticmethod(tanh_forward)
+    _backward_function = staticmethod(tanh_backward)
 
 
 class ConvTranspose2D(Layer):
