@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from cnn.checks import as_pair, check_array
+from cnn.checks import as_pair, check_array, check_cache
 from cnn.conv import col2im, crop, im2col, pad
 
 
@@ -80,6 +80,7 @@ def _check_args(x, w, b, stride, padding):
 
 
 def _check_dout(dout, cache):
+    check_cache(cache, ConvTransposeCache)
     N, C_out = cache.x.shape[0], cache.w.shape[1]
     H_out, W_out = conv_transpose2d_output_size(
         cache.x.shape[2:], cache.w.shape[2:], cache.stride, cache.padding)

@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from cnn.checks import check_array, check_int
+from cnn.checks import check_array, check_cache, check_int
 from cnn.layers import Layer
 
 
@@ -174,6 +174,7 @@ def batchnorm_inference(x, gamma, beta, mean, var, eps=1e-5):
 
 
 def _check_dout(dout, cache):
+    check_cache(cache, BatchNormCache)
     check_array(dout, "dout", dims=cache.x_hat.shape)
     return dout.astype(cache.x_hat.dtype, copy=False)
 

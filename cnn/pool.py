@@ -337,6 +337,7 @@ def global_avgpool2d_backward(dout, cache):
     dx : numpy.ndarray
         Shape ``(N, C, H, W)``, dtype of the forward input.
     """
+    check_cache(cache, GlobalAvgPoolCache)
     N, C, H, W = cache.x_shape
     check_array(dout, "dout", ("N", "C"), known={"N": N, "C": C})
     share = (dout / (H * W)).astype(cache.dtype, copy=False)

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from cnn.checks import check_array
+from cnn.checks import check_array, check_cache
 from cnn.layers import Layer
 
 
@@ -94,6 +94,7 @@ def dropout_backward(dout, cache):
     dx : numpy.ndarray
         Shape of ``dout``, dtype of the forward input.
     """
+    check_cache(cache, DropoutCache)
     check_array(dout, "dout", dims=cache.mask.shape)
     dx = (dout * cache.mask).astype(cache.dtype, copy=False)
     dx *= cache.scale

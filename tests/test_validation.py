@@ -225,6 +225,10 @@ from cnn.dense import dense_backward_naive  # noqa: E402
 from cnn.fast.conv import conv2d_backward_fast  # noqa: E402
 from cnn.fast.pool import maxpool2d_backward_fast  # noqa: E402
 from cnn.pool import avgpool2d_backward_naive, maxpool2d_backward_naive  # noqa: E402
+from cnn.conv_transpose import conv_transpose2d_backward, conv_transpose2d_forward  # noqa: E402
+from cnn.norm import batchnorm_backward, batchnorm_forward  # noqa: E402
+from cnn.pool import global_avgpool2d_backward, global_avgpool2d_forward  # noqa: E402
+from cnn.regularization import dropout_backward, dropout_forward  # noqa: E402
 
 BACKWARDS = [
     (conv2d_backward, "ConvCache", lambda: conv2d_forward(X, W, B)),
@@ -238,6 +242,12 @@ BACKWARDS = [
     (dense_backward, "DenseCache", lambda: dense_forward(X[:, 0, 0, :3], W[:, 0, 0].T, B)),
     (dense_backward_naive, "DenseCache", lambda: dense_forward(X[:, 0, 0, :3], W[:, 0, 0].T, B)),
     (relu_backward, "ReLUCache", lambda: relu_forward(X)),
+    (conv_transpose2d_backward, "ConvTransposeCache",
+     lambda: conv_transpose2d_forward(X, W.transpose(1, 0, 2, 3), B)),
+    (batchnorm_backward, "BatchNormCache",
+     lambda: batchnorm_forward(X, np.ones(3), np.zeros(3))),
+    (dropout_backward, "DropoutCache", lambda: dropout_forward(X, 0.5, np.random.default_rng(0))),
+    (global_avgpool2d_backward, "GlobalAvgPoolCache", lambda: global_avgpool2d_forward(X)),
 ]
 
 
