@@ -23,32 +23,36 @@ def expected_notebooks(root: Path = ROOT) -> dict[str, str]:
     return {notebook_path(doc): export_chapter(doc, index) for doc in index.notebook_docs()}
 
 
-def stale_notebooks(root: Path = ROOT) -> list[str]:
-    """Notebooks that are missing, out of date, or belong to no chapter."""
-    expected = expected_notebooks(root)
-    stale = [
+def stale(folder: str, expected: dict[str, str], root: Path = ROOT) -> list[str]:
+    """Notebooks in ``folder`` that are missing, out of date, or not in ``expected``."""
+    changed = [
         path for path, text in expected.items()
         if not (root / path).exists() or (root / path).read_text(encoding="utf-8") != text
     ]
     orphans = [
-        path.relative_to(root).as_posix() for path in (root / "notebooks").glob("*.ipynb")
+        path.relative_to(root).as_posix() for path in (root / folder).glob("*.ipynb")
         if path.relative_to(root).as_posix() not in expected
     ]
-    return sorted(stale + orphans)
+    return sorted(changed + orphans)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="only list stale notebooks; exit 1 if any")
+def sync(folder: str, expected: dict[str, str], argv: list[str] | None,
+         description: str) -> int:
+    """Bring ``folder`` in line with ``expected`` (path -> text); ``--check`` only lists.
+
+    Shared by this script and ``make_assignments.py``.
+    """
+    parser = argparse.ArgumentParser(description=description.splitlines()[0])
+    parser.add_argument("--check", action="store_true",
+                        help="only list stale notebooks; exit 1 if any")
     args = parser.parse_args(argv)
-    stale = stale_notebooks()
+    paths = stale(folder, expected)
     if args.check:
-        for path in stale:
+        for path in paths:
             print(f"stale: {path}")
-        return 1 if stale else 0
-    expected = expected_notebooks()
-    (ROOT / "notebooks").mkdir(exist_ok=True)
-    for path in stale:
+        return 1 if paths else 0
+    (ROOT / folder).mkdir(exist_ok=True)
+    for path in paths:
         if path in expected:
             (ROOT / path).write_text(expected[path], encoding="utf-8")
             print(f"wrote {path}")
@@ -56,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
             (ROOT / path).unlink()
             print(f"removed {path}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return sync("notebooks", expected_notebooks(), argv, __doc__)
 
 
 if __name__ == "__main__":
