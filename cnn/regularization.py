@@ -9,12 +9,11 @@ regulariser of the chapter "Regularisation", weight decay, lives in the optimise
 
 from __future__ import annotations
 
-import numbers
 from typing import NamedTuple
 
 import numpy as np
 
-from cnn.checks import check_array, check_cache
+from cnn.checks import check_array, check_cache, check_real, check_rng
 from cnn.layers import Layer
 
 
@@ -29,20 +28,9 @@ class DropoutCache(NamedTuple):
     dtype: np.dtype
 
 
-def check_rng(rng, name="rng"):
-    """Check that ``rng`` is a ``numpy.random.Generator``; return it."""
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(
-            f"{name} must be a numpy.random.Generator, got {type(rng).__name__}"
-        )
-    return rng
-
-
 def _check_p(p):
-    if not isinstance(p, numbers.Real) or isinstance(p, bool) or not 0 <= p < 1:
-        raise ValueError(f"p, the probability of dropping a unit, must be in [0, 1), "
-                         f"got {p!r}")
-    return float(p)
+    """``p``, the probability of dropping a unit, as a float in ``[0, 1)``."""
+    return check_real(p, "p, the probability of dropping a unit,", 0.0, 1.0)
 
 
 def dropout_forward(x, p, rng):
