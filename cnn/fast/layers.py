@@ -1,9 +1,11 @@
 """The layers that the case study trains: ``cnn.layers``' layers, tuned.
 
-Each class here is the layer of the same name in ``cnn.layers`` (a subclass, with the
-same arguments, ``params``, ``grads``, caches and results; the tests check it) that runs
-the tuned functions of ``cnn.fast`` and reuses its large arrays between steps. Mix them
-freely with ``cnn.layers`` in a ``Sequential``.
+Each class defined here is the layer of the same name in ``cnn.layers`` (a subclass,
+with the same arguments, ``params``, ``grads``, caches and results; the tests check it)
+that runs the tuned functions of ``cnn.fast`` and reuses its large arrays between steps;
+the layers with nothing to tune (``Flatten``, the average poolings, ``Sigmoid``,
+``Tanh``) are those of ``cnn.layers``, imported here so that one module builds a whole
+network. Mix them freely with ``cnn.layers`` in a ``Sequential``.
 
 Who owns the gradient arrays: the layer, until someone else keeps one. ``Dense.backward``
 writes a gradient into the array that ``grads`` already holds for it when nothing but
@@ -38,6 +40,12 @@ from cnn.fast.conv_transpose import (
 )
 from cnn.fast.dense import dense_backward_fast
 from cnn.fast.pool import maxpool2d_backward_fast, maxpool2d_forward_fast
+
+# The layers with nothing to tune, so that this module builds any network cnn.layers does.
+from cnn.layers import AvgPool2D, Flatten, GlobalAvgPool2D, Sigmoid, Tanh
+
+__all__ = ["AvgPool2D", "Conv2D", "ConvTranspose2D", "Dense", "Flatten",
+           "GlobalAvgPool2D", "MaxPool2D", "ReLU", "Sigmoid", "Tanh"]
 
 
 def _references(container, key):
