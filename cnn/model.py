@@ -21,7 +21,7 @@ import numpy as np
 
 from cnn.activations import softmax
 from cnn.checks import check_array, check_int, check_labels
-from cnn.losses import softmax_cross_entropy
+from cnn.losses import softmax_cross_entropy, weighted_softmax_cross_entropy
 from cnn.modelfile import load_arrays, save_arrays
 
 
@@ -44,6 +44,46 @@ def _progress_bar(total, description):
 
     return tqdm(total=total, desc=description, unit="sample", leave=False,
                 file=sys.stdout, disable=not sys.stdout.isatty())
+
+
+def _loss(logits, y, class_weights):
+    """``softmax_cross_entropy``, or its class-weighted form if there are weights."""
+    if class_weights is None:
+        return softmax_cross_entropy(logits, y)
+    return weighted_softmax_cross_entropy(logits, y, class_weights)
+
+
+class _EpochLog:
+    """The running loss and accuracy of an epoch's batches, and its progress bar.
+
+    ``progress`` as for ``Sequential.fit``: ``None`` for no bar, ``True`` for a bar
+    labelled ``"epoch i/n"``, or a string labelling the bar.
+    """
+
+    def __init__(self, total, progress, epoch, epochs):
+        self.seen, self.loss_sum, self.correct = 0, 0.0, 0
+        self.label = f"epoch {epoch + 1}/{epochs}"
+        self.bar = None
+        if progress is not None:
+            label = progress if isinstance(progress, str) else self.label
+            self.bar = _progress_bar(total, label)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        if self.bar is not None:
+            self.bar.close()
+
+    def record(self, loss, hits):
+        """Add one batch: its mean ``loss`` and ``hits``, True where it was right."""
+        self.seen += len(hits)
+        self.loss_sum += loss * len(hits)
+        self.correct += int(np.sum(hits))
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"loss {self.loss_sum / self.seen:.4f}",
+                                     refresh=False)
+            self.bar.update(len(hits))
 
 
 class Sequential:
@@ -223,50 +263,41 @@ class Sequential:
             (``K`` from the logits), validation data unlike the training data, or an
             optimizer without ``step``.
         """
-        self._check_fit(x, y, validation_data, optimizer)
-        epochs = check_int(epochs, "epochs")
-        batch_size = check_int(batch_size, "batch_size")
+        self._check_fit(x, y, epochs, batch_size, optimizer, validation_data)
         rng = np.random.default_rng(seed)
         history = {"train_loss": [], "train_acc": [], "val_loss": [], "val_acc": []}
         self.train()
         for epoch in range(epochs):
             order = rng.permutation(len(x))
-            total_loss, correct = 0.0, 0
-            bar = None
-            if progress:
-                label = progress if isinstance(progress, str) else None
-                bar = _progress_bar(len(x), label or f"epoch {epoch + 1}/{epochs}")
-            for start in range(0, len(x), batch_size):
-                batch = order[start:start + batch_size]
-                logits = self.forward(x[batch])
-                loss, dlogits = softmax_cross_entropy(logits, y[batch], class_weights)
-                self.backward(dlogits)
-                optimizer.step(self.parameters(), self.gradients())
-                total_loss += loss * len(batch)
-                correct += int(np.sum(logits.argmax(axis=1) == y[batch]))
-                if bar is not None:
-                    bar.set_postfix_str(f"loss {total_loss / (start + len(batch)):.4f}",
-                                        refresh=False)
-                    bar.update(len(batch))
-            if bar is not None:
-                bar.close()
-            history["train_loss"].append(total_loss / len(x))
-            history["train_acc"].append(correct / len(x))
-            line = (
-                f"epoch {epoch + 1}/{epochs}: loss {history['train_loss'][-1]:.4f}, "
-                f"accuracy {history['train_acc'][-1]:.4f}"
-            )
-            if validation_data is not None:
-                val_loss, val_acc = self.evaluate(*validation_data)
-                history["val_loss"].append(val_loss)
-                history["val_acc"].append(val_acc)
-                line += f"; validation loss {val_loss:.4f}, accuracy {val_acc:.4f}"
-            if verbose:
-                print(line)
+            with _EpochLog(len(x), progress or None, epoch, epochs) as log:
+                for start in range(0, len(x), batch_size):
+                    batch = order[start:start + batch_size]
+                    logits = self.forward(x[batch])
+                    loss, dlogits = _loss(logits, y[batch], class_weights)
+                    self.backward(dlogits)
+                    optimizer.step(self.parameters(), self.gradients())
+                    log.record(loss, logits.argmax(axis=1) == y[batch])
+            self._end_epoch(history, log, validation_data, verbose)
         return history
 
-    def _check_fit(self, x, y, validation_data, optimizer):
-        """Check ``fit``'s data before the first step: a mistake never half-trains.
+    def _end_epoch(self, history, log, validation_data, verbose):
+        """Add the epoch's numbers (and the validation set's) to ``history``; print."""
+        history["train_loss"].append(log.loss_sum / log.seen)
+        history["train_acc"].append(log.correct / log.seen)
+        line = (
+            f"{log.label}: loss {history['train_loss'][-1]:.4f}, "
+            f"accuracy {history['train_acc'][-1]:.4f}"
+        )
+        if validation_data is not None:
+            val_loss, val_acc = self.evaluate(*validation_data)
+            history["val_loss"].append(val_loss)
+            history["val_acc"].append(val_acc)
+            line += f"; validation loss {val_loss:.4f}, accuracy {val_acc:.4f}"
+        if verbose:
+            print(line)
+
+    def _check_fit(self, x, y, epochs, batch_size, optimizer, validation_data):
+        """Check ``fit``'s arguments before the first step: a mistake never half-trains.
 
         The number of classes ``K`` comes from the logits of one sample, so labels out
         of range are found here rather than in the middle of an epoch.
@@ -280,6 +311,8 @@ class Sequential:
             )
         num_classes = self._num_classes(x[:1])
         check_labels(y, "y", len(x), num_classes)
+        check_int(epochs, "epochs")
+        check_int(batch_size, "batch_size")
         if validation_data is None:
             return
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
