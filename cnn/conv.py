@@ -63,12 +63,17 @@ def output_size(input_size, kernel_size, stride, padding):
         If the kernel is larger than the padded input.
     """
     padded = tuple(n + 2 * p for n, p in zip(input_size, padding))
+    _check_kernel_fits(kernel_size, padded)
+    return tuple((n - k) // s + 1 for n, k, s in zip(padded, kernel_size, stride))
+
+
+def _check_kernel_fits(kernel_size, padded):
+    """Check that the kernel ``(KH, KW)`` fits the padded input ``(H + 2 PH, W + 2 PW)``."""
     if kernel_size[0] > padded[0] or kernel_size[1] > padded[1]:
         raise ValueError(
             f"kernel_size (KH, KW) = {tuple(kernel_size)} is larger than the padded "
             f"input (H + 2 PH, W + 2 PW) = {padded}"
         )
-    return tuple((n - k) // s + 1 for n, k, s in zip(padded, kernel_size, stride))
 
 
 def _check_conv_args(x, w, b, stride, padding):

@@ -14,6 +14,12 @@ from cnn.checks import check_array, check_int
 from cnn.layers import ReLU
 
 
+def _check_batches(x, batch_size):
+    """Check ``x`` (a float array) and ``batch_size`` (an int >= 1); return the latter."""
+    check_array(x, "x")
+    return check_int(batch_size, "batch_size")
+
+
 def dead_relu_fraction(model, x, batch_size=256):
     """Fraction of the units of each ``ReLU`` layer that are never positive on ``x``.
 
@@ -36,8 +42,7 @@ def dead_relu_fraction(model, x, batch_size=256):
         Index of each ``ReLU`` layer in ``model.layers`` -> fraction of dead units, in
         ``[0, 1]``.
     """
-    check_array(x, "x")
-    batch_size = check_int(batch_size, "batch_size")
+    batch_size = _check_batches(x, batch_size)
     alive = {}
     training = model.training
     model.eval()

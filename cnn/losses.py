@@ -111,6 +111,16 @@ def _weight_shares(logits, y, class_weights):
     return weights / total
 
 
+def _check_training_labels(y, num_classes):
+    """Check ``num_classes`` and at least one label ``y`` in range; return the former."""
+    num_classes = check_int(num_classes, "num_classes")
+    n = y.shape[0] if isinstance(y, np.ndarray) and y.ndim == 1 else -1
+    check_labels(y, "y", n, num_classes)
+    if n == 0:
+        raise ValueError("y must hold at least one label, got an empty array")
+    return num_classes
+
+
 def balanced_class_weights(y, num_classes):
     """Class weights ``N / (K * N_k)``: every class then weighs as much in the loss.
 
@@ -129,11 +139,7 @@ def balanced_class_weights(y, num_classes):
     class_weights : numpy.ndarray
         Shape ``(K,)``, float64; the mean weight over the examples of ``y`` is 1.
     """
-    num_classes = check_int(num_classes, "num_classes")
-    n = y.shape[0] if isinstance(y, np.ndarray) and y.ndim == 1 else -1
-    check_labels(y, "y", n, num_classes)
-    if n == 0:
-        raise ValueError("y must hold at least one label, got an empty array")
+    num_classes = _check_training_labels(y, num_classes)
     counts = np.bincount(y, minlength=num_classes).astype(np.float64)
     weights = np.zeros(num_classes)
     present = counts > 0

@@ -35,6 +35,18 @@ def confusion_matrix(y_true, y_pred, num_classes):
     return confusion
 
 
+def _check_confusion(confusion):
+    """Check that ``confusion`` is a square integer matrix ``(K, K)``."""
+    integer = np.issubdtype(getattr(confusion, "dtype", object), np.integer)
+    if not isinstance(confusion, np.ndarray) or not integer:
+        raise TypeError(f"confusion must be an integer numpy.ndarray, got "
+                        f"{getattr(confusion, 'dtype', type(confusion).__name__)}")
+    if confusion.ndim != 2 or confusion.shape[0] != confusion.shape[1]:
+        raise ValueError(
+            f"confusion must have shape (K, K), got shape {confusion.shape}"
+        )
+
+
 def precision_recall(confusion):
     """Precision and recall of every class, from a confusion matrix.
 
@@ -54,14 +66,7 @@ def precision_recall(confusion):
     precision : (K,) float64
     recall : (K,) float64
     """
-    integer = np.issubdtype(getattr(confusion, "dtype", object), np.integer)
-    if not isinstance(confusion, np.ndarray) or not integer:
-        raise TypeError(f"confusion must be an integer numpy.ndarray, got "
-                        f"{getattr(confusion, 'dtype', type(confusion).__name__)}")
-    if confusion.ndim != 2 or confusion.shape[0] != confusion.shape[1]:
-        raise ValueError(
-            f"confusion must have shape (K, K), got shape {confusion.shape}"
-        )
+    _check_confusion(confusion)
     correct = np.diag(confusion).astype(np.float64)
     predicted, actual = confusion.sum(axis=0), confusion.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):

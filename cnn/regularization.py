@@ -86,9 +86,13 @@ def dropout_backward(dout, cache):
     dx : numpy.ndarray
         Shape of ``dout``, dtype of the forward input.
     """
-    dout = check_dout(dout, cache, DropoutCache,
-                      lambda cache: (cache.mask.shape, None, cache.dtype))
+    dout = check_dout(dout, cache, DropoutCache, _dout_shape)
     return dout * cache.mask * cache.scale
+
+
+def _dout_shape(cache):
+    """``dout``'s shape (that of the input) and the input's dtype (``check_dout``)."""
+    return cache.mask.shape, None, cache.dtype
 
 
 class Dropout(Layer):

@@ -43,7 +43,8 @@ def standardize(x):
     check_array(x, "x", ("N", "C", "H", "W"))
     centred = x - x.mean(axis=(1, 2, 3), keepdims=True)
     scale = centred.std(axis=(1, 2, 3), keepdims=True)
-    return np.divide(centred, scale, out=np.zeros_like(centred), where=scale > 0)
+    # A constant image has scale 0 and centred 0: dividing by 1 keeps it at 0.
+    return centred / np.where(scale > 0, scale, 1)
 
 
 def build_cnn(*, rng, size=INPUT_SIZE, filters=8, hidden=32):

@@ -252,6 +252,14 @@ def _malignant_lesions(n, size, rng):
 _LESIONS = (circumscribed_masses, coarse_calcifications, _malignant_lesions)
 
 
+def _check_patch_args(label, n, size, rng):
+    """Validate ``make_class_patches``' arguments; return them (ints and ``rng``)."""
+    label = check_int(label, "label", 0)
+    if label >= len(CLASS_NAMES):
+        raise ValueError(f"label must be in 0..{len(CLASS_NAMES) - 1}, got {label}")
+    return label, check_int(n, "n", 0), check_int(size, "size", 16), check_rng(rng)
+
+
 def make_class_patches(label, n, size=32, *, rng):
     """Patches of one class: tissue background + that class's lesion + quantum noise.
 
@@ -270,13 +278,7 @@ def make_class_patches(label, n, size=32, *, rng):
     x : (N, 1, S, S) float32
         Patches in [0, 1].
     """
-    label = check_int(label, "label", 0)
-    if label >= len(CLASS_NAMES):
-        raise ValueError(f"label must be in 0..{len(CLASS_NAMES) - 1}, got {label}")
-    n = check_int(n, "n", 0)
-    size = check_int(size, "size", 16)
-    rng = check_rng(rng)
-
+    label, n, size, rng = _check_patch_args(label, n, size, rng)
     density = rng.uniform(0.30, 0.50, size=(n, 1, 1))
     tissue_contrast = rng.uniform(0.03, 0.06, size=(n, 1, 1))
     image = density + tissue_contrast * background_texture(n, size, rng)
