@@ -152,7 +152,7 @@ def tanh_backward(dout, cache):
     """
     dout = _check_dout(dout, cache, SaturatingCache)
     out = cache.out
-    return dout * (1 - out**2)
+    return dout * (1 - out * out)
 
 
 def log_softmax(z):

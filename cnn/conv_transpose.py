@@ -227,8 +227,6 @@ def conv_transpose2d_backward(dout, cache):
     x, w = cache.x, cache.w
     N, C_in, H, W = x.shape
     cols = im2col(pad(dout, cache.padding), w.shape[2:], cache.stride)
-    x_r = x.reshape(N, C_in, H * W)
     dx = (w.reshape(C_in, -1) @ cols).reshape(x.shape)
-    # Products of shape (N, K, C_in) summed over the batch are faster than (N, C_in, K).
-    dw = (cols @ x_r.transpose(0, 2, 1)).sum(axis=0).T.reshape(w.shape)
-    return dx, dw, dout.sum(axis=(0, 2, 3))
+    dw = (x.reshape(N, C_in, H * W) @ cols.transpose(0, 2, 1)).sum(axis=0)
+    return dx, dw.reshape(w.shape), dout.sum(axis=(0, 2, 3))
