@@ -15,7 +15,7 @@ from cnn.checks import check_array, check_int, check_real, check_rng
 
 
 def _check_shift_args(x, max_shift, rng, fill):
-    """Validate ``random_shift``'s arguments; return ``max_shift``, ``rng``, ``fill``."""
+    """Check ``random_shift``'s arguments; return ``max_shift``, ``rng``, ``fill``."""
     check_array(x, "x", ("N", "C", "H", "W"))
     fill = check_real(fill, "fill", low_inclusive=False)
     return check_int(max_shift, "max_shift", minimum=0), check_rng(rng), fill

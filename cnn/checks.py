@@ -81,7 +81,7 @@ def check_int(value, name, minimum=1):
 
 def check_real(value, name, low=-math.inf, high=math.inf, low_inclusive=True,
                high_inclusive=False):
-    """Check that ``value`` is a real number (not a bool) in an interval; return a float.
+    """Check that ``value`` is a real number (not a bool) in an interval; return it.
 
     Parameters
     ----------

@@ -68,7 +68,7 @@ def output_size(input_size, kernel_size, stride, padding):
 
 
 def _check_kernel_fits(kernel_size, padded):
-    """Check that the kernel ``(KH, KW)`` fits the padded input ``(H + 2 PH, W + 2 PW)``."""
+    """Check that the kernel ``(KH, KW)`` fits in ``(H + 2 PH, W + 2 PW)``."""
     if kernel_size[0] > padded[0] or kernel_size[1] > padded[1]:
         raise ValueError(
             f"kernel_size (KH, KW) = {tuple(kernel_size)} is larger than the padded "
@@ -93,7 +93,7 @@ def _check_conv_args(x, w, b, stride, padding):
 
 
 def _dout_shape(cache):
-    """``dout``'s shape ``(N, F, H_out, W_out)`` and the input's dtype (``check_dout``)."""
+    """``dout``'s shape ``(N, F, H_out, W_out)`` and the input's dtype."""
     x_padded, w = cache.x_padded, cache.w
     H_out, W_out = output_size(x_padded.shape[2:], w.shape[2:], cache.stride, (0, 0))
     known = {"N": x_padded.shape[0], "F": w.shape[0], "H_out": H_out, "W_out": W_out}

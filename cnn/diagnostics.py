@@ -15,7 +15,7 @@ from cnn.layers import ReLU
 
 
 def _check_batches(x, batch_size):
-    """Check ``x`` (a float array) and ``batch_size`` (an int >= 1); return the latter."""
+    """Check ``x`` (a float array) and ``batch_size`` (an int >= 1); return this."""
     check_array(x, "x")
     return check_int(batch_size, "batch_size")
 

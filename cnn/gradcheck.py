@@ -65,13 +65,26 @@ def relative_error(a, b):
     error : float
         In ``[0, 1]``.
     """
+    a, b = _same_shape_float64(a, b)
+    denominator = max(np.linalg.norm(a) + np.linalg.norm(b), np.finfo(np.float64).tiny)
+    return float(np.linalg.norm(a - b) / denominator)
+
+
+def _same_shape_float64(a, b):
+    """``a`` and ``b`` as float64 arrays, after checking that their shapes agree."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.shape != b.shape:
         raise ValueError(
             f"a and b must have the same shape, got {a.shape} and {b.shape}"
         )
-    denominator = max(np.linalg.norm(a) + np.linalg.norm(b), np.finfo(np.float64).tiny)
-    return float(np.linalg.norm(a - b) / denominator)
+    return a, b
+
+
+def _require_float64_all(x, params, name):
+    """Require a float64 ``x`` and ``params``, the latter named ``name.format(key)``."""
+    _require_float64(x, "x")
+    for key, value in params.items():
+        _require_float64(value, name.format(repr(key)))
 
 
 def _require_float64(array, name):
@@ -125,9 +138,7 @@ def check_layer(layer, x, seed=0, h=1e-5):
         ``relative_error`` (eq-relative-error) for ``"x"`` and every key of
         ``layer.params``.
     """
-    _require_float64(x, "x")
-    for key, value in layer.params.items():
-        _require_float64(value, f"layer.params[{key!r}]")
+    _require_float64_all(x, layer.params, "layer.params[{}]")
     x = x.copy()
     with _buffers_kept(getattr(layer, "buffers", {})):
         out = layer.forward(x)
@@ -168,10 +179,8 @@ def check_model(model, x, y, h=1e-5):
         ``relative_error`` (eq-relative-error) for every key of ``model.parameters()``
         (``"0.w"``, ``"0.b"``, ...).
     """
-    _require_float64(x, "x")
     params = model.parameters()
-    for key, value in params.items():
-        _require_float64(value, f"model parameter {key!r}")
+    _require_float64_all(x, params, "model parameter {}")
     with _buffers_kept(model.buffers()):
         _, dlogits = softmax_cross_entropy(model.forward(x), y)
         model.backward(dlogits)

@@ -9,7 +9,7 @@ from cnn.checks import check_array, check_int, check_labels
 
 
 def _check_loss_args(logits, y):
-    """Validate logits ``(N, K)`` (N, K >= 1, finite) and labels ``(N,)`` in ``0..K-1``."""
+    """Check logits ``(N, K)`` (N, K >= 1, finite) and labels ``(N,)`` in ``0..K-1``."""
     check_array(logits, "logits", ("N", "K"))
     check_labels(y, "y", *logits.shape)
 
@@ -112,7 +112,7 @@ def _weight_shares(logits, y, class_weights):
 
 
 def _check_training_labels(y, num_classes):
-    """Check ``num_classes`` and at least one label ``y`` in range; return the former."""
+    """Check ``num_classes`` and one label or more ``y`` in range; return the former."""
     num_classes = check_int(num_classes, "num_classes")
     n = y.shape[0] if isinstance(y, np.ndarray) and y.ndim == 1 else -1
     check_labels(y, "y", n, num_classes)

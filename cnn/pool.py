@@ -59,7 +59,7 @@ def _check_pool_args(x, kernel_size, stride):
 
 
 def _dout_shape(cache):
-    """``dout``'s shape ``(N, C, H_out, W_out)`` and the input's dtype (``check_dout``)."""
+    """``dout``'s shape ``(N, C, H_out, W_out)`` and the input's dtype."""
     N, C, H, W = cache.x_shape
     H_out, W_out = output_size((H, W), cache.kernel_size, cache.stride, (0, 0))
     known = {"N": N, "C": C, "H_out": H_out, "W_out": W_out}

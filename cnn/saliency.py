@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnn.checks import check_array
+
+def _check_cls(cls, N, K):
+    """``cls`` as an array, after checking it is one int or ``N`` ints in ``0..K-1``."""
+    cls = np.asarray(cls)
+    if (cls.shape not in ((), (N,)) or not np.issubdtype(cls.dtype, np.integer)
+            or cls.min() < 0 or cls.max() >= K):
+        raise ValueError(
+            f"cls must be an int or {N} ints (one per sample) in 0..{K - 1}, "
+            f"got {cls!r}"
+        )
+    return cls
 
 
 def saliency(model, x, cls):
@@ -35,19 +45,12 @@ def saliency(model, x, cls):
     dx : (N, C, H, W)
         ``d logits[n, cls[n]] / d x[n]``, in the dtype of ``x``.
     """
-    check_array(x, "x")
     training = model.training
     model.eval()
     try:
         logits = model.forward(x)
         N, K = logits.shape
-        cls = np.asarray(cls)
-        if (cls.shape not in ((), (N,)) or not np.issubdtype(cls.dtype, np.integer)
-                or cls.min() < 0 or cls.max() >= K):
-            raise ValueError(
-                f"cls must be an int or {N} ints (one per sample) in 0..{K - 1}, "
-                f"got {cls!r}"
-            )
+        cls = _check_cls(cls, N, K)
         dout = np.zeros_like(logits)
         dout[np.arange(N), cls] = 1.0
         return model.backward(dout)

@@ -7,7 +7,8 @@ units). The dense-only network is the baseline it is compared with. The chapter,
 command line and the tests all build and train them with the functions below, so they
 describe the same models. They are built from the tuned layers of ``cnn.fast.layers``
 and trained with the in-place Adam of ``cnn.fast.optim``: the same numbers as the
-chapters' ``cnn.layers`` and ``cnn.optim`` (the tests check it), in less time and memory.
+chapters' ``cnn.layers`` and ``cnn.optim`` (the tests check it), in less time and
+memory.
 """
 
 from __future__ import annotations
@@ -135,7 +136,9 @@ def train(model, data, epochs=12, batch_size=32, lr=1e-3, seed=0, class_weights=
     the end the model gets back the weights of the best epoch (the earliest of equals),
     and with them that epoch's buffers (batch normalisation's running statistics), which
     the weights were evaluated with.
-    The number of epochs is thus chosen on validation data, never on test data.
+    The number of epochs is thus chosen on validation data, never on test data. Each
+    epoch is one call of ``Sequential.fit`` with its own seeded batch order, so that the
+    validation score can be read, and the weights kept, between epochs.
 
     Parameters
     ----------
@@ -170,31 +173,17 @@ def train(model, data, epochs=12, batch_size=32, lr=1e-3, seed=0, class_weights=
     x_train, x_val = standardize(x_train), standardize(x_val)
     epochs = check_int(epochs, "epochs")
     optimizer = Adam(lr=lr)
-    # One fit call per epoch, each with its own seeded batch order, so that the
-    # validation score can be read, and the weights kept, between epochs.
     epoch_seeds = np.random.default_rng(seed).integers(2**31, size=epochs)
-    history = {key: [] for key in
-               ("train_loss", "train_acc", "val_loss", "val_acc", "val_balanced_acc")}
+    history = {key: [] for key in HISTORY_KEYS}
     best_score, best_epoch, best_state = -1.0, 0, None
     for epoch, epoch_seed in enumerate(epoch_seeds, start=1):
+        label = f"epoch {epoch}/{epochs}"
         step = model.fit(x_train, y_train, 1, batch_size, optimizer,
                          validation_data=(x_val, y_val), seed=int(epoch_seed),
-                         class_weights=class_weights,
-                         progress=f"epoch {epoch}/{epochs}" if progress else False)
-        for key, values in step.items():
-            history[key] += values
-        confusion = confusion_matrix(y_val, model.predict(x_val), len(CLASS_NAMES))
-        score = balanced_accuracy(confusion)
-        history["val_balanced_acc"].append(score)
+                         class_weights=class_weights, progress=progress and label)
+        score = _score_epoch(model, x_val, y_val, step, history, verbose and label)
         if score > best_score:
-            best_score, best_epoch = score, epoch
-            best_state = {k: v.copy()
-                          for k, v in {**model.parameters(), **model.buffers()}.items()}
-        if verbose:
-            print(f"epoch {epoch}/{epochs}: loss {step['train_loss'][0]:.4f}, "
-                  f"accuracy {step['train_acc'][0]:.4f}; validation loss "
-                  f"{step['val_loss'][0]:.4f}, accuracy {step['val_acc'][0]:.4f}, "
-                  f"balanced accuracy {score:.4f}")
+            best_score, best_epoch, best_state = score, epoch, _state(model)
     for key, value in {**model.parameters(), **model.buffers()}.items():
         np.copyto(value, best_state[key])
     history["best_epoch"] = best_epoch
@@ -202,6 +191,34 @@ def train(model, data, epochs=12, batch_size=32, lr=1e-3, seed=0, class_weights=
         print(f"keeping the weights of epoch {best_epoch} (best validation balanced "
               f"accuracy, {best_score:.4f})")
     return history
+
+
+HISTORY_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "val_balanced_acc")
+"""The lists of the history ``train`` returns, one value per epoch."""
+
+
+def _state(model):
+    """Copies of the model's parameters and buffers (running statistics)."""
+    return {k: v.copy() for k, v in {**model.parameters(), **model.buffers()}.items()}
+
+
+def _score_epoch(model, x_val, y_val, step, history, label):
+    """Add one epoch's ``fit`` history and validation balanced accuracy to ``history``.
+
+    Prints the epoch's line if ``label`` (``"epoch i/n"``) is not false; returns the
+    balanced accuracy.
+    """
+    for key, values in step.items():
+        history[key] += values
+    confusion = confusion_matrix(y_val, model.predict(x_val), len(CLASS_NAMES))
+    score = balanced_accuracy(confusion)
+    history["val_balanced_acc"].append(score)
+    if label:
+        print(f"{label}: loss {step['train_loss'][0]:.4f}, "
+              f"accuracy {step['train_acc'][0]:.4f}; validation loss "
+              f"{step['val_loss'][0]:.4f}, accuracy {step['val_acc'][0]:.4f}, "
+              f"balanced accuracy {score:.4f}")
+    return score
 
 
 def classify(model, x):

@@ -1,4 +1,4 @@
-"""The ReLU that ``cnn.fast.layers.ReLU`` runs: ``cnn.activations``' numbers, into buffers.
+"""The ReLU that ``cnn.fast.layers.ReLU`` runs: ``cnn.activations``' numbers, in place.
 
 ``relu_forward_fast`` and ``relu_backward_fast`` compute what ``relu_forward`` and
 ``relu_backward`` compute, and can write the result into an array they are given, as

@@ -7,11 +7,11 @@ the layers with nothing to tune (``Flatten``, the average poolings, ``Sigmoid``,
 ``Tanh``) are those of ``cnn.layers``, imported here so that one module builds a whole
 network. Mix them freely with ``cnn.layers`` in a ``Sequential``.
 
-Who owns the gradient arrays: the layer, until someone else keeps one. ``Dense.backward``
-writes a gradient into the array that ``grads`` already holds for it when nothing but
-``grads`` refers to that array (and it has the right shape and dtype); training then
-reuses one array per gradient instead of allocating a new one, of up to hundreds of
-megabytes, at every step. As soon as anything else refers to the array (a variable, a
+Who owns the gradient arrays: the layer, until someone else keeps one.
+``Dense.backward`` writes a gradient into the array that ``grads`` already holds for it
+when nothing but ``grads`` refers to that array (and it has the right shape and dtype);
+training then reuses one array per gradient instead of allocating a new one, of up to
+hundreds of megabytes, at every step. As soon as anything else refers to the array (a variable, a
 list, a view of it), ``backward`` leaves it alone and stores a new array in ``grads``:
 a caller who keeps ``grads["w"]`` across steps never sees it change. The test is
 CPython's reference count, as for ``ndarray.resize``; where there is none, every
@@ -41,7 +41,7 @@ from cnn.fast.conv_transpose import (
 from cnn.fast.dense import dense_backward_fast
 from cnn.fast.pool import maxpool2d_backward_fast, maxpool2d_forward_fast
 
-# The layers with nothing to tune, so that this module builds any network cnn.layers does.
+# The layers with nothing to tune: this module builds any network cnn.layers does.
 from cnn.layers import AvgPool2D, Flatten, GlobalAvgPool2D, Sigmoid, Tanh
 
 __all__ = ["AvgPool2D", "Conv2D", "ConvTranspose2D", "Dense", "Flatten",
@@ -107,8 +107,7 @@ class Conv2D(layers.Conv2D):
     """``cnn.layers.Conv2D`` running the tuned pair of ``cnn.fast.conv``.
 
     ``conv2d_forward_fast`` and ``conv2d_backward_fast`` compute what ``cnn.conv``'s
-    ``conv2d_forward`` and ``conv2d_backward`` compute, faster for wide layers: a network
-    trains on the derivation of chapter 5 at the speed of chapter 9.
+    ``conv2d_forward`` and ``conv2d_backward`` compute, faster for wide layers.
     """
 
     def forward(self, x):
@@ -125,7 +124,7 @@ class Conv2D(layers.Conv2D):
 
 
 class ConvTranspose2D(layers.ConvTranspose2D):
-    """``cnn.layers.ConvTranspose2D`` running the pair of ``cnn.fast.conv_transpose``."""
+    """``cnn.layers.ConvTranspose2D`` running ``cnn.fast.conv_transpose``'s pair."""
 
     def forward(self, x):
         """``x : (N, C_in, H, W)`` -> ``out : (N, C_out, H_out, W_out)``."""
@@ -169,7 +168,7 @@ class MaxPool2D(layers.MaxPool2D):
 
 
 class ReLU(layers.ReLU):
-    """``cnn.layers.ReLU`` returning arrays it reuses once nobody else refers to them."""
+    """``cnn.layers.ReLU`` returning arrays it reuses once nobody else holds them."""
 
     def __init__(self):
         super().__init__()

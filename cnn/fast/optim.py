@@ -28,7 +28,7 @@ fast").
 
 
 class _Blocked:
-    """Mixin: matching cache-sized blocks of a parameter, its state and two scratches."""
+    """Mixin: matching cache-sized blocks of a parameter, its state, two scratches."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -56,7 +56,7 @@ class _Blocked:
 
 
 class SGD(_Blocked, optim.SGD):
-    """``cnn.optim.SGD`` with an in-place, blocked ``step``: same arguments, results."""
+    """``cnn.optim.SGD`` with an in-place, blocked ``step``; same results."""
 
     def step(self, params, grads):
         """Update every array of ``params`` in place from ``grads`` (same keys)."""
@@ -74,7 +74,7 @@ class SGD(_Blocked, optim.SGD):
 
 
 class Adam(_Blocked, optim.Adam):
-    """``cnn.optim.Adam`` with an in-place, blocked ``step``: same arguments, results."""
+    """``cnn.optim.Adam`` with an in-place, blocked ``step``; same results."""
 
     def step(self, params, grads):
         """Update every array of ``params`` in place from ``grads`` (same keys)."""
