@@ -11,9 +11,9 @@ Who owns the gradient arrays: the layer, until someone else keeps one.
 ``Dense.backward`` writes a gradient into the array that ``grads`` already holds for it
 when nothing but ``grads`` refers to that array (and it has the right shape and dtype);
 training then reuses one array per gradient instead of allocating a new one, of up to
-hundreds of megabytes, at every step. As soon as anything else refers to the array (a variable, a
-list, a view of it), ``backward`` leaves it alone and stores a new array in ``grads``:
-a caller who keeps ``grads["w"]`` across steps never sees it change. The test is
+hundreds of megabytes, at every step. As soon as anything else refers to the array (a
+variable, a list, a view of it), ``backward`` leaves it alone and stores a new array in
+``grads``: a caller who keeps ``grads["w"]`` across steps never sees it change. The test is
 CPython's reference count, as for ``ndarray.resize``; where there is none, every
 ``backward`` allocates.
 
