@@ -13,9 +13,9 @@ when nothing but ``grads`` refers to that array (and it has the right shape and 
 training then reuses one array per gradient instead of allocating a new one, of up to
 hundreds of megabytes, at every step. As soon as anything else refers to the array (a
 variable, a list, a view of it), ``backward`` leaves it alone and stores a new array in
-``grads``: a caller who keeps ``grads["w"]`` across steps never sees it change. The test is
-CPython's reference count, as for ``ndarray.resize``; where there is none, every
-``backward`` allocates.
+``grads``: a caller who keeps ``grads["w"]`` across steps never sees it change. The
+test is CPython's reference count, as for ``ndarray.resize``; where there is none,
+every ``backward`` allocates.
 
 The same rule covers the large arrays that ``ReLU`` (its output and ``dx``) and
 ``MaxPool2D`` (its ``dx``) return: each keeps the last two it returned, and writes into
