@@ -87,3 +87,62 @@ def test_quoted_listings_are_valid_python_and_fit_88_columns(path, name):
     widest = max(listing.split("\n"), key=len)
     assert len(widest) <= 88, f"{path.name}:{name}: {len(widest)} characters: {widest!r}"
     assert "Parameters\n" not in listing and "Returns\n" not in listing
+
+
+# The teaching tier (issue 22): what a chapter other than "Making it fast" quotes reads like
+# its equations. Speed code (out=, buffer reuse, blocking, dtype plumbing) lives in cnn.fast;
+# argument checking is one call at the boundary; a listing fits on a screen.
+SPEED_CODE = re.compile(r"\bout=|_reusable|\brelease\(|_pairs|_blocks|copy=False|"
+                        r"\bnp\.empty|\bscratch")
+CHECK_CALL = re.compile(r"(^|\.)_?(check|validate|require)\w*$")
+MAX_LISTING_LINES = 25
+
+
+def teaching_listings():
+    for param in quoted_objects():
+        path, name = param.values
+        if not param.id.startswith("performance:"):
+            yield pytest.param(path, name, id=param.id)
+
+
+def _callee(call):
+    function = call.func
+    return getattr(function, "id", None) or getattr(function, "attr", "")
+
+
+def checking_lines(tree):
+    """Line numbers of checks: raise statements, ifs that only raise, check calls."""
+    lines = set()
+    for node in ast.walk(tree):
+        value = getattr(node, "value", None)
+        is_check = (
+            isinstance(node, ast.Raise)
+            or (isinstance(node, ast.If) and all(isinstance(s, ast.Raise) for s in node.body))
+            or (isinstance(node, (ast.Expr, ast.Assign)) and isinstance(value, ast.Call)
+                and CHECK_CALL.search(_callee(value)))
+        )
+        if is_check:
+            lines.update(range(node.lineno, node.end_lineno + 1))
+    return lines
+
+
+@pytest.mark.parametrize("path, name", list(teaching_listings()))
+def test_teaching_listings_read_like_the_equations(path, name):
+    options = {"pyobject": name}
+    config = SimpleNamespace(source_encoding="utf-8")
+    text, _ = LiteralIncludeReader(str(path), options, config).read()
+    listing = summarise_docstrings(text).rstrip("\n")
+    assert len(listing.split("\n")) <= MAX_LISTING_LINES, f"{name}: too long a listing"
+    speed = [line for line in listing.split("\n") if SPEED_CODE.search(line)]
+    assert not speed, f"{name} carries speed code, which belongs in cnn.fast: {speed}"
+    tree = ast.parse(textwrap.dedent(listing))
+    functions = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)]
+    for function in functions:
+        checks = checking_lines(function) - set().union(
+            *(checking_lines(inner) for inner in functions
+              if inner is not function and _inside(inner, function)))
+        assert len(checks) <= 1, f"{name}.{function.name}: {len(checks)} checking lines"
+
+
+def _inside(inner, outer):
+    return outer.lineno < inner.lineno and inner.end_lineno <= outer.end_lineno

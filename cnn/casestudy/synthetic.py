@@ -24,13 +24,12 @@ pixels of a 64 x 64 patch and scale with the patch side.
 
 from __future__ import annotations
 
-import numbers
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from cnn.checks import check_int, check_rng
+from cnn.checks import check_int, check_real, check_rng
 
 CLASS_NAMES = ("benign", "benign_without_callback", "malignant")
 """Class names in label order, so that label ``k`` means ``CLASS_NAMES[k]`` (CBIS-DDSM's
@@ -352,8 +351,7 @@ def load_synthetic(n_per_class=2000, size=32, test_size=0.25, seed=0):
     y_test : (N_test,) int64
     """
     n_per_class = check_int(n_per_class, "n_per_class", 2)
-    if not isinstance(test_size, numbers.Real) or not 0.0 < test_size < 1.0:
-        raise ValueError(f"test_size must be a float in (0, 1), got {test_size!r}")
+    test_size = check_real(test_size, "test_size", 0.0, 1.0, low_inclusive=False)
     n_test = min(max(round(n_per_class * test_size), 1), n_per_class - 1)
     rng = np.random.default_rng(seed)
     x_train, y_train = make_mammogram_patches(n_per_class - n_test, size, rng=rng)
