@@ -64,10 +64,8 @@ def weighted_softmax_cross_entropy(logits, y, class_weights):
 
     Parameters
     ----------
-    logits : numpy.ndarray
-        Unnormalised scores, shape ``(N, K)``, float32 or float64.
-    y : numpy.ndarray
-        Integer class labels, shape ``(N,)``, values in ``0 .. K - 1``.
+    logits, y : numpy.ndarray
+        As for ``softmax_cross_entropy``: ``(N, K)`` scores and ``(N,)`` labels.
     class_weights : numpy.ndarray
         Weight of each class, shape ``(K,)``, finite and >= 0 (e.g. from
         ``balanced_class_weights``).

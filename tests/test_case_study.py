@@ -13,7 +13,7 @@ import pytest
 from cnn.casestudy.networks import INPUT_SIZE, build_cnn, build_dense, classify, standardize, train
 from cnn.data import load_image, train_validation_split
 from cnn.gradcheck import numerical_gradient, relative_error
-from cnn.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
+from cnn.fast.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
 from cnn.losses import balanced_class_weights
 from cnn.metrics import balanced_accuracy, confusion_matrix, precision_recall
 from cnn.model import Sequential

@@ -20,25 +20,10 @@ def dense_backward_fast(dout, cache, out=None):
     ``dx = dout @ w.T`` (eq-dense-dx), ``dw = x.T @ dout`` (eq-dense-dw),
     ``db = dout.sum(axis=0)`` (eq-dense-db).
 
-    Parameters
-    ----------
-    dout : numpy.ndarray
-        Upstream gradient, shape ``(N, M)``.
-    cache : DenseCache
-        From ``cnn.dense.dense_forward``.
-    out : tuple of three arrays or None, optional
-        ``(dx, dw, db)``: arrays of the shapes below, in the dtype of ``x``, to write
-        the results into, as NumPy's ``out=``; an entry ``None`` (or ``out=None``) means
-        a new array.
-
-    Returns
-    -------
-    dx : numpy.ndarray
-        Shape ``(N, D)``, dtype of ``x``.
-    dw : numpy.ndarray
-        Shape ``(D, M)``.
-    db : numpy.ndarray
-        Shape ``(M,)``.
+    Arguments and results are those of ``dense_backward``; ``out``, optional, is a tuple
+    ``(dx, dw, db)`` of arrays of the shapes of the results, in the dtype of ``x``, to
+    write them into, as NumPy's ``out=``; an entry ``None`` (or ``out=None``) means a
+    new array.
     """
     dout = _check_dout(dout, cache)
     x, w = cache
