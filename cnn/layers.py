@@ -154,6 +154,13 @@ class Conv2D(Convolution):
         return dx
 
 
+def _check_window(kernel_size, stride):
+    """A pooling window's ``(KH, KW)`` and ``(SH, SW)``, by default ``(KH, KW)``."""
+    stride = kernel_size if stride is None else stride
+    return (as_pair(kernel_size, "kernel_size", minimum=1),
+            as_pair(stride, "stride", minimum=1))
+
+
 class Pool2D(Layer):
     """Base class of the pooling layers: each subclass names its pair of functions.
 
@@ -170,9 +177,7 @@ class Pool2D(Layer):
 
     def __init__(self, kernel_size=2, stride=None):
         super().__init__()
-        self.kernel_size = as_pair(kernel_size, "kernel_size", minimum=1)
-        stride = kernel_size if stride is None else stride
-        self.stride = as_pair(stride, "stride", minimum=1)
+        self.kernel_size, self.stride = _check_window(kernel_size, stride)
 
     def forward(self, x):
         """``x : (N, C, H, W)`` -> ``out : (N, C, H_out, W_out)``."""

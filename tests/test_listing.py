@@ -94,7 +94,7 @@ def test_quoted_listings_are_valid_python_and_fit_88_columns(path, name):
 # argument checking is one call at the boundary; a listing fits on a screen.
 SPEED_CODE = re.compile(r"\bout=|_reusable|\brelease\(|_pairs|_blocks|copy=False|"
                         r"\bnp\.empty|\bscratch")
-CHECK_CALL = re.compile(r"(^|\.)_?(check|validate|require)\w*$")
+CHECK_CALL = re.compile(r"(^|\.)(_?(check|validate|require)\w*|as_pair)$")
 MAX_LISTING_LINES = 25
 
 
