@@ -37,6 +37,8 @@ MODULES = {
     "conv": ["test_conv.py", "test_equations.py", "test_validation.py"],
     "pool": ["test_pool.py", "test_equations.py", "test_validation.py"],
     "optim": ["test_optim.py", "test_equations.py"],
+    "fast/optim": ["test_optim.py"],
+    "fast/layers": ["test_fast_layers.py"],
     "gradcheck": ["test_gradcheck.py", "test_equations.py"],
     "model": ["test_model.py", "test_model_file.py", "test_validation.py",
               "test_optim.py"],
