@@ -83,7 +83,7 @@ def weighted_softmax_cross_entropy(logits, y, class_weights):
         As ``softmax_cross_entropy``, and for ``class_weights`` not a float array of
         shape ``(K,)``, a negative weight, or a batch whose labels all have weight 0.
     """
-    share = _weight_shares(logits, y, class_weights).astype(logits.dtype)
+    share = _weight_shares(logits, y, class_weights)
     N = len(y)
     log_p = log_softmax(logits)
     loss = -share @ log_p[np.arange(N), y]
@@ -93,7 +93,10 @@ def weighted_softmax_cross_entropy(logits, y, class_weights):
 
 
 def _weight_shares(logits, y, class_weights):
-    """Check the arguments; return ``class_weights[y] / class_weights[y].sum()``."""
+    """Check the arguments; return ``class_weights[y] / class_weights[y].sum()``.
+
+    The shares are summed in float64 and returned in the dtype of ``logits``.
+    """
     _check_loss_args(logits, y)
     K = logits.shape[1]
     check_array(class_weights, "class_weights", (K,), {"K": K})
@@ -106,7 +109,7 @@ def _weight_shares(logits, y, class_weights):
             "class_weights gives weight 0 to every label of the batch "
             f"(classes {np.unique(y).tolist()}): the weighted mean is undefined"
         )
-    return weights / total
+    return (weights / total).astype(logits.dtype)
 
 
 def _check_training_labels(y, num_classes):

@@ -56,15 +56,15 @@ def _loss(logits, y, class_weights):
 class _EpochLog:
     """The running loss and accuracy of an epoch's batches, and its progress bar.
 
-    ``progress`` as for ``Sequential.fit``: ``None`` for no bar, ``True`` for a bar
-    labelled ``"epoch i/n"``, or a string labelling the bar.
+    ``progress`` as for ``Sequential.fit``: false for no bar, ``True`` for a bar labelled
+    ``"epoch i/n"``, or a string labelling the bar.
     """
 
     def __init__(self, total, progress, epoch, epochs):
         self.seen, self.loss_sum, self.correct = 0, 0.0, 0
         self.label = f"epoch {epoch + 1}/{epochs}"
         self.bar = None
-        if progress is not None:
+        if progress:
             label = progress if isinstance(progress, str) else self.label
             self.bar = _progress_bar(total, label)
 
@@ -269,7 +269,7 @@ class Sequential:
         self.train()
         for epoch in range(epochs):
             order = rng.permutation(len(x))
-            with _EpochLog(len(x), progress or None, epoch, epochs) as log:
+            with _EpochLog(len(x), progress, epoch, epochs) as log:
                 for start in range(0, len(x), batch_size):
                     batch = order[start:start + batch_size]
                     logits = self.forward(x[batch])
