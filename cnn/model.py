@@ -56,8 +56,8 @@ def _loss(logits, y, class_weights):
 class _EpochLog:
     """The running loss and accuracy of an epoch's batches, and its progress bar.
 
-    ``progress`` as for ``Sequential.fit``: false for no bar, ``True`` for a bar labelled
-    ``"epoch i/n"``, or a string labelling the bar.
+    ``progress`` as for ``Sequential.fit``: false for no bar, ``True`` for a bar
+    labelled ``"epoch i/n"``, or a string labelling the bar.
     """
 
     def __init__(self, total, progress, epoch, epochs):
