@@ -120,6 +120,10 @@ def test_a_failed_step_updates_nothing():
     (lambda: Adam(beta1=1.0), ValueError, r"beta1 must be in \[0.0, 1.0\)"),
     (lambda: Adam(beta2=-0.1), ValueError, r"beta2 must be in"),
     (lambda: Adam(eps=0), ValueError, r"eps must be in \(0.0, inf\)"),
+    (lambda: SGD(0.1, weight_decay=-0.1), ValueError,
+     r"^weight_decay must be in \[0.0, inf\), got -0.1$"),
+    (lambda: Adam(weight_decay=-1e-9), ValueError, r"^weight_decay must be in \[0.0, inf\)"),
+    (lambda: Adam(weight_decay="0"), TypeError, r"^weight_decay must be a real number"),
 ])
 def test_rejects_bad_hyperparameters(make, error, pattern):
     with pytest.raises(error, match=pattern):
