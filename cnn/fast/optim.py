@@ -27,8 +27,12 @@ fast").
 """
 
 
-class _Blocked:
-    """Mixin: matching cache-sized blocks of a parameter, its state, two scratches."""
+class BlockedUpdate:
+    """Mixin of the optimisers here: cache-sized blocks of the arrays of an update.
+
+    ``_blocks`` yields matching blocks of a parameter and its state, with two scratch
+    blocks that the optimiser keeps (one pair per dtype).
+    """
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -55,7 +59,7 @@ class _Blocked:
             yield (*(a[start:stop] for a in flat), *scratch[:, : stop - start])
 
 
-class SGD(_Blocked, optim.SGD):
+class SGD(BlockedUpdate, optim.SGD):
     """``cnn.optim.SGD`` with an in-place, blocked ``step``; same results."""
 
     def step(self, params, grads):
@@ -73,7 +77,7 @@ class SGD(_Blocked, optim.SGD):
                 p += v
 
 
-class Adam(_Blocked, optim.Adam):
+class Adam(BlockedUpdate, optim.Adam):
     """``cnn.optim.Adam`` with an in-place, blocked ``step``; same results."""
 
     def step(self, params, grads):
