@@ -767,3 +767,106 @@ def test_eq_var_backward(seed):
     dx_half = dense_backward(dout[:, : M // 2], dense_forward(
         np.zeros((N, D)), w[:, : M // 2], np.zeros(M // 2))[1])[0]
     assert dx_half.var() == pytest.approx(predicted / 2, rel=0.08)
+
+
+# ---------------------------------------------------------------------------------------------
+# Normalisation without the batch (book/normalisation.md): LayerNorm and GroupNorm (InstanceNorm
+# is GroupNorm with G = C) standardise each slice S of entries that share a mean and a variance;
+# the slices are the groups of a sample's channels, on the view (N, G, C / G, H, W).
+# ---------------------------------------------------------------------------------------------
+
+from cnn.norm import groupnorm_backward, groupnorm_forward, layernorm_backward, layernorm_forward  # noqa: E402
+
+NORM_CASES = [  # shape, groups (None: LayerNorm, gamma of shape x.shape[1:])
+    ((3, 4, 2, 3), 2), ((2, 6, 3, 1), 3), ((2, 3, 2, 2), 3), ((3, 5), 1), ((2, 4, 2, 2), None),
+    ((3, 7), None),
+]
+
+
+def norm_case(shape, groups, seed):
+    rng = np.random.default_rng(seed)
+    x = 2 * rng.standard_normal(shape) + rng.standard_normal(shape[:2] + (1,) * (len(shape) - 2))
+    parameter_shape = shape[1:] if groups is None else shape[1:2]
+    return x, rng.standard_normal(parameter_shape), rng.standard_normal(parameter_shape), rng.standard_normal(shape)
+
+
+def norm_slices(shape, groups):
+    """The index sets S: every entry (n, c, ...) of a sample n with c in group g, per (n, g)."""
+    G = 1 if groups is None else groups
+    size = shape[1] // G
+    for n in range(shape[0]):
+        for g in range(G):
+            yield (n, slice(g * size, (g + 1) * size))
+
+
+def norm_scale(v, shape, groups):
+    """gamma or beta broadcast to the shape of x: per entry (LayerNorm) or per channel."""
+    return v if groups is None else v.reshape((1, -1) + (1,) * (len(shape) - 2))
+
+
+def norm_as_written(x, gamma, beta, groups, eps=BN_EPS):
+    """eq-norm-xhat and eq-norm-forward: mean and biased variance of each slice S."""
+    x_hat = np.empty_like(x)
+    for index in norm_slices(x.shape, groups):
+        part = x[index]
+        mu = part.sum() / part.size
+        var = ((part - mu) ** 2).sum() / part.size
+        x_hat[index] = (part - mu) / np.sqrt(var + eps)
+    return norm_scale(gamma, x.shape, groups) * x_hat + norm_scale(beta, x.shape, groups), x_hat
+
+
+def norm_package_backward(x, gamma, beta, groups, dout):
+    if groups is None:
+        return layernorm_backward(dout, layernorm_forward(x, gamma, beta)[1])
+    return groupnorm_backward(dout, groupnorm_forward(x, gamma, beta, groups)[1])
+
+
+def norm_parameter_sum(a, groups):
+    """Sum over the axes gamma is shared along: the batch (LayerNorm), all but channels (GroupNorm)."""
+    return a.sum(axis=0) if groups is None else a.sum(axis=bn_axes(a))
+
+
+@pytest.mark.parametrize("shape, groups", NORM_CASES)
+def test_eq_norm_dbeta(shape, groups):
+    x, gamma, beta, dout = norm_case(shape, groups, 1)
+    dbeta = norm_parameter_sum(dout, groups)
+    numeric = centred_differences(lambda v: float(np.sum(dout * norm_as_written(x, gamma, v, groups)[0])), beta)
+    assert_gradient(dbeta, numeric)
+    np.testing.assert_allclose(norm_package_backward(x, gamma, beta, groups, dout)[2], dbeta, rtol=1e-10,
+                               atol=1e-12)
+
+
+@pytest.mark.parametrize("shape, groups", NORM_CASES)
+def test_eq_norm_dgamma(shape, groups):
+    x, gamma, beta, dout = norm_case(shape, groups, 2)
+    dgamma = norm_parameter_sum(dout * norm_as_written(x, gamma, beta, groups)[1], groups)
+    numeric = centred_differences(lambda v: float(np.sum(dout * norm_as_written(x, v, beta, groups)[0])), gamma)
+    assert_gradient(dgamma, numeric)
+    np.testing.assert_allclose(norm_package_backward(x, gamma, beta, groups, dout)[1], dgamma, rtol=1e-10,
+                               atol=1e-12)
+
+
+@pytest.mark.parametrize("shape, groups", NORM_CASES + [((4, 3, 2, 2), "batch")])
+def test_eq_norm_dx(shape, groups):
+    """dx_i = 1 / (m sqrt(var_S + eps)) (m dx_hat_i - sum_S dx_hat_j - x_hat_i sum_S dx_hat_j x_hat_j),
+    S the slice of i; with the batch's slices (one per channel) it is batch norm's eq-bn-dx."""
+    if groups == "batch":
+        x, gamma, beta, dout = bn_case(shape, 3)
+        out_of = lambda v: bn_as_written(v, gamma, beta)[0]
+        x_hat, dx_hat = bn_as_written(x, gamma, beta)[1], dout * per_channel(gamma, x.ndim)
+        slices = [(slice(None), c) for c in range(shape[1])]
+    else:
+        x, gamma, beta, dout = norm_case(shape, groups, 3)
+        out_of = lambda v: norm_as_written(v, gamma, beta, groups)[0]
+        x_hat, dx_hat = norm_as_written(x, gamma, beta, groups)[1], dout * norm_scale(gamma, shape, groups)
+        slices = list(norm_slices(shape, groups))
+    dx = np.empty_like(x)
+    for index in slices:
+        part, x_hat_part, dx_hat_part = x[index], x_hat[index], dx_hat[index]
+        m = part.size
+        inv_std = 1 / np.sqrt(part.var() + BN_EPS)
+        dx[index] = inv_std / m * (m * dx_hat_part - dx_hat_part.sum() - x_hat_part * (dx_hat_part * x_hat_part).sum())
+    assert_gradient(dx, centred_differences(lambda v: float(np.sum(dout * out_of(v))), x))
+    if groups != "batch":
+        np.testing.assert_allclose(norm_package_backward(x, gamma, beta, groups, dout)[0], dx, rtol=1e-9,
+                                   atol=1e-11)
