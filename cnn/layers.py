@@ -499,3 +499,132 @@ class ConvTranspose2D(Layer):
         C_in, C_out, KH, KW = self.params["w"].shape
         return (f"ConvTranspose2D({C_in}, {C_out}, kernel_size={(KH, KW)}, "
                 f"stride={self.stride}, padding={self.padding})")
+
+
+class Residual(Layer):
+    """Residual block: ``out = body(x) + shortcut(x)`` (eq-res-forward).
+
+    ``body`` is a list of layers run one after the other; ``shortcut`` is ``None`` (the
+    identity, for a body that keeps the shape) or a list of layers that brings ``x`` to
+    the body's output shape (a strided 1x1 ``Conv2D``, say). The backward pass sends
+    ``dout`` down both paths and adds what arrives at ``x`` (eq-res-dx): the identity
+    path passes ``dout`` on unchanged, however deep the body.
+
+    ``params``, ``grads`` and ``buffers`` are the sub-layers', keyed
+    ``"body.<index>.<name>"`` and ``"shortcut.<index>.<name>"``, so a ``Sequential``
+    sees them as this layer's (``"2.body.0.w"``) and optimisers, ``save``/``load`` and
+    the gradient checks need nothing new; ``training`` and ``release`` reach every
+    sub-layer.
+
+    Parameters
+    ----------
+    body : list of layers
+        At least one layer.
+    shortcut : list of layers, optional
+        ``None`` means the identity.
+    """
+
+    def __init__(self, body, shortcut=None):
+        self.body = _layer_list(body, "body")
+        self.shortcut = None if shortcut is None else _layer_list(shortcut, "shortcut")
+        self.training = True
+
+    def _paths(self):
+        """``("body", layers)`` and, unless it is the identity, the shortcut's."""
+        if self.shortcut is None:
+            return (("body", self.body),)
+        return (("body", self.body), ("shortcut", self.shortcut))
+
+    def _collect(self, attribute):
+        return {f"{path}.{i}.{key}": value
+                for path, layers in self._paths() for i, layer in enumerate(layers)
+                for key, value in getattr(layer, attribute, {}).items()}
+
+    @property
+    def params(self):
+        """The sub-layers' parameters (not copies): ``"body.0.w"``, ..."""
+        return self._collect("params")
+
+    @property
+    def grads(self):
+        """The sub-layers' gradients of the last ``backward``, keys as ``params``."""
+        return self._collect("grads")
+
+    @property
+    def buffers(self):
+        """The sub-layers' buffers (not copies): ``"body.1.running_mean"``, ..."""
+        return self._collect("buffers")
+
+    @property
+    def training(self):
+        """The mode; setting it sets every sub-layer's."""
+        return self._training
+
+    @training.setter
+    def training(self, mode):
+        self._training = bool(mode)
+        for _, layers in self._paths():
+            for layer in layers:
+                layer.training = self._training
+
+    @property
+    def cache(self):
+        """The sub-layers' caches, in the order of ``body`` then ``shortcut``."""
+        return tuple(layer.cache for _, layers in self._paths() for layer in layers)
+
+    @cache.setter
+    def cache(self, caches):
+        layers = [layer for _, path in self._paths() for layer in path]
+        caches = (None,) * len(layers) if caches is None else caches
+        for layer, cache in zip(layers, caches, strict=True):
+            layer.cache = cache
+
+    def release(self):
+        """Release every sub-layer."""
+        for _, layers in self._paths():
+            for layer in layers:
+                layer.release()
+
+    def forward(self, x):
+        """``x`` -> ``body(x) + shortcut(x)``, the body's output shape."""
+        out = x
+        for layer in self.body:
+            out = layer.forward(out)
+        skip = x
+        for layer in self.shortcut or ():
+            skip = layer.forward(skip)
+        if out.shape != skip.shape:
+            raise ValueError(
+                f"the body's output has shape {out.shape} and the shortcut's "
+                f"{skip.shape}; they must be equal (give a shortcut that changes the "
+                "shape as the body does, e.g. a strided 1x1 Conv2D)"
+            )
+        return out + skip
+
+    def backward(self, dout):
+        """``dout`` -> ``dx``: the sum of the two paths' gradients; sets ``grads``."""
+        dx_body = dout
+        for layer in reversed(self.body):
+            dx_body = layer.backward(dx_body)
+        dx_skip = dout
+        for layer in reversed(self.shortcut or ()):
+            dx_skip = layer.backward(dx_skip)
+        return dx_body + dx_skip
+
+    def __repr__(self):
+        shortcut = "identity" if self.shortcut is None else (
+            " -> ".join(map(repr, self.shortcut)))
+        return f"Residual({len(self.body)} layers, shortcut {shortcut})"
+
+
+def _layer_list(layers, name):
+    """``layers`` as a new list, once checked to be a non-empty list of layers."""
+    if not isinstance(layers, (list, tuple)) or not layers:
+        raise TypeError(f"{name} must be a non-empty list of layers, got {layers!r}")
+    for layer in layers:
+        if not all(hasattr(layer, a) for a in ("forward", "backward", "params")):
+            raise TypeError(
+                f"{name} must hold layers (with forward, backward and params), got "
+                f"{type(layer).__name__}"
+            )
+    return list(layers)

@@ -870,3 +870,33 @@ def test_eq_norm_dx(shape, groups):
     if groups != "batch":
         np.testing.assert_allclose(norm_package_backward(x, gamma, beta, groups, dout)[0], dx, rtol=1e-9,
                                    atol=1e-11)
+
+
+# ---------------------------------------------------------------------------------------------
+# Residual connections (book/residual.md): out = x + F(x); the backward pass adds dout, the
+# identity path, to the body's gradient (dF/dx)^T dout.
+# ---------------------------------------------------------------------------------------------
+
+from cnn.layers import Conv2D, ReLU, Residual  # noqa: E402
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_eq_res_dx(seed):
+    rng = np.random.default_rng(seed)
+    C, pad = int(rng.integers(1, 4)), int(rng.integers(0, 2))
+    x = away_from_zero(rng, (2, C, 4, 3))
+    w, b = 0.5 * rng.standard_normal((C, C, 2 * pad + 1, 2 * pad + 1)), rng.standard_normal(C)
+    dout = rng.standard_normal(x.shape)
+
+    def body(v):  # F(x) = relu(conv(x))
+        return np.maximum(conv2d_forward(v, w, b, padding=pad)[0], 0.0)
+
+    out_body, conv_cache = conv2d_forward(x, w, b, padding=pad)
+    # dx = dout + (dF/dx)^T dout: the identity path, plus the body's backward pass
+    dx = dout + conv2d_backward(dout * (out_body > 0), conv_cache)[0]
+    assert_gradient(dx, centred_differences(lambda v: float(np.sum(dout * (v + body(v)))), x))
+    layer = Conv2D(C, C, 2 * pad + 1, padding=pad, dtype=np.float64)
+    layer.params["w"][...], layer.params["b"][...] = w, b
+    block = Residual([layer, ReLU()])
+    np.testing.assert_allclose(block.forward(x), x + body(x), rtol=1e-12)
+    np.testing.assert_allclose(block.backward(dout), dx, rtol=1e-10, atol=1e-12)
