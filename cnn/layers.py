@@ -612,9 +612,12 @@ class Residual(Layer):
         return dx_body + dx_skip
 
     def __repr__(self):
-        shortcut = "identity" if self.shortcut is None else (
-            " -> ".join(map(repr, self.shortcut)))
-        return f"Residual({len(self.body)} layers, shortcut {shortcut})"
+        def count(layers):
+            return f"{len(layers)} layer{'' if len(layers) == 1 else 's'}"
+
+        shortcut = ("identity shortcut" if self.shortcut is None
+                    else f"shortcut of {count(self.shortcut)}")
+        return f"Residual(body of {count(self.body)}, {shortcut})"
 
 
 def _layer_list(layers, name):

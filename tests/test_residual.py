@@ -152,8 +152,8 @@ def test_save_and_load_round_trip(tmp_path):
 def test_summary_and_repr():
     model = resnet()
     table = model.summary((1, 6, 6))
-    assert "Residual(5 layers, shortcut identity)" in table
-    assert "Residual(5 layers, shortcut Conv2D(3, 4" in table
+    assert "Residual(body of 5 layers, identity shortcut)" in table
+    assert "Residual(body of 5 layers, shortcut of 1 layer)" in table
     assert f"Total parameters: {sum(v.size for v in model.parameters().values()):,}" in table
 
 
