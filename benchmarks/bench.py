@@ -224,15 +224,18 @@ def measure(cases, threads_list, repeat, rounds):
 
 
 def narrow_digits_layers(rng):
-    """The network of book/cnn.md (cnn.digits) with 8 filters instead of its 16."""
+    """The network of book/cnn.md (cnn.digits) with 8 filters instead of its 16.
+
+    Built, as the chapter builds it, from the plain layers of ``cnn.layers``.
+    """
     from cnn.digits import build_digits_cnn
 
     return build_digits_cnn(rng=rng, filters=8).layers
 
 
 def wider_digits_layers(rng):
-    """Two convolutions: the configuration that reaches the 98 % target."""
-    from cnn.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
+    """Two convolutions: the configuration that reaches the 98 % target (tuned layers)."""
+    from cnn.fast.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
 
     return [Conv2D(1, 16, 3, padding=1, rng=rng), ReLU(),
             Conv2D(16, 32, 3, padding=1, rng=rng), ReLU(), MaxPool2D(2), Flatten(),
@@ -248,8 +251,8 @@ DIGITS_MODELS = {
 def bench_digits(threads, epochs=15, batch_size=32, lr=2e-3, seed=0):
     """Training time and test accuracy of the digits CNNs (target: >= 98 % in <= 20 s)."""
     from cnn.data import load_digits
+    from cnn.fast.optim import Adam
     from cnn.model import Sequential
-    from cnn.optim import Adam
 
     x_train, y_train, x_test, y_test = load_digits(test_size=0.25, seed=0)
     rows = []
@@ -267,8 +270,8 @@ def bench_digits(threads, epochs=15, batch_size=32, lr=2e-3, seed=0):
 
 
 def readme_digits_cnn(rng):
-    """(a) The digits CNN of the README, on 8 x 8 images."""
-    from cnn.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
+    """(a) The digits CNN of the README, on 8 x 8 images, of the tuned layers."""
+    from cnn.fast.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
     from cnn.model import Sequential
 
     return Sequential([Conv2D(1, 32, 3, padding=1, rng=rng), ReLU(), MaxPool2D(2), Flatten(),
@@ -338,8 +341,8 @@ def network_batch(shape, classes, rng):
 
 def cnn_trainer(model, x, y):
     """One training step of ``model`` as ``Sequential.fit`` takes it, with a fresh Adam."""
+    from cnn.fast.optim import Adam
     from cnn.losses import softmax_cross_entropy
-    from cnn.optim import Adam
 
     optimizer = Adam(1e-3)
 
@@ -434,8 +437,8 @@ def measure_networks(names, threads_list, repeat, rounds):
 
 def cnn_first_step_phases(model, x, y, steps=3):
     """Seconds of the forward pass (with the loss), backward pass and update of each step."""
+    from cnn.fast.optim import Adam
     from cnn.losses import softmax_cross_entropy
-    from cnn.optim import Adam
 
     optimizer, clock, phases = Adam(1e-3), time.perf_counter, []
     for _ in range(steps):
@@ -539,7 +542,7 @@ def measure_optimizers(name, threads, repeat, rounds):
     the parameter and the velocity (5 arrays). ``copyto`` of an array of half those bytes
     moves as many (one read, one write).
     """
-    from cnn.optim import SGD, Adam
+    from cnn.fast.optim import SGD, Adam
 
     build = NETWORKS[name][0]
     rng = np.random.default_rng(2)
@@ -773,7 +776,7 @@ def main(argv=None):
         build, shape, classes = NETWORKS[FULL_SIZE]
         x, y = network_batch(shape, classes, np.random.default_rng(1))
         from cnn.fast.profiling import network_phases
-        from cnn.optim import Adam
+        from cnn.fast.optim import Adam
 
         with threadpool_limits(threads_list[0]):
             full["phases"] = network_phases(build(np.random.default_rng(0)), x, y, Adam(1e-3),

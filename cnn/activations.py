@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from cnn.checks import check_array, check_cache
+from cnn.checks import check_array, check_dout
 
 
 class ReLUCache(NamedTuple):
@@ -16,32 +16,36 @@ class ReLUCache(NamedTuple):
     x: np.ndarray
 
 
-def relu_forward(x, out=None):
+def _check_dout(dout, cache, cache_type):
+    """Check the cache and ``dout`` (shape of the input); return ``dout`` to use."""
+    return check_dout(dout, cache, cache_type,
+                      lambda cache: (cache[0].shape, None, cache[0].dtype))
+
+
+def relu_forward(x):
     """Rectified linear unit, elementwise: ``out = max(x, 0)`` (eq-relu-forward).
 
     Parameters
     ----------
     x : numpy.ndarray
         Any shape, float32 or float64.
-    out : numpy.ndarray, optional
-        An array of the shape and dtype of ``x`` to write the result into, as NumPy's
-        ``out=`` (the layer ``ReLU`` reuses one between steps); not ``x`` itself.
 
     Returns
     -------
     out : numpy.ndarray
-        Same shape and dtype as ``x``: a new array, or ``out``.
+        Same shape and dtype as ``x``, a new array.
     cache : ReLUCache
     """
     check_array(x, "x")
-    return np.maximum(x, 0, out=out), ReLUCache(x)
+    return np.maximum(x, 0), ReLUCache(x)
 
 
-def relu_backward(dout, cache, out=None):
+def relu_backward(dout, cache):
     """ReLU backward pass: ``dx = dout`` where ``x > 0``, 0 elsewhere (eq-relu-dx).
 
     At ``x = 0`` ReLU has no derivative; this uses the subgradient 0 there, as
-    frameworks do. ``dout`` is not modified: a new array is returned.
+    frameworks do. ``dout`` times the mask ``x > 0`` (1 where ``x > 0``, else 0) is that
+    gradient, a new array: ``dout`` is not modified.
 
     Parameters
     ----------
@@ -49,19 +53,14 @@ def relu_backward(dout, cache, out=None):
         Upstream gradient, same shape as the forward input.
     cache : ReLUCache
         From ``relu_forward``.
-    out : numpy.ndarray, optional
-        An array of the shape of ``dout`` and the dtype of the forward input to write
-        ``dx`` into, as NumPy's ``out=``; not ``dout`` itself.
 
     Returns
     -------
     dx : numpy.ndarray
-        Same shape as ``dout``, dtype of the forward input: a new array, or ``out``.
+        Same shape as ``dout``, dtype of the forward input.
     """
-    x = check_cache(cache, ReLUCache).x
-    check_array(dout, "dout", dims=x.shape)
-    # The product with the mask (1 where x > 0) is several times faster than np.where.
-    return np.multiply(dout, x > 0, out=out, dtype=x.dtype)
+    dout = _check_dout(dout, cache, ReLUCache)
+    return dout * (cache.x > 0)
 
 
 class SaturatingCache(NamedTuple):
@@ -110,9 +109,9 @@ def sigmoid_backward(dout, cache):
     dx : numpy.ndarray
         Shape of ``dout``, dtype of the forward input.
     """
+    dout = _check_dout(dout, cache, SaturatingCache)
     out = cache.out
-    check_array(dout, "dout", dims=out.shape)
-    return (dout * out * (1 - out)).astype(out.dtype, copy=False)
+    return dout * out * (1 - out)
 
 
 def tanh_forward(x):
@@ -151,9 +150,9 @@ def tanh_backward(dout, cache):
     dx : numpy.ndarray
         Shape of ``dout``, dtype of the forward input.
     """
+    dout = _check_dout(dout, cache, SaturatingCache)
     out = cache.out
-    check_array(dout, "dout", dims=out.shape)
-    return (dout * (1 - out * out)).astype(out.dtype, copy=False)
+    return dout * (1 - out**2)
 
 
 def log_softmax(z):

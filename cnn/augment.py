@@ -8,13 +8,23 @@ epoch (the chapter "Regularisation").
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from cnn.checks import check_array, check_int
-from cnn.regularization import check_rng
+from cnn.checks import check_array, check_int, check_real, check_rng
+
+
+def _check_shift_args(x, max_shift, rng, fill):
+    """Validate ``random_shift``'s arguments; return ``max_shift``, ``rng``, ``fill``."""
+    check_array(x, "x", ("N", "C", "H", "W"))
+    fill = check_real(fill, "fill", low_inclusive=False)
+    return check_int(max_shift, "max_shift", minimum=0), check_rng(rng), fill
+
+
+def _check_flip_args(x, rng, p):
+    """Validate ``random_flip``'s arguments; return ``rng`` and ``p``."""
+    check_array(x, "x", ("N", "C", "H", "W"))
+    return check_rng(rng), check_real(p, "p", 0.0, 1.0, high_inclusive=True)
 
 
 def random_shift(x, max_shift, rng, fill=0.0):
@@ -41,10 +51,7 @@ def random_shift(x, max_shift, rng, fill=0.0):
     out : numpy.ndarray
         Shape and dtype of ``x``.
     """
-    check_array(x, "x", ("N", "C", "H", "W"))
-    s, rng = check_int(max_shift, "max_shift", minimum=0), check_rng(rng)
-    if not isinstance(fill, numbers.Real) or not np.isfinite(fill):
-        raise ValueError(f"fill must be a finite number, got {fill!r}")
+    s, rng, fill = _check_shift_args(x, max_shift, rng, fill)
     N, C, H, W = x.shape
     padded = np.full((N, C, H + 2 * s, W + 2 * s), fill, dtype=x.dtype)
     padded[:, :, s:s + H, s:s + W] = x
@@ -71,9 +78,6 @@ def random_flip(x, rng, p=0.5):
     out : numpy.ndarray
         Shape and dtype of ``x``.
     """
-    check_array(x, "x", ("N", "C", "H", "W"))
-    rng = check_rng(rng)
-    if not isinstance(p, numbers.Real) or isinstance(p, bool) or not 0 <= p <= 1:
-        raise ValueError(f"p must be in [0, 1], got {p!r}")
+    rng, p = _check_flip_args(x, rng, p)
     flip = rng.random(len(x)) < p
     return np.where(flip[:, None, None, None], x[:, :, :, ::-1], x)

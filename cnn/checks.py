@@ -8,6 +8,7 @@ integer array or a NaN raises.
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -76,6 +77,60 @@ def check_int(value, name, minimum=1):
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
     return int(value)
+
+
+def check_real(value, name, low=-math.inf, high=math.inf, low_inclusive=True,
+               high_inclusive=False):
+    """Check that ``value`` is a real number (not a bool) in an interval; return a float.
+
+    Parameters
+    ----------
+    value : float
+    name : str
+        Argument name used in error messages (e.g. ``"lr"``).
+    low, high : float
+        Ends of the interval.
+    low_inclusive, high_inclusive : bool
+        Whether each end belongs to it; by default ``[low, high)``, so that infinity
+        is refused.
+
+    Returns
+    -------
+    value : float
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not a real number.
+    ValueError
+        If it is NaN or outside the interval; the message shows the interval, such as
+        ``[0.0, 1.0)``.
+    """
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    above = low <= value if low_inclusive else low < value
+    below = value <= high if high_inclusive else value < high
+    if not (above and below):
+        interval = (f"{'[' if low_inclusive else '('}{float(low)}, {float(high)}"
+                    f"{']' if high_inclusive else ')'}")
+        raise ValueError(f"{name} must be in {interval}, got {value!r}")
+    return float(value)
+
+
+def check_rng(rng, name="rng"):
+    """Check that ``rng`` is a ``numpy.random.Generator``; return it.
+
+    Raises
+    ------
+    TypeError
+        If it is anything else (a seed, say, or ``numpy.random.RandomState``).
+    """
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(
+            f"{name} must be a numpy.random.Generator (e.g. "
+            f"numpy.random.default_rng(0)), got {type(rng).__name__}"
+        )
+    return rng
 
 
 def check_array(a, name, dims=None, known=None, finite=True):
@@ -230,6 +285,42 @@ def check_cache(cache, cache_type, name="cache"):
             f"the forward pass, got {type(cache).__name__}"
         )
     return cache
+
+
+def check_dout(dout, cache, cache_type, expected):
+    """Check a backward pass's cache and upstream gradient; return ``dout`` to use.
+
+    The one contract of every backward pass's ``_check_dout``: the cache is the forward
+    pass's, ``dout`` has the shape of the forward output, and the backward pass computes
+    in the forward input's dtype (a float64 ``dout`` for a float32 layer is cast).
+
+    Parameters
+    ----------
+    dout : object
+        The upstream gradient to check.
+    cache : object
+        What the backward pass was given as its forward pass's cache.
+    cache_type : type or tuple of types
+        The cache's ``NamedTuple`` class(es).
+    expected : callable
+        ``expected(cache) -> (dims, known, dtype)``: the shape of the forward output as
+        ``check_array``'s ``dims`` and ``known``, and the forward input's dtype. Called
+        only once the cache's type has been checked.
+
+    Returns
+    -------
+    dout : numpy.ndarray
+        ``dout`` itself, or a copy in ``dtype`` if it has another dtype.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As ``check_cache`` and ``check_array``.
+    """
+    check_cache(cache, cache_type)
+    dims, known, dtype = expected(cache)
+    check_array(dout, "dout", dims, known=known)
+    return dout.astype(dtype, copy=False)
 
 
 def _is_int(value):

@@ -18,7 +18,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from cnn.checks import as_pair, check_array, check_cache
+from cnn.checks import as_pair, check_array, check_dout
 
 
 class ConvCache(NamedTuple):
@@ -72,29 +72,32 @@ def output_size(input_size, kernel_size, stride, padding):
 
 
 def _check_conv_args(x, w, b, stride, padding):
-    """Validate a convolution's arguments; return stride, padding and output size."""
+    """Validate a convolution's arguments.
+
+    Returns ``w`` and ``b`` in the dtype of ``x`` (the arithmetic runs in it), stride
+    and padding as pairs, and the output size ``(H_out, W_out)``.
+    """
     check_array(x, "x", ("N", "C", "H", "W"))
     check_array(w, "w", ("F", "C", "KH", "KW"), known={"C": x.shape[1]})
     check_array(b, "b", ("F",), known={"F": w.shape[0]})
     stride = as_pair(stride, "stride", minimum=1)
     padding = as_pair(padding, "padding", minimum=0)
     out_size = output_size(x.shape[2:], w.shape[2:], stride, padding)
-    return stride, padding, out_size
+    w, b = w.astype(x.dtype, copy=False), b.astype(x.dtype, copy=False)
+    return w, b, stride, padding, out_size
+
+
+def _dout_shape(cache):
+    """``dout``'s shape ``(N, F, H_out, W_out)`` and the input's dtype (``check_dout``)."""
+    x_padded, w = cache.x_padded, cache.w
+    H_out, W_out = output_size(x_padded.shape[2:], w.shape[2:], cache.stride, (0, 0))
+    known = {"N": x_padded.shape[0], "F": w.shape[0], "H_out": H_out, "W_out": W_out}
+    return ("N", "F", "H_out", "W_out"), known, x_padded.dtype
 
 
 def _check_dout(dout, cache):
-    """Validate the upstream gradient of a convolution against its cache."""
-    check_cache(cache, ConvCache)
-    H_out, W_out = output_size(
-        cache.x_padded.shape[2:], cache.w.shape[2:], cache.stride, (0, 0)
-    )
-    known = {
-        "N": cache.x_padded.shape[0],
-        "F": cache.w.shape[0],
-        "H_out": H_out,
-        "W_out": W_out,
-    }
-    check_array(dout, "dout", ("N", "F", "H_out", "W_out"), known=known)
+    """Check the cache and ``dout`` against it; return ``dout`` in the input's dtype."""
+    return check_dout(dout, cache, ConvCache, _dout_shape)
 
 
 def offset_index(p, q, out_size, stride):
@@ -166,10 +169,9 @@ def conv2d_forward_naive(x, w, b, stride=1, padding=0):
     ``w : (F, C, KH, KW)``, ``b : (F,)`` give ``out : (N, F, H_out, W_out)`` and a
     ``ConvCache`` (whose ``cols`` is ``None``).
     """
-    stride, padding, (H_out, W_out) = _check_conv_args(x, w, b, stride, padding)
+    w, b, stride, padding, (H_out, W_out) = _check_conv_args(x, w, b, stride, padding)
     (SH, SW), (F, _, KH, KW) = stride, w.shape
     x_padded = pad(x, padding)
-    w, b = w.astype(x.dtype, copy=False), b.astype(x.dtype, copy=False)
     out = np.zeros((x.shape[0], F, H_out, W_out), dtype=x.dtype)
     for n in range(x.shape[0]):
         for f in range(F):
@@ -192,7 +194,7 @@ def conv2d_backward_naive(dout, cache):
     ``dout : (N, F, H_out, W_out)`` and a ``ConvCache`` from either forward pass give
     ``dx : (N, C, H, W)``, ``dw : (F, C, KH, KW)`` and ``db : (F,)``.
     """
-    _check_dout(dout, cache)
+    dout = _check_dout(dout, cache)
     x_padded, w, (SH, SW) = cache.x_padded, cache.w, cache.stride
     (N, F, H_out, W_out), (KH, KW) = dout.shape, w.shape[2:]
     dx_padded = np.zeros_like(x_padded)
@@ -309,10 +311,9 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
         0, or a kernel larger than the padded input; the message names the argument and
         both shapes.
     """
-    stride, padding, (H_out, W_out) = _check_conv_args(x, w, b, stride, padding)
+    w, b, stride, padding, (H_out, W_out) = _check_conv_args(x, w, b, stride, padding)
     N, F = x.shape[0], w.shape[0]
     x_padded = pad(x, padding)
-    w, b = w.astype(x.dtype, copy=False), b.astype(x.dtype, copy=False)
     cols = im2col(x_padded, w.shape[2:], stride)
     out = w.reshape(F, -1) @ cols
     out += b[:, None]
@@ -347,11 +348,11 @@ def conv2d_backward(dout, cache):
     db : numpy.ndarray
         Shape ``(F,)``.
     """
-    _check_dout(dout, cache)
+    dout = _check_dout(dout, cache)
     x_padded, w, stride = cache.x_padded, cache.w, cache.stride
     cols = im2col(x_padded, w.shape[2:], stride) if cache.cols is None else cache.cols
     N, F = dout.shape[:2]
-    dout = dout.astype(x_padded.dtype, copy=False).reshape(N, F, -1)
+    dout = dout.reshape(N, F, -1)
     db = dout.sum(axis=(0, 2))
     dw = (dout @ cols.transpose(0, 2, 1)).sum(axis=0).reshape(w.shape)
     dcols = w.reshape(F, -1).T @ dout

@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from cnn.checks import as_pair, check_array, check_cache
+from cnn.checks import as_pair, check_array, check_dout
 from cnn.conv import col2im, crop, im2col, pad
 
 
@@ -69,24 +69,33 @@ def conv_transpose2d_output_size(input_size, kernel_size, stride, padding):
 
 
 def _check_args(x, w, b, stride, padding):
-    """Validate a transposed convolution; return stride, padding and output size."""
+    """Validate a transposed convolution.
+
+    Returns ``w`` and ``b`` in the dtype of ``x``, stride and padding as pairs, and the
+    output size ``(H_out, W_out)``.
+    """
     check_array(x, "x", ("N", "C_in", "H", "W"))
     check_array(w, "w", ("C_in", "C_out", "KH", "KW"), known={"C_in": x.shape[1]})
     check_array(b, "b", ("C_out",), known={"C_out": w.shape[1]})
     stride = as_pair(stride, "stride", minimum=1)
     padding = as_pair(padding, "padding", minimum=0)
     size = conv_transpose2d_output_size(x.shape[2:], w.shape[2:], stride, padding)
-    return stride, padding, size
+    w, b = w.astype(x.dtype, copy=False), b.astype(x.dtype, copy=False)
+    return w, b, stride, padding, size
 
 
-def _check_dout(dout, cache):
-    check_cache(cache, ConvTransposeCache)
+def _dout_shape(cache):
+    """``dout``'s shape ``(N, C_out, H_out, W_out)`` and the input's dtype."""
     N, C_out = cache.x.shape[0], cache.w.shape[1]
     H_out, W_out = conv_transpose2d_output_size(
         cache.x.shape[2:], cache.w.shape[2:], cache.stride, cache.padding)
     known = {"N": N, "C_out": C_out, "H_out": H_out, "W_out": W_out}
-    check_array(dout, "dout", ("N", "C_out", "H_out", "W_out"), known=known)
-    return dout.astype(cache.x.dtype, copy=False)
+    return ("N", "C_out", "H_out", "W_out"), known, cache.x.dtype
+
+
+def _check_dout(dout, cache):
+    """Check the cache and ``dout`` against it; return ``dout`` in the input's dtype."""
+    return check_dout(dout, cache, ConvTransposeCache, _dout_shape)
 
 
 def _full_size(x_shape, w_shape, stride):
@@ -106,9 +115,8 @@ def conv_transpose2d_forward_naive(x, w, b, stride=1, padding=0):
 
     Arguments, results and errors are those of ``conv_transpose2d_forward``.
     """
-    stride, padding, _ = _check_args(x, w, b, stride, padding)
+    w, b, stride, padding, _ = _check_args(x, w, b, stride, padding)
     (N, C_in, H, W), (_, C_out, KH, KW), (SH, SW) = x.shape, w.shape, stride
-    w, b = w.astype(x.dtype, copy=False), b.astype(x.dtype, copy=False)
     full_shape = (N, C_out) + _full_size(x.shape, w.shape, stride)
     out_full = np.zeros(full_shape, dtype=x.dtype)
     for n in range(N):
@@ -183,9 +191,8 @@ def conv_transpose2d_forward(x, w, b, stride=1, padding=0):
         differs from ``x``'s, a bias not of shape ``(C_out,)``, stride < 1, padding < 0,
         or a padding that leaves no output.
     """
-    stride, padding, _ = _check_args(x, w, b, stride, padding)
+    w, b, stride, padding, _ = _check_args(x, w, b, stride, padding)
     (N, C_in, H, W), (_, C_out, KH, KW) = x.shape, w.shape
-    w, b = w.astype(x.dtype, copy=False), b.astype(x.dtype, copy=False)
     cols = w.reshape(C_in, -1).T @ x.reshape(N, C_in, H * W)
     full_shape = (N, C_out) + _full_size(x.shape, w.shape, stride)
     out = crop(col2im(cols, full_shape, (KH, KW), stride), padding) + b[:, None, None]

@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from cnn.checks import check_array, check_cache
+from cnn.checks import check_array, check_dout
 
 
 class DenseCache(NamedTuple):
@@ -19,17 +19,22 @@ class DenseCache(NamedTuple):
 
 
 def _check_dense_args(x, w, b):
+    """Validate a dense forward pass; return ``w`` and ``b`` in the dtype of ``x``."""
     check_array(x, "x", ("N", "D"))
     check_array(w, "w", ("D", "M"), known={"D": x.shape[1]})
     check_array(b, "b", ("M",), known={"M": w.shape[1]})
     return w.astype(x.dtype, copy=False), b.astype(x.dtype, copy=False)
 
 
-def _check_dout(dout, cache):
-    check_cache(cache, DenseCache)
+def _dout_shape(cache):
+    """``dout``'s shape ``(N, M)`` and the forward input's dtype, for ``check_dout``."""
     known = {"N": cache.x.shape[0], "M": cache.w.shape[1]}
-    check_array(dout, "dout", ("N", "M"), known=known)
-    return dout.astype(cache.x.dtype, copy=False)
+    return ("N", "M"), known, cache.x.dtype
+
+
+def _check_dout(dout, cache):
+    """Check the cache and ``dout`` against it; return ``dout`` in the input's dtype."""
+    return check_dout(dout, cache, DenseCache, _dout_shape)
 
 
 def dense_forward_naive(x, w, b):
@@ -102,7 +107,7 @@ def dense_forward(x, w, b):
     return x @ w + b, DenseCache(x, w)
 
 
-def dense_backward(dout, cache, out=None):
+def dense_backward(dout, cache):
     """Dense backward pass.
 
     ``dx = dout @ w.T`` (eq-dense-dx), ``dw = x.T @ dout`` (eq-dense-dw) and
@@ -115,11 +120,6 @@ def dense_backward(dout, cache, out=None):
         Upstream gradient, shape ``(N, M)``.
     cache : DenseCache
         From ``dense_forward``.
-    out : tuple of three arrays or None, optional
-        ``(dx, dw, db)``: arrays of the shapes below, in the dtype of ``x``, to write
-        the results into, as NumPy's ``out=``; an entry ``None`` (or ``out=None``) means
-        a new array. ``Dense`` passes the gradients of the previous step here, so that
-        a large ``dw`` is not allocated anew at every step.
 
     Returns
     -------
@@ -132,6 +132,7 @@ def dense_backward(dout, cache, out=None):
     """
     dout = _check_dout(dout, cache)
     x, w = cache
-    dx, dw, db = (None, None, None) if out is None else out
-    return (np.matmul(dout, w.T, out=dx), np.matmul(x.T, dout, out=dw),
-            np.sum(dout, axis=0, out=db))
+    dx = dout @ w.T
+    dw = x.T @ dout
+    db = dout.sum(axis=0)
+    return dx, dw, db

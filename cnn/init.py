@@ -9,22 +9,17 @@ with weights ``(F, C, KH, KW)``. The layers of ``cnn.layers`` use ``he_normal``.
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
+
+from cnn.checks import check_real, check_rng
 
 
 def _check(rng, dtype, **fans):
-    rng = np.random.default_rng(0) if rng is None else rng
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(
-            f"rng must be a numpy.random.Generator or None, got {type(rng).__name__}"
-        )
+    rng = check_rng(np.random.default_rng(0) if rng is None else rng)
     if not np.issubdtype(dtype, np.floating):
         raise TypeError(f"dtype must be a floating-point dtype, got {np.dtype(dtype)}")
     for name, value in fans.items():
-        if not isinstance(value, numbers.Real) or isinstance(value, bool) or value <= 0:
-            raise ValueError(f"{name} must be a positive number, got {value!r}")
+        check_real(value, name, 0.0, low_inclusive=False)
     return rng
 
 

@@ -3,24 +3,11 @@
 Every layer has ``forward(x) -> out``, ``backward(dout) -> dx`` and two dicts,
 ``params`` and ``grads``, with the same keys (``"w"`` and ``"b"`` for layers with
 parameters, empty otherwise). ``backward`` stores the gradients in ``grads``; only an
-optimiser changes ``params``, in place.
-
-Who owns the gradient arrays: the layer, until someone else keeps one. ``backward``
-writes a gradient into the array that ``grads`` already holds for it when nothing but
-``grads`` refers to that array (and it has the right shape and dtype); training then
-reuses one array per gradient instead of allocating a new one, of up to hundreds of
-megabytes, at every step. As soon as anything else refers to the array (a variable, a
-list, a view of it), ``backward`` leaves it alone and stores a new array in ``grads``:
-a caller who keeps ``grads["w"]`` across steps never sees it change. The test is
-CPython's reference count, as for ``ndarray.resize``; where there is none, every
-``backward`` allocates.
-
-The same rule covers the large arrays that ``ReLU`` (its output and ``dx``) and
-``MaxPool2D`` (its ``dx``) return: each keeps the last two it returned, and writes into
-one of them again only when nothing outside the layer refers to it any more, such as
-when the next layer has used it and dropped it. Whatever a caller keeps, it keeps.
-``release`` drops a layer's cache and these arrays (``Sequential.predict`` does, so that
-inference leaves nothing behind).
+optimiser changes ``params``, in place. Each layer calls the plain function pair of its
+chapter (``conv2d_forward`` and ``conv2d_backward``, ...), and every array it returns is
+new. ``cnn.fast.layers`` has the same layers running the tuned functions and reusing
+their arrays between steps (chapter "Making it fast"); both kinds go into the same
+``Sequential``.
 
 Weights use He initialisation, ``w ~ Normal(0, 2 / fan_in)``, which keeps the variance
 of activations roughly constant through ReLU layers; biases start at zero. The generator
@@ -30,8 +17,6 @@ identical: pass one shared generator when building a network.
 """
 
 from __future__ import annotations
-
-import sys
 
 import numpy as np
 
@@ -44,19 +29,17 @@ from cnn.activations import (
     tanh_forward,
 )
 from cnn.checks import as_pair, check_array, check_int
+from cnn.conv import conv2d_backward, conv2d_forward
+from cnn.conv_transpose import conv_transpose2d_backward, conv_transpose2d_forward
 from cnn.dense import dense_backward, dense_forward
-from cnn.fast.conv import conv2d_backward_fast, conv2d_forward_fast
-from cnn.fast.conv_transpose import (
-    conv_transpose2d_backward_fast,
-    conv_transpose2d_forward_fast,
-)
-from cnn.fast.pool import maxpool2d_backward_fast, maxpool2d_forward_fast
-from cnn.init import he_normal as _he_normal
+from cnn.init import he_normal
 from cnn.pool import (
     avgpool2d_backward,
     avgpool2d_forward,
     global_avgpool2d_backward,
     global_avgpool2d_forward,
+    maxpool2d_backward,
+    maxpool2d_forward,
 )
 
 
@@ -78,8 +61,14 @@ class Layer:
         self.training = True
 
     def release(self):
-        """Drop the cache and any arrays kept for reuse; ``params``/``grads`` stay."""
+        """Drop the cache (and, in ``cnn.fast.layers``, arrays kept for reuse)."""
         self.cache = None
+
+    def _init_parameters(self, w_shape, b_size, fan_in, rng, dtype):
+        """He-initialised weights ``"w"``, zero biases ``"b"``, and zero gradients."""
+        self.params["w"] = he_normal(w_shape, fan_in, rng, dtype)
+        self.params["b"] = np.zeros(b_size, dtype=dtype)
+        self.grads = {key: np.zeros_like(value) for key, value in self.params.items()}
 
     def _forward_cache(self):
         """Return the cache of the last forward pass."""
@@ -91,68 +80,35 @@ class Layer:
         return f"{type(self).__name__}()"
 
 
-def _references(container, key):
-    """References to ``container[key]``, the container's and this call's included."""
-    return sys.getrefcount(container[key])
+class Convolution(Layer):
+    """Base class of the convolution layers: checks and keeps their sizes.
 
-
-# What _references counts for an array that only its container refers to, measured the
-# same way; None where the interpreter has no reference counts (then nothing is reused).
-_UNSHARED = (
-    _references({"a": np.empty(0)}, "a") if hasattr(sys, "getrefcount") else None
-)
-
-
-def _reusable(container, key, shape, dtype):
-    """``container[key]`` if only ``container`` refers to it and it fits, else ``None``.
-
-    ``None`` tells a function with ``out=`` arguments to allocate a new array.
+    Parameters
+    ----------
+    in_channels, out_channels : int
+        Channels of the input and of the output, each >= 1.
+    kernel_size, stride : int or tuple of two ints
+        ``(KH, KW)`` and ``(SH, SW)``, each entry >= 1.
+    padding : int or tuple of two ints
+        ``(PH, PW)``, each entry >= 0.
     """
-    array = container[key] if isinstance(container, list) else container.get(key)
-    if (
-        _UNSHARED is None
-        or not isinstance(array, np.ndarray)
-        or array.shape != tuple(shape)
-        or array.dtype != dtype
-        or not array.flags.c_contiguous
-        or not array.flags.writeable
-    ):
-        return None
-    # Counted with ``array`` dropped, so that only the container's reference is left.
-    del array
-    return container[key] if _references(container, key) <= _UNSHARED else None
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride, padding):
+        super().__init__()
+        self.in_channels = check_int(in_channels, "in_channels")
+        self.out_channels = check_int(out_channels, "out_channels")
+        self.kernel_size = as_pair(kernel_size, "kernel_size", minimum=1)
+        self.stride = as_pair(stride, "stride", minimum=1)
+        self.padding = as_pair(padding, "padding", minimum=0)
+
+    def __repr__(self):
+        return (f"{type(self).__name__}({self.in_channels}, {self.out_channels}, "
+                f"kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding})")
 
 
-POOL_SIZE = 2
-"""Arrays a layer keeps per output for reuse.
-
-The previous step's output may still be held by the next layer's cache when the layer
-runs again; the one before it no longer is.
-"""
-
-
-def _pooled(pool, shape, dtype):
-    """An array of ``shape`` and ``dtype`` from ``pool`` that only ``pool`` refers to.
-
-    If there is none, a new one (uninitialised) takes the place of the oldest in the
-    pool, which keeps at most ``POOL_SIZE`` arrays.
-    """
-    for i in range(len(pool)):
-        array = _reusable(pool, i, shape, dtype)
-        if array is not None:
-            return array
-    array = np.empty(shape, dtype=dtype)
-    pool[:] = pool[1 - POOL_SIZE:] + [array]
-    return array
-
-
-class Conv2D(Layer):
-    """Convolution layer; calls the tuned pair of ``cnn.fast.conv``.
-
-    ``conv2d_forward_fast`` and ``conv2d_backward_fast`` compute what ``cnn.conv``'s
-    ``conv2d_forward`` and ``conv2d_backward`` compute (the tests check it), faster for
-    wide layers: a network trains on the derivation of chapter 5 at the speed of chapter
-    9.
+class Conv2D(Convolution):
+    """Convolution layer; calls ``conv2d_forward`` and ``conv2d_backward``.
 
     Parameters
     ----------
@@ -181,32 +137,21 @@ class Conv2D(Layer):
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                  rng=None, dtype=np.float32):
-        super().__init__()
-        C = check_int(in_channels, "in_channels")
-        F = check_int(out_channels, "out_channels")
-        KH, KW = as_pair(kernel_size, "kernel_size", minimum=1)
-        self.stride = as_pair(stride, "stride", minimum=1)
-        self.padding = as_pair(padding, "padding", minimum=0)
-        self.params["w"] = _he_normal((F, C, KH, KW), C * KH * KW, rng, dtype)
-        self.params["b"] = np.zeros(F, dtype=dtype)
-        self.grads = {key: np.zeros_like(value) for key, value in self.params.items()}
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding)
+        C, F, (KH, KW) = self.in_channels, self.out_channels, self.kernel_size
+        self._init_parameters((F, C, KH, KW), F, C * KH * KW, rng, dtype)
 
     def forward(self, x):
         """``x : (N, C, H, W)`` -> ``out : (N, F, H_out, W_out)``."""
         w, b = self.params["w"], self.params["b"]
-        out, self.cache = conv2d_forward_fast(x, w, b, self.stride, self.padding)
+        out, self.cache = conv2d_forward(x, w, b, self.stride, self.padding)
         return out
 
     def backward(self, dout):
         """``dout : (N, F, H_out, W_out)`` -> ``dx : (N, C, H, W)``; sets ``grads``."""
         cache = self._forward_cache()
-        dx, self.grads["w"], self.grads["b"] = conv2d_backward_fast(dout, cache)
+        dx, self.grads["w"], self.grads["b"] = conv2d_backward(dout, cache)
         return dx
-
-    def __repr__(self):
-        F, C, KH, KW = self.params["w"].shape
-        return (f"Conv2D({C}, {F}, kernel_size={(KH, KW)}, stride={self.stride}, "
-                f"padding={self.padding})")
 
 
 class Pool2D(Layer):
@@ -244,33 +189,14 @@ class Pool2D(Layer):
 
 
 class MaxPool2D(Pool2D):
-    """Max pooling layer; calls the tuned pair of ``cnn.fast.pool``.
-
-    ``maxpool2d_forward_fast`` and ``maxpool2d_backward_fast`` compute what
-    ``cnn.pool``'s ``maxpool2d_forward`` and ``maxpool2d_backward`` compute, in less
-    time and memory.
+    """Max pooling layer; calls ``maxpool2d_forward`` and ``maxpool2d_backward``.
 
     The gradient of a window goes to its first maximum in row-major order (see
     ``cnn.pool``). Parameters as for ``Pool2D``.
     """
 
-    _forward_function = staticmethod(maxpool2d_forward_fast)
-    _backward_function = staticmethod(maxpool2d_backward_fast)
-
-    def __init__(self, kernel_size=2, stride=None):
-        super().__init__(kernel_size, stride)
-        self._dx_pool = []
-
-    def release(self):
-        """Drop the cache and the arrays kept for ``dx``."""
-        super().release()
-        self._dx_pool.clear()
-
-    def backward(self, dout):
-        """``dout : (N, C, H_out, W_out)`` -> ``dx : (N, C, H, W)`` (see the module)."""
-        cache = self._forward_cache()
-        dx = _pooled(self._dx_pool, cache.x_shape, cache.dtype)
-        return maxpool2d_backward_fast(dout, cache, out=dx)
+    _forward_function = staticmethod(maxpool2d_forward)
+    _backward_function = staticmethod(maxpool2d_backward)
 
 
 class AvgPool2D(Pool2D):
@@ -281,37 +207,6 @@ class AvgPool2D(Pool2D):
 
     _forward_function = staticmethod(avgpool2d_forward)
     _backward_function = staticmethod(avgpool2d_backward)
-
-
-class ReLU(Layer):
-    """ReLU layer; calls ``relu_forward`` and ``relu_backward``. Any input shape.
-
-    Returns arrays it may reuse once nobody else refers to them (see the module).
-    """
-
-    def __init__(self):
-        super().__init__()
-        self._out_pool, self._dx_pool = [], []
-
-    def release(self):
-        """Drop the cache and the arrays kept for the output and ``dx``."""
-        super().release()
-        self._out_pool.clear()
-        self._dx_pool.clear()
-
-    def forward(self, x):
-        """``x`` -> ``max(x, 0)``, same shape."""
-        out = None
-        if isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.floating):
-            out = _pooled(self._out_pool, x.shape, x.dtype)
-        out, self.cache = relu_forward(x, out=out)
-        return out
-
-    def backward(self, dout):
-        """``dout`` -> ``dx``, same shape; zero where the input was not positive."""
-        cache = self._forward_cache()
-        dx = _pooled(self._dx_pool, cache.x.shape, cache.x.dtype)
-        return relu_backward(dout, cache, out=dx)
 
 
 class Flatten(Layer):
@@ -357,17 +252,14 @@ class Dense(Layer):
     params : dict
         ``"w"``: shape ``(D, M)``; ``"b"``: shape ``(M,)``.
     grads : dict
-        Same keys and shapes, set by ``backward``: the arrays of the previous step,
-        overwritten, unless someone else refers to them (see the module).
+        Same keys and shapes, set by ``backward``.
     """
 
     def __init__(self, in_features, out_features, rng=None, dtype=np.float32):
         super().__init__()
         D = check_int(in_features, "in_features")
         M = check_int(out_features, "out_features")
-        self.params["w"] = _he_normal((D, M), D, rng, dtype)
-        self.params["b"] = np.zeros(M, dtype=dtype)
-        self.grads = {key: np.zeros_like(value) for key, value in self.params.items()}
+        self._init_parameters((D, M), M, D, rng, dtype)
 
     def forward(self, x):
         """``x : (N, D)`` -> ``out : (N, M)``."""
@@ -375,12 +267,9 @@ class Dense(Layer):
         return out
 
     def backward(self, dout):
-        """``dout : (N, M)`` -> ``dx : (N, D)``; sets ``grads`` (see the module)."""
+        """``dout : (N, M)`` -> ``dx : (N, D)``; sets ``grads``."""
         cache = self._forward_cache()
-        dtype, (D, M) = cache.x.dtype, cache.w.shape
-        out = (None, _reusable(self.grads, "w", (D, M), dtype),
-               _reusable(self.grads, "b", (M,), dtype))
-        dx, self.grads["w"], self.grads["b"] = dense_backward(dout, cache, out=out)
+        dx, self.grads["w"], self.grads["b"] = dense_backward(dout, cache)
         return dx
 
     def __repr__(self):
@@ -433,6 +322,13 @@ class Sigmoid(Elementwise):
     _backward_function = staticmethod(sigmoid_backward)
 
 
+class ReLU(Elementwise):
+    """ReLU layer, ``max(x, 0)``: ``relu_forward`` and ``relu_backward``. Any shape."""
+
+    _forward_function = staticmethod(relu_forward)
+    _backward_function = staticmethod(relu_backward)
+
+
 class Tanh(Elementwise):
     """Tanh layer, ``tanh(x)``: ``tanh_forward`` and ``tanh_backward``."""
 
@@ -440,11 +336,9 @@ class Tanh(Elementwise):
     _backward_function = staticmethod(tanh_backward)
 
 
-class ConvTranspose2D(Layer):
-    """Transposed convolution layer; calls the pair of ``cnn.fast.conv_transpose``.
+class ConvTranspose2D(Convolution):
+    """Transposed convolution layer; calls the pair of ``cnn.conv_transpose``.
 
-    ``conv_transpose2d_forward_fast`` computes what ``cnn.conv_transpose``'s
-    ``conv_transpose2d_forward`` computes (the tests check it), faster for wide layers.
     Each output pixel receives about ``C_in KH KW / (SH SW)`` terms, so He
     initialisation uses that as the fan-in.
 
@@ -471,34 +365,22 @@ class ConvTranspose2D(Layer):
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                  rng=None, dtype=np.float32):
-        super().__init__()
-        C_in = check_int(in_channels, "in_channels")
-        C_out = check_int(out_channels, "out_channels")
-        KH, KW = as_pair(kernel_size, "kernel_size", minimum=1)
-        self.stride = as_pair(stride, "stride", minimum=1)
-        self.padding = as_pair(padding, "padding", minimum=0)
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding)
+        C_in, C_out, (KH, KW) = self.in_channels, self.out_channels, self.kernel_size
         fan_in = C_in * KH * KW / (self.stride[0] * self.stride[1])
-        self.params["w"] = _he_normal((C_in, C_out, KH, KW), fan_in, rng, dtype)
-        self.params["b"] = np.zeros(C_out, dtype=dtype)
-        self.grads = {key: np.zeros_like(value) for key, value in self.params.items()}
+        self._init_parameters((C_in, C_out, KH, KW), C_out, fan_in, rng, dtype)
 
     def forward(self, x):
         """``x : (N, C_in, H, W)`` -> ``out : (N, C_out, H_out, W_out)``."""
         w, b = self.params["w"], self.params["b"]
-        stride, padding = self.stride, self.padding
-        out, self.cache = conv_transpose2d_forward_fast(x, w, b, stride, padding)
+        out, self.cache = conv_transpose2d_forward(x, w, b, self.stride, self.padding)
         return out
 
     def backward(self, dout):
         """``dout : (N, C_out, H_out, W_out)`` -> ``dx : (N, C_in, H, W)``."""
-        grads = conv_transpose2d_backward_fast(dout, self._forward_cache())
-        dx, self.grads["w"], self.grads["b"] = grads
+        cache = self._forward_cache()
+        dx, self.grads["w"], self.grads["b"] = conv_transpose2d_backward(dout, cache)
         return dx
-
-    def __repr__(self):
-        C_in, C_out, KH, KW = self.params["w"].shape
-        return (f"ConvTranspose2D({C_in}, {C_out}, kernel_size={(KH, KW)}, "
-                f"stride={self.stride}, padding={self.padding})")
 
 
 class Residual(Layer):

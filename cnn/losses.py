@@ -1,4 +1,4 @@
-"""Loss functions: softmax cross-entropy of integer labels, optionally weighted."""
+"""Loss functions: softmax cross-entropy of integer labels, plain and class-weighted."""
 
 from __future__ import annotations
 
@@ -8,17 +8,18 @@ from cnn.activations import log_softmax
 from cnn.checks import check_array, check_int, check_labels
 
 
-def softmax_cross_entropy(logits, y, class_weights=None):
+def _check_loss_args(logits, y):
+    """Validate logits ``(N, K)`` (N, K >= 1, finite) and labels ``(N,)`` in ``0..K-1``."""
+    check_array(logits, "logits", ("N", "K"))
+    check_labels(y, "y", *logits.shape)
+
+
+def softmax_cross_entropy(logits, y):
     """Mean softmax cross-entropy of a batch and its gradient for the logits.
 
     ``loss = -(1/N) sum over n of log softmax(logits[n])[y[n]]`` (eq-softmax-ce),
     computed with log-sum-exp so that logits of any size neither overflow nor take
     ``log(0)``; and ``dlogits = (softmax(logits) - onehot(y)) / N`` (eq-softmax-ce-dz).
-
-    With ``class_weights`` the mean becomes a weighted mean, each example weighted by
-    the weight of its class and normalised by the sum of the weights of the batch's
-    labels, as PyTorch's ``CrossEntropyLoss(weight=...)`` does (eq-weighted-ce,
-    eq-weighted-ce-dz).
 
     Parameters
     ----------
@@ -26,49 +27,77 @@ def softmax_cross_entropy(logits, y, class_weights=None):
         Unnormalised scores, shape ``(N, K)``, float32 or float64.
     y : numpy.ndarray
         Integer class labels, shape ``(N,)``, values in ``0 .. K - 1``.
-    class_weights : numpy.ndarray, optional
-        Weight of each class, shape ``(K,)``, finite and >= 0 (e.g. from
-        ``balanced_class_weights``). ``None`` weights every example equally.
 
     Returns
     -------
     loss : float
-        The (weighted) mean over the batch.
+        The mean over the batch.
     dlogits : numpy.ndarray
         Shape ``(N, K)``, dtype of ``logits``.
 
     Raises
     ------
     TypeError
-        If ``logits`` or ``class_weights`` is not a floating-point array or ``y`` not
-        an integer array.
+        If ``logits`` is not a floating-point array or ``y`` not an integer array.
     ValueError
-        On a wrong shape, an empty batch, non-finite logits, a label out of range, a
-        negative class weight, or a batch whose labels all have weight 0.
+        On a wrong shape, an empty batch, non-finite logits or a label out of range.
     """
-    check_array(logits, "logits", ("N", "K"))
-    N, K = logits.shape
-    if N == 0 or K == 0:
-        raise ValueError(
-            f"logits must have shape (N, K) with N, K >= 1, got shape {logits.shape}"
-        )
-    check_labels(y, "y", N, K)
+    _check_loss_args(logits, y)
+    N = len(y)
     log_p = log_softmax(logits)
-    dlogits = np.exp(log_p)
+    loss = -log_p[np.arange(N), y].mean()
+    dlogits = np.exp(log_p)  # softmax(logits)
     dlogits[np.arange(N), y] -= 1
-    if class_weights is None:
-        loss = -float(log_p[np.arange(N), y].mean())
-        dlogits /= N
-    else:
-        # Each example's share of the batch: its class weight over the batch's total.
-        share = _weight_shares(class_weights, y, K).astype(logits.dtype)
-        loss = -float(share @ log_p[np.arange(N), y])
-        dlogits *= share[:, None]
-    return loss, dlogits
+    return float(loss), dlogits / N
 
 
-def _weight_shares(class_weights, y, K):
-    """``class_weights[y] / class_weights[y].sum()``, after checking the weights."""
+def weighted_softmax_cross_entropy(logits, y, class_weights):
+    """Class-weighted mean softmax cross-entropy and its gradient for the logits.
+
+    Each example is weighted by the weight of its class, and the mean is normalised by
+    the sum of the weights of the batch's labels, as PyTorch's
+    ``CrossEntropyLoss(weight=...)`` does: with ``share[n] = class_weights[y[n]] /
+    sum over m of class_weights[y[m]]``, ``loss = -sum over n of share[n] log
+    softmax(logits[n])[y[n]]`` (eq-weighted-ce) and ``dlogits = share[:, None]
+    (softmax(logits) - onehot(y))`` (eq-weighted-ce-dz). Equal weights give
+    ``softmax_cross_entropy``.
+
+    Parameters
+    ----------
+    logits : numpy.ndarray
+        Unnormalised scores, shape ``(N, K)``, float32 or float64.
+    y : numpy.ndarray
+        Integer class labels, shape ``(N,)``, values in ``0 .. K - 1``.
+    class_weights : numpy.ndarray
+        Weight of each class, shape ``(K,)``, finite and >= 0 (e.g. from
+        ``balanced_class_weights``).
+
+    Returns
+    -------
+    loss : float
+        The weighted mean over the batch.
+    dlogits : numpy.ndarray
+        Shape ``(N, K)``, dtype of ``logits``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As ``softmax_cross_entropy``, and for ``class_weights`` not a float array of
+        shape ``(K,)``, a negative weight, or a batch whose labels all have weight 0.
+    """
+    share = _weight_shares(logits, y, class_weights).astype(logits.dtype)
+    N = len(y)
+    log_p = log_softmax(logits)
+    loss = -share @ log_p[np.arange(N), y]
+    dlogits = np.exp(log_p)  # softmax(logits)
+    dlogits[np.arange(N), y] -= 1
+    return float(loss), dlogits * share[:, None]
+
+
+def _weight_shares(logits, y, class_weights):
+    """Check the arguments; return ``class_weights[y] / class_weights[y].sum()``."""
+    _check_loss_args(logits, y)
+    K = logits.shape[1]
     check_array(class_weights, "class_weights", (K,), {"K": K})
     if np.any(class_weights < 0):
         raise ValueError(f"class_weights must be >= 0, got {class_weights}")

@@ -14,40 +14,15 @@ mode and then restore the mode the model was in.
 
 from __future__ import annotations
 
-import contextlib
-import math
-import os
-import struct
 import sys
-import tempfile
-import zipfile
-import zlib
-from pathlib import Path
+import warnings
 
 import numpy as np
 
 from cnn.activations import softmax
 from cnn.checks import check_array, check_int, check_labels
-from cnn.losses import softmax_cross_entropy
-
-#: Bytes that a saved-model file may hold for each array besides its data (the ``.npy``
-#: header and the zip entries). ``numpy.savez`` needs about 300; a larger file is
-#: refused before it is opened.
-MEMBER_OVERHEAD = 4096
-
-# What reading a damaged or hostile .npz file can raise, from zipfile, zlib and numpy.
-_READ_ERRORS = (
-    OSError,
-    EOFError,
-    ValueError,
-    TypeError,
-    KeyError,
-    RuntimeError,
-    NotImplementedError,
-    struct.error,
-    zlib.error,
-    zipfile.BadZipFile,
-)
+from cnn.losses import softmax_cross_entropy, weighted_softmax_cross_entropy
+from cnn.modelfile import load_arrays, save_arrays
 
 
 def _check_batch(x, name="x"):
@@ -69,6 +44,46 @@ def _progress_bar(total, description):
 
     return tqdm(total=total, desc=description, unit="sample", leave=False,
                 file=sys.stdout, disable=not sys.stdout.isatty())
+
+
+def _loss(logits, y, class_weights):
+    """``softmax_cross_entropy``, or its class-weighted form if there are weights."""
+    if class_weights is None:
+        return softmax_cross_entropy(logits, y)
+    return weighted_softmax_cross_entropy(logits, y, class_weights)
+
+
+class _EpochLog:
+    """The running loss and accuracy of an epoch's batches, and its progress bar.
+
+    ``progress`` as for ``Sequential.fit``: ``None`` for no bar, ``True`` for a bar
+    labelled ``"epoch i/n"``, or a string labelling the bar.
+    """
+
+    def __init__(self, total, progress, epoch, epochs):
+        self.seen, self.loss_sum, self.correct = 0, 0.0, 0
+        self.label = f"epoch {epoch + 1}/{epochs}"
+        self.bar = None
+        if progress is not None:
+            label = progress if isinstance(progress, str) else self.label
+            self.bar = _progress_bar(total, label)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        if self.bar is not None:
+            self.bar.close()
+
+    def record(self, loss, hits):
+        """Add one batch: its mean ``loss`` and ``hits``, True where it was right."""
+        self.seen += len(hits)
+        self.loss_sum += loss * len(hits)
+        self.correct += int(np.sum(hits))
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"loss {self.loss_sum / self.seen:.4f}",
+                                     refresh=False)
+            self.bar.update(len(hits))
 
 
 class Sequential:
@@ -248,50 +263,41 @@ class Sequential:
             (``K`` from the logits), validation data unlike the training data, or an
             optimizer without ``step``.
         """
-        self._check_fit(x, y, validation_data, optimizer)
-        epochs = check_int(epochs, "epochs")
-        batch_size = check_int(batch_size, "batch_size")
+        self._check_fit(x, y, epochs, batch_size, optimizer, validation_data)
         rng = np.random.default_rng(seed)
         history = {"train_loss": [], "train_acc": [], "val_loss": [], "val_acc": []}
         self.train()
         for epoch in range(epochs):
             order = rng.permutation(len(x))
-            total_loss, correct = 0.0, 0
-            bar = None
-            if progress:
-                label = progress if isinstance(progress, str) else None
-                bar = _progress_bar(len(x), label or f"epoch {epoch + 1}/{epochs}")
-            for start in range(0, len(x), batch_size):
-                batch = order[start:start + batch_size]
-                logits = self.forward(x[batch])
-                loss, dlogits = softmax_cross_entropy(logits, y[batch], class_weights)
-                self.backward(dlogits)
-                optimizer.step(self.parameters(), self.gradients())
-                total_loss += loss * len(batch)
-                correct += int(np.sum(logits.argmax(axis=1) == y[batch]))
-                if bar is not None:
-                    bar.set_postfix_str(f"loss {total_loss / (start + len(batch)):.4f}",
-                                        refresh=False)
-                    bar.update(len(batch))
-            if bar is not None:
-                bar.close()
-            history["train_loss"].append(total_loss / len(x))
-            history["train_acc"].append(correct / len(x))
-            line = (
-                f"epoch {epoch + 1}/{epochs}: loss {history['train_loss'][-1]:.4f}, "
-                f"accuracy {history['train_acc'][-1]:.4f}"
-            )
-            if validation_data is not None:
-                val_loss, val_acc = self.evaluate(*validation_data)
-                history["val_loss"].append(val_loss)
-                history["val_acc"].append(val_acc)
-                line += f"; validation loss {val_loss:.4f}, accuracy {val_acc:.4f}"
-            if verbose:
-                print(line)
+            with _EpochLog(len(x), progress or None, epoch, epochs) as log:
+                for start in range(0, len(x), batch_size):
+                    batch = order[start:start + batch_size]
+                    logits = self.forward(x[batch])
+                    loss, dlogits = _loss(logits, y[batch], class_weights)
+                    self.backward(dlogits)
+                    optimizer.step(self.parameters(), self.gradients())
+                    log.record(loss, logits.argmax(axis=1) == y[batch])
+            self._end_epoch(history, log, validation_data, verbose)
         return history
 
-    def _check_fit(self, x, y, validation_data, optimizer):
-        """Check ``fit``'s data before the first step: a mistake never half-trains.
+    def _end_epoch(self, history, log, validation_data, verbose):
+        """Add the epoch's numbers (and the validation set's) to ``history``; print."""
+        history["train_loss"].append(log.loss_sum / log.seen)
+        history["train_acc"].append(log.correct / log.seen)
+        line = (
+            f"{log.label}: loss {history['train_loss'][-1]:.4f}, "
+            f"accuracy {history['train_acc'][-1]:.4f}"
+        )
+        if validation_data is not None:
+            val_loss, val_acc = self.evaluate(*validation_data)
+            history["val_loss"].append(val_loss)
+            history["val_acc"].append(val_acc)
+            line += f"; validation loss {val_loss:.4f}, accuracy {val_acc:.4f}"
+        if verbose:
+            print(line)
+
+    def _check_fit(self, x, y, epochs, batch_size, optimizer, validation_data):
+        """Check ``fit``'s arguments before the first step: a mistake never half-trains.
 
         The number of classes ``K`` comes from the logits of one sample, so labels out
         of range are found here rather than in the middle of an epoch.
@@ -305,6 +311,8 @@ class Sequential:
             )
         num_classes = self._num_classes(x[:1])
         check_labels(y, "y", len(x), num_classes)
+        check_int(epochs, "epochs")
+        check_int(batch_size, "batch_size")
         if validation_data is None:
             return
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
@@ -404,12 +412,7 @@ class Sequential:
         OSError
             If the file cannot be written; ``path`` is then unchanged.
         """
-        path = _npz_path(path)
-        params = {**self.parameters(), **self.buffers()}
-        for key, value in params.items():
-            check_array(value, f"cannot save the model to {path}: parameter {key!r}")
-        _write_atomically(path, lambda handle: np.savez(handle, **params))
-        return path
+        return save_arrays(path, {**self.parameters(), **self.buffers()})
 
     def load(self, path):
         """Load parameters and buffers saved by ``save`` into this model.
@@ -429,156 +432,19 @@ class Sequential:
             exactly this model's keys, shapes and dtypes and finite values; the message
             names the file and the problem.
         """
-        path = Path(path)
         params = {**self.parameters(), **self.buffers()}
         expected = {key: (value.shape, value.dtype) for key, value in params.items()}
-        if not path.exists():
-            raise FileNotFoundError(2, "no such saved model", str(path))
-        try:
-            arrays = _read_npz(path, expected)
-        except _READ_ERRORS as error:
-            raise ValueError(f"cannot read saved model {path}: {error}") from error
+        arrays = load_arrays(path, expected)
         for key, value in params.items():
             np.copyto(value, arrays[key])
 
 
-def _npz_path(path):
-    """The file ``save`` writes: ``path`` with ``.npz`` appended when it lacks it."""
-    text = os.fspath(path)
-    if not isinstance(text, str) or not text or text.endswith(os.sep):
-        raise ValueError(f"path must name a file, got {path!r}")
-    return Path(text if text.endswith(".npz") else text + ".npz")
+def __getattr__(name):
+    # Moved after 0.2.0 with the rest of the model-file code; kept here for one release.
+    if name == "MEMBER_OVERHEAD":
+        warnings.warn("cnn.model.MEMBER_OVERHEAD is now cnn.modelfile.MEMBER_OVERHEAD",
+                      DeprecationWarning, stacklevel=2)
+        from cnn import modelfile
 
-
-def _write_atomically(path, write):
-    """Write ``path`` through ``write(handle)`` so that it is never half-written.
-
-    A temporary file in the same folder (so that the rename stays on one file system)
-    is written, flushed and fsynced, then ``os.replace`` renames it over ``path``, which
-    is atomic: ``path`` holds the old content or the new one. On any error, Ctrl-C
-    included, the temporary file is removed and the error re-raised.
-    """
-    folder = path.parent
-    handle = tempfile.NamedTemporaryFile(
-        dir=folder, prefix=f".{path.name}.", suffix=".tmp", delete=False
-    )
-    try:
-        with handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(handle.name, _file_mode(path))
-        os.replace(handle.name, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(handle.name)
-        raise
-    # The rename itself is durable only once the folder is synced (not on Windows).
-    with contextlib.suppress(OSError):
-        descriptor = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
-
-
-def _file_mode(path):
-    """Permissions for a rewritten ``path``: its own, or those ``open`` would give."""
-    with contextlib.suppress(OSError):
-        return path.stat().st_mode & 0o7777
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def _read_npz(path, expected):
-    """The arrays of an ``.npz`` file with exactly ``expected`` (key -> shape, dtype).
-
-    Every check that needs no data comes first: the file size, the member names, the
-    key set, then the ``.npy`` header (shape, dtype) of every member. Errors are raised
-    without the file name; ``Sequential.load`` adds it.
-    """
-    if not path.is_file():
-        raise ValueError("not a regular file")
-    data = sum(math.prod(shape) * dtype.itemsize for shape, dtype in expected.values())
-    limit = data + MEMBER_OVERHEAD * (len(expected) + 1)
-    size = path.stat().st_size
-    if size > limit:
-        raise ValueError(
-            f"the file has {size:,} bytes, more than the {limit:,} that a model of "
-            "this architecture can need"
-        )
-    with path.open("rb") as handle:
-        if handle.read(6) == b"\x93NUMPY":
-            raise ValueError(
-                "it is a .npy file (one array), not an .npz archive of named arrays"
-            )
-    with zipfile.ZipFile(path) as archive:
-        members = _members(archive, expected)
-        headers = {}
-        for key, info in members.items():
-            with archive.open(info) as member:
-                headers[key] = _read_header(member, key)
-            shape, dtype = headers[key][:2]
-            if (shape, dtype) != expected[key]:
-                raise ValueError(
-                    f"{key!r} has shape {shape} and dtype {dtype}, the model expects "
-                    f"shape {expected[key][0]} and dtype {expected[key][1]}"
-                )
-        arrays = {}
-        for key, info in members.items():
-            shape, dtype, fortran_order = headers[key]
-            nbytes = math.prod(shape) * dtype.itemsize
-            with archive.open(info) as member:
-                _read_header(member, key)
-                data = member.read(nbytes + 1)
-            if len(data) != nbytes:
-                amount = "more" if len(data) > nbytes else f"{len(data)} bytes"
-                raise ValueError(
-                    f"{key!r} has {amount} of data, its header declares {nbytes} bytes"
-                )
-            array = np.frombuffer(data, dtype).reshape(
-                shape, order="F" if fortran_order else "C"
-            )
-            arrays[key] = check_array(array, repr(key))
-    return arrays
-
-
-def _members(archive, expected):
-    """Key -> zip member, after checking the names against ``expected``'s keys."""
-    members = {}
-    for info in archive.infolist():
-        if not info.filename.endswith(".npy"):
-            raise ValueError(
-                f"member {info.filename!r} is not a .npy array (a saved model holds "
-                "only .npy arrays)"
-            )
-        key = info.filename[: -len(".npy")]
-        if key in members:
-            raise ValueError(f"member {info.filename!r} appears twice")
-        members[key] = info
-    if members.keys() != expected.keys():
-        missing = sorted(expected.keys() - members.keys())
-        extra = sorted(members.keys() - expected.keys())
-        raise ValueError(
-            f"it does not match the model: missing keys {missing}, unexpected keys "
-            f"{extra}"
-        )
-    return members
-
-
-def _read_header(member, key):
-    """Shape, dtype and Fortran order from the ``.npy`` header, without the data."""
-    version = np.lib.format.read_magic(member)
-    if version not in ((1, 0), (2, 0)):
-        raise ValueError(f"{key!r} has .npy format version {version}, not 1.0 or 2.0")
-    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else (
-        np.lib.format.read_array_header_2_0
-    )
-    try:
-        shape, fortran_order, dtype = read(member)
-    except Exception as error:  # NumPy's parser can raise SyntaxError, TokenError, ...
-        raise ValueError(
-            f"{key!r} has an unreadable .npy header: {type(error).__name__}: {error}"
-        ) from error
-    return shape, dtype, fortran_order
+        return modelfile.MEMBER_OVERHEAD
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,12 +16,11 @@ running estimates instead, which are constants for the backward pass.
 
 from __future__ import annotations
 
-import numbers
 from typing import NamedTuple
 
 import numpy as np
 
-from cnn.checks import check_array, check_cache, check_int
+from cnn.checks import check_array, check_dout, check_int, check_real
 from cnn.layers import Layer
 
 
@@ -69,13 +68,15 @@ def _per_channel(v, ndim):
 
 
 def _check_eps(eps):
-    if not isinstance(eps, numbers.Real) or isinstance(eps, bool) or not eps > 0:
-        raise ValueError(f"eps must be a positive number, got {eps!r}")
-    return float(eps)
+    return check_real(eps, "eps", 0.0, low_inclusive=False)
 
 
-def _check_bn_args(x, gamma, beta, eps):
-    """Validate a batch-norm forward pass; return ``eps`` as a float."""
+def _check_bn_args(x, gamma, beta, eps, batch_statistics=True):
+    """Validate a batch-norm forward pass.
+
+    Returns ``gamma`` and ``beta`` in the dtype of ``x`` and ``eps`` as a float. With
+    ``batch_statistics`` every channel needs at least two values.
+    """
     check_array(x, "x")
     if x.ndim < 2:
         raise ValueError(
@@ -83,7 +84,13 @@ def _check_bn_args(x, gamma, beta, eps):
         )
     check_array(gamma, "gamma", ("C",), known={"C": x.shape[1]})
     check_array(beta, "beta", ("C",), known={"C": x.shape[1]})
-    return _check_eps(eps)
+    if batch_statistics and x.size // x.shape[1] < 2:
+        raise ValueError(
+            f"x of shape {x.shape} has one value per channel; batch statistics need "
+            "at least two (use evaluation mode for single samples)"
+        )
+    gamma, beta = gamma.astype(x.dtype, copy=False), beta.astype(x.dtype, copy=False)
+    return gamma, beta, _check_eps(eps)
 
 
 def batchnorm_forward(x, gamma, beta, eps=1e-5):
@@ -116,22 +123,14 @@ def batchnorm_forward(x, gamma, beta, eps=1e-5):
         On a non-float or non-finite array, a rank below 2, ``gamma`` or ``beta`` not of
         shape ``(C,)``, fewer than two values per channel, or ``eps <= 0``.
     """
-    eps = _check_bn_args(x, gamma, beta, eps)
-    m = x.size // x.shape[1]
-    if m < 2:
-        raise ValueError(
-            f"x of shape {x.shape} has one value per channel; batch statistics need "
-            "at least two (use evaluation mode for single samples)"
-        )
-    gamma, beta = gamma.astype(x.dtype, copy=False), beta.astype(x.dtype, copy=False)
+    gamma, beta, eps = _check_bn_args(x, gamma, beta, eps)
+    m = x.size // x.shape[1]  # values per channel: N, or N H W
     mean = channel_sum(x) / m
-    x_hat = x - _per_channel(mean, x.ndim)  # centred for now
-    var = channel_sum(x_hat, x_hat) / m  # biased: divided by m, not m - 1
+    centred = x - _per_channel(mean, x.ndim)
+    var = channel_sum(centred, centred) / m  # biased: divided by m, not m - 1
     inv_std = 1 / np.sqrt(var + eps)
-    # In place: each pass over a large batch costs more than the arithmetic.
-    x_hat *= _per_channel(inv_std, x.ndim)
-    out = x_hat * _per_channel(gamma, x.ndim)
-    out += _per_channel(beta, x.ndim)
+    x_hat = centred * _per_channel(inv_std, x.ndim)
+    out = _per_channel(gamma, x.ndim) * x_hat + _per_channel(beta, x.ndim)
     return out, BatchNormCache(x_hat, inv_std, gamma, mean, var)
 
 
@@ -160,12 +159,11 @@ def batchnorm_inference(x, gamma, beta, mean, var, eps=1e-5):
     cache : BatchNormCache
         For ``batchnorm_backward``, with ``batch_statistics=False``.
     """
-    eps = _check_bn_args(x, gamma, beta, eps)
+    gamma, beta, eps = _check_bn_args(x, gamma, beta, eps, batch_statistics=False)
     check_array(mean, "mean", ("C",), known={"C": x.shape[1]})
     check_array(var, "var", ("C",), known={"C": x.shape[1]})
     if var.min() < 0:
         raise ValueError(f"var must be non-negative, got minimum {var.min()}")
-    gamma, beta = gamma.astype(x.dtype, copy=False), beta.astype(x.dtype, copy=False)
     mean, var = mean.astype(x.dtype, copy=False), var.astype(x.dtype, copy=False)
     inv_std = 1 / np.sqrt(var + eps)
     x_hat = (x - _per_channel(mean, x.ndim)) * _per_channel(inv_std, x.ndim)
@@ -174,9 +172,9 @@ def batchnorm_inference(x, gamma, beta, mean, var, eps=1e-5):
 
 
 def _check_dout(dout, cache):
-    check_cache(cache, BatchNormCache)
-    check_array(dout, "dout", dims=cache.x_hat.shape)
-    return dout.astype(cache.x_hat.dtype, copy=False)
+    """Check the cache and ``dout`` against it; return ``dout`` in the input's dtype."""
+    return check_dout(dout, cache, BatchNormCache,
+                      lambda cache: (cache.x_hat.shape, None, cache.x_hat.dtype))
 
 
 def batchnorm_backward_naive(dout, cache):
@@ -241,12 +239,9 @@ def batchnorm_backward(dout, cache):
     scale = _per_channel(cache.gamma * cache.inv_std, ndim)
     if not cache.batch_statistics:
         return dout * scale, dgamma, dbeta
-    # gamma inv_std (dout - dbeta / m - x_hat dgamma / m), in place, term by term
-    dx = x_hat * _per_channel(-dgamma / m, ndim)
-    dx += dout
-    dx -= _per_channel(dbeta / m, ndim)
-    dx *= scale
-    return dx, dgamma, dbeta
+    # eq-bn-dx as gamma inv_std (dout - x_hat dgamma / m - dbeta / m)
+    dx = dout - x_hat * _per_channel(dgamma / m, ndim) - _per_channel(dbeta / m, ndim)
+    return scale * dx, dgamma, dbeta
 
 
 class BatchNorm(Layer):
@@ -283,9 +278,7 @@ class BatchNorm(Layer):
     def __init__(self, num_features, momentum=0.1, eps=1e-5, dtype=np.float32):
         super().__init__()
         C = check_int(num_features, "num_features")
-        if (not isinstance(momentum, numbers.Real) or isinstance(momentum, bool)
-                or not 0 <= momentum <= 1):
-            raise ValueError(f"momentum must be in [0, 1], got {momentum!r}")
+        momentum = check_real(momentum, "momentum", 0.0, 1.0, high_inclusive=True)
         if not np.issubdtype(dtype, np.floating):
             raise TypeError(
                 f"dtype must be a floating-point dtype, got {np.dtype(dtype)}")
@@ -450,6 +443,11 @@ def layernorm_forward(x, gamma, beta, eps=1e-5):
     return gamma * x_hat + beta, LayerNormCache(norm, gamma)
 
 
+def _layernorm_dout(cache):
+    """The shape and dtype of ``x`` (``check_dout``)."""
+    return cache.norm.x_hat.shape, None, cache.norm.x_hat.dtype
+
+
 def layernorm_backward(dout, cache):
     """Backward pass of layer normalisation.
 
@@ -471,9 +469,8 @@ def layernorm_backward(dout, cache):
     dgamma, dbeta : numpy.ndarray
         Shape ``x.shape[1:]``.
     """
-    check_cache(cache, LayerNormCache)
+    dout = check_dout(dout, cache, LayerNormCache, _layernorm_dout)
     x_hat = cache.norm.x_hat
-    check_array(dout, "dout", dims=x_hat.shape)
     dbeta = dout.sum(axis=0)
     dgamma = (dout * x_hat).sum(axis=0)
     dx = normalize_backward(dout * cache.gamma, cache.norm)
@@ -537,6 +534,12 @@ def groupnorm_forward(x, gamma, beta, groups, eps=1e-5):
     return out, GroupNormCache(norm, gamma)
 
 
+def _groupnorm_dout(cache):
+    """The shape of ``x``, from ``x_hat : (N, G, C // G, ...)``, and its dtype."""
+    N, G, size, *rest = cache.norm.x_hat.shape
+    return (N, G * size, *rest), None, cache.norm.x_hat.dtype
+
+
 def groupnorm_backward(dout, cache):
     """Backward pass of group normalisation.
 
@@ -558,11 +561,9 @@ def groupnorm_backward(dout, cache):
     dgamma, dbeta : numpy.ndarray
         Shape ``(C,)``.
     """
-    check_cache(cache, GroupNormCache)
+    dout = check_dout(dout, cache, GroupNormCache, _groupnorm_dout)
     grouped = cache.norm.x_hat
-    shape = grouped.shape[:1] + (-1,) + grouped.shape[3:]
-    x_hat = grouped.reshape(shape)
-    check_array(dout, "dout", dims=x_hat.shape)
+    x_hat = grouped.reshape(dout.shape)
     dbeta = channel_sum(dout)
     dgamma = channel_sum(dout, x_hat)
     dx_hat = dout * _per_channel(cache.gamma, dout.ndim)

@@ -11,40 +11,19 @@ optimiser per model and keep the keys unique across the parameters it sees. The 
 a key belongs to the array first stepped under it: the same key with another array (the
 parameters of a second model, say) raises instead of silently mixing state.
 
-The state arrays are allocated once, at a parameter's first step, and every later step
-works in them and in the parameter, in place. The update runs block by block
-(``BLOCK_SIZE`` entries at a time, with two scratch blocks the optimiser keeps), so that
-the few elementwise operations of a formula find their operands in the processor's
-cache: each array then crosses the memory bus once per step, which is all an update
-needs, and a step allocates nothing the size of a parameter. The operations are those
-of the formulas, in the same order, so the results are the same to the last bit.
+The ``step`` methods here are the update rules as the chapters write them, one line per
+formula. ``cnn.fast.optim`` has the same optimisers with the same arguments, state and
+results to the last bit, updating in place block by block so that a step allocates
+nothing the size of a parameter (chapter "Making it fast").
 """
 
 from __future__ import annotations
 
-import numbers
 import weakref
 
 import numpy as np
 
-from cnn.checks import check_array
-
-
-def _check_hyper(value, name, low, high, low_inclusive=False):
-    if not isinstance(value, numbers.Real) or isinstance(value, bool):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    if not (low <= value if low_inclusive else low < value) or not value < high:
-        interval = f"{'[' if low_inclusive else '('}{low}, {high})"
-        raise ValueError(f"{name} must be in {interval}, got {value!r}")
-    return float(value)
-
-
-BLOCK_SIZE = 2**16
-"""Entries per block of an update.
-
-A block of every operand, and the scratch, fit the processor's cache (chapter "Making it
-fast").
-"""
+from cnn.checks import check_array, check_real
 
 
 class Optimizer:
@@ -52,31 +31,10 @@ class Optimizer:
 
     def __init__(self):
         self.state = {}
-        self._scratch = {}
         # Key -> weak reference to the array its state belongs to (not kept alive).
         self._owners = {}
 
-    def _blocks(self, param, *arrays):
-        """Matching blocks of ``param`` and ``arrays``, and two scratch blocks.
-
-        Yields tuples ``(param block, *array blocks, scratch a, scratch b)`` of flat
-        views that cover the arrays in C order, ``BLOCK_SIZE`` entries at a time:
-        writing into a block writes into its array. A parameter that is not
-        C-contiguous comes as one block, the whole array, with scratch of its shape.
-        """
-        if not param.flags.c_contiguous:
-            yield param, *arrays, np.empty_like(param), np.empty_like(param)
-            return
-        scratch = self._scratch.get(param.dtype)
-        if scratch is None:
-            scratch = np.empty((2, BLOCK_SIZE), dtype=param.dtype)
-            self._scratch[param.dtype] = scratch
-        flat = [a.reshape(-1) for a in (param, *arrays)]
-        for start in range(0, param.size, BLOCK_SIZE):
-            stop = min(start + BLOCK_SIZE, param.size)
-            yield (*(a[start:stop] for a in flat), *scratch[:, : stop - start])
-
-    def _pairs(self, params, grads):
+    def _checked(self, params, grads):
         """Check both dicts before any update; return ``(key, param, grad)`` triples.
 
         Each ``grad`` is returned in the dtype of its parameter.
@@ -142,24 +100,21 @@ class SGD(Optimizer):
 
     def __init__(self, lr, momentum=0.0, weight_decay=0.0):
         super().__init__()
-        self.lr = _check_hyper(lr, "lr", 0.0, np.inf)
-        self.momentum = _check_hyper(momentum, "momentum", 0.0, 1.0, low_inclusive=True)
-        self.weight_decay = _check_hyper(weight_decay, "weight_decay", 0.0, np.inf,
-                                         low_inclusive=True)
+        self.lr = check_real(lr, "lr", 0.0, low_inclusive=False)
+        self.momentum = check_real(momentum, "momentum", 0.0, 1.0)
+        self.weight_decay = check_real(weight_decay, "weight_decay", 0.0)
 
     def step(self, params, grads):
         """Update every array of ``params`` in place from ``grads`` (same keys)."""
-        for key, param, grad in self._pairs(params, grads):
+        for key, param, grad in self._checked(params, grads):
+            if self.weight_decay:
+                grad = grad + self.weight_decay * param  # eq-l2-dw
             if key not in self.state:
-                self.state[key] = (np.zeros(param.shape, dtype=param.dtype),)
+                self.state[key] = (np.zeros_like(param),)
             (velocity,) = self.state[key]
-            for p, g, v, a, _ in self._blocks(param, grad, velocity):
-                if self.weight_decay:  # grad <- grad + weight_decay * param
-                    np.add(g, np.multiply(self.weight_decay, p, out=a), out=a)
-                    g = a
-                v *= self.momentum
-                v -= np.multiply(self.lr, g, out=a)
-                p += v
+            velocity = self.momentum * velocity - self.lr * grad
+            param += velocity
+            self.state[key] = (velocity,)
 
 
 class Adam(Optimizer):
@@ -187,31 +142,25 @@ class Adam(Optimizer):
 
     def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
         super().__init__()
-        self.lr = _check_hyper(lr, "lr", 0.0, np.inf)
-        self.beta1 = _check_hyper(beta1, "beta1", 0.0, 1.0, low_inclusive=True)
-        self.beta2 = _check_hyper(beta2, "beta2", 0.0, 1.0, low_inclusive=True)
-        self.eps = _check_hyper(eps, "eps", 0.0, np.inf)
-        self.weight_decay = _check_hyper(weight_decay, "weight_decay", 0.0, np.inf,
-                                         low_inclusive=True)
+        self.lr = check_real(lr, "lr", 0.0, low_inclusive=False)
+        self.beta1 = check_real(beta1, "beta1", 0.0, 1.0)
+        self.beta2 = check_real(beta2, "beta2", 0.0, 1.0)
+        self.eps = check_real(eps, "eps", 0.0, low_inclusive=False)
+        self.weight_decay = check_real(weight_decay, "weight_decay", 0.0)
 
     def step(self, params, grads):
         """Update every array of ``params`` in place from ``grads`` (same keys)."""
         beta1, beta2, lr, eps = self.beta1, self.beta2, self.lr, self.eps
-        for key, param, grad in self._pairs(params, grads):
+        for key, param, grad in self._checked(params, grads):
             if key not in self.state:
-                zeros = [np.zeros(param.shape, dtype=param.dtype) for _ in range(2)]
-                self.state[key] = (*zeros, 0)
+                self.state[key] = (np.zeros_like(param), np.zeros_like(param), 0)
             m, v, t = self.state[key]
             t += 1
+            m = beta1 * m + (1 - beta1) * grad
+            v = beta2 * v + (1 - beta2) * grad**2
+            m_hat = m / (1 - beta1**t)
+            v_hat = v / (1 - beta2**t)
+            if self.weight_decay:  # decoupled, eq-adamw: param <- param - lr wd param
+                param *= 1 - lr * self.weight_decay
+            param -= lr * m_hat / (np.sqrt(v_hat) + eps)
             self.state[key] = (m, v, t)
-            for p, g, m_k, v_k, a, b in self._blocks(param, grad, m, v):
-                m_k *= beta1  # m <- beta1 m + (1 - beta1) g
-                m_k += np.multiply(1 - beta1, g, out=a)
-                v_k *= beta2  # v <- beta2 v + (1 - beta2) g**2
-                v_k += np.multiply(1 - beta2, np.multiply(g, g, out=a), out=a)
-                m_hat = np.divide(m_k, 1 - beta1**t, out=a)
-                v_hat = np.divide(v_k, 1 - beta2**t, out=b)
-                denominator = np.add(np.sqrt(v_hat, out=b), eps, out=b)
-                if self.weight_decay:  # decoupled: param <- param - lr wd param
-                    p *= 1 - lr * self.weight_decay
-                p -= np.divide(np.multiply(lr, m_hat, out=a), denominator, out=a)

@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from cnn.checks import as_pair, check_array, check_cache
+from cnn.checks import as_pair, check_array, check_dout
 from cnn.conv import offset_index, output_size
 
 
@@ -58,14 +58,17 @@ def _check_pool_args(x, kernel_size, stride):
     return kernel_size, stride, output_size(x.shape[2:], kernel_size, stride, (0, 0))
 
 
-def _check_dout(dout, cache):
-    """Validate the upstream gradient of a pooling layer against its cache."""
-    check_cache(cache, (MaxPoolCache, AvgPoolCache))
+def _dout_shape(cache):
+    """``dout``'s shape ``(N, C, H_out, W_out)`` and the input's dtype (``check_dout``)."""
     N, C, H, W = cache.x_shape
     H_out, W_out = output_size((H, W), cache.kernel_size, cache.stride, (0, 0))
     known = {"N": N, "C": C, "H_out": H_out, "W_out": W_out}
-    check_array(dout, "dout", ("N", "C", "H_out", "W_out"), known=known)
-    return H_out, W_out
+    return ("N", "C", "H_out", "W_out"), known, cache.dtype
+
+
+def _check_dout(dout, cache):
+    """Check the cache and ``dout`` against it; return ``dout`` in the input's dtype."""
+    return check_dout(dout, cache, (MaxPoolCache, AvgPoolCache), _dout_shape)
 
 
 def maxpool2d_forward_naive(x, kernel_size=2, stride=None):
@@ -103,8 +106,8 @@ def maxpool2d_backward_naive(dout, cache):
     ``dout : (N, C, H_out, W_out)`` and a ``MaxPoolCache`` from either forward pass give
     ``dx : (N, C, H, W)``.
     """
-    H_out, W_out = _check_dout(dout, cache)
-    (SH, SW), KW = cache.stride, cache.kernel_size[1]
+    dout = _check_dout(dout, cache)
+    (H_out, W_out), (SH, SW), KW = dout.shape[2:], cache.stride, cache.kernel_size[1]
     dx = np.zeros(cache.x_shape, dtype=cache.dtype)
     for n in range(cache.x_shape[0]):
         for c in range(cache.x_shape[1]):
@@ -173,10 +176,11 @@ def maxpool2d_backward(dout, cache):
     dx : numpy.ndarray
         Shape ``(N, C, H, W)``, dtype of the forward input.
     """
-    out_size = _check_dout(dout, cache)
+    dout = _check_dout(dout, cache)
     dx = np.zeros(cache.x_shape, dtype=cache.dtype)
     for k, (p, q) in enumerate(np.ndindex(*cache.kernel_size)):
-        dx[offset_index(p, q, out_size, cache.stride)] += dout * (cache.argmax == k)
+        slice_k = offset_index(p, q, dout.shape[2:], cache.stride)
+        dx[slice_k] += dout * (cache.argmax == k)
     return dx
 
 
@@ -212,8 +216,8 @@ def avgpool2d_backward_naive(dout, cache):
     ``dout : (N, C, H_out, W_out)`` and an ``AvgPoolCache`` from either forward pass
     give ``dx : (N, C, H, W)``.
     """
-    H_out, W_out = _check_dout(dout, cache)
-    (KH, KW), (SH, SW) = cache.kernel_size, cache.stride
+    dout = _check_dout(dout, cache)
+    (H_out, W_out), (KH, KW), (SH, SW) = dout.shape[2:], cache.kernel_size, cache.stride
     dx = np.zeros(cache.x_shape, dtype=cache.dtype)
     for n in range(cache.x_shape[0]):
         for c in range(cache.x_shape[1]):
@@ -278,12 +282,12 @@ def avgpool2d_backward(dout, cache):
     dx : numpy.ndarray
         Shape ``(N, C, H, W)``, dtype of the forward input.
     """
-    out_size = _check_dout(dout, cache)
+    dout = _check_dout(dout, cache)
     (KH, KW), stride = cache.kernel_size, cache.stride
-    share = (dout / (KH * KW)).astype(cache.dtype, copy=False)
+    share = dout / (KH * KW)
     dx = np.zeros(cache.x_shape, dtype=cache.dtype)
     for p, q in np.ndindex(KH, KW):
-        dx[offset_index(p, q, out_size, stride)] += share
+        dx[offset_index(p, q, dout.shape[2:], stride)] += share
     return dx
 
 
@@ -337,8 +341,13 @@ def global_avgpool2d_backward(dout, cache):
     dx : numpy.ndarray
         Shape ``(N, C, H, W)``, dtype of the forward input.
     """
-    check_cache(cache, GlobalAvgPoolCache)
-    N, C, H, W = cache.x_shape
-    check_array(dout, "dout", ("N", "C"), known={"N": N, "C": C})
-    share = (dout / (H * W)).astype(cache.dtype, copy=False)
+    dout = check_dout(dout, cache, GlobalAvgPoolCache, _global_dout_shape)
+    H, W = cache.x_shape[2:]
+    share = dout / (H * W)
     return np.broadcast_to(share[:, :, None, None], cache.x_shape).copy()
+
+
+def _global_dout_shape(cache):
+    """``dout``'s shape ``(N, C)`` and the input's dtype (``check_dout``)."""
+    N, C = cache.x_shape[:2]
+    return ("N", "C"), {"N": N, "C": C}, cache.dtype

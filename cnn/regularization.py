@@ -9,12 +9,11 @@ regulariser of the chapter "Regularisation", weight decay, lives in the optimise
 
 from __future__ import annotations
 
-import numbers
 from typing import NamedTuple
 
 import numpy as np
 
-from cnn.checks import check_array, check_cache
+from cnn.checks import check_array, check_dout, check_real, check_rng
 from cnn.layers import Layer
 
 
@@ -29,20 +28,15 @@ class DropoutCache(NamedTuple):
     dtype: np.dtype
 
 
-def check_rng(rng, name="rng"):
-    """Check that ``rng`` is a ``numpy.random.Generator``; return it."""
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(
-            f"{name} must be a numpy.random.Generator, got {type(rng).__name__}"
-        )
-    return rng
-
-
 def _check_p(p):
-    if not isinstance(p, numbers.Real) or isinstance(p, bool) or not 0 <= p < 1:
-        raise ValueError(f"p, the probability of dropping a unit, must be in [0, 1), "
-                         f"got {p!r}")
-    return float(p)
+    """``p``, the probability of dropping a unit, as a float in ``[0, 1)``."""
+    return check_real(p, "p, the probability of dropping a unit,", 0.0, 1.0)
+
+
+def _check_dropout_args(x, p, rng):
+    """Validate a dropout forward pass; return ``p`` as a float and ``rng``."""
+    check_array(x, "x")
+    return _check_p(p), check_rng(rng)
 
 
 def dropout_forward(x, p, rng):
@@ -68,12 +62,10 @@ def dropout_forward(x, p, rng):
     cache : DropoutCache
         For ``dropout_backward``.
     """
-    check_array(x, "x")
-    p, rng = _check_p(p), check_rng(rng)
+    p, rng = _check_dropout_args(x, p, rng)
     mask = rng.random(x.shape, dtype=np.float32) >= p
     scale = 1 / (1 - p)
-    out = x * mask
-    out *= scale
+    out = x * mask * scale
     return out, DropoutCache(mask, scale, x.dtype)
 
 
@@ -94,11 +86,9 @@ def dropout_backward(dout, cache):
     dx : numpy.ndarray
         Shape of ``dout``, dtype of the forward input.
     """
-    check_cache(cache, DropoutCache)
-    check_array(dout, "dout", dims=cache.mask.shape)
-    dx = (dout * cache.mask).astype(cache.dtype, copy=False)
-    dx *= cache.scale
-    return dx
+    dout = check_dout(dout, cache, DropoutCache,
+                      lambda cache: (cache.mask.shape, None, cache.dtype))
+    return dout * cache.mask * cache.scale
 
 
 class Dropout(Layer):

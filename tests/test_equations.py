@@ -19,7 +19,7 @@ import pytest
 from cnn.activations import relu_backward, relu_forward
 from cnn.conv import conv2d_backward, conv2d_forward
 from cnn.dense import dense_backward, dense_forward
-from cnn.losses import softmax_cross_entropy
+from cnn.losses import softmax_cross_entropy, weighted_softmax_cross_entropy
 from cnn.pool import avgpool2d_backward, avgpool2d_forward, maxpool2d_backward, maxpool2d_forward
 
 # A correct gradient agrees with centred differences (step 1e-6, float64) to about 1e-9;
@@ -420,11 +420,11 @@ def test_eq_weighted_ce_dz(seed, scale):
     Y[np.arange(N), y] = 1.0
     dz = omega[y][:, None] * (P - Y) / omega[y].sum()
     assert_gradient(dz, centred_differences(lambda v: weighted_ce_as_written(v, y, omega), z))
-    loss, dlogits = softmax_cross_entropy(z, y, class_weights=omega)
+    loss, dlogits = weighted_softmax_cross_entropy(z, y, omega)
     assert loss == pytest.approx(weighted_ce_as_written(z, y, omega), rel=1e-12)
     np.testing.assert_allclose(dlogits, dz, atol=1e-15)
     # Equal weights give back eq-softmax-ce-dz, whatever their common value.
-    same = softmax_cross_entropy(z, y, class_weights=np.full(K, 3.7))
+    same = weighted_softmax_cross_entropy(z, y, np.full(K, 3.7))
     np.testing.assert_allclose(same[1], softmax_cross_entropy(z, y)[1], atol=1e-15)
 
 

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cnn.gradcheck import numerical_gradient, relative_error
-from cnn.losses import softmax_cross_entropy
+from cnn.losses import softmax_cross_entropy, weighted_softmax_cross_entropy
 
 
 def random_batch(seed, N=5, K=4, scale=3.0):
@@ -66,7 +66,7 @@ def test_class_weights_give_the_weighted_mean_of_pytorch():
     y = np.array([0, 0, 1])
     weights = np.array([1.0, 4.0])
     per_example = -np.log(np.exp(logits[np.arange(3), y]) / np.exp(logits).sum(axis=1))
-    loss, dlogits = softmax_cross_entropy(logits, y, class_weights=weights)
+    loss, dlogits = weighted_softmax_cross_entropy(logits, y, weights)
     assert loss == pytest.approx((per_example[0] + per_example[1] + 4 * per_example[2]) / 6)
     np.testing.assert_allclose(dlogits.sum(axis=1), 0.0, atol=1e-15)
 
@@ -75,7 +75,7 @@ def test_class_weights_agree_with_pytorch_when_it_is_installed():
     torch = pytest.importorskip("torch")
     logits, y = random_batch(5, N=7, K=3)
     weights = np.array([0.5, 3.0, 1.25])
-    loss, _ = softmax_cross_entropy(logits, y, class_weights=weights)
+    loss, _ = weighted_softmax_cross_entropy(logits, y, weights)
     expected = torch.nn.functional.cross_entropy(
         torch.tensor(logits), torch.tensor(y), weight=torch.tensor(weights))
     assert loss == pytest.approx(float(expected), rel=1e-12)
@@ -87,7 +87,7 @@ def test_class_weights_keep_the_dtype_and_the_inputs(dtype):
     logits = logits.astype(dtype)
     weights = np.array([1.0, 2.0, 0.5, 3.0])
     copies = logits.copy(), y.copy(), weights.copy()
-    _, dlogits = softmax_cross_entropy(logits, y, class_weights=weights)
+    _, dlogits = weighted_softmax_cross_entropy(logits, y, weights)
     assert dlogits.dtype == dtype
     for before, after in zip(copies, (logits, y, weights)):
         np.testing.assert_array_equal(before, after)
@@ -103,7 +103,7 @@ def test_class_weights_keep_the_dtype_and_the_inputs(dtype):
 def test_bad_class_weights_are_rejected_by_name(weights, error, message):
     logits, y = random_batch(0)
     with pytest.raises(error, match=message):
-        softmax_cross_entropy(logits, y, class_weights=weights)
+        weighted_softmax_cross_entropy(logits, y, weights)
 
 
 def test_balanced_class_weights_equalise_the_classes():

@@ -6,7 +6,11 @@ import numpy as np
 import pytest
 
 from cnn import optim
+from cnn.fast import optim as fast_optim
 from cnn.optim import SGD, Adam
+
+# The plain optimisers the chapters quote and the blocked ones of cnn.fast: same numbers.
+TIERS = pytest.mark.parametrize("tier", [optim, fast_optim], ids=["plain", "fast"])
 
 
 def test_sgd_without_momentum_is_gradient_descent(rng):
@@ -51,7 +55,9 @@ def test_adam_first_step_moves_each_parameter_by_about_lr(rng):
     np.testing.assert_allclose(before - w, 0.01 * np.sign(g), rtol=1e-6)
 
 
-@pytest.mark.parametrize("optimizer", [SGD(0.1, momentum=0.9), Adam(0.1)], ids=["sgd", "adam"])
+@pytest.mark.parametrize("optimizer", [SGD(0.1, momentum=0.9), Adam(0.1),
+                                       fast_optim.SGD(0.1, momentum=0.9), fast_optim.Adam(0.1)],
+                         ids=["sgd", "adam", "fast_sgd", "fast_adam"])
 def test_minimises_a_quadratic(optimizer):
     target = np.array([1.0, -2.0, 3.0])
     w = np.zeros(3)
@@ -60,7 +66,10 @@ def test_minimises_a_quadratic(optimizer):
     np.testing.assert_allclose(w, target, atol=1e-3)
 
 
-@pytest.mark.parametrize("make", [lambda: SGD(0.1, momentum=0.5), lambda: Adam()], ids=["sgd", "adam"])
+@pytest.mark.parametrize("make", [lambda: SGD(0.1, momentum=0.5), lambda: Adam(),
+                                  lambda: fast_optim.SGD(0.1, momentum=0.5),
+                                  lambda: fast_optim.Adam()],
+                         ids=["sgd", "adam", "fast_sgd", "fast_adam"])
 def test_updates_in_place_and_never_touches_grads(make, rng):
     w = rng.standard_normal((2, 2)).astype(np.float32)
     g = rng.standard_normal((2, 2))  # float64 gradient for a float32 parameter
@@ -149,15 +158,16 @@ def float32_problem(rng):
 
 
 @pytest.mark.parametrize("weight_decay", [0.0, 0.05], ids=["no_decay", "weight_decay"])
-@pytest.mark.parametrize("block_size", [7, 256, optim.BLOCK_SIZE])
+@pytest.mark.parametrize("block_size", [7, 256, fast_optim.BLOCK_SIZE])
+@TIERS
 def test_sgd_momentum_in_place_equals_eq_sgd_momentum_bit_for_bit(
-        block_size, weight_decay, rng, monkeypatch):
+        tier, block_size, weight_decay, rng, monkeypatch):
     # Blocks of 7 leave remainders on every array; 256 splits only the largest one.
-    monkeypatch.setattr(optim, "BLOCK_SIZE", block_size)
+    monkeypatch.setattr(fast_optim, "BLOCK_SIZE", block_size)
     params = float32_problem(rng)
     arrays = {k: id(p) for k, p in params.items()}
     ref = {k: (p.copy(), np.zeros_like(p)) for k, p in params.items()}
-    optimizer = SGD(0.03, momentum=0.9, weight_decay=weight_decay)
+    optimizer = tier.SGD(0.03, momentum=0.9, weight_decay=weight_decay)
     for _ in range(60):
         grads = {k: np.asarray(rng.standard_normal(p.shape), dtype=np.float32)
                  for k, p in params.items()}
@@ -171,15 +181,16 @@ def test_sgd_momentum_in_place_equals_eq_sgd_momentum_bit_for_bit(
 
 
 @pytest.mark.parametrize("weight_decay", [0.0, 0.05], ids=["no_decay", "weight_decay"])
-@pytest.mark.parametrize("block_size", [7, 256, optim.BLOCK_SIZE])
+@pytest.mark.parametrize("block_size", [7, 256, fast_optim.BLOCK_SIZE])
+@TIERS
 def test_adam_in_place_equals_eq_adam_bit_for_bit(
-        block_size, weight_decay, rng, monkeypatch):
-    monkeypatch.setattr(optim, "BLOCK_SIZE", block_size)
+        tier, block_size, weight_decay, rng, monkeypatch):
+    monkeypatch.setattr(fast_optim, "BLOCK_SIZE", block_size)
     params = float32_problem(rng)
     ref = {k: (p.copy(), np.zeros_like(p), np.zeros_like(p)) for k, p in params.items()}
     hyper = {"lr": 0.01, "beta1": 0.8, "beta2": 0.95, "eps": 1e-6,
              "weight_decay": weight_decay}
-    optimizer = Adam(**hyper)
+    optimizer = tier.Adam(**hyper)
     for t in range(1, 61):
         # Gradients of very different scales: the division by sqrt(v_hat) has work to do.
         grads = {k: np.asarray(rng.standard_normal(p.shape) * 10.0 ** rng.integers(-4, 3),
@@ -212,9 +223,9 @@ def test_adam_bias_correction_at_step_1(rng):
     np.testing.assert_allclose(np.abs(w2), 0.5, rtol=1e-4)
 
 
-@pytest.mark.parametrize("make", [lambda: SGD(0.01, momentum=0.9), lambda: Adam()],
-                         ids=["sgd", "adam"])
-def test_steps_allocate_state_once_and_nothing_per_step(make, rng):
+@pytest.mark.parametrize("make", [lambda: fast_optim.SGD(0.01, momentum=0.9),
+                                  lambda: fast_optim.Adam()], ids=["sgd", "adam"])
+def test_fast_steps_allocate_state_once_and_nothing_per_step(make, rng):
     # 4 MB of parameters in two arrays: a temporary of a parameter's size would show at once.
     params = {"w": rng.standard_normal((1000, 1000)).astype(np.float32),
               "b": rng.standard_normal(1000).astype(np.float32)}
@@ -241,7 +252,10 @@ def test_steps_allocate_state_once_and_nothing_per_step(make, rng):
             for k, s in optimizer.state.items()} == state
 
 
-@pytest.mark.parametrize("make", [lambda: SGD(0.1, momentum=0.9), lambda: Adam()], ids=["sgd", "adam"])
+@pytest.mark.parametrize("make", [lambda: SGD(0.1, momentum=0.9), lambda: Adam(),
+                                  lambda: fast_optim.SGD(0.1, momentum=0.9),
+                                  lambda: fast_optim.Adam()],
+                         ids=["sgd", "adam", "fast_sgd", "fast_adam"])
 def test_one_optimizer_for_two_models_is_refused_before_anything_changes(make, rng):
     # Both models call their first weight "0.w": the moments of one would drive the other.
     optimizer = make()

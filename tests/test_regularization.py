@@ -61,9 +61,9 @@ def test_dropout_layer_gradient_check_with_a_fixed_mask():
 
 
 @pytest.mark.parametrize("call, pattern", [
-    (lambda: dropout_forward(np.zeros(3), 1.0, np.random.default_rng()), r"\[0, 1\)"),
-    (lambda: dropout_forward(np.zeros(3), -0.1, np.random.default_rng()), r"\[0, 1\)"),
-    (lambda: Dropout(1), r"\[0, 1\)"),
+    (lambda: dropout_forward(np.zeros(3), 1.0, np.random.default_rng()), r"\[0.0, 1.0\)"),
+    (lambda: dropout_forward(np.zeros(3), -0.1, np.random.default_rng()), r"\[0.0, 1.0\)"),
+    (lambda: Dropout(1), r"\[0.0, 1.0\)"),
 ])
 def test_dropout_rejects_p_outside_0_1(call, pattern):
     with pytest.raises(ValueError, match=pattern):

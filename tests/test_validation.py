@@ -159,7 +159,7 @@ def test_as_pair_accepts_ints_and_pairs(value, expected):
     (lambda: Conv2D(1, 2, (3, 0)), ValueError, r"kernel_size must be >= 1"),
     (lambda: Conv2D(1, 2, 3, stride=0), ValueError, r"stride must be >= 1"),
     (lambda: Conv2D(1, 2, 3, padding=-2), ValueError, r"padding must be >= 0"),
-    (lambda: Conv2D(1, 2, 3, rng=42), TypeError, r"rng must be a numpy.random.Generator or None, got int"),
+    (lambda: Conv2D(1, 2, 3, rng=42), TypeError, r"rng must be a numpy.random.Generator \(e.g. numpy.random.default_rng\(0\)\), got int"),
     (lambda: Dense(3, 2, dtype=np.int32), TypeError, r"dtype must be a floating-point dtype, got int32"),
     (lambda: Dense(3, True), TypeError, r"out_features must be an int"),
     (lambda: MaxPool2D(0), ValueError, r"kernel_size must be >= 1"),

@@ -5,7 +5,9 @@ Flatten -> Dense -> ReLU -> Dense(3), sized to train in seconds on 32 x 32 patch
 ``build_original`` builds it at its full size (50 x 50 patches, 128 filters, 512 hidden
 units). The dense-only network is the baseline it is compared with. The chapter, the
 command line and the tests all build and train them with the functions below, so they
-describe the same models.
+describe the same models. They are built from the tuned layers of ``cnn.fast.layers``
+and trained with the in-place Adam of ``cnn.fast.optim``: the same numbers as the
+chapters' ``cnn.layers`` and ``cnn.optim`` (the tests check it), in less time and memory.
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ import numpy as np
 
 from cnn.casestudy.synthetic import CLASS_NAMES
 from cnn.checks import check_array, check_int
-from cnn.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
+from cnn.fast.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
+from cnn.fast.optim import Adam
 from cnn.metrics import balanced_accuracy, confusion_matrix
 from cnn.model import Sequential
-from cnn.optim import Adam
 
 INPUT_SIZE = 32
 """Side S of the patches the case-study networks take, ``(N, 1, 32, 32)``."""

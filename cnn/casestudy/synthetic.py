@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from cnn.checks import check_int
+from cnn.checks import check_int, check_rng
 
 CLASS_NAMES = ("benign", "benign_without_callback", "malignant")
 """Class names in label order, so that label ``k`` means ``CLASS_NAMES[k]`` (CBIS-DDSM's
@@ -39,15 +39,6 @@ CLASS_NAMES = ("benign", "benign_without_callback", "malignant")
 # Lesion sizes below are in pixels of a patch of this side, and scale with the actual
 # side.
 _REFERENCE_SIZE = 64
-
-
-def _check_rng(rng):
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(
-            f"rng must be a numpy.random.Generator (e.g. np.random.default_rng(0)), "
-            f"got {type(rng).__name__}"
-        )
-    return rng
 
 
 def _offsets(size, cx, cy):
@@ -284,7 +275,7 @@ def make_class_patches(label, n, size=32, *, rng):
         raise ValueError(f"label must be in 0..{len(CLASS_NAMES) - 1}, got {label}")
     n = check_int(n, "n", 0)
     size = check_int(size, "size", 16)
-    rng = _check_rng(rng)
+    rng = check_rng(rng)
 
     density = rng.uniform(0.30, 0.50, size=(n, 1, 1))
     tissue_contrast = rng.uniform(0.03, 0.06, size=(n, 1, 1))

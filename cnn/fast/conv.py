@@ -161,11 +161,10 @@ def conv2d_backward_fast(dout, cache):
     ``dout : (N, F, H_out, W_out)`` and a ``ConvCache`` from any convolution forward
     pass give ``dx : (N, C, H, W)``, ``dw : (F, C, KH, KW)`` and ``db : (F,)``.
     """
-    _check_dout(dout, cache)
+    dout = _check_dout(dout, cache)
     x_padded, w, stride = cache.x_padded, cache.w, cache.stride
     cols = im2col(x_padded, w.shape[2:], stride) if cache.cols is None else cache.cols
     (N, F), C = dout.shape[:2], w.shape[1]
-    dout = dout.astype(x_padded.dtype, copy=False)
     dout_r = dout.reshape(N, F, -1)
     db = dout_r.sum(axis=(0, 2))
     # Products of shape (N, K, F) summed over the batch are faster than (N, F, K) ones.

@@ -46,12 +46,11 @@ def conv_transpose2d_forward_fast(x, w, b, stride=1, padding=0):
         Shape ``(N, C_out, H_out, W_out)`` (eq-convt-out-size), dtype of ``x``.
     cache : ConvTransposeCache
     """
-    stride, padding, size = _check_args(x, w, b, stride, padding)
+    w, b, stride, padding, size = _check_args(x, w, b, stride, padding)
     out_shape = (x.shape[0], w.shape[1]) + size
     if w.shape[1] < PER_OFFSET_MIN_CHANNELS or not covers_input(out_shape, x.shape[2:],
                                                                  stride):
         return conv_transpose2d_forward(x, w, b, stride, padding)
-    w, b = w.astype(x.dtype, copy=False), b.astype(x.dtype, copy=False)
     out = dx_by_offset(x, w, out_shape, stride, padding)
     out += b[:, None, None]
     return out, ConvTransposeCache(x, w, stride, padding)

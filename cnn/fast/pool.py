@@ -59,7 +59,8 @@ def maxpool2d_backward_fast(dout, cache, out=None):
     dtype to write ``dx`` into, as NumPy's ``out=`` (the layer ``MaxPool2D`` reuses one
     between steps); ``dx`` is then ``out``.
     """
-    out_size = _check_dout(dout, cache)
+    dout = _check_dout(dout, cache)
+    out_size = dout.shape[2:]
     (KH, KW), (SH, SW), (H, W) = cache.kernel_size, cache.stride, cache.x_shape[2:]
     overlapping = SH < KH or SW < KW
     if out is None:
