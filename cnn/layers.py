@@ -29,7 +29,7 @@ from cnn.activations import (
     tanh_forward,
 )
 from cnn.checks import as_pair, check_array, check_int
-from cnn.conv import conv2d_backward, conv2d_forward
+from cnn.conv import check_groups, conv2d_backward, conv2d_forward
 from cnn.conv_transpose import conv_transpose2d_backward, conv_transpose2d_forward
 from cnn.dense import dense_backward, dense_forward
 from cnn.init import he_normal
@@ -126,25 +126,34 @@ class Conv2D(Convolution):
         For He initialisation; ``None`` means ``numpy.random.default_rng(0)``.
     dtype : numpy dtype
         Of the parameters, float32 (default) or float64.
+    dilation : int or tuple of two ints
+        ``(DH, DW)``, each >= 1.
+    groups : int
+        ``G``, a divisor of ``C`` and ``F``; ``groups=C`` is a depthwise convolution.
 
     Attributes
     ----------
     params : dict
-        ``"w"``: shape ``(F, C, KH, KW)``; ``"b"``: shape ``(F,)``.
+        ``"w"``: shape ``(F, C // groups, KH, KW)``; ``"b"``: shape ``(F,)``.
     grads : dict
         Same keys and shapes, set by ``backward``.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 rng=None, dtype=np.float32):
+                 rng=None, dtype=np.float32, dilation=1, groups=1):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding)
         C, F, (KH, KW) = self.in_channels, self.out_channels, self.kernel_size
-        self._init_parameters((F, C, KH, KW), F, C * KH * KW, rng, dtype)
+        self.dilation = as_pair(dilation, "dilation", minimum=1)
+        self.groups = check_groups(groups, C, "in_channels", "C")
+        check_groups(groups, F, "out_channels", "F")
+        C_g = C // self.groups
+        self._init_parameters((F, C_g, KH, KW), F, C_g * KH * KW, rng, dtype)
 
     def forward(self, x):
         """``x : (N, C, H, W)`` -> ``out : (N, F, H_out, W_out)``."""
         w, b = self.params["w"], self.params["b"]
-        out, self.cache = conv2d_forward(x, w, b, self.stride, self.padding)
+        out, self.cache = conv2d_forward(x, w, b, self.stride, self.padding,
+                                         self.dilation, self.groups)
         return out
 
     def backward(self, dout):
@@ -152,6 +161,13 @@ class Conv2D(Convolution):
         cache = self._forward_cache()
         dx, self.grads["w"], self.grads["b"] = conv2d_backward(dout, cache)
         return dx
+
+
+    def __repr__(self):
+        text = super().__repr__()
+        if (self.dilation, self.groups) == ((1, 1), 1):
+            return text
+        return f"{text[:-1]}, dilation={self.dilation}, groups={self.groups})"
 
 
 class Pool2D(Layer):
