@@ -210,27 +210,20 @@ def conv2d_forward_naive(x, w, b, stride=1, padding=0, dilation=1, groups=1):
     """
     w, b, stride, padding, dilation, groups, (H_out, W_out) = _check_conv_args(
         x, w, b, stride, padding, dilation, groups)
+    (SH, SW), (DH, DW), (F, C_g, KH, KW) = stride, dilation, w.shape
     x_padded = pad(x, padding)
-    out = np.zeros((x.shape[0], w.shape[0], H_out, W_out), dtype=x.dtype)
-    for n, f, i, j in np.ndindex(out.shape):
-        window = x_padded[(n, *window_index(f, i, j, w.shape, stride, dilation, groups))]
-        out[n, f, i, j] = np.sum(window * w[f]) + b[f]
+    out = np.zeros((x.shape[0], F, H_out, W_out), dtype=x.dtype)
+    for n in range(x.shape[0]):
+        for f in range(F):
+            g = f // (F // groups)  # the group of filter f reads channel group g
+            channels = slice(g * C_g, (g + 1) * C_g)
+            for i in range(H_out):
+                for j in range(W_out):
+                    rows = slice(SH * i, SH * i + DH * (KH - 1) + 1, DH)
+                    cols = slice(SW * j, SW * j + DW * (KW - 1) + 1, DW)
+                    window = x_padded[n, channels, rows, cols]
+                    out[n, f, i, j] = np.sum(window * w[f]) + b[f]
     return out, ConvCache(x_padded, w, stride, padding, None, dilation, groups)
-
-
-def window_index(f, i, j, w_shape, stride, dilation, groups):
-    """Index of the window of one sample of ``x_padded`` that ``w[f]`` meets at ``(i, j)``.
-
-    Channels: filter ``f``'s group ``g = f // (F // groups)``, channels ``g C_g`` to
-    ``(g + 1) C_g - 1`` with ``C_g = C // groups``. Rows ``SH i + DH p`` for
-    ``p = 0 .. KH - 1``, and likewise the columns. The selected block has the shape of
-    ``w[f]``, ``(C_g, KH, KW)``.
-    """
-    (F, C_g, KH, KW), (SH, SW), (DH, DW) = w_shape, stride, dilation
-    g = f // (F // groups)
-    return (slice(g * C_g, (g + 1) * C_g),
-            slice(SH * i, SH * i + DH * (KH - 1) + 1, DH),
-            slice(SW * j, SW * j + DW * (KW - 1) + 1, DW))
 
 
 def conv2d_backward_naive(dout, cache):
@@ -247,15 +240,22 @@ def conv2d_backward_naive(dout, cache):
     """
     dout = _check_dout(dout, cache)
     x_padded, w = cache.x_padded, cache.w
+    (SH, SW), (DH, DW) = cache.stride, cache.dilation
+    (N, F, H_out, W_out), (C_g, KH, KW) = dout.shape, w.shape[1:]
     dx_padded = np.zeros_like(x_padded)
     dw = np.zeros_like(w)
-    db = np.zeros(w.shape[0], dtype=w.dtype)
-    for n, f, i, j in np.ndindex(dout.shape):
-        index = (n, *window_index(f, i, j, w.shape, cache.stride, cache.dilation,
-                                  cache.groups))
-        dx_padded[index] += dout[n, f, i, j] * w[f]
-        dw[f] += dout[n, f, i, j] * x_padded[index]
-        db[f] += dout[n, f, i, j]
+    db = np.zeros(F, dtype=w.dtype)
+    for n in range(N):
+        for f in range(F):
+            g = f // (F // cache.groups)
+            channels = slice(g * C_g, (g + 1) * C_g)
+            for i in range(H_out):
+                for j in range(W_out):
+                    rows = slice(SH * i, SH * i + DH * (KH - 1) + 1, DH)
+                    cols = slice(SW * j, SW * j + DW * (KW - 1) + 1, DW)
+                    dx_padded[n, channels, rows, cols] += dout[n, f, i, j] * w[f]
+                    dw[f] += dout[n, f, i, j] * x_padded[n, channels, rows, cols]
+                    db[f] += dout[n, f, i, j]
     return crop(dx_padded, cache.padding), dw, db
 
 
@@ -413,9 +413,10 @@ def conv2d_backward(dout, cache):
         Shape ``(F,)``.
     """
     dout = _check_dout(dout, cache)
-    x_padded, w, G = cache.x_padded, cache.w, cache.groups
+    x_padded, w, G, cols = cache.x_padded, cache.w, cache.groups, cache.cols
     kernel, stride, dilation = w.shape[2:], cache.stride, cache.dilation
-    cols = im2col(x_padded, kernel, stride, dilation) if cache.cols is None else cache.cols
+    if cols is None:  # from conv2d_forward_naive
+        cols = im2col(x_padded, kernel, stride, dilation)
     N, F = dout.shape[:2]
     # Group axis G, as in the forward pass: (N, G, F // G, M) and (N, G, K // G, M).
     dout = dout.reshape(N, G, F // G, -1)

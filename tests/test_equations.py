@@ -877,6 +877,7 @@ def test_eq_norm_dx(shape, groups):
 # identity path, to the body's gradient (dF/dx)^T dout.
 # ---------------------------------------------------------------------------------------------
 
+from cnn.fast.conv import conv2d_backward_fast  # noqa: E402
 from cnn.layers import Conv2D, ReLU, Residual  # noqa: E402
 
 
@@ -900,3 +901,104 @@ def test_eq_res_dx(seed):
     block = Residual([layer, ReLU()])
     np.testing.assert_allclose(block.forward(x), x + body(x), rtol=1e-12)
     np.testing.assert_allclose(block.backward(dout), dx, rtol=1e-10, atol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------
+# Convolution variants (book/conv_variants.md): a dilated kernel reads x_tilde[n, c, S i + D p,
+# S j + D q]; a grouped convolution lets filter f read only the channels of its group.
+# ---------------------------------------------------------------------------------------------
+
+DCONV_CASES = [
+    # (N, C, H, W), (F, KH, KW), stride, padding, dilation
+    ((2, 2, 7, 7), (2, 3, 3), (1, 1), (2, 2), (2, 2)),
+    ((1, 3, 9, 8), (2, 3, 2), (2, 1), (1, 0), (3, 2)),
+    ((2, 1, 8, 6), (3, 2, 3), (1, 2), (0, 1), (4, 1)),
+    ((1, 9, 6, 6), (2, 3, 3), (2, 2), (2, 2), (2, 2)),  # many channels: dx by offset
+]
+
+
+def dconv_case(config, seed):
+    (N, C, H, W), (F, KH, KW), stride, padding, dilation = config
+    rng = np.random.default_rng(seed)
+    x, w, b = rng.standard_normal((N, C, H, W)), rng.standard_normal((F, C, KH, KW)), rng.standard_normal(F)
+    out, _ = conv2d_forward(x, w, b, stride=stride, padding=padding, dilation=dilation)
+    return x, w, b, rng.standard_normal(out.shape), dict(stride=stride, padding=padding, dilation=dilation)
+
+
+def dconv_forward_as_written(x, w, b, stride, padding, dilation):
+    """eq-dconv-forward: out[n, f, i, j] = b[f] + sum of w[f, c, p, q] x_tilde[n, c, S i + D p, S j + D q],
+    with H_out = (H + 2 P - D (KH - 1) - 1) // S + 1 (eq-dconv-out-size)."""
+    x_tilde = padded_as_written(x, padding)
+    (S_H, S_W), (D_H, D_W), (F, C, KH, KW) = stride, dilation, w.shape
+    H_out = (x.shape[2] + 2 * padding[0] - D_H * (KH - 1) - 1) // S_H + 1
+    W_out = (x.shape[3] + 2 * padding[1] - D_W * (KW - 1) - 1) // S_W + 1
+    out = np.zeros((x.shape[0], F, H_out, W_out)) + b[None, :, None, None]
+    for i in range(H_out):
+        for j in range(W_out):
+            for p in range(KH):
+                for q in range(KW):
+                    out[:, :, i, j] += np.einsum("nc,fc->nf", x_tilde[:, :, S_H * i + D_H * p, S_W * j + D_W * q],
+                                                 w[:, :, p, q])
+    return out
+
+
+def assert_dconv_gradient(formula, wrt, x, w, b, dout, args):
+    arrays = {"x": x, "w": w, "b": b}
+
+    def loss(value):
+        probe = {**arrays, wrt: value}
+        return float(np.sum(dout * dconv_forward_as_written(probe["x"], probe["w"], probe["b"], **args)))
+
+    assert_gradient(formula, centred_differences(loss, arrays[wrt]))
+    _, cache = conv2d_forward(x, w, b, **args)
+    for backward in (conv2d_backward, conv2d_backward_fast):
+        package = dict(zip("xwb", backward(dout, cache)))[wrt]
+        np.testing.assert_allclose(package, formula, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("config", DCONV_CASES)
+def test_eq_dconv_forward_and_out_size(config):
+    x, w, b, _, args = dconv_case(config, 0)
+    np.testing.assert_allclose(conv2d_forward(x, w, b, **args)[0], dconv_forward_as_written(x, w, b, **args),
+                               rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("config", DCONV_CASES)
+def test_eq_dconv_dw(config):
+    x, w, b, dout, args = dconv_case(config, 1)
+    (S_H, S_W), (D_H, D_W), (N, F, H_out, W_out) = args["stride"], args["dilation"], dout.shape
+    x_tilde = padded_as_written(x, args["padding"])
+    # dw[f, c, p, q] = sum over n, i, j of dout[n, f, i, j] x_tilde[n, c, S i + D p, S j + D q]
+    dw = np.zeros_like(w)
+    for p, q, i, j in np.ndindex(w.shape[2], w.shape[3], H_out, W_out):
+        dw[:, :, p, q] += np.einsum("nf,nc->fc", dout[:, :, i, j], x_tilde[:, :, S_H * i + D_H * p, S_W * j + D_W * q])
+    assert_dconv_gradient(dw, "w", x, w, b, dout, args)
+
+
+@pytest.mark.parametrize("config", DCONV_CASES)
+def test_eq_dconv_dx(config):
+    x, w, b, dout, args = dconv_case(config, 2)
+    (S_H, S_W), (D_H, D_W), (P_H, P_W) = args["stride"], args["dilation"], args["padding"]
+    (N, F, H_out, W_out), (KH, KW), (H, W) = dout.shape, w.shape[2:], x.shape[2:]
+    # dx_tilde[n, c, r, s] = sum over f, p, q and the (i, j) with S i + D p = r, S j + D q = s
+    # of dout[n, f, i, j] w[f, c, p, q]; dx is dx_tilde without its padding.
+    dx_tilde = np.zeros((N, x.shape[1], H + 2 * P_H, W + 2 * P_W))
+    for r, s in np.ndindex(dx_tilde.shape[2:]):
+        for p, q, i, j in np.ndindex(KH, KW, H_out, W_out):
+            if S_H * i + D_H * p == r and S_W * j + D_W * q == s:
+                dx_tilde[:, :, r, s] += np.einsum("nf,fc->nc", dout[:, :, i, j], w[:, :, p, q])
+    assert_dconv_gradient(dx_tilde[:, :, P_H:P_H + H, P_W:P_W + W], "x", x, w, b, dout, args)
+
+
+@pytest.mark.parametrize("groups, C, F", [(2, 4, 6), (3, 3, 3), (1, 2, 2), (2, 6, 2)])
+def test_eq_gconv_forward(groups, C, F):
+    """out[n, f] = b[f] + sum over the C/G channels c' of group g(f) = f // (F/G) of
+    w[f, c'] * x[n, g(f) C/G + c'] (eq-conv-forward within the group)."""
+    rng = np.random.default_rng(groups + C)
+    x, w, b = rng.standard_normal((2, C, 5, 4)), rng.standard_normal((F, C // groups, 3, 2)), rng.standard_normal(F)
+    out, _ = conv2d_forward(x, w, b, padding=1, groups=groups)
+    for f in range(F):
+        g = f // (F // groups)
+        block = x[:, g * (C // groups):(g + 1) * (C // groups)]
+        alone, _ = conv2d_forward(block, w[f:f + 1], b[f:f + 1], padding=1)
+        np.testing.assert_allclose(out[:, f:f + 1], alone, rtol=1e-12)

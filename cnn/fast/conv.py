@@ -184,6 +184,6 @@ def conv2d_backward_fast(dout, cache):
             and covers_input(x_shape, dout.shape[2:], stride)):
         dx = dx_by_offset(dout, w, x_shape, stride, cache.padding, dilation)
         return dx, dw, db
-    dcols = w.reshape(G, F // G, -1).transpose(0, 2, 1) @ dout_g
-    dx_padded = col2im(dcols.reshape(N, -1, M), x_padded.shape, kernel, stride, dilation)
+    dcols = (w.reshape(G, F // G, -1).transpose(0, 2, 1) @ dout_g).reshape(N, -1, M)
+    dx_padded = col2im(dcols, x_padded.shape, kernel, stride, dilation)
     return crop(dx_padded, cache.padding), dw, db
