@@ -21,7 +21,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from cnn.checks import as_pair, check_array, check_dout, check_int
+from cnn.checks import as_pair, check_array, check_dout, check_groups
 
 
 class ConvCache(NamedTuple):
@@ -104,21 +104,6 @@ def _check_conv_args(x, w, b, stride, padding, dilation=1, groups=1):
     out_size = output_size(x.shape[2:], w.shape[2:], stride, padding, dilation)
     w, b = w.astype(x.dtype, copy=False), b.astype(x.dtype, copy=False)
     return w, b, stride, padding, dilation, groups, out_size
-
-
-def check_groups(groups, count, what, symbol):
-    """``groups`` as an int that divides ``count`` (channels or filters); else raise.
-
-    The message names both numbers, e.g. "the C=6 channels of x cannot be split into
-    groups=4 groups of equal size".
-    """
-    groups = check_int(groups, "groups")
-    if count % groups:
-        raise ValueError(
-            f"the {symbol}={count} {what} cannot be split into groups={groups} groups "
-            "of equal size"
-        )
-    return groups
 
 
 def _dout_shape(cache):

@@ -28,8 +28,8 @@ from cnn.activations import (
     tanh_backward,
     tanh_forward,
 )
-from cnn.checks import as_pair, check_array, check_int
-from cnn.conv import check_groups, conv2d_backward, conv2d_forward
+from cnn.checks import as_pair, check_array, check_groups, check_int
+from cnn.conv import conv2d_backward, conv2d_forward
 from cnn.conv_transpose import conv_transpose2d_backward, conv_transpose2d_forward
 from cnn.dense import dense_backward, dense_forward
 from cnn.init import he_normal

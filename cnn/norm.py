@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from cnn.checks import check_array, check_dout, check_int, check_real
+from cnn.checks import check_array, check_dout, check_groups, check_int, check_real
 from cnn.layers import Layer
 
 
@@ -519,13 +519,8 @@ def groupnorm_forward(x, gamma, beta, groups, eps=1e-5):
     cache : GroupNormCache
         For ``groupnorm_backward``.
     """
-    groups = check_int(groups, "groups")
     eps = _check_norm_args(x, gamma, beta, eps, x.shape[1:2], "(C,)")
-    if x.shape[1] % groups:
-        raise ValueError(
-            f"the C={x.shape[1]} channels of x cannot be split into groups={groups} "
-            "groups of equal size"
-        )
+    groups = check_groups(groups, x.shape[1], "channels of x", "C")
     gamma, beta = gamma.astype(x.dtype, copy=False), beta.astype(x.dtype, copy=False)
     x_hat, norm = normalize_forward(
         _grouped(x, groups), tuple(range(2, x.ndim + 1)), eps)
@@ -613,7 +608,27 @@ def fold_batchnorm(w, b, gamma, beta, running_mean, running_var, eps=1e-5):
     return w_folded, ((b - running_mean) * scale + beta).astype(w.dtype)
 
 
-class LayerNorm(Layer):
+class _Normalisation(Layer):
+    """Base of ``LayerNorm`` and ``GroupNorm``: ``gamma`` (ones) and ``beta`` (zeros)
+    of ``shape``; ``backward`` calls the subclass's backward function."""
+
+    _backward_function = None
+
+    def __init__(self, shape, eps, dtype):
+        super().__init__()
+        self.eps = _check_eps(eps)
+        self.params = {"gamma": np.ones(shape, dtype=dtype),
+                       "beta": np.zeros(shape, dtype=dtype)}
+        self.grads = {key: np.zeros_like(value) for key, value in self.params.items()}
+
+    def backward(self, dout):
+        """``dout`` -> ``dx``, same shape; sets ``grads``."""
+        grads = self._backward_function(dout, self._forward_cache())
+        dx, self.grads["gamma"], self.grads["beta"] = grads
+        return dx
+
+
+class LayerNorm(_Normalisation):
     """Layer normalisation layer: ``layernorm_forward`` and ``layernorm_backward``.
 
     The same in training and evaluation mode: it has no running statistics.
@@ -635,16 +650,14 @@ class LayerNorm(Layer):
         Same keys and shapes, set by ``backward``.
     """
 
+    _backward_function = staticmethod(layernorm_backward)
+
     def __init__(self, normalized_shape, eps=1e-5, dtype=np.float32):
-        super().__init__()
         if isinstance(normalized_shape, (tuple, list)):
             shape = tuple(check_int(n, "normalized_shape") for n in normalized_shape)
         else:
             shape = (check_int(normalized_shape, "normalized_shape"),)
-        self.eps = _check_eps(eps)
-        self.params = {"gamma": np.ones(shape, dtype=dtype),
-                       "beta": np.zeros(shape, dtype=dtype)}
-        self.grads = {key: np.zeros_like(value) for key, value in self.params.items()}
+        super().__init__(shape, eps, dtype)
 
     def forward(self, x):
         """``x : (N, *normalized_shape)`` -> ``out``, same shape."""
@@ -652,17 +665,11 @@ class LayerNorm(Layer):
             x, self.params["gamma"], self.params["beta"], self.eps)
         return out
 
-    def backward(self, dout):
-        """``dout`` -> ``dx``, same shape; sets ``grads``."""
-        cache = self._forward_cache()
-        dx, self.grads["gamma"], self.grads["beta"] = layernorm_backward(dout, cache)
-        return dx
-
     def __repr__(self):
         return f"LayerNorm({self.params['gamma'].shape}, eps={self.eps})"
 
 
-class GroupNorm(Layer):
+class GroupNorm(_Normalisation):
     """Group normalisation layer: ``groupnorm_forward`` and ``groupnorm_backward``.
 
     The same in training and evaluation mode: it has no running statistics.
@@ -687,29 +694,18 @@ class GroupNorm(Layer):
         Same keys and shapes, set by ``backward``.
     """
 
+    _backward_function = staticmethod(groupnorm_backward)
+
     def __init__(self, num_groups, num_channels, eps=1e-5, dtype=np.float32):
-        super().__init__()
-        G = check_int(num_groups, "num_groups")
         C = check_int(num_channels, "num_channels")
-        if C % G:
-            raise ValueError(
-                f"num_channels={C} is not divisible by num_groups={G}")
-        self.groups, self.eps = G, _check_eps(eps)
-        self.params = {"gamma": np.ones(C, dtype=dtype),
-                       "beta": np.zeros(C, dtype=dtype)}
-        self.grads = {key: np.zeros_like(value) for key, value in self.params.items()}
+        self.groups = check_groups(num_groups, C, "num_channels", "C")
+        super().__init__(C, eps, dtype)
 
     def forward(self, x):
         """``x : (N, C)`` or ``(N, C, H, W)`` -> ``out``, same shape."""
         out, self.cache = groupnorm_forward(
             x, self.params["gamma"], self.params["beta"], self.groups, self.eps)
         return out
-
-    def backward(self, dout):
-        """``dout`` -> ``dx``, same shape; sets ``grads``."""
-        cache = self._forward_cache()
-        dx, self.grads["gamma"], self.grads["beta"] = groupnorm_backward(dout, cache)
-        return dx
 
     def __repr__(self):
         C = self.params["gamma"].shape[0]
