@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cnn.conv import conv2d_backward, conv2d_backward_naive, conv2d_forward, conv2d_forward_naive
-from cnn.fast.conv import conv2d_backward_fast, dx_by_offset
+from cnn.fast.conv import conv2d_backward_fast, conv2d_forward_fast, dx_by_offset
 from cnn.fast.layers import Conv2D as FastConv2D
 from cnn.gradcheck import check_layer
 from cnn.layers import Conv2D
@@ -142,3 +142,19 @@ def test_layer_repr_names_dilation_and_groups_only_when_used():
 def test_bad_combinations_are_refused_naming_both_numbers(call, error, pattern):
     with pytest.raises(error, match=pattern):
         call()
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 3), st.integers(1, 3), st.integers(0, 2), st.integers(1, 3),
+       st.integers(0, 2**32 - 1))
+def test_the_tuned_depthwise_path_matches_the_plain_one(C, k, stride, padding, dilation, seed):
+    size = max(1, dilation * (k - 1) + 1 - 2 * padding) + seed % 4
+    x, w, b, rng = arrays((2, C, size, size + 1), (C, 1, k, k), seed)
+    args = dict(stride=stride, padding=padding, dilation=dilation, groups=C)
+    out, cache = conv2d_forward(x, w, b, **args)
+    out_fast, cache_fast = conv2d_forward_fast(x, w, b, **args)
+    np.testing.assert_allclose(out_fast, out, rtol=1e-10, atol=1e-12)
+    assert cache_fast.cols is None  # the depthwise path builds no im2col matrix
+    dout = rng.standard_normal(out.shape)
+    for got, want in zip(conv2d_backward_fast(dout, cache_fast), conv2d_backward(dout, cache)):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)

@@ -1,21 +1,81 @@
 """The convolution that ``Conv2D`` runs: ``cnn.conv``'s numbers in less time.
 
-``conv2d_forward_fast`` is ``cnn.conv.conv2d_forward``: im2col and one product already
-run at the speed of the product. ``conv2d_backward_fast`` differs from
-``cnn.conv.conv2d_backward`` in two ways, each measured in the chapter "Making it fast":
-``dw`` comes from products of shape ``(N, K, F)``, which BLAS runs faster than
-``(N, F, K)``, and for wide layers ``dx`` is formed kernel offset by kernel offset
-(``dx_by_offset``) instead of by one product and ``col2im``. Signatures and the cache
-are those of ``cnn.conv``, so the tests compare the pairs directly.
+``conv2d_forward_fast`` is ``cnn.conv.conv2d_forward`` (im2col and one product already
+run at the speed of the product), except for depthwise convolutions, which it forms
+kernel offset by kernel offset, as ``conv2d_backward_fast`` then does too. Otherwise
+``conv2d_backward_fast`` differs from ``cnn.conv.conv2d_backward`` in two ways, each
+measured in the chapter "Making it fast": ``dw`` comes from products of shape
+``(N, K, F)``, which BLAS runs faster than ``(N, F, K)``, and for wide layers ``dx`` is
+formed kernel offset by kernel offset (``dx_by_offset``) instead of by one product and
+``col2im``. Signatures and the cache are those of ``cnn.conv``, so the tests compare
+the pairs directly.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from cnn.conv import _check_dout, col2im, conv2d_forward, crop, im2col
+from cnn.conv import (
+    ConvCache,
+    _check_conv_args,
+    _check_dout,
+    col2im,
+    conv2d_forward,
+    crop,
+    im2col,
+    offset_index,
+    pad,
+)
 
-conv2d_forward_fast = conv2d_forward
+
+def is_depthwise(w_shape, groups):
+    """Whether filters ``w_shape = (F, C // groups, KH, KW)`` are depthwise: one filter
+    per channel (``groups = C = F``)."""
+    return w_shape[1] == 1 and w_shape[0] == groups
+
+
+def conv2d_forward_fast(x, w, b, stride=1, padding=0, dilation=1, groups=1):
+    """``cnn.conv.conv2d_forward``, with a depthwise convolution done offset by offset.
+
+    A depthwise convolution (``groups = C = F``) is ``KH KW`` products per pixel and
+    channel: im2col would copy every pixel ``KH KW`` times for products of one row.
+    Instead each kernel offset ``(p, q)`` adds ``w[:, 0, p, q]`` times the strided
+    slice ``offset_index(p, q)`` of the padded input, one pass over the output each
+    (eq-dconv-forward with one channel per group). Other convolutions are
+    ``conv2d_forward``'s. Arguments and results are those of ``conv2d_forward``.
+    """
+    if not is_depthwise(getattr(w, "shape", (0, 0)), groups):
+        return conv2d_forward(x, w, b, stride, padding, dilation, groups)
+    w, b, stride, padding, dilation, groups, out_size = _check_conv_args(
+        x, w, b, stride, padding, dilation, groups)
+    x_padded = pad(x, padding)
+    out = np.empty((x.shape[0], w.shape[0], *out_size), dtype=x.dtype)
+    out[...] = b[:, None, None]
+    term = np.empty_like(out)
+    for p, q in np.ndindex(w.shape[2:]):
+        window = x_padded[offset_index(p, q, out_size, stride, dilation)]
+        out += np.multiply(window, w[:, 0, p, q, None, None], out=term)
+    return out, ConvCache(x_padded, w, stride, padding, None, dilation, groups)
+
+
+def _depthwise_backward(dout, cache):
+    """``conv2d_backward`` of a depthwise convolution, offset by offset (see
+    ``conv2d_forward_fast``): ``dw[:, 0, p, q]`` sums ``dout`` times the slice of
+    offset ``(p, q)`` (eq-dconv-dw), and ``dout w[:, 0, p, q]`` is added back onto that
+    slice of ``dx_padded`` (eq-dconv-dx)."""
+    x_padded, w = cache.x_padded, cache.w
+    N, F, H_out, W_out = dout.shape
+    db = dout.sum(axis=(0, 2, 3))
+    dw = np.empty_like(w)
+    dx_padded = np.zeros_like(x_padded)
+    term = np.empty_like(dout)
+    flat = dout.reshape(N, F, -1)
+    for p, q in np.ndindex(w.shape[2:]):
+        index = offset_index(p, q, (H_out, W_out), cache.stride, cache.dilation)
+        window = x_padded[index]
+        dw[:, 0, p, q] = np.einsum("ncm,ncm->c", flat, window.reshape(N, F, -1))
+        dx_padded[index] += np.multiply(dout, w[:, 0, p, q, None, None], out=term)
+    return crop(dx_padded, cache.padding), dw, db
 
 PER_OFFSET_MIN_CHANNELS = 8
 """From this many input channels on, ``conv2d_backward_fast`` uses ``dx_by_offset``.
@@ -168,6 +228,8 @@ def conv2d_backward_fast(dout, cache):
     ``db : (F,)``.
     """
     dout = _check_dout(dout, cache)
+    if is_depthwise(cache.w.shape, cache.groups):
+        return _depthwise_backward(dout, cache)
     x_padded, w, G, kernel = cache.x_padded, cache.w, cache.groups, cache.w.shape[2:]
     stride, dilation, cols = cache.stride, cache.dilation, cache.cols
     if cols is None:
