@@ -39,9 +39,9 @@ class ConvCache(NamedTuple):
     #: the fast forward pass so that its backward pass need not rebuild it; ``None``
     #: from the naive pass.
     cols: np.ndarray | None = None
-    #: ``(DH, DW)``: the kernel reads every ``DH``-th row and ``DW``-th column.
+    #: ``(DH, DW)``, the kernel reading every ``DH``-th row and ``DW``-th column.
     dilation: tuple = (1, 1)
-    #: ``G``: filter group ``g`` sees channel group ``g`` only.
+    #: ``G``, the number of groups; filter group ``g`` sees channel group ``g`` only.
     groups: int = 1
 
 

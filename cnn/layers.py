@@ -440,22 +440,22 @@ class Residual(Layer):
 
     @property
     def params(self):
-        """The sub-layers' parameters (not copies): ``"body.0.w"``, ..."""
+        """The sub-layers' parameters, not copies, keyed ``"body.0.w"`` and so on."""
         return self._collect("params")
 
     @property
     def grads(self):
-        """The sub-layers' gradients of the last ``backward``, keys as ``params``."""
+        """The sub-layers' gradients of the last ``backward``, keyed as ``params``."""
         return self._collect("grads")
 
     @property
     def buffers(self):
-        """The sub-layers' buffers (not copies): ``"body.1.running_mean"``, ..."""
+        """The sub-layers' buffers, not copies, keyed ``"body.1.running_mean"`` etc."""
         return self._collect("buffers")
 
     @property
     def training(self):
-        """The mode; setting it sets every sub-layer's."""
+        """The mode, training or evaluation; setting it sets every sub-layer's."""
         return self._training
 
     @training.setter
@@ -467,7 +467,7 @@ class Residual(Layer):
 
     @property
     def cache(self):
-        """The sub-layers' caches, in the order of ``body`` then ``shortcut``."""
+        """The sub-layers' caches, those of ``body`` then those of ``shortcut``."""
         return tuple(layer.cache for _, layers in self._paths() for layer in layers)
 
     @cache.setter

@@ -608,9 +608,18 @@ def fold_batchnorm(w, b, gamma, beta, running_mean, running_var, eps=1e-5):
     return w_folded, ((b - running_mean) * scale + beta).astype(w.dtype)
 
 
-class _Normalisation(Layer):
-    """Base of ``LayerNorm`` and ``GroupNorm``: ``gamma`` (ones) and ``beta`` (zeros)
-    of ``shape``; ``backward`` calls the subclass's backward function."""
+class Normalisation(Layer):
+    """Base class of ``LayerNorm`` and ``GroupNorm``, which name their backward pass.
+
+    Parameters
+    ----------
+    shape : tuple of ints
+        Of ``gamma`` (ones) and ``beta`` (zeros).
+    eps : float
+        Added to the variance, > 0.
+    dtype : numpy dtype
+        Of the parameters.
+    """
 
     _backward_function = None
 
@@ -628,7 +637,7 @@ class _Normalisation(Layer):
         return dx
 
 
-class LayerNorm(_Normalisation):
+class LayerNorm(Normalisation):
     """Layer normalisation layer: ``layernorm_forward`` and ``layernorm_backward``.
 
     The same in training and evaluation mode: it has no running statistics.
@@ -669,7 +678,7 @@ class LayerNorm(_Normalisation):
         return f"LayerNorm({self.params['gamma'].shape}, eps={self.eps})"
 
 
-class GroupNorm(_Normalisation):
+class GroupNorm(Normalisation):
     """Group normalisation layer: ``groupnorm_forward`` and ``groupnorm_backward``.
 
     The same in training and evaluation mode: it has no running statistics.
