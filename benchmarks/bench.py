@@ -730,6 +730,101 @@ def bench_deeper(threads_list, repeat, rounds, rng):
     return measure(cases, threads_list, repeat, rounds)
 
 
+# name: (kind, input shape, arguments, what it is); forward+backward, float32 (issue 24)
+MODERN_LAYERS = {
+    "DIL": ("conv", (32, 32, 28, 28), {"out": 32, "k": 3, "padding": 2, "dilation": 2},
+            "dilated conv 32->32, 3x3, dilation 2, padding 2"),
+    "GRP": ("conv", (32, 64, 28, 28), {"out": 64, "k": 3, "padding": 1, "groups": 4},
+            "grouped conv 64->64, 3x3, groups 4, padding 1"),
+    "DWS": ("separable", (32, 64, 28, 28), {"out": 128},
+            "depthwise 3x3 (groups 64) + pointwise 1x1 64->128"),
+    "GN": ("groupnorm", (64, 64, 14, 14), {"groups": 8}, "GroupNorm, 8 groups"),
+    "RES": ("residual", (32, 32, 14, 14), {},
+            "residual block: x + BN(conv3x3(ReLU(BN(conv3x3(x)))))"),
+}
+
+
+def modern_case_timers(name, spec, rng):
+    """A ``Case`` for one row of ``MODERN_LAYERS``: our forward+backward and PyTorch's.
+
+    Ours runs the layers of ``cnn.fast.layers`` (convolutions) and ``cnn.norm``; PyTorch's
+    the same arithmetic with ``torch.nn.functional`` on tensors sharing our arrays.
+    """
+    from cnn.fast.layers import Conv2D, ReLU
+    from cnn.layers import Residual
+    from cnn.norm import BatchNorm, GroupNorm
+
+    kind, shape, args, what = spec
+    x = rng.standard_normal(shape, dtype=np.float32)
+    C = shape[1]
+    init = np.random.default_rng(1)
+    functional = None if torch is None else torch.nn.functional
+    if kind == "conv":
+        layers = [Conv2D(C, args["out"], args["k"], padding=args["padding"], rng=init,
+                         dilation=args.get("dilation", 1), groups=args.get("groups", 1))]
+
+        def torch_forward(xt, ps):
+            return functional.conv2d(xt, ps[0], ps[1], padding=args["padding"],
+                                     dilation=args.get("dilation", 1),
+                                     groups=args.get("groups", 1))
+    elif kind == "separable":
+        layers = [Conv2D(C, C, 3, padding=1, groups=C, rng=init),
+                  Conv2D(C, args["out"], 1, rng=init)]
+
+        def torch_forward(xt, ps):
+            depthwise = functional.conv2d(xt, ps[0], ps[1], padding=1, groups=C)
+            return functional.conv2d(depthwise, ps[2], ps[3])
+    elif kind == "groupnorm":
+        layers = [GroupNorm(args["groups"], C)]
+
+        def torch_forward(xt, ps):
+            return functional.group_norm(xt, args["groups"], ps[0], ps[1])
+    else:
+        layers = [Residual([Conv2D(C, C, 3, padding=1, rng=init), BatchNorm(C), ReLU(),
+                            Conv2D(C, C, 3, padding=1, rng=init), BatchNorm(C)])]
+
+        def torch_forward(xt, ps):
+            def bn(a, gamma, beta):
+                return functional.batch_norm(a, None, None, gamma, beta, training=True)
+
+            hidden = torch.relu(bn(functional.conv2d(xt, ps[0], ps[1], padding=1),
+                                   ps[2], ps[3]))
+            return xt + bn(functional.conv2d(hidden, ps[4], ps[5], padding=1), ps[6], ps[7])
+
+    out = x
+    for layer in layers:
+        out = layer.forward(out)
+    dout = rng.standard_normal(out.shape, dtype=np.float32)
+
+    def ours():
+        out = x
+        for layer in layers:
+            out = layer.forward(out)
+        grad = dout
+        for layer in reversed(layers):
+            grad = layer.backward(grad)
+        return out, grad
+
+    with threadpool_limits(1):
+        row = {"layer": name, "shape": f"{what}: {shape}", "peak_mib": peak_memory(ours) / 2**20}
+    torch_step = None
+    if torch is not None:
+        params = [torch.from_numpy(v).requires_grad_()
+                  for layer in layers for v in layer.params.values()]
+        xt, dt = torch.from_numpy(x).requires_grad_(), torch.from_numpy(dout)
+
+        def torch_step():
+            torch_forward(xt, params).backward(dt)
+
+    return Case(row, lambda: {"fast_s": ours}, torch_step)
+
+
+def bench_modern(threads_list, repeat, rounds, rng):
+    """Rows for dilated, grouped and separable convolution, GroupNorm and a residual block."""
+    cases = [modern_case_timers(name, spec, rng) for name, spec in MODERN_LAYERS.items()]
+    return measure(cases, threads_list, repeat, rounds)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
@@ -741,6 +836,8 @@ def main(argv=None):
     parser.add_argument("--no-digits", action="store_true", help="skip training the digits CNNs")
     parser.add_argument("--no-deeper", action="store_true",
                         help="skip the batch norm, dropout and transposed convolution rows")
+    parser.add_argument("--no-modern", action="store_true",
+                        help="skip the dilated, grouped, separable, GroupNorm and residual rows")
     parser.add_argument("--layers", default=",".join([*CONV_LAYERS, *POOL_LAYERS]),
                         help="comma-separated subset of " + ",".join([*CONV_LAYERS, *POOL_LAYERS]))
     parser.add_argument("--networks", default=",".join(NETWORKS),
@@ -815,6 +912,12 @@ def main(argv=None):
         for name, shape in dict((r["layer"], r["shape"]) for r in deeper).items():
             print(f"  {name}: {shape}")
         print(format_table(deeper))
+    modern = [] if args.no_modern else bench_modern(threads_list, args.repeat, args.rounds, rng)
+    if modern:
+        print("Modern layers: forward+backward, float32 (ours/torch target <= 1.5)")
+        for name, shape in dict((r["layer"], r["shape"]) for r in modern).items():
+            print(f"  {name}: {shape}")
+        print(format_table(modern))
     digits = [] if args.no_digits else bench_digits(threads_list[0])
     for row in digits:
         print(f"digits CNN ({row['model']}): {row['epochs']} epochs, batch {row['batch_size']}, "
@@ -833,6 +936,7 @@ def main(argv=None):
             "full_size": full,
             "digits": digits,
             "deeper": deeper,
+            "modern": modern,
         }
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(result, f, indent=1)

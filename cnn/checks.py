@@ -323,5 +323,20 @@ def check_dout(dout, cache, cache_type, expected):
     return dout.astype(dtype, copy=False)
 
 
+def check_groups(groups, count, what, symbol):
+    """``groups`` as an int that divides ``count`` (channels or filters); else raise.
+
+    The message names both numbers, e.g. "the C=6 channels of x cannot be split into
+    groups=4 groups of equal size".
+    """
+    groups = check_int(groups, "groups")
+    if count % groups:
+        raise ValueError(
+            f"the {symbol}={count} {what} cannot be split into groups={groups} groups "
+            "of equal size"
+        )
+    return groups
+
+
 def _is_int(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)

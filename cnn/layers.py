@@ -28,7 +28,7 @@ from cnn.activations import (
     tanh_backward,
     tanh_forward,
 )
-from cnn.checks import as_pair, check_array, check_int
+from cnn.checks import as_pair, check_array, check_groups, check_int
 from cnn.conv import conv2d_backward, conv2d_forward
 from cnn.conv_transpose import conv_transpose2d_backward, conv_transpose2d_forward
 from cnn.dense import dense_backward, dense_forward
@@ -126,25 +126,34 @@ class Conv2D(Convolution):
         For He initialisation; ``None`` means ``numpy.random.default_rng(0)``.
     dtype : numpy dtype
         Of the parameters, float32 (default) or float64.
+    dilation : int or tuple of two ints
+        ``(DH, DW)``, each >= 1.
+    groups : int
+        ``G``, a divisor of ``C`` and ``F``; ``groups=C`` is a depthwise convolution.
 
     Attributes
     ----------
     params : dict
-        ``"w"``: shape ``(F, C, KH, KW)``; ``"b"``: shape ``(F,)``.
+        ``"w"``: shape ``(F, C // groups, KH, KW)``; ``"b"``: shape ``(F,)``.
     grads : dict
         Same keys and shapes, set by ``backward``.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 rng=None, dtype=np.float32):
+                 rng=None, dtype=np.float32, dilation=1, groups=1):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding)
         C, F, (KH, KW) = self.in_channels, self.out_channels, self.kernel_size
-        self._init_parameters((F, C, KH, KW), F, C * KH * KW, rng, dtype)
+        self.dilation = as_pair(dilation, "dilation", minimum=1)
+        self.groups = check_groups(groups, C, "in_channels", "C")
+        check_groups(groups, F, "out_channels", "F")
+        C_g = C // self.groups
+        self._init_parameters((F, C_g, KH, KW), F, C_g * KH * KW, rng, dtype)
 
     def forward(self, x):
         """``x : (N, C, H, W)`` -> ``out : (N, F, H_out, W_out)``."""
         w, b = self.params["w"], self.params["b"]
-        out, self.cache = conv2d_forward(x, w, b, self.stride, self.padding)
+        out, self.cache = conv2d_forward(x, w, b, self.stride, self.padding,
+                                         self.dilation, self.groups)
         return out
 
     def backward(self, dout):
@@ -152,6 +161,12 @@ class Conv2D(Convolution):
         cache = self._forward_cache()
         dx, self.grads["w"], self.grads["b"] = conv2d_backward(dout, cache)
         return dx
+
+    def __repr__(self):
+        text = super().__repr__()
+        if (self.dilation, self.groups) == ((1, 1), 1):
+            return text
+        return f"{text[:-1]}, dilation={self.dilation}, groups={self.groups})"
 
 
 def _check_window(kernel_size, stride):
@@ -386,3 +401,135 @@ class ConvTranspose2D(Convolution):
         cache = self._forward_cache()
         dx, self.grads["w"], self.grads["b"] = conv_transpose2d_backward(dout, cache)
         return dx
+
+
+class Residual(Layer):
+    """Residual block: ``out = body(x) + shortcut(x)`` (eq-res-forward).
+
+    ``body`` is a list of layers run one after the other; ``shortcut`` is ``None`` (the
+    identity, for a body that keeps the shape) or a list of layers that brings ``x`` to
+    the body's output shape (a strided 1x1 ``Conv2D``, say). The backward pass sends
+    ``dout`` down both paths and adds what arrives at ``x`` (eq-res-dx): the identity
+    path passes ``dout`` on unchanged, however deep the body.
+
+    ``params``, ``grads`` and ``buffers`` are the sub-layers', keyed
+    ``"body.<index>.<name>"`` and ``"shortcut.<index>.<name>"``, so a ``Sequential``
+    sees them as this layer's (``"2.body.0.w"``) and optimisers, ``save``/``load`` and
+    the gradient checks need nothing new; ``training`` and ``release`` reach every
+    sub-layer.
+
+    Parameters
+    ----------
+    body : list of layers
+        At least one layer.
+    shortcut : list of layers, optional
+        ``None`` means the identity.
+    """
+
+    def __init__(self, body, shortcut=None):
+        self.body = _layer_list(body, "body")
+        self.shortcut = None if shortcut is None else _layer_list(shortcut, "shortcut")
+        self.training = True
+
+    def _paths(self):
+        """``("body", layers)`` and, unless it is the identity, the shortcut's."""
+        if self.shortcut is None:
+            return (("body", self.body),)
+        return (("body", self.body), ("shortcut", self.shortcut))
+
+    def _collect(self, attribute):
+        return {f"{path}.{i}.{key}": value
+                for path, layers in self._paths() for i, layer in enumerate(layers)
+                for key, value in getattr(layer, attribute, {}).items()}
+
+    @property
+    def params(self):
+        """The sub-layers' parameters, not copies, keyed ``"body.0.w"`` and so on."""
+        return self._collect("params")
+
+    @property
+    def grads(self):
+        """The sub-layers' gradients of the last ``backward``, keyed as ``params``."""
+        return self._collect("grads")
+
+    @property
+    def buffers(self):
+        """The sub-layers' buffers, not copies, keyed ``"body.1.running_mean"`` etc."""
+        return self._collect("buffers")
+
+    @property
+    def training(self):
+        """The mode, training or evaluation; setting it sets every sub-layer's."""
+        return self._training
+
+    @training.setter
+    def training(self, mode):
+        self._training = bool(mode)
+        for _, layers in self._paths():
+            for layer in layers:
+                layer.training = self._training
+
+    @property
+    def cache(self):
+        """The sub-layers' caches, those of ``body`` then those of ``shortcut``."""
+        return tuple(layer.cache for _, layers in self._paths() for layer in layers)
+
+    @cache.setter
+    def cache(self, caches):
+        layers = [layer for _, path in self._paths() for layer in path]
+        caches = (None,) * len(layers) if caches is None else caches
+        for layer, cache in zip(layers, caches, strict=True):
+            layer.cache = cache
+
+    def release(self):
+        """Release every sub-layer."""
+        for _, layers in self._paths():
+            for layer in layers:
+                layer.release()
+
+    def forward(self, x):
+        """``x`` -> ``body(x) + shortcut(x)``, the body's output shape."""
+        out = x
+        for layer in self.body:
+            out = layer.forward(out)
+        skip = x
+        for layer in self.shortcut or ():
+            skip = layer.forward(skip)
+        if out.shape != skip.shape:
+            raise ValueError(
+                f"the body's output has shape {out.shape} and the shortcut's "
+                f"{skip.shape}; they must be equal (give a shortcut that changes the "
+                "shape as the body does, e.g. a strided 1x1 Conv2D)"
+            )
+        return out + skip
+
+    def backward(self, dout):
+        """``dout`` -> ``dx``: the sum of the two paths' gradients; sets ``grads``."""
+        dx_body = dout
+        for layer in reversed(self.body):
+            dx_body = layer.backward(dx_body)
+        dx_skip = dout
+        for layer in reversed(self.shortcut or ()):
+            dx_skip = layer.backward(dx_skip)
+        return dx_body + dx_skip
+
+    def __repr__(self):
+        def count(layers):
+            return f"{len(layers)} layer{'' if len(layers) == 1 else 's'}"
+
+        shortcut = ("identity shortcut" if self.shortcut is None
+                    else f"shortcut of {count(self.shortcut)}")
+        return f"Residual(body of {count(self.body)}, {shortcut})"
+
+
+def _layer_list(layers, name):
+    """``layers`` as a new list, once checked to be a non-empty list of layers."""
+    if not isinstance(layers, (list, tuple)) or not layers:
+        raise TypeError(f"{name} must be a non-empty list of layers, got {layers!r}")
+    for layer in layers:
+        if not all(hasattr(layer, a) for a in ("forward", "backward", "params")):
+            raise TypeError(
+                f"{name} must hold layers (with forward, backward and params), got "
+                f"{type(layer).__name__}"
+            )
+    return list(layers)

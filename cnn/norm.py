@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from cnn.checks import check_array, check_dout, check_int, check_real
+from cnn.checks import check_array, check_dout, check_groups, check_int, check_real
 from cnn.layers import Layer
 
 
@@ -315,3 +315,407 @@ class BatchNorm(Layer):
     def __repr__(self):
         C = self.params["gamma"].shape[0]
         return f"BatchNorm({C}, momentum={self.momentum}, eps={self.eps})"
+
+
+# Normalisation without the batch: LayerNorm, GroupNorm (and InstanceNorm, its case
+# groups = C) standardise each sample on its own. They differ from batch normalisation
+# only in the axes the statistics are taken over, so one pair of functions,
+# ``normalize_forward`` and ``normalize_backward``, does the work for all of them.
+
+
+class NormCache(NamedTuple):
+    """What ``normalize_backward`` needs."""
+
+    #: The normalised input, shape of ``x``.
+    x_hat: np.ndarray
+    #: ``1 / sqrt(var + eps)``, shape of ``x`` with the normalised ``axes`` of size 1.
+    inv_std: np.ndarray
+    #: The axes the statistics were taken over.
+    axes: tuple
+
+
+def normalize_forward(x, axes, eps=1e-5):
+    """Standardise ``x`` over ``axes``: mean 0 and variance 1 in every slice.
+
+    ``x_hat = (x - mean) / sqrt(var + eps)`` with the mean and the biased variance over
+    ``axes`` (eq-norm-xhat). LayerNorm takes ``axes`` = every axis but the first;
+    GroupNorm, on the view ``(N, G, C // G, H, W)``, the axes ``(2, 3, 4)``.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        Any shape.
+    axes : tuple of ints
+        The axes whose entries share one mean and one variance.
+    eps : float
+        Added to the variance, > 0.
+
+    Returns
+    -------
+    x_hat : numpy.ndarray
+        Shape and dtype of ``x``.
+    cache : NormCache
+        For ``normalize_backward``.
+    """
+    mean = x.mean(axis=axes, keepdims=True)
+    var = x.var(axis=axes, keepdims=True)  # biased: divided by m, not m - 1
+    inv_std = 1 / np.sqrt(var + eps)
+    x_hat = (x - mean) * inv_std
+    return x_hat, NormCache(x_hat, inv_std, axes)
+
+
+def normalize_backward(dx_hat, cache):
+    """Gradient of ``normalize_forward`` for its input, from ``dx_hat``.
+
+    With ``m`` entries per slice, ``dx = inv_std / m * (m dx_hat - sum(dx_hat)
+    - x_hat sum(dx_hat x_hat))``, the sums over the slice's ``axes`` (eq-norm-dx):
+    the compact batch-norm formula, over other axes.
+
+    Parameters
+    ----------
+    dx_hat : numpy.ndarray
+        Gradient of the loss for ``x_hat``, shape of ``x``.
+    cache : NormCache
+        From ``normalize_forward``.
+
+    Returns
+    -------
+    dx : numpy.ndarray
+        Shape of ``x``.
+    """
+    x_hat, axes = cache.x_hat, cache.axes
+    m = x_hat.size // cache.inv_std.size
+    sum_dx_hat = dx_hat.sum(axis=axes, keepdims=True)
+    sum_dx_hat_x_hat = (dx_hat * x_hat).sum(axis=axes, keepdims=True)
+    return cache.inv_std / m * (m * dx_hat - sum_dx_hat - x_hat * sum_dx_hat_x_hat)
+
+
+class LayerNormCache(NamedTuple):
+    """What ``layernorm_backward`` needs."""
+
+    #: From ``normalize_forward`` over every axis but the first.
+    norm: NormCache
+    #: The scales, shape ``x.shape[1:]``, in the dtype of ``x``.
+    gamma: np.ndarray
+
+
+def _check_norm_args(x, gamma, beta, eps, shape, shape_text):
+    """Validate a LayerNorm or GroupNorm forward pass; return ``eps`` as a float."""
+    check_array(x, "x")
+    if x.ndim < 2:
+        raise ValueError(f"x must have shape (N, C, ...), got shape {x.shape}")
+    for name, value in (("gamma", gamma), ("beta", beta)):
+        check_array(value, name)
+        if value.shape != shape:
+            raise ValueError(
+                f"{name} must have shape {shape_text} = {shape} for x of shape "
+                f"{x.shape}, got shape {value.shape}"
+            )
+    return _check_eps(eps)
+
+
+def layernorm_forward(x, gamma, beta, eps=1e-5):
+    """Layer normalisation: each sample standardised over all its entries.
+
+    ``x_hat`` by ``normalize_forward`` over every axis but the first (eq-norm-xhat),
+    then ``out = gamma x_hat + beta`` with one ``gamma`` and ``beta`` per entry of a
+    sample (eq-norm-forward), as ``torch.nn.functional.layer_norm(x, x.shape[1:])``.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        Shape ``(N, D)`` or ``(N, C, H, W)``, float32 or float64.
+    gamma, beta : numpy.ndarray
+        Scale and shift, shape ``x.shape[1:]``.
+    eps : float
+        Added to the variance, > 0.
+
+    Returns
+    -------
+    out : numpy.ndarray
+        Shape and dtype of ``x``.
+    cache : LayerNormCache
+        For ``layernorm_backward``.
+    """
+    eps = _check_norm_args(x, gamma, beta, eps, x.shape[1:], "x.shape[1:]")
+    gamma, beta = gamma.astype(x.dtype, copy=False), beta.astype(x.dtype, copy=False)
+    x_hat, norm = normalize_forward(x, tuple(range(1, x.ndim)), eps)
+    return gamma * x_hat + beta, LayerNormCache(norm, gamma)
+
+
+def _layernorm_dout(cache):
+    """The shape and dtype of ``x`` (``check_dout``)."""
+    return cache.norm.x_hat.shape, None, cache.norm.x_hat.dtype
+
+
+def layernorm_backward(dout, cache):
+    """Backward pass of layer normalisation.
+
+    ``dbeta`` and ``dgamma`` sum ``dout`` and ``dout x_hat`` over the batch axis, the
+    axis that ``gamma`` and ``beta`` are shared along (eq-norm-dbeta, eq-norm-dgamma);
+    ``dx`` is ``normalize_backward`` of ``dx_hat = gamma dout`` (eq-norm-dx).
+
+    Parameters
+    ----------
+    dout : numpy.ndarray
+        Upstream gradient, shape of ``x``.
+    cache : LayerNormCache
+        From ``layernorm_forward``.
+
+    Returns
+    -------
+    dx : numpy.ndarray
+        Shape of ``x``.
+    dgamma, dbeta : numpy.ndarray
+        Shape ``x.shape[1:]``.
+    """
+    dout = check_dout(dout, cache, LayerNormCache, _layernorm_dout)
+    x_hat = cache.norm.x_hat
+    dbeta = dout.sum(axis=0)
+    dgamma = (dout * x_hat).sum(axis=0)
+    dx = normalize_backward(dout * cache.gamma, cache.norm)
+    return dx, dgamma, dbeta
+
+
+class GroupNormCache(NamedTuple):
+    """What ``groupnorm_backward`` needs."""
+
+    #: From ``normalize_forward`` on the view ``(N, G, C // G, ...)`` of ``x``.
+    norm: NormCache
+    #: The scales, shape ``(C,)``, in the dtype of ``x``.
+    gamma: np.ndarray
+
+
+def _grouped(a, groups):
+    """The view ``(N, G, C // G, ...)`` of ``a : (N, C, ...)``."""
+    N, C = a.shape[:2]
+    return a.reshape((N, groups, C // groups) + a.shape[2:])
+
+
+def groupnorm_forward(x, gamma, beta, groups, eps=1e-5):
+    """Group normalisation: each sample's channels standardised in ``groups`` groups.
+
+    ``x_hat`` by ``normalize_forward`` on the view ``(N, G, C // G, H, W)`` over its
+    axes 2 and after (eq-norm-xhat), then ``out = gamma x_hat + beta`` per channel
+    (eq-norm-forward), as ``torch.nn.functional.group_norm``. ``groups=1`` normalises
+    all of a sample (LayerNorm with per-channel ``gamma``), ``groups=C`` each channel
+    of each sample on its own (InstanceNorm).
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        Shape ``(N, C)`` or ``(N, C, H, W)``, float32 or float64.
+    gamma, beta : numpy.ndarray
+        Scale and shift, shape ``(C,)``.
+    groups : int
+        ``G``, a divisor of ``C``.
+    eps : float
+        Added to the variance, > 0.
+
+    Returns
+    -------
+    out : numpy.ndarray
+        Shape and dtype of ``x``.
+    cache : GroupNormCache
+        For ``groupnorm_backward``.
+    """
+    eps = _check_norm_args(x, gamma, beta, eps, x.shape[1:2], "(C,)")
+    groups = check_groups(groups, x.shape[1], "channels of x", "C")
+    gamma, beta = gamma.astype(x.dtype, copy=False), beta.astype(x.dtype, copy=False)
+    x_hat, norm = normalize_forward(
+        _grouped(x, groups), tuple(range(2, x.ndim + 1)), eps)
+    x_hat = x_hat.reshape(x.shape)
+    out = _per_channel(gamma, x.ndim) * x_hat + _per_channel(beta, x.ndim)
+    return out, GroupNormCache(norm, gamma)
+
+
+def _groupnorm_dout(cache):
+    """The shape of ``x``, from ``x_hat : (N, G, C // G, ...)``, and its dtype."""
+    N, G, size, *rest = cache.norm.x_hat.shape
+    return (N, G * size, *rest), None, cache.norm.x_hat.dtype
+
+
+def groupnorm_backward(dout, cache):
+    """Backward pass of group normalisation.
+
+    ``dbeta`` and ``dgamma`` sum ``dout`` and ``dout x_hat`` over every axis but the
+    channel axis (eq-norm-dbeta, eq-norm-dgamma); ``dx`` is ``normalize_backward`` of
+    ``dx_hat = gamma dout`` on the grouped view (eq-norm-dx).
+
+    Parameters
+    ----------
+    dout : numpy.ndarray
+        Upstream gradient, shape of ``x``.
+    cache : GroupNormCache
+        From ``groupnorm_forward``.
+
+    Returns
+    -------
+    dx : numpy.ndarray
+        Shape of ``x``.
+    dgamma, dbeta : numpy.ndarray
+        Shape ``(C,)``.
+    """
+    dout = check_dout(dout, cache, GroupNormCache, _groupnorm_dout)
+    grouped = cache.norm.x_hat
+    x_hat = grouped.reshape(dout.shape)
+    dbeta = channel_sum(dout)
+    dgamma = channel_sum(dout, x_hat)
+    dx_hat = dout * _per_channel(cache.gamma, dout.ndim)
+    dx = normalize_backward(_grouped(dx_hat, grouped.shape[1]), cache.norm)
+    return dx.reshape(x_hat.shape), dgamma, dbeta
+
+
+def fold_batchnorm(w, b, gamma, beta, running_mean, running_var, eps=1e-5):
+    """Fold evaluation-mode batch normalisation into the layer before it.
+
+    With ``s = gamma / sqrt(running_var + eps)``, ``w' = s w`` (each filter scaled) and
+    ``b' = s (b - running_mean) + beta`` (eq-fold-bn): ``conv2d_forward(x, w', b')``
+    equals ``batchnorm_inference`` of ``conv2d_forward(x, w, b)``, one layer instead of
+    two at inference time.
+
+    Parameters
+    ----------
+    w : numpy.ndarray
+        Filters, shape ``(F, C, KH, KW)`` (any shape ``(F, ...)``).
+    b : numpy.ndarray
+        Biases, shape ``(F,)``.
+    gamma, beta, running_mean, running_var : numpy.ndarray
+        The batch-norm layer's parameters and running estimates, shape ``(F,)``.
+    eps : float
+        The batch-norm layer's ``eps``, > 0.
+
+    Returns
+    -------
+    w_folded : numpy.ndarray
+        Shape of ``w``.
+    b_folded : numpy.ndarray
+        Shape ``(F,)``.
+    """
+    check_array(w, "w")
+    if w.ndim < 2:
+        raise ValueError(f"w must have shape (F, C, KH, KW), got shape {w.shape}")
+    F = w.shape[0]
+    check_array(b, "b", ("F",), known={"F": F})
+    for name, value in (("gamma", gamma), ("beta", beta),
+                        ("running_mean", running_mean), ("running_var", running_var)):
+        check_array(value, name, ("F",), known={"F": F})
+    if running_var.min() < 0:
+        raise ValueError(
+            f"running_var must be non-negative, got minimum {running_var.min()}")
+    scale = (gamma / np.sqrt(running_var + _check_eps(eps))).astype(w.dtype)
+    w_folded = w * scale.reshape((-1,) + (1,) * (w.ndim - 1))
+    return w_folded, ((b - running_mean) * scale + beta).astype(w.dtype)
+
+
+class Normalisation(Layer):
+    """Base class of ``LayerNorm`` and ``GroupNorm``, which name their backward pass.
+
+    Parameters
+    ----------
+    shape : tuple of ints
+        Of ``gamma`` (ones) and ``beta`` (zeros).
+    eps : float
+        Added to the variance, > 0.
+    dtype : numpy dtype
+        Of the parameters.
+    """
+
+    _backward_function = None
+
+    def __init__(self, shape, eps, dtype):
+        super().__init__()
+        self.eps = _check_eps(eps)
+        self.params = {"gamma": np.ones(shape, dtype=dtype),
+                       "beta": np.zeros(shape, dtype=dtype)}
+        self.grads = {key: np.zeros_like(value) for key, value in self.params.items()}
+
+    def backward(self, dout):
+        """``dout`` -> ``dx``, same shape; sets ``grads``."""
+        grads = self._backward_function(dout, self._forward_cache())
+        dx, self.grads["gamma"], self.grads["beta"] = grads
+        return dx
+
+
+class LayerNorm(Normalisation):
+    """Layer normalisation layer: ``layernorm_forward`` and ``layernorm_backward``.
+
+    The same in training and evaluation mode: it has no running statistics.
+
+    Parameters
+    ----------
+    normalized_shape : int or tuple of ints
+        The shape of one sample, ``x.shape[1:]``: ``D`` or ``(C, H, W)``.
+    eps : float
+        Added to the variance, > 0.
+    dtype : numpy dtype
+        Of the parameters, float32 (default) or float64.
+
+    Attributes
+    ----------
+    params : dict
+        ``"gamma"`` (ones) and ``"beta"`` (zeros), shape ``normalized_shape``.
+    grads : dict
+        Same keys and shapes, set by ``backward``.
+    """
+
+    _backward_function = staticmethod(layernorm_backward)
+
+    def __init__(self, normalized_shape, eps=1e-5, dtype=np.float32):
+        if isinstance(normalized_shape, (tuple, list)):
+            shape = tuple(check_int(n, "normalized_shape") for n in normalized_shape)
+        else:
+            shape = (check_int(normalized_shape, "normalized_shape"),)
+        super().__init__(shape, eps, dtype)
+
+    def forward(self, x):
+        """``x : (N, *normalized_shape)`` -> ``out``, same shape."""
+        out, self.cache = layernorm_forward(
+            x, self.params["gamma"], self.params["beta"], self.eps)
+        return out
+
+    def __repr__(self):
+        return f"LayerNorm({self.params['gamma'].shape}, eps={self.eps})"
+
+
+class GroupNorm(Normalisation):
+    """Group normalisation layer: ``groupnorm_forward`` and ``groupnorm_backward``.
+
+    The same in training and evaluation mode: it has no running statistics.
+    ``GroupNorm(C, C)`` is instance normalisation.
+
+    Parameters
+    ----------
+    num_groups : int
+        ``G``, a divisor of ``num_channels``.
+    num_channels : int
+        ``C``.
+    eps : float
+        Added to the variance, > 0.
+    dtype : numpy dtype
+        Of the parameters, float32 (default) or float64.
+
+    Attributes
+    ----------
+    params : dict
+        ``"gamma"`` (ones) and ``"beta"`` (zeros), shape ``(C,)``.
+    grads : dict
+        Same keys and shapes, set by ``backward``.
+    """
+
+    _backward_function = staticmethod(groupnorm_backward)
+
+    def __init__(self, num_groups, num_channels, eps=1e-5, dtype=np.float32):
+        C = check_int(num_channels, "num_channels")
+        self.groups = check_groups(num_groups, C, "num_channels", "C")
+        super().__init__(C, eps, dtype)
+
+    def forward(self, x):
+        """``x : (N, C)`` or ``(N, C, H, W)`` -> ``out``, same shape."""
+        out, self.cache = groupnorm_forward(
+            x, self.params["gamma"], self.params["beta"], self.groups, self.eps)
+        return out
+
+    def __repr__(self):
+        C = self.params["gamma"].shape[0]
+        return f"GroupNorm({self.groups}, {C}, eps={self.eps})"

@@ -767,3 +767,238 @@ def test_eq_var_backward(seed):
     dx_half = dense_backward(dout[:, : M // 2], dense_forward(
         np.zeros((N, D)), w[:, : M // 2], np.zeros(M // 2))[1])[0]
     assert dx_half.var() == pytest.approx(predicted / 2, rel=0.08)
+
+
+# ---------------------------------------------------------------------------------------------
+# Normalisation without the batch (book/normalisation.md): LayerNorm and GroupNorm (InstanceNorm
+# is GroupNorm with G = C) standardise each slice S of entries that share a mean and a variance;
+# the slices are the groups of a sample's channels, on the view (N, G, C / G, H, W).
+# ---------------------------------------------------------------------------------------------
+
+from cnn.norm import groupnorm_backward, groupnorm_forward, layernorm_backward, layernorm_forward  # noqa: E402
+
+NORM_CASES = [  # shape, groups (None: LayerNorm, gamma of shape x.shape[1:])
+    ((3, 4, 2, 3), 2), ((2, 6, 3, 1), 3), ((2, 3, 2, 2), 3), ((3, 5), 1), ((2, 4, 2, 2), None),
+    ((3, 7), None),
+]
+
+
+def norm_case(shape, groups, seed):
+    rng = np.random.default_rng(seed)
+    x = 2 * rng.standard_normal(shape) + rng.standard_normal(shape[:2] + (1,) * (len(shape) - 2))
+    parameter_shape = shape[1:] if groups is None else shape[1:2]
+    return x, rng.standard_normal(parameter_shape), rng.standard_normal(parameter_shape), rng.standard_normal(shape)
+
+
+def norm_slices(shape, groups):
+    """The index sets S: every entry (n, c, ...) of a sample n with c in group g, per (n, g)."""
+    G = 1 if groups is None else groups
+    size = shape[1] // G
+    for n in range(shape[0]):
+        for g in range(G):
+            yield (n, slice(g * size, (g + 1) * size))
+
+
+def norm_scale(v, shape, groups):
+    """gamma or beta broadcast to the shape of x: per entry (LayerNorm) or per channel."""
+    return v if groups is None else v.reshape((1, -1) + (1,) * (len(shape) - 2))
+
+
+def norm_as_written(x, gamma, beta, groups, eps=BN_EPS):
+    """eq-norm-xhat and eq-norm-forward: mean and biased variance of each slice S."""
+    x_hat = np.empty_like(x)
+    for index in norm_slices(x.shape, groups):
+        part = x[index]
+        mu = part.sum() / part.size
+        var = ((part - mu) ** 2).sum() / part.size
+        x_hat[index] = (part - mu) / np.sqrt(var + eps)
+    return norm_scale(gamma, x.shape, groups) * x_hat + norm_scale(beta, x.shape, groups), x_hat
+
+
+def norm_package_backward(x, gamma, beta, groups, dout):
+    if groups is None:
+        return layernorm_backward(dout, layernorm_forward(x, gamma, beta)[1])
+    return groupnorm_backward(dout, groupnorm_forward(x, gamma, beta, groups)[1])
+
+
+def norm_parameter_sum(a, groups):
+    """Sum over the axes gamma is shared along: the batch (LayerNorm), all but channels (GroupNorm)."""
+    return a.sum(axis=0) if groups is None else a.sum(axis=bn_axes(a))
+
+
+@pytest.mark.parametrize("shape, groups", NORM_CASES)
+def test_eq_norm_dbeta(shape, groups):
+    x, gamma, beta, dout = norm_case(shape, groups, 1)
+    dbeta = norm_parameter_sum(dout, groups)
+    numeric = centred_differences(lambda v: float(np.sum(dout * norm_as_written(x, gamma, v, groups)[0])), beta)
+    assert_gradient(dbeta, numeric)
+    np.testing.assert_allclose(norm_package_backward(x, gamma, beta, groups, dout)[2], dbeta, rtol=1e-10,
+                               atol=1e-12)
+
+
+@pytest.mark.parametrize("shape, groups", NORM_CASES)
+def test_eq_norm_dgamma(shape, groups):
+    x, gamma, beta, dout = norm_case(shape, groups, 2)
+    dgamma = norm_parameter_sum(dout * norm_as_written(x, gamma, beta, groups)[1], groups)
+    numeric = centred_differences(lambda v: float(np.sum(dout * norm_as_written(x, v, beta, groups)[0])), gamma)
+    assert_gradient(dgamma, numeric)
+    np.testing.assert_allclose(norm_package_backward(x, gamma, beta, groups, dout)[1], dgamma, rtol=1e-10,
+                               atol=1e-12)
+
+
+@pytest.mark.parametrize("shape, groups", NORM_CASES + [((4, 3, 2, 2), "batch")])
+def test_eq_norm_dx(shape, groups):
+    """dx_i = 1 / (m sqrt(var_S + eps)) (m dx_hat_i - sum_S dx_hat_j - x_hat_i sum_S dx_hat_j x_hat_j),
+    S the slice of i; with the batch's slices (one per channel) it is batch norm's eq-bn-dx."""
+    if groups == "batch":
+        x, gamma, beta, dout = bn_case(shape, 3)
+        out_of = lambda v: bn_as_written(v, gamma, beta)[0]
+        x_hat, dx_hat = bn_as_written(x, gamma, beta)[1], dout * per_channel(gamma, x.ndim)
+        slices = [(slice(None), c) for c in range(shape[1])]
+    else:
+        x, gamma, beta, dout = norm_case(shape, groups, 3)
+        out_of = lambda v: norm_as_written(v, gamma, beta, groups)[0]
+        x_hat, dx_hat = norm_as_written(x, gamma, beta, groups)[1], dout * norm_scale(gamma, shape, groups)
+        slices = list(norm_slices(shape, groups))
+    dx = np.empty_like(x)
+    for index in slices:
+        part, x_hat_part, dx_hat_part = x[index], x_hat[index], dx_hat[index]
+        m = part.size
+        inv_std = 1 / np.sqrt(part.var() + BN_EPS)
+        dx[index] = inv_std / m * (m * dx_hat_part - dx_hat_part.sum() - x_hat_part * (dx_hat_part * x_hat_part).sum())
+    assert_gradient(dx, centred_differences(lambda v: float(np.sum(dout * out_of(v))), x))
+    if groups != "batch":
+        np.testing.assert_allclose(norm_package_backward(x, gamma, beta, groups, dout)[0], dx, rtol=1e-9,
+                                   atol=1e-11)
+
+
+# ---------------------------------------------------------------------------------------------
+# Residual connections (book/residual.md): out = x + F(x); the backward pass adds dout, the
+# identity path, to the body's gradient (dF/dx)^T dout.
+# ---------------------------------------------------------------------------------------------
+
+from cnn.fast.conv import conv2d_backward_fast  # noqa: E402
+from cnn.layers import Conv2D, ReLU, Residual  # noqa: E402
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_eq_res_dx(seed):
+    rng = np.random.default_rng(seed)
+    C, pad = int(rng.integers(1, 4)), int(rng.integers(0, 2))
+    x = away_from_zero(rng, (2, C, 4, 3))
+    w, b = 0.5 * rng.standard_normal((C, C, 2 * pad + 1, 2 * pad + 1)), rng.standard_normal(C)
+    dout = rng.standard_normal(x.shape)
+
+    def body(v):  # F(x) = relu(conv(x))
+        return np.maximum(conv2d_forward(v, w, b, padding=pad)[0], 0.0)
+
+    out_body, conv_cache = conv2d_forward(x, w, b, padding=pad)
+    # dx = dout + (dF/dx)^T dout: the identity path, plus the body's backward pass
+    dx = dout + conv2d_backward(dout * (out_body > 0), conv_cache)[0]
+    assert_gradient(dx, centred_differences(lambda v: float(np.sum(dout * (v + body(v)))), x))
+    layer = Conv2D(C, C, 2 * pad + 1, padding=pad, dtype=np.float64)
+    layer.params["w"][...], layer.params["b"][...] = w, b
+    block = Residual([layer, ReLU()])
+    np.testing.assert_allclose(block.forward(x), x + body(x), rtol=1e-12)
+    np.testing.assert_allclose(block.backward(dout), dx, rtol=1e-10, atol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------
+# Convolution variants (book/conv_variants.md): a dilated kernel reads x_tilde[n, c, S i + D p,
+# S j + D q]; a grouped convolution lets filter f read only the channels of its group.
+# ---------------------------------------------------------------------------------------------
+
+DCONV_CASES = [
+    # (N, C, H, W), (F, KH, KW), stride, padding, dilation
+    ((2, 2, 7, 7), (2, 3, 3), (1, 1), (2, 2), (2, 2)),
+    ((1, 3, 9, 8), (2, 3, 2), (2, 1), (1, 0), (3, 2)),
+    ((2, 1, 8, 6), (3, 2, 3), (1, 2), (0, 1), (4, 1)),
+    ((1, 9, 6, 6), (2, 3, 3), (2, 2), (2, 2), (2, 2)),  # many channels: dx by offset
+]
+
+
+def dconv_case(config, seed):
+    (N, C, H, W), (F, KH, KW), stride, padding, dilation = config
+    rng = np.random.default_rng(seed)
+    x, w, b = rng.standard_normal((N, C, H, W)), rng.standard_normal((F, C, KH, KW)), rng.standard_normal(F)
+    out, _ = conv2d_forward(x, w, b, stride=stride, padding=padding, dilation=dilation)
+    return x, w, b, rng.standard_normal(out.shape), dict(stride=stride, padding=padding, dilation=dilation)
+
+
+def dconv_forward_as_written(x, w, b, stride, padding, dilation):
+    """eq-dconv-forward: out[n, f, i, j] = b[f] + sum of w[f, c, p, q] x_tilde[n, c, S i + D p, S j + D q],
+    with H_out = (H + 2 P - D (KH - 1) - 1) // S + 1 (eq-dconv-out-size)."""
+    x_tilde = padded_as_written(x, padding)
+    (S_H, S_W), (D_H, D_W), (F, C, KH, KW) = stride, dilation, w.shape
+    H_out = (x.shape[2] + 2 * padding[0] - D_H * (KH - 1) - 1) // S_H + 1
+    W_out = (x.shape[3] + 2 * padding[1] - D_W * (KW - 1) - 1) // S_W + 1
+    out = np.zeros((x.shape[0], F, H_out, W_out)) + b[None, :, None, None]
+    for i in range(H_out):
+        for j in range(W_out):
+            for p in range(KH):
+                for q in range(KW):
+                    out[:, :, i, j] += np.einsum("nc,fc->nf", x_tilde[:, :, S_H * i + D_H * p, S_W * j + D_W * q],
+                                                 w[:, :, p, q])
+    return out
+
+
+def assert_dconv_gradient(formula, wrt, x, w, b, dout, args):
+    arrays = {"x": x, "w": w, "b": b}
+
+    def loss(value):
+        probe = {**arrays, wrt: value}
+        return float(np.sum(dout * dconv_forward_as_written(probe["x"], probe["w"], probe["b"], **args)))
+
+    assert_gradient(formula, centred_differences(loss, arrays[wrt]))
+    _, cache = conv2d_forward(x, w, b, **args)
+    for backward in (conv2d_backward, conv2d_backward_fast):
+        package = dict(zip("xwb", backward(dout, cache)))[wrt]
+        np.testing.assert_allclose(package, formula, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("config", DCONV_CASES)
+def test_eq_dconv_forward_and_out_size(config):
+    x, w, b, _, args = dconv_case(config, 0)
+    np.testing.assert_allclose(conv2d_forward(x, w, b, **args)[0], dconv_forward_as_written(x, w, b, **args),
+                               rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("config", DCONV_CASES)
+def test_eq_dconv_dw(config):
+    x, w, b, dout, args = dconv_case(config, 1)
+    (S_H, S_W), (D_H, D_W), (N, F, H_out, W_out) = args["stride"], args["dilation"], dout.shape
+    x_tilde = padded_as_written(x, args["padding"])
+    # dw[f, c, p, q] = sum over n, i, j of dout[n, f, i, j] x_tilde[n, c, S i + D p, S j + D q]
+    dw = np.zeros_like(w)
+    for p, q, i, j in np.ndindex(w.shape[2], w.shape[3], H_out, W_out):
+        dw[:, :, p, q] += np.einsum("nf,nc->fc", dout[:, :, i, j], x_tilde[:, :, S_H * i + D_H * p, S_W * j + D_W * q])
+    assert_dconv_gradient(dw, "w", x, w, b, dout, args)
+
+
+@pytest.mark.parametrize("config", DCONV_CASES)
+def test_eq_dconv_dx(config):
+    x, w, b, dout, args = dconv_case(config, 2)
+    (S_H, S_W), (D_H, D_W), (P_H, P_W) = args["stride"], args["dilation"], args["padding"]
+    (N, F, H_out, W_out), (KH, KW), (H, W) = dout.shape, w.shape[2:], x.shape[2:]
+    # dx_tilde[n, c, r, s] = sum over f, p, q and the (i, j) with S i + D p = r, S j + D q = s
+    # of dout[n, f, i, j] w[f, c, p, q]; dx is dx_tilde without its padding.
+    dx_tilde = np.zeros((N, x.shape[1], H + 2 * P_H, W + 2 * P_W))
+    for r, s in np.ndindex(dx_tilde.shape[2:]):
+        for p, q, i, j in np.ndindex(KH, KW, H_out, W_out):
+            if S_H * i + D_H * p == r and S_W * j + D_W * q == s:
+                dx_tilde[:, :, r, s] += np.einsum("nf,fc->nc", dout[:, :, i, j], w[:, :, p, q])
+    assert_dconv_gradient(dx_tilde[:, :, P_H:P_H + H, P_W:P_W + W], "x", x, w, b, dout, args)
+
+
+@pytest.mark.parametrize("groups, C, F", [(2, 4, 6), (3, 3, 3), (1, 2, 2), (2, 6, 2)])
+def test_eq_gconv_forward(groups, C, F):
+    """out[n, f] = b[f] + sum over the C/G channels c' of group g(f) = f // (F/G) of
+    w[f, c'] * x[n, g(f) C/G + c'] (eq-conv-forward within the group)."""
+    rng = np.random.default_rng(groups + C)
+    x, w, b = rng.standard_normal((2, C, 5, 4)), rng.standard_normal((F, C // groups, 3, 2)), rng.standard_normal(F)
+    out, _ = conv2d_forward(x, w, b, padding=1, groups=groups)
+    for f in range(F):
+        g = f // (F // groups)
+        block = x[:, g * (C // groups):(g + 1) * (C // groups)]
+        alone, _ = conv2d_forward(block, w[f:f + 1], b[f:f + 1], padding=1)
+        np.testing.assert_allclose(out[:, f:f + 1], alone, rtol=1e-12)

@@ -113,7 +113,8 @@ class Conv2D(layers.Conv2D):
     def forward(self, x):
         """``x : (N, C, H, W)`` -> ``out : (N, F, H_out, W_out)``."""
         w, b = self.params["w"], self.params["b"]
-        out, self.cache = conv2d_forward_fast(x, w, b, self.stride, self.padding)
+        out, self.cache = conv2d_forward_fast(x, w, b, self.stride, self.padding,
+                                              self.dilation, self.groups)
         return out
 
     def backward(self, dout):
