@@ -150,6 +150,25 @@ def publish_notebook(app, pagename, templatename, context, doctree) -> None:
                 button["url"] = f"{colab}/github/{repo}/blob/{index.branch}/{path}"
 
 
+def theme_mode_default(app, config) -> None:
+    """Light or dark as the reader's system says: without a default the theme logs a console
+    error ("Got invalid theme mode") on a first visit."""
+    config.html_theme_options.setdefault("default_mode", "auto")
+
+
+def drop_repeated_scripts(app, pagename, templatename, context, doctree) -> None:
+    """Each script once: Jupyter Book adds sphinx-thebe's and togglebutton's inline settings
+    twice, and a second ``const THEBE_JS_URL`` is a JavaScript error on every page."""
+    seen, kept = set(), []
+    for script in context.get("script_files", []):
+        key = (str(getattr(script, "filename", script)),
+               tuple(sorted(getattr(script, "attributes", {}).items())))
+        if key not in seen:
+            seen.add(key)
+            kept.append(script)
+    context["script_files"] = kept
+
+
 def round_brackets() -> BracketStyle:
     return BracketStyle(left="(", right=")")
 
@@ -176,6 +195,8 @@ def setup(app):
     assignments.setup(app)
     pdfbook.setup(app)
     app.connect("config-inited", setup_mathjax)
+    app.connect("config-inited", theme_mode_default)
+    app.connect("html-page-context", drop_repeated_scripts, priority=900)
     app.connect("build-finished", copy_mathjax)
     # After sphinx-book-theme (priority 501) has built the header buttons.
     app.connect("html-page-context", publish_notebook, priority=502)
