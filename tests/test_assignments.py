@@ -26,7 +26,7 @@ from _site import ROOT, build_site, index, myst2ipynb
 from cnn.exercises import CHECKS
 from test_notebooks import myst_leftovers
 
-import assignments  # noqa: E402  (book/_ext is on the path through _site)
+from cnnbook import assignments
 
 ASSIGNMENTS = assignments.ASSIGNMENTS
 NAMES = [a.name for a in ASSIGNMENTS]

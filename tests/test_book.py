@@ -127,7 +127,7 @@ def test_citation_file_names_the_book_and_its_stable_urls():
 # -- the release and the PDF editions on the site ----------------------------------------
 
 def test_every_page_shows_the_version_and_its_date(site):
-    import release
+    from cnnbook import release
 
     footer = (f"version {release.read_version(ROOT)} "
               f"({release.long_date(release.release_date(ROOT))})")
@@ -145,8 +145,8 @@ def test_intro_and_navigation_lead_to_the_pdf_editions(site):
 
 def test_without_tex_the_site_says_how_to_make_the_pdfs(site):
     """The tested site is built as make book without TeX builds it: no PDF to link."""
-    import pdfbook
-    import release
+    from cnnbook import pdfbook
+    from cnnbook import release
 
     html = page(site, "book/downloads")
     text = " ".join(re.sub(r"<[^>]+>", "", html).split())
@@ -159,7 +159,7 @@ def test_without_tex_the_site_says_how_to_make_the_pdfs(site):
 
 
 def test_changes_page_shows_every_changelog_entry_and_the_erratum_form(site):
-    import release
+    from cnnbook import release
 
     html = page(site, "book/changes")
     for entry in release.changelog(ROOT):

@@ -11,20 +11,17 @@ from __future__ import annotations
 import functools
 import os
 import re
-import sys
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 import pytest
+from cnnbook import release
 
+import build_pdf  # scripts/, on the path through pyproject.toml
 from _site import ROOT, build_pdfs, build_site, index, site_numbers
 
-sys.path.insert(0, str(ROOT / "scripts"))
-
-import build_pdf  # noqa: E402
-import release  # noqa: E402
 
 VERSION = release.read_version(ROOT)
 EDITIONS = list(release.EDITIONS)
@@ -301,13 +298,11 @@ def test_the_package_s_quoted_lines_print_unbroken(pdfs):
 # -- the site's links to the PDFs (no TeX needed) ------------------------------------------
 
 SITE_CONF = """
-import sys
-sys.path.insert(0, {ext!r})
 project = "CNN from Scratch with NumPy"
-extensions = ["pdfbook"]
+extensions = ["cnnbook.pdfbook"]
 html_theme = "sphinx_book_theme"
 html_baseurl = "https://example.org/book/"
-html_theme_options = {{"use_download_button": True}}
+html_theme_options = {"use_download_button": True}
 """
 
 
@@ -318,7 +313,7 @@ def build_small_site(tmp_path: Path, pdf_dir: Path, monkeypatch) -> Path:
 
     src = tmp_path / "src"
     src.mkdir()
-    (src / "conf.py").write_text(SITE_CONF.format(ext=str(ROOT / "book" / "_ext")))
+    (src / "conf.py").write_text(SITE_CONF)
     (src / "index.rst").write_text("Book\n====\n\n.. toctree::\n\n   downloads\n")
     (src / "downloads.rst").write_text("PDF editions\n============\n\n.. pdf-editions::\n")
     monkeypatch.setenv("CNNBOOK_PDF_DIR", str(pdf_dir))
