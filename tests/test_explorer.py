@@ -34,6 +34,9 @@ from _site import ROOT, build_site, index, serve
 from cnn.conv import conv2d_backward, conv2d_forward
 from test_chapters import CHAPTERS, equation_labels
 
+# Every test here serves the built book to a browser.
+pytestmark = pytest.mark.book
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update"]
