@@ -5,6 +5,8 @@
  *    where more is hidden (class cnn-scrolls, cnn-scrolls-left, cnn-scrolls-right).
  * 2. Word boundaries in tables: a long name in a table cell may wrap after "_", "." or "/",
  *    never in the middle of a word.
+ * 4. Search: result snippets show formulas as plain text, not raw TeX ("\\(\\bar x\\)"), and a
+ *    search for "He initialisation" does not highlight every "he" of the page it opens.
  * 3. Previews: hovering or focusing a link to an equation, figure, exercise, chapter, section
  *    or bibliography entry shows the target in a box beside the link. The target is read from
  *    this page or from the linked page of this site (same origin, nothing from elsewhere);
@@ -231,7 +233,58 @@
     window.addEventListener("hashchange", hide);
   }
 
+  // -- 4. search -------------------------------------------------------------------------------
+  var TEX_WORDS = {
+    alpha: "\u03b1", beta: "\u03b2", gamma: "\u03b3", delta: "\u03b4", epsilon: "\u03b5",
+    eta: "\u03b7", lambda: "\u03bb", mu: "\u03bc", sigma: "\u03c3", theta: "\u03b8",
+    partial: "\u2202", sum: "\u03a3", prod: "\u03a0", cdot: "\u00b7", times: "\u00d7",
+    top: "\u22a4", ldots: "\u2026", cdots: "\u22ef", in: "\u2208", leq: "\u2264",
+    geq: "\u2265", le: "\u2264", ge: "\u2265", approx: "\u2248", to: "\u2192",
+    infty: "\u221e", ln: "ln", log: "log", exp: "exp", max: "max", min: "min", odot: "\u2299"
+  };
+  var ACCENTS = {bar: "\u0304", hat: "\u0302", tilde: "\u0303"};
+
+  function plainTeX(tex) {
+    return tex
+      .replace(/\\(?:left|right|[,;!]|quad|qquad)/g, " ")
+      .replace(/\\(bar|hat|tilde)\s*(?:\{([^{}]*)\}|(\w))/g, function (m, accent, group, one) {
+        return (group || one) + ACCENTS[accent];
+      })
+      .replace(/\\frac\{([^{}]*)\}\{([^{}]*)\}/g, "($1)/($2)")
+      .replace(/\\(?:text|mathrm|mathbf|mathcal|operatorname)\{([^{}]*)\}/g, "$1")
+      .replace(/\\([A-Za-z]+)/g, function (m, word) { return TEX_WORDS[word] || ""; })
+      .replace(/[{}]/g, "")
+      .replace(/\s+/g, " ")
+      .trim();
+  }
+
+  function plainMath(html) {
+    return html.replace(/\\\(([\s\S]*?)\\\)|\\\[([\s\S]*?)\\\]/g, function (m, inline, display) {
+      return plainTeX(inline || display || "");
+    });
+  }
+
+  function cleanSearch() {
+    if (window.Search && Search.htmlToText && !Search.cnnPlainMath) {
+      var toText = Search.htmlToText;
+      Search.htmlToText = function (html, anchor) { return toText(plainMath(html), anchor); };
+      Search.cnnPlainMath = true;
+    }
+  }
+
+  // sphinx_highlight marks every word of the query; a word of one or two letters ("he") is
+  // everywhere and hides the term that was looked for.
+  function dropShortHighlights() {
+    document.querySelectorAll("span.highlighted").forEach(function (span) {
+      if (span.textContent.trim().length < 3) {
+        span.replaceWith(document.createTextNode(span.textContent));
+      }
+    });
+  }
+
   ready(function () {
+    cleanSearch();
+    window.setTimeout(dropShortHighlights, 0);
     breakNamesInTables(document);
     watchScrollers(document);
     // MathJax replaces the math after this script ran: watch its boxes once it has typeset.
@@ -248,5 +301,8 @@
     watchLinks();
   });
 
-  window.cnnReader = {updateCues: function () { document.querySelectorAll(SCROLLERS).forEach(updateCue); }};
+  window.cnnReader = {
+    updateCues: function () { document.querySelectorAll(SCROLLERS).forEach(updateCue); },
+    plainTeX: plainTeX
+  };
 }());

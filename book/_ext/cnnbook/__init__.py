@@ -127,7 +127,7 @@ def publish_notebook(app, pagename, templatename, context, doctree) -> None:
 def theme_mode_default(app, config) -> None:
     """Light or dark as the reader's system says: without a default the theme logs a console
     error ("Got invalid theme mode") on a first visit."""
-    config.html_theme_options.setdefault("default_mode", "auto")
+    config.html_context.setdefault("default_mode", "auto")
 
 
 def drop_repeated_scripts(app, pagename, templatename, context, doctree) -> None:
