@@ -135,7 +135,8 @@ def drop_repeated_scripts(app, pagename, templatename, context, doctree) -> None
     twice, and a second ``const THEBE_JS_URL`` is a JavaScript error on every page."""
     seen, kept = set(), []
     for script in context.get("script_files", []):
-        key = (str(getattr(script, "filename", script)),
+        # The same inline script comes once with filename None and once with "".
+        key = (str(getattr(script, "filename", script) or ""),
                tuple(sorted(getattr(script, "attributes", {}).items())))
         if key not in seen:
             seen.add(key)
