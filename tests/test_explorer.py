@@ -21,21 +21,21 @@ import functools
 import os
 import re
 import shutil
-import sys
 import urllib.parse
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from cnnbook import provenance
+
+import cnn
 from _site import ROOT, build_site, index, serve
+from cnn.conv import conv2d_backward, conv2d_forward
+from test_chapters import CHAPTERS, equation_labels
 
-sys.path.insert(0, str(ROOT / "book" / "_ext"))
-import provenance  # noqa: E402
-from test_chapters import CHAPTERS, equation_labels  # noqa: E402
-
-import cnn  # noqa: E402
-from cnn.conv import conv2d_backward, conv2d_forward  # noqa: E402
+# Every test here serves the built book to a browser.
+pytestmark = pytest.mark.book
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -477,23 +477,38 @@ def test_cite_this_equation_copies_the_citation(page, site_url):
 
 def test_the_equation_index_lists_every_labelled_equation_in_book_order(page, site_url):
     page.goto(f"{site_url}book/equations.html")
-    rows = page.evaluate("""() => Array.from(document.querySelectorAll('table.cnn-equation-index tbody tr'), tr => ({
-        label: tr.id.replace(/^index-/, ''), cells: Array.from(tr.cells, td => td.textContent.trim()),
-        hrefs: Array.from(tr.querySelectorAll('a'), a => a.href), gradient: tr.classList.contains('cnn-gradient')}))""")
+    page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise")
+    page.evaluate("() => MathJax.startup.promise")
+    rows = page.evaluate("""() => Array.from(document.querySelectorAll('table.cnn-equation-index tbody tr'), tr => {
+        const text = s => { const e = tr.querySelector(s); return e ? e.textContent.trim() : ''; };
+        return {label: tr.id.replace(/^index-/, ''), number: text('.cnn-ix-number'),
+                shown_label: text('.cnn-ix-label'), chapter: text('.cnn-ix-chapter'),
+                implemented: text('.cnn-ix-impl').replace(/^Implemented by /, ''),
+                verified: text('.cnn-ix-tests').replace(/^Verified by /, ''),
+                typeset: !!tr.querySelector('.cnn-ix-shown mjx-container'),
+                hrefs: Array.from(tr.querySelectorAll('a'), a => a.href),
+                gradient: tr.classList.contains('cnn-gradient')};
+    })""")
     assert [row["label"] for row in rows] == [label for _, label in book_equations()]
     docs = dict((label, doc) for doc, label in book_equations())
     for row in rows:
         label, doc = row["label"], docs[row["label"]]
-        number, shown_label, chapter, implemented, verified = row["cells"]
-        assert shown_label.split()[0] == label
-        assert number == f"({index().targets[label].number})", label
-        assert chapter == f"{index().numbers[doc]}. {index().titles[doc]}"
+        assert row["shown_label"].split()[0] == label
+        assert row["number"] == f"({index().targets[label].number})", label
+        assert row["chapter"] == f"{index().numbers[doc]}. {index().titles[doc]}"
+        assert row["typeset"], f"{label}: the equation is not typeset in the index"
         assert row["gradient"] == bool(provenance.GRADIENT_LABEL.search(label))
-        assert set(filter(None, verified.split(", "))) == expected_tests(label)
-        assert set(filter(None, implemented.split(", "))) == {o.qualname for o in OBJECTS if label in o.implements}
+        assert set(filter(None, row["verified"].split(", "))) == expected_tests(label)
+        assert (set(filter(None, row["implemented"].split(", ")))
+                == {o.qualname for o in OBJECTS if label in o.implements})
         for href in row["hrefs"]:
             assert_resolves(href)
-    assert "matches the regular expression" in page.locator("article").text_content()
+    # The index fits the text column at 1280 px: nothing hides behind a scroll bar.
+    page.set_viewport_size({"width": 1280, "height": 900})
+    widths = page.evaluate("""() => { const t = document.querySelector('table.cnn-equation-index');
+        const box = t.closest('.pst-scrollable-table-container') || t.parentElement;
+        return [t.scrollWidth, box.clientWidth]; }""")
+    assert widths[0] <= widths[1] + 1, f"the index is {widths[0]} px wide in {widths[1]} px"
 
 
 UNLINKED_LABELS = """root => {

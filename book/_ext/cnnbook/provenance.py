@@ -43,6 +43,8 @@ from sphinx.ext import viewcode
 from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 
+from .release import package_version
+
 logger = logging.getLogger(__name__)
 
 #: A label states a gradient when its last part names one: ``-dx``, ``-dw``, ``-db``,
@@ -195,18 +197,6 @@ class Sources:
         return [t for t in self.tests if label in t.labels]
 
 
-def read_version(package_dir: Path) -> str:
-    """``__version__`` of the package, read from its ``__init__.py`` without importing it."""
-    init = Path(package_dir) / "__init__.py"
-    if not init.exists():
-        return ""
-    for node in ast.parse(init.read_text(encoding="utf-8")).body:
-        if (isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__version__" for t in node.targets)
-                and isinstance(node.value, ast.Constant)):
-            return str(node.value.value)
-    return ""
-
-
 def read_sources(app) -> Sources:
     root = Path(app.srcdir)
     package_dir = root / app.config.provenance_package_dir
@@ -217,7 +207,7 @@ def read_sources(app) -> Sources:
         found = scan_tests(path, relpath)
         tests += found
         test_files[f"{TESTS_PAGE_DIR}/{Path(relpath).stem}"] = path
-    return Sources(objects, tests, read_version(package_dir), test_files)
+    return Sources(objects, tests, package_version(package_dir), test_files)
 
 
 # -- the book's equations ------------------------------------------------------------------
@@ -330,9 +320,8 @@ def citation(app, eq: Equation) -> str:
     """"CNN from Scratch with NumPy, version 0.1.0, chapter 5 "...", Eq. (5.3). URL"."""
     base = (app.config.html_baseurl or "").rstrip("/")
     url = f"{base}/{eq.docname}.html#{eq.anchor}" if base else f"{eq.docname}.html#{eq.anchor}"
-    version = f", version {app.provenance.version}" if app.provenance.version else ""
     where = f'chapter {eq.chapter} "{eq.title}"' if eq.chapter else f'"{eq.title}"'
-    return f"{book_title(app)}{version}, {where}, Eq. ({eq.number}). {url}"
+    return f"{book_title(app)}, version {app.provenance.version}, {where}, Eq. ({eq.number}). {url}"
 
 
 def book_title(app) -> str:
@@ -490,15 +479,46 @@ def _joined(items) -> list[nodes.Node]:
     return out
 
 
-def index_table(app, fromdoc: str) -> list[nodes.Node]:
+def _equation_sources(env) -> dict[str, nodes.math_block]:
+    """Label -> the labelled display equation as its chapter's doctree holds it."""
+    found = {}
+    for docname in sorted({doc for doc, _ in env.get_domain("math").equations.values()}):
+        for block in env.get_doctree(docname).findall(nodes.math_block):
+            if block.get("label"):
+                found[block["label"]] = block
+    return found
+
+
+def _index_parts(app, fromdoc: str, eq: Equation, html_links: bool) -> dict[str, list[nodes.Node]]:
+    """The pieces of one equation's entry: number, label, chapter, code and tests."""
     sources: Sources = app.provenance
-    html_links = app.builder.format == "html"
-    # The PDF has room for three columns; the site links each equation to its code and tests.
-    headers = ["Eq.", "Label", "Chapter", "Implemented by", "Verified by"][:5 if html_links else 3]
-    table = nodes.table(classes=["cnn-equation-index"])
-    group = nodes.tgroup(cols=len(headers))
+
+    # URIs are made only for HTML: the LaTeX builder has no page for the tests.
+    def link(make_uri):
+        return make_uri() if html_links else None
+
+    label: list[nodes.Node] = [nodes.literal(eq.label, eq.label)]
+    if eq.is_gradient:
+        label += [nodes.Text(" "), nodes.inline("", "gradient", classes=["cnn-gradient-tag"])]
+    return {
+        "number": [_ref(link(lambda: equation_uri(app, fromdoc, eq)), nodes.Text(f"({eq.number})"))],
+        "label": label,
+        "chapter": [_ref(link(lambda: app.builder.get_relative_uri(fromdoc, eq.docname)),
+                         nodes.Text(f"{eq.chapter}. {eq.title}" if eq.chapter else eq.title))],
+        "impl": _joined(_ref(source_uri(app, fromdoc, o) if html_links else None,
+                             nodes.literal(o.qualname, o.qualname))
+                        for o in sources.implementers(eq.label)),
+        "tests": _joined(_ref(link(lambda t=t: tests_page_uri(app, fromdoc, t)),
+                              nodes.literal(t.name, t.name))
+                         for t in sources.verifiers(eq.label)),
+    }
+
+
+def _table(classes: list[str], widths, headers) -> tuple[nodes.table, nodes.tbody]:
+    table = nodes.table(classes=classes)
+    group = nodes.tgroup(cols=len(widths))
     table += group
-    for width in (8, 22, 22, 28, 20)[:len(headers)]:
+    for width in widths:
         group += nodes.colspec(colwidth=width)
     head = nodes.thead()
     row = nodes.row()
@@ -507,36 +527,54 @@ def index_table(app, fromdoc: str) -> list[nodes.Node]:
     head += row
     group += head
     body = nodes.tbody()
-    count = 0
-    for eq in equations(app.builder.env):
-        row = nodes.row(ids=[f"index-{eq.label}"], classes=["cnn-gradient"] if eq.is_gradient else [])
-        # URIs are made only for HTML: the LaTeX builder has no page for the tests.
-        def link(make_uri):
-            return make_uri() if html_links else None
-
-        number = _ref(link(lambda: equation_uri(app, fromdoc, eq)),
-                      nodes.Text(f"({eq.number})"))
-        label = nodes.literal(eq.label, eq.label)
-        if eq.is_gradient:
-            label = [label, nodes.Text(" "), nodes.inline("", "gradient", classes=["cnn-gradient-tag"])]
-        chapter = _ref(link(lambda: app.builder.get_relative_uri(fromdoc, eq.docname)),
-                       nodes.Text(f"{eq.chapter}. {eq.title}" if eq.chapter else eq.title))
-        impl = _joined(_ref(source_uri(app, fromdoc, o) if html_links else None,
-                            nodes.literal(o.qualname, o.qualname))
-                       for o in sources.implementers(eq.label))
-        tests = _joined(_ref(link(lambda t=t: tests_page_uri(app, fromdoc, t)),
-                             nodes.literal(t.name, t.name))
-                        for t in sources.verifiers(eq.label))
-        for cell in (number, label, chapter, impl, tests)[:len(headers)]:
-            row += nodes.entry("", _paragraph(*(cell if isinstance(cell, list) else [cell])))
-        body += row
-        count += 1
     group += body
+    return table, body
+
+
+def index_table(app, fromdoc: str) -> list[nodes.Node]:
+    """The site: each equation typeset beside its number, label, chapter, code and tests.
+    The PDF: three columns (number, label, chapter)."""
+    eqs = equations(app.builder.env)
+    html_links = app.builder.format == "html"
+    if html_links:
+        table, body = _table(["cnn-equation-index"], (16, 84), ["Equation", "Typeset, with its code and tests"])
+        typeset = _equation_sources(app.builder.env)
+    else:
+        table, body = _table(["cnn-equation-index"], (10, 45, 45), ["Eq.", "Label", "Chapter"])
+    for eq in eqs:
+        row = nodes.row(ids=[f"index-{eq.label}"], classes=["cnn-gradient"] if eq.is_gradient else [])
+        parts = _index_parts(app, fromdoc, eq, html_links)
+        if not html_links:
+            for key in ("number", "label", "chapter"):
+                row += nodes.entry("", _paragraph(*parts[key]))
+            body += row
+            continue
+        about = nodes.entry(classes=["cnn-ix-about"])
+        for key in ("number", "label", "chapter"):
+            about += nodes.paragraph("", "", *parts[key], classes=[f"cnn-ix-{key}"])
+        shown = nodes.entry(classes=["cnn-ix-shown"])
+        source = typeset.get(eq.label)
+        if source is not None:
+            latex = source.astext()
+            shown += nodes.math_block(latex, latex, nowrap=source.get("nowrap", False),
+                                      number=None, label=None, docname=fromdoc)
+        provenance = nodes.paragraph(classes=["cnn-ix-provenance"])
+        for key, words in (("impl", "Implemented by "), ("tests", "Verified by ")):
+            if parts[key]:
+                if len(provenance):
+                    provenance += nodes.inline("", " · ", classes=["cnn-provenance-sep"])
+                provenance += nodes.inline("", "", nodes.Text(words), *parts[key],
+                                           classes=[f"cnn-ix-{key}"])
+        shown += provenance
+        row += about
+        row += shown
+        body += row
+    gradients = sum(eq.is_gradient for eq in eqs)
     summary = _paragraph(nodes.Text(
-        f"{count} labelled equations, "
-        f"{sum(eq.is_gradient for eq in equations(app.builder.env))} of them gradient equations. "
-        f"A label is a gradient label when it matches the regular expression "),
-        nodes.literal(GRADIENT_LABEL.pattern, GRADIENT_LABEL.pattern), nodes.Text("."))
+        f"{len(eqs)} labelled equations, {gradients} of them gradients (marked "),
+        nodes.inline("", "gradient", classes=["cnn-gradient-tag"]),
+        nodes.Text("): each gradient is checked against finite differences by the test named "
+                   "beside it."))
     return [summary, table]
 
 
@@ -585,7 +623,7 @@ def link_labels_on_source_pages(app, pagename, templatename, context, doctree) -
 
 
 # -- wiring ----------------------------------------------------------------------------------
-STATIC = Path(__file__).resolve().parents[1] / "_static"
+STATIC = Path(__file__).resolve().parents[2] / "_static"
 
 
 def builder_inited(app) -> None:
@@ -602,6 +640,9 @@ def env_updated_docs(app, env) -> list[str]:
 
 
 def note_doc(app, doctree) -> None:
+    if next(iter(doctree.findall(equation_index)), None):
+        # The index typesets equations once the document is resolved: the page needs MathJax.
+        app.env.get_domain("math").data["has_equations"][app.env.docname] = True
     if next(iter(doctree.findall(lambda n: isinstance(n, (equation_index, addnodes.desc)))), None):
         if not hasattr(app.env, "provenance_docs"):
             app.env.provenance_docs = set()
