@@ -86,6 +86,7 @@ def environment():
     blas = [lib for lib in threadpool_info() if lib.get("user_api") == "blas"]
     if not blas:
         return Environment(np.__version__, "BLAS unknown", "unknown")
-    lib = blas[0]
+    # SciPy may load a BLAS of its own; NumPy's (in numpy.libs with pip) does our products.
+    lib = next((lib for lib in blas if "numpy" in lib["filepath"]), blas[0])
     return Environment(np.__version__, f"{lib['internal_api']} {lib['version']}",
                        str(lib.get("architecture")))
