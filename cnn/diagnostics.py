@@ -67,7 +67,7 @@ class Environment(NamedTuple):
 
 
 def environment():
-    """What a float32 training run's rounding depends on, to compare runs like with like.
+    """What the rounding of a float32 training run depends on: compare like with like.
 
     The same seed gives the same run, bit for bit, only with the same BLAS kernel:
     OpenBLAS picks one per CPU family when NumPy loads (``OPENBLAS_CORETYPE`` set
@@ -86,7 +86,7 @@ def environment():
     blas = [lib for lib in threadpool_info() if lib.get("user_api") == "blas"]
     if not blas:
         return Environment(np.__version__, "BLAS unknown", "unknown")
-    # SciPy may load a BLAS of its own; NumPy's (in numpy.libs with pip) does our products.
+    # SciPy may load a BLAS of its own; NumPy's (in numpy.libs) does our products.
     lib = next((lib for lib in blas if "numpy" in lib["filepath"]), blas[0])
     return Environment(np.__version__, f"{lib['internal_api']} {lib['version']}",
                        str(lib.get("architecture")))

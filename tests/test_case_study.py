@@ -11,6 +11,7 @@ bounds that every recorded run met with a margin.
 """
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ import pytest
 
 from cnn.casestudy.networks import INPUT_SIZE, build_cnn, build_dense, classify, standardize, train
 from cnn.data import load_image, train_validation_split
+from cnn.diagnostics import environment
 from cnn.gradcheck import numerical_gradient, relative_error
 from cnn.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
 from cnn.losses import balanced_class_weights
@@ -37,6 +39,14 @@ MARGIN = 0.10  # ... and beats the dense-only network by at least this much
 SLACK = 0.02
 CBIS_COUNTS = (291, 57, 297)  # the imbalance of one CBIS-DDSM test split (the chapter's section)
 trains = pytest.mark.trains
+
+
+@trains
+def test_a_forced_blas_kernel_is_the_one_that_runs():
+    # make test-kernels forces OPENBLAS_CORETYPE; a typo or a BLAS other than OpenBLAS would
+    # silently run the native kernel again.
+    forced = os.environ.get("OPENBLAS_CORETYPE")
+    assert forced is None or environment().kernel.lower() == forced.lower(), environment()
 
 
 def chapter_split(size=INPUT_SIZE):

@@ -190,6 +190,7 @@ def test_gradients_of_a_different_dtype_or_a_replaced_array_are_not_written_into
     assert layer.grads["w"].flags.writeable and layer.grads["w"].any()
 
 
+@pytest.mark.trains
 def test_fit_reuses_the_gradient_arrays_between_steps():
     from cnn.model import Sequential
     from cnn.optim import SGD
