@@ -148,18 +148,15 @@ def test_solution_shift_the_cnn_loses_more_and_both_end_near_chance(trained):
 
 
 @trains
-def test_solution_resolution_the_malignant_recall_falls():
+def test_solution_resolution_the_malignant_recall_falls(trained):
     # ex-mammo-resolution: at 16 x 16 the CNN's malignant recall falls (in every run of the
     # seed study, by well over SLACK); which class loses most differs from run to run.
-    split32, (x32, y32) = chapter_split(32)
+    _, (x32, y32), cnn_model = trained[:3]
     split16, (x16, y16) = chapter_split(16)
-    recalls = []
-    for size, split, x, y in [(32, split32, x32, y32), (16, split16, x16, y16)]:
-        model = build_cnn(rng=np.random.default_rng(0), size=size)
-        with blas_threads(1):
-            train(model, split, seed=0)
-        recalls.append(recall(model, x, y))
-    drop = recalls[0] - recalls[1]
+    model = build_cnn(rng=np.random.default_rng(0), size=16)
+    with blas_threads(1):
+        train(model, split16, seed=0)
+    drop = recall(cnn_model, x32, y32) - recall(model, x16, y16)
     assert drop[CLASS_NAMES.index("malignant")] > SLACK
 
 
