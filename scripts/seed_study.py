@@ -1,15 +1,15 @@
-"""The case study's experiments over several seeds: which of its claims hold for any run::
+"""The case study's experiments over seeds and BLAS kernels: what holds in every run::
 
-    python scripts/seed_study.py                      # seeds 0-4, this machine's BLAS kernel
+    python scripts/seed_study.py             # seeds 0-4, this machine's BLAS kernel
     OPENBLAS_CORETYPE=Haswell python scripts/seed_study.py --seeds 0 1
 
 A seeded float32 training run is reproducible bit for bit only on one BLAS kernel: other
 kernels round the matrix products differently, and training amplifies the difference. So
-the chapter "Case study" states a claim about its networks only when it holds in every run
-recorded here, for several seeds (the initial weights and the order of the mini-batches;
-the data are the chapter's) and several kernels. Each run is stored under its seed and
-kernel in ``cnn/casestudy/seed_study.json`` (runs of the same seed and kernel are
-replaced), which the chapter prints and the tests check against its prose.
+the chapter "Case study" states a claim about its networks only when it holds in every
+run recorded here, for several seeds (the initial weights and the order of the
+mini-batches; the data are the chapter's) and several kernels. Each run is stored under
+its seed and kernel in ``cnn/casestudy/seed_study.json`` (runs of the same seed and
+kernel are replaced), which the chapter prints and the tests check against its prose.
 """
 
 from __future__ import annotations
@@ -21,14 +21,20 @@ from pathlib import Path
 
 import numpy as np
 
-from cnn.casestudy.networks import INPUT_SIZE, build_cnn, build_dense, classify, standardize
-from cnn.casestudy.networks import train
+from cnn.casestudy.networks import (
+    INPUT_SIZE,
+    build_cnn,
+    build_dense,
+    classify,
+    standardize,
+    train,
+)
 from cnn.casestudy.synthetic import CLASS_NAMES, load_synthetic, make_mammogram_patches
 from cnn.data import load_image, train_validation_split
 from cnn.diagnostics import environment
 from cnn.fast.profiling import blas_threads
 from cnn.losses import balanced_class_weights
-from cnn.metrics import balanced_accuracy, confusion_matrix, precision_recall
+from cnn.metrics import confusion_matrix, precision_recall
 from cnn.saliency import saliency
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,7 +59,8 @@ def chapter_data(size):
 def one_run(seed):
     """Every measured quantity the chapter and its solutions speak of, for one seed."""
     split, (x_test, y_test) = chapter_data(INPUT_SIZE)
-    x_fresh, y_fresh = make_mammogram_patches(500, INPUT_SIZE, rng=np.random.default_rng(1))
+    fresh_rng = np.random.default_rng(1)
+    x_fresh, y_fresh = make_mammogram_patches(500, INPUT_SIZE, rng=fresh_rng)
     samples = np.concatenate([load_image(ROOT / "images" / f"{name}.png", INPUT_SIZE)
                               for name in CLASS_NAMES])
     run = {"seed": seed}
@@ -72,7 +79,8 @@ def one_run(seed):
                                         == np.arange(3))),
         }
         if name == "cnn":
-            grad = np.abs(saliency(model, standardize(x_test[:300]), y_test[:300]))[:, 0]
+            grad = saliency(model, standardize(x_test[:300]), y_test[:300])
+            grad = np.abs(grad)[:, 0]
             ring = np.concatenate([grad[:, :5].ravel(), grad[:, -5:].ravel()]).mean()
             run[name]["saliency_ratio"] = float(grad[:, 10:22, 10:22].mean() / ring)
     split16, (x16, y16) = chapter_data(16)
