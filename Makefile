@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # tools cannot use: it gets a virtual environment of its own inside .venv.
 CFFCONVERT := $(VENV)/cffconvert/bin/cffconvert
 
-.PHONY: setup book pdf test serve bench notebooks assignments mutation clean
+.PHONY: setup book pdf test test-kernels serve bench notebooks assignments mutation clean
 
 setup: $(STAMP)
 
@@ -21,6 +21,16 @@ $(STAMP): pyproject.toml book/_ext/pyproject.toml
 
 test: $(STAMP)
 	$(PY) -m pytest
+	$(MAKE) test-kernels
+
+# A seeded float32 training run is reproducible bit for bit only on one BLAS kernel, so the
+# tests that train networks (marker `trains`) run again under two kernels that any x86-64
+# CPU can run, forced before NumPy loads; the test summary header names the kernel that ran.
+KERNELS := Sandybridge Haswell
+test-kernels: $(STAMP)
+	for kernel in $(KERNELS); do \
+	  OPENBLAS_CORETYPE=$$kernel $(PY) -m pytest -m trains -p no:cacheprovider || exit 1; \
+	done
 
 # A strict build from clean: an incremental -W build can pass on pages it did not re-read.
 # The PDFs of `make pdf` (_build/pdf) are kept: the site links them when they are there.

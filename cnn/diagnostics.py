@@ -1,12 +1,14 @@
-"""Training sanity checks: which ReLU units of a network are dead.
+"""Training sanity checks: which ReLU units of a network are dead; what a run ran on.
 
 The chapter "A deeper CNN, end to end" runs a short list of checks before any long
 training run: the initial loss (about ``ln K``, eq-initial-loss), overfitting a tiny
 subset, the gradient check of ``cnn.gradcheck``, and the fraction of dead ReLU units
-computed here.
+computed here. Every chapter that trains a network ends by printing ``environment()``.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
@@ -56,3 +58,40 @@ def dead_relu_fraction(model, x, batch_size=256):
     finally:
         model.train(training)
     return {i: float(1 - np.mean(a)) for i, a in alive.items()}
+
+
+class Environment(NamedTuple):
+    """NumPy's version, its BLAS library and the BLAS kernel that runs on this CPU."""
+
+    numpy: str
+    blas: str
+    kernel: str
+
+    def __str__(self):
+        return f"NumPy {self.numpy}, {self.blas}, kernel {self.kernel}"
+
+
+def environment():
+    """What the rounding of a float32 training run depends on: compare like with like.
+
+    The same seed gives the same run, bit for bit, only with the same BLAS kernel:
+    OpenBLAS picks one per CPU family when NumPy loads (``OPENBLAS_CORETYPE`` set
+    before that forces one). Read with ``threadpoolctl`` (installed with
+    scikit-learn); without it the BLAS is reported as unknown.
+
+    Returns
+    -------
+    Environment
+        Printed as ``NumPy 2.4.6, openblas 0.3.31.188.0, kernel SkylakeX``.
+    """
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return Environment(np.__version__, "BLAS unknown (no threadpoolctl)", "unknown")
+    blas = [lib for lib in threadpool_info() if lib.get("user_api") == "blas"]
+    if not blas:
+        return Environment(np.__version__, "BLAS unknown", "unknown")
+    # SciPy may load a BLAS of its own; NumPy's (in numpy.libs) does our products.
+    lib = next((lib for lib in blas if "numpy" in lib["filepath"]), blas[0])
+    return Environment(np.__version__, f"{lib['internal_api']} {lib['version']}",
+                       str(lib.get("architecture")))

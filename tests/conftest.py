@@ -12,3 +12,9 @@ settings.load_profile("cnn")
 def rng():
     """A fresh, seeded generator for each test."""
     return np.random.default_rng(0)
+
+
+def pytest_report_header():
+    from cnn.diagnostics import environment
+
+    return f"BLAS of this run: {environment()}"

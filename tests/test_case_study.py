@@ -2,9 +2,16 @@
 
 The accuracies and the qualitative claims of book/mammography.md (its prose and its exercise
 solutions) are checked here, with the chapter's own settings: the defaults of ``load_synthetic``,
-``cnn.data.train_validation_split`` and ``cnn.casestudy.networks.train``.
+``cnn.data.train_validation_split`` and ``cnn.casestudy.networks.train``. A seeded float32 run
+differs from one BLAS kernel to another, so the chapter states only what held in every run of
+``scripts/seed_study.py`` (seeds 0-4 under three kernels, committed in
+``cnn/casestudy/seed_study.json``): the tests check that record against the prose, and check the
+chapter's own run (marked ``trains``, run under each kernel by ``make test-kernels``) against
+bounds that every recorded run met with a margin.
 """
 
+import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +19,7 @@ import pytest
 
 from cnn.casestudy.networks import INPUT_SIZE, build_cnn, build_dense, classify, standardize, train
 from cnn.data import load_image, train_validation_split
+from cnn.diagnostics import environment
 from cnn.gradcheck import numerical_gradient, relative_error
 from cnn.fast.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
 from cnn.losses import balanced_class_weights
@@ -22,10 +30,23 @@ from cnn.saliency import saliency
 from cnn.casestudy.synthetic import CLASS_NAMES, load_synthetic, make_mammogram_patches
 
 ROOT = Path(__file__).resolve().parent.parent
+STUDY = json.loads((ROOT / "cnn" / "casestudy" / "seed_study.json").read_text())["runs"]
+# The chapter's statements, which every run of the seed study must meet ...
 CNN_ACCURACY = 0.85  # the CNN's test accuracy is at least this ...
+FRESH_ACCURACY = 0.82  # ... this on a fresh set that played no part in any choice ...
 MARGIN = 0.10  # ... and beats the dense-only network by at least this much
-FRESH_ACCURACY = 0.82  # on a fresh test set that played no part in choosing the architecture
+# ... and the chapter's own run, under any kernel, with a margin of 0.02 below them.
+SLACK = 0.02
 CBIS_COUNTS = (291, 57, 297)  # the imbalance of one CBIS-DDSM test split (the chapter's section)
+trains = pytest.mark.trains
+
+
+@trains
+def test_a_forced_blas_kernel_is_the_one_that_runs():
+    # make test-kernels forces OPENBLAS_CORETYPE; a typo or a BLAS other than OpenBLAS would
+    # silently run the native kernel again.
+    forced = os.environ.get("OPENBLAS_CORETYPE") or None  # empty: the native kernel
+    assert forced is None or environment().kernel.lower() == forced.lower(), environment()
 
 
 def chapter_split(size=INPUT_SIZE):
@@ -57,6 +78,7 @@ def trained():
     return split, test, cnn_model, cnn_history, dense_model, dense_history
 
 
+@trains
 def test_the_split_is_train_validation_test_with_every_class_on_every_side(trained):
     (x_train, y_train, x_val, y_val), (x_test, y_test) = trained[:2]
     assert np.bincount(y_train).tolist() == [1200] * 3
@@ -67,6 +89,7 @@ def test_the_split_is_train_validation_test_with_every_class_on_every_side(train
     assert not any(patch.tobytes() in rows for patch in np.concatenate([x_val, x_test]))
 
 
+@trains
 def test_train_keeps_the_epoch_that_is_best_on_validation(trained):
     (_, _, x_val, y_val), _, cnn_model, history = trained[:4]
     scores = history["val_balanced_acc"]
@@ -76,57 +99,109 @@ def test_train_keeps_the_epoch_that_is_best_on_validation(trained):
     assert kept == pytest.approx(max(scores))
 
 
+@trains
 def test_cnn_reaches_the_stated_accuracy_and_beats_the_dense_network(trained):
     _, (x_test, y_test), cnn_model, _, dense_model, _ = trained
     cnn_accuracy = test_accuracy(cnn_model, x_test, y_test)
-    assert cnn_accuracy >= CNN_ACCURACY
-    assert cnn_accuracy - test_accuracy(dense_model, x_test, y_test) >= MARGIN
+    assert cnn_accuracy >= CNN_ACCURACY - SLACK
+    assert cnn_accuracy - test_accuracy(dense_model, x_test, y_test) >= MARGIN - SLACK
 
 
+@trains
 def test_the_dense_network_overfits_more(trained):
     # The chapter: the dense network's training accuracy runs away from its validation accuracy.
     _, _, _, cnn_history, _, dense_history = trained
     gap = {name: h["train_acc"][-1] - h["val_acc"][-1]
            for name, h in [("cnn", cnn_history), ("dense", dense_history)]}
-    assert gap["dense"] > gap["cnn"]
+    assert gap["dense"] > gap["cnn"] + SLACK
 
 
+def fresh_set():
+    """A test set that played no part in any choice (the architecture was chosen, in earlier
+    versions, by looking at the seed-0 split)."""
+    return make_mammogram_patches(500, INPUT_SIZE, rng=np.random.default_rng(1))
+
+
+@trains
 def test_cnn_keeps_its_lead_on_a_fresh_test_set(trained):
-    # The architecture was chosen, in earlier versions, by looking at the seed-0 split; this
-    # set played no part in any choice.
     _, _, cnn_model, _, dense_model, _ = trained
-    x, y = make_mammogram_patches(500, INPUT_SIZE, rng=np.random.default_rng(1))
+    x, y = fresh_set()
     cnn_accuracy = test_accuracy(cnn_model, x, y)
-    assert cnn_accuracy >= FRESH_ACCURACY
-    assert cnn_accuracy - test_accuracy(dense_model, x, y) >= MARGIN
+    assert cnn_accuracy >= FRESH_ACCURACY - SLACK
+    assert cnn_accuracy - test_accuracy(dense_model, x, y) >= MARGIN - SLACK
 
 
+def shift_losses_near_chance(shift_acc):
+    """ex-mammo-shift: accuracy lost from shift 0 to 8, and whether shift 8 is near chance."""
+    return shift_acc[0] - shift_acc[-1], shift_acc[-1] < 0.4
+
+
+@trains
 def test_solution_shift_the_cnn_loses_more_and_both_end_near_chance(trained):
-    # ex-mammo-shift: the CNN starts higher and loses more than the dense network; after a
-    # shift of 8 pixels both are close to chance (1/3).
     _, (x_test, y_test), cnn_model, _, dense_model, _ = trained
     losses = {}
     for name, model in [("cnn", cnn_model), ("dense", dense_model)]:
         accuracy = [test_accuracy(model, np.roll(x_test, k, axis=3), y_test) for k in range(9)]
-        assert accuracy[-1] < 0.4, name
-        losses[name] = accuracy[0] - accuracy[-1]
-    assert losses["cnn"] > losses["dense"]
+        losses[name], near_chance = shift_losses_near_chance(accuracy)
+        assert near_chance, name
+    assert losses["cnn"] > losses["dense"] + SLACK
 
 
-def test_solution_resolution_the_malignant_class_suffers_most():
-    # ex-mammo-resolution: at 16 x 16 the CNN's malignant recall falls much further than the
-    # other two classes', which hardly lose anything.
-    split32, (x32, y32) = chapter_split(32)
+@trains
+def test_solution_resolution_the_malignant_recall_falls(trained):
+    # ex-mammo-resolution: at 16 x 16 the CNN's malignant recall falls (in every run of the
+    # seed study, by well over SLACK); which class loses most differs from run to run.
+    _, (x32, y32), cnn_model = trained[:3]
     split16, (x16, y16) = chapter_split(16)
-    recalls = []
-    for size, split, x, y in [(32, split32, x32, y32), (16, split16, x16, y16)]:
-        model = build_cnn(rng=np.random.default_rng(0), size=size)
-        with blas_threads(1):
-            train(model, split, seed=0)
-        recalls.append(recall(model, x, y))
-    drop = recalls[0] - recalls[1]
-    assert int(np.argmax(drop)) == CLASS_NAMES.index("malignant")
-    assert drop[2] > 0.1 and drop[:2].max() < 0.05  # the others hardly lose anything
+    model = build_cnn(rng=np.random.default_rng(0), size=16)
+    with blas_threads(1):
+        train(model, split16, seed=0)
+    drop = recall(cnn_model, x32, y32) - recall(model, x16, y16)
+    assert drop[CLASS_NAMES.index("malignant")] > SLACK
+
+
+def test_the_seed_study_covers_five_seeds_under_three_kernels():
+    runs = {(run["kernel"], run["seed"]) for run in STUDY}
+    kernels = {kernel for kernel, _ in runs}
+    assert {"Sandybridge", "Haswell"} < kernels and len(kernels) >= 3
+    for kernel in kernels:
+        assert len({seed for k, seed in runs if k == kernel}) >= 5, kernel
+
+
+def test_every_run_of_the_seed_study_meets_the_chapters_claims():
+    malignant = CLASS_NAMES.index("malignant")
+    rare = CLASS_NAMES.index("benign_without_callback")
+    drops = []
+    for run in STUDY:
+        where = f"kernel {run['kernel']}, seed {run['seed']}"
+        cnn, dense = run["cnn"], run["dense"]
+        for key, least in [("test_acc", CNN_ACCURACY), ("fresh_acc", FRESH_ACCURACY)]:
+            assert cnn[key] >= least and cnn[key] - dense[key] >= MARGIN, where
+        assert dense["final_gap"] > cnn["final_gap"], where
+        # The dense network recognises the scattered calcifications best, the CNN them better
+        # than the masses of at least one class; the dense network misses a third or more of
+        # the malignant patches.
+        assert int(np.argmax(dense["test_recall"])) == rare, where
+        assert int(np.argmin(cnn["test_recall"])) != rare, where
+        assert dense["test_recall"][malignant] <= 2 / 3, where
+        (cnn_loss, cnn_near), (dense_loss, dense_near) = (
+            shift_losses_near_chance(network["shift_acc"]) for network in (cnn, dense))
+        assert cnn_near and dense_near and cnn_loss > dense_loss, where
+        assert cnn["shift_acc"][0] > dense["shift_acc"][0], where
+        assert cnn["samples_right"] == 3 and cnn["saliency_ratio"] > 1, where
+        plain, weighted = run["imbalanced_plain"], run["imbalanced_weighted"]
+        assert weighted["val_recall"][rare] > plain["val_recall"][rare], where
+        assert weighted["val_balanced_acc"] > plain["val_balanced_acc"], where
+        drops.append(np.subtract(cnn["test_recall"], run["cnn16_test_recall"]))
+    # ... while on the test set the rare class's gain from the weights is not guaranteed.
+    assert any(run["imbalanced_weighted"]["test_recall"][rare]
+               < run["imbalanced_plain"]["test_recall"][rare] for run in STUDY)
+    # ex-mammo-resolution: the malignant recall falls in every run, in most runs further
+    # than the others', and the other two lose less on average.
+    drops = np.array(drops)
+    assert (drops[:, malignant] > 0).all()
+    assert np.mean(drops.argmax(axis=1) == malignant) > 0.5
+    assert drops[:, malignant].mean() > drops.mean(axis=0)[[0, 1]].max()
 
 
 @pytest.fixture(scope="module")
@@ -144,16 +219,15 @@ def imbalanced():
     return split, test, models
 
 
-def test_class_weights_raise_the_rare_class_recall_and_win_on_validation(imbalanced):
-    (_, _, x_val, y_val), (x_test, y_test), models = imbalanced
+@trains
+def test_class_weights_raise_the_rare_class_recall_on_validation(imbalanced):
+    # In every run of the seed study the gain was well above SLACK; whether weighting also wins
+    # the validation balanced accuracy, and the rare class's recall on the test set, is this
+    # run's (the margins were small, or the sign varied).
+    (_, _, x_val, y_val), _, models = imbalanced
     rare = CLASS_NAMES.index("benign_without_callback")
     val = {name: recall(model, x_val, y_val) for name, model in models.items()}
-    assert val["weighted"][rare] > val["plain"][rare]
-    # The chapter chooses by the validation balanced accuracy (the mean recall): weighting wins.
-    assert np.mean(val["weighted"]) > np.mean(val["plain"])
-    # ... and keeps a rare-class recall above the unweighted one on the test set too.
-    assert recall(models["weighted"], x_test, y_test)[rare] > recall(models["plain"], x_test,
-                                                                      y_test)[rare]
+    assert val["weighted"][rare] > val["plain"][rare] + SLACK
 
 
 def test_balanced_accuracy_is_the_mean_recall():
@@ -165,6 +239,7 @@ def test_balanced_accuracy_is_the_mean_recall():
         balanced_accuracy(np.zeros((3, 3), np.int64))
 
 
+@trains
 def test_cnn_classifies_the_three_sample_images(trained):
     cnn_model = trained[2]
     for label, name in enumerate(CLASS_NAMES):
@@ -172,9 +247,11 @@ def test_cnn_classifies_the_three_sample_images(trained):
         assert classify(cnn_model, image)[0].argmax() == label, name
 
 
+@trains
 def test_cnn_saliency_points_at_the_lesion(trained):
     # The patches' lesions sit near the centre; the gradient of the true class's score should be
-    # larger there than in the outer ring of tissue, on average over the test set.
+    # larger there than in the outer ring of tissue, on average over the test set (far more
+    # than 1.5 times in every run of the seed study).
     x_test, y_test = trained[1]
     grad = np.abs(saliency(trained[2], standardize(x_test[:300]), y_test[:300]))[:, 0]
     centre = grad[:, 10:22, 10:22].mean()

@@ -46,6 +46,7 @@ def parse(stdout):
     return rows
 
 
+@pytest.mark.trains
 def test_train_reports_every_epoch_and_saves_a_loadable_model(tmp_path, capsys):
     out = tmp_path / "m"  # numpy adds .npz, and the message says where the file went
     assert cli.main(["train", "--data", "synthetic", "--epochs", "2", "--n-per-class", "12",
@@ -111,6 +112,7 @@ def test_predict_without_model_trains_the_default_and_says_so(model_path, monkey
     assert len(parse(captured.out)) == 1
 
 
+@pytest.mark.trains
 def test_training_is_reproducible(tmp_path, capsys):
     for name in ("a", "b"):
         cli.main(["train", "--epochs", "1", "--n-per-class", "10", "--seed", "3",

@@ -39,6 +39,7 @@ def test_train_and_eval_set_every_layer():
     assert all(layer.training for layer in model.layers)
 
 
+@pytest.mark.trains
 def test_predict_and_evaluate_run_in_evaluation_mode_and_restore_the_mode():
     model = bn_net()
     x, y = data()
@@ -58,6 +59,7 @@ def test_predict_and_evaluate_run_in_evaluation_mode_and_restore_the_mode():
     assert not model.training
 
 
+@pytest.mark.trains
 def test_fit_trains_in_training_mode_even_after_eval():
     model = bn_net(dropout=0.0)
     x, y = data()
@@ -83,6 +85,7 @@ def test_summary_leaves_running_statistics_and_caches_alone():
     assert model.training
 
 
+@pytest.mark.trains
 def test_save_and_load_include_the_running_statistics(tmp_path):
     model = bn_net()
     x, y = data()

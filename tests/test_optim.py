@@ -299,6 +299,7 @@ def test_the_state_of_a_parameter_follows_its_array_not_a_copy(rng):
         optimizer.step({"w": copy}, {"w": np.ones(2)})
 
 
+@pytest.mark.trains
 def test_a_model_and_its_optimizer_after_load(tmp_path):
     from cnn.layers import Dense
     from cnn.model import Sequential
