@@ -32,7 +32,7 @@ from cnn.casestudy.networks import (
 from cnn.casestudy.synthetic import CLASS_NAMES, load_synthetic, make_mammogram_patches
 from cnn.data import load_image, train_validation_split
 from cnn.diagnostics import environment
-from cnn.fast.profiling import blas_threads
+from cnn.fast.threads import blas_threads
 from cnn.losses import balanced_class_weights
 from cnn.metrics import confusion_matrix, precision_recall
 from cnn.saliency import saliency
