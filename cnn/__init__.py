@@ -22,6 +22,7 @@ Chapter -> module, in the book's order (the API page documents every module):
  8  cnn             ``cnn.model``, ``cnn.optim``, ``cnn.data``, ``cnn.digits``,
                     ``cnn.metrics``
  9  performance     ``cnn.fast`` (``conv``, ``pool``, ``conv_transpose``,
+                    ``dense``, ``activations``, ``layers``, ``optim``,
                     ``profiling``, ``threads``)
 10  initialisation  ``cnn.init``
 11  batchnorm       ``cnn.norm``
@@ -29,7 +30,10 @@ Chapter -> module, in the book's order (the API page documents every module):
 13  deeper_cnn      ``cnn.conv_transpose``, ``cnn.diagnostics``
 14  mammography     ``cnn.casestudy`` (``synthetic``, ``cbis``, ``networks``,
                     ``training``), ``cnn.saliency``, ``cnn.cli``
-15  bugzoo          ``cnn.bugzoo``, ``cnn.exercises``
+15  residual        ``cnn.layers`` (``Residual``)
+16  conv_variants   ``cnn.conv`` (``dilation=``, ``groups=``)
+17  normalisation   ``cnn.norm`` (``LayerNorm``, ``GroupNorm``)
+18  bugzoo          ``cnn.bugzoo``, ``cnn.exercises``
 --  teachers        ``cnn.exercises`` (the checker of the student notebooks)
 --  (no chapter)    ``cnn.checks`` (argument checking), ``cnn.modelfile`` (model
                     files of ``Sequential.save`` and ``load``)

@@ -198,8 +198,8 @@ def conv2d_forward_naive(x, w, b, stride=1, padding=0, dilation=1, groups=1):
     ``w : (F, C // groups, KH, KW)``, ``b : (F,)`` give
     ``out : (N, F, H_out, W_out)`` and a ``ConvCache`` (whose ``cols`` is ``None``).
     """
-    w, b, stride, padding, dilation, groups, (H_out, W_out) = _check_conv_args(
-        x, w, b, stride, padding, dilation, groups)
+    args = _check_conv_args(x, w, b, stride, padding, dilation, groups)
+    w, b, stride, padding, dilation, groups, (H_out, W_out) = args
     (SH, SW), (DH, DW), (F, C_g, KH, KW) = stride, dilation, w.shape
     x_padded = pad(x, padding)
     out = np.zeros((x.shape[0], F, H_out, W_out), dtype=x.dtype)
@@ -364,8 +364,8 @@ def conv2d_forward(x, w, b, stride=1, padding=0, dilation=1, groups=1):
         kernel larger than the padded input; the message names the argument and both
         shapes or numbers.
     """
-    w, b, stride, padding, dilation, G, (H_out, W_out) = _check_conv_args(
-        x, w, b, stride, padding, dilation, groups)
+    args = _check_conv_args(x, w, b, stride, padding, dilation, groups)
+    w, b, stride, padding, dilation, G, (H_out, W_out) = args
     N, F = x.shape[0], w.shape[0]
     x_padded = pad(x, padding)
     cols = im2col(x_padded, w.shape[2:], stride, dilation)

@@ -102,9 +102,21 @@ class Convolution(Layer):
         self.padding = as_pair(padding, "padding", minimum=0)
 
     def __repr__(self):
-        return (f"{type(self).__name__}({self.in_channels}, {self.out_channels}, "
+        text = (f"{type(self).__name__}({self.in_channels}, {self.out_channels}, "
                 f"kernel_size={self.kernel_size}, stride={self.stride}, "
-                f"padding={self.padding})")
+                f"padding={self.padding}")
+        # Only Conv2D has these; the defaults are left out, as PyTorch's repr does.
+        dilation, groups = getattr(self, "dilation", (1, 1)), getattr(self, "groups", 1)
+        if (dilation, groups) != ((1, 1), 1):
+            text += f", dilation={dilation}, groups={groups}"
+        return text + ")"
+
+
+def _check_dilation_groups(dilation, groups, C, F):
+    """``(DH, DW)`` with entries >= 1, and ``groups``, a divisor of ``C`` and ``F``."""
+    check_groups(groups, F, "out_channels", "F")
+    return (as_pair(dilation, "dilation", minimum=1),
+            check_groups(groups, C, "in_channels", "C"))
 
 
 class Conv2D(Convolution):
@@ -143,9 +155,7 @@ class Conv2D(Convolution):
                  rng=None, dtype=np.float32, dilation=1, groups=1):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding)
         C, F, (KH, KW) = self.in_channels, self.out_channels, self.kernel_size
-        self.dilation = as_pair(dilation, "dilation", minimum=1)
-        self.groups = check_groups(groups, C, "in_channels", "C")
-        check_groups(groups, F, "out_channels", "F")
+        self.dilation, self.groups = _check_dilation_groups(dilation, groups, C, F)
         C_g = C // self.groups
         self._init_parameters((F, C_g, KH, KW), F, C_g * KH * KW, rng, dtype)
 
@@ -161,12 +171,6 @@ class Conv2D(Convolution):
         cache = self._forward_cache()
         dx, self.grads["w"], self.grads["b"] = conv2d_backward(dout, cache)
         return dx
-
-    def __repr__(self):
-        text = super().__repr__()
-        if (self.dilation, self.groups) == ((1, 1), 1):
-            return text
-        return f"{text[:-1]}, dilation={self.dilation}, groups={self.groups})"
 
 
 def _check_window(kernel_size, stride):

@@ -399,11 +399,17 @@ class LayerNormCache(NamedTuple):
     gamma: np.ndarray
 
 
-def _check_norm_args(x, gamma, beta, eps, shape, shape_text):
-    """Validate a LayerNorm or GroupNorm forward pass; return ``eps`` as a float."""
+def _check_norm_args(x, gamma, beta, eps, channels_only, groups=1):
+    """Validate a LayerNorm or GroupNorm forward pass.
+
+    Returns ``gamma`` and ``beta`` in the dtype of ``x`` (the arithmetic runs in it),
+    ``eps`` as a float and ``groups`` as an int.
+    """
     check_array(x, "x")
     if x.ndim < 2:
         raise ValueError(f"x must have shape (N, C, ...), got shape {x.shape}")
+    shape, shape_text = (x.shape[1:2], "(C,)") if channels_only else (
+        x.shape[1:], "x.shape[1:]")
     for name, value in (("gamma", gamma), ("beta", beta)):
         check_array(value, name)
         if value.shape != shape:
@@ -411,7 +417,9 @@ def _check_norm_args(x, gamma, beta, eps, shape, shape_text):
                 f"{name} must have shape {shape_text} = {shape} for x of shape "
                 f"{x.shape}, got shape {value.shape}"
             )
-    return _check_eps(eps)
+    groups = check_groups(groups, x.shape[1], "channels of x", "C")
+    gamma, beta = gamma.astype(x.dtype, copy=False), beta.astype(x.dtype, copy=False)
+    return gamma, beta, _check_eps(eps), groups
 
 
 def layernorm_forward(x, gamma, beta, eps=1e-5):
@@ -437,8 +445,7 @@ def layernorm_forward(x, gamma, beta, eps=1e-5):
     cache : LayerNormCache
         For ``layernorm_backward``.
     """
-    eps = _check_norm_args(x, gamma, beta, eps, x.shape[1:], "x.shape[1:]")
-    gamma, beta = gamma.astype(x.dtype, copy=False), beta.astype(x.dtype, copy=False)
+    gamma, beta, eps, _ = _check_norm_args(x, gamma, beta, eps, channels_only=False)
     x_hat, norm = normalize_forward(x, tuple(range(1, x.ndim)), eps)
     return gamma * x_hat + beta, LayerNormCache(norm, gamma)
 
@@ -519,9 +526,7 @@ def groupnorm_forward(x, gamma, beta, groups, eps=1e-5):
     cache : GroupNormCache
         For ``groupnorm_backward``.
     """
-    eps = _check_norm_args(x, gamma, beta, eps, x.shape[1:2], "(C,)")
-    groups = check_groups(groups, x.shape[1], "channels of x", "C")
-    gamma, beta = gamma.astype(x.dtype, copy=False), beta.astype(x.dtype, copy=False)
+    gamma, beta, eps, groups = _check_norm_args(x, gamma, beta, eps, True, groups)
     x_hat, norm = normalize_forward(
         _grouped(x, groups), tuple(range(2, x.ndim + 1)), eps)
     x_hat = x_hat.reshape(x.shape)
@@ -566,6 +571,22 @@ def groupnorm_backward(dout, cache):
     return dx.reshape(x_hat.shape), dgamma, dbeta
 
 
+def _check_fold_args(w, b, gamma, beta, running_mean, running_var, eps):
+    """Validate ``fold_batchnorm``'s arguments; return ``eps`` as a float."""
+    check_array(w, "w")
+    if w.ndim < 2:
+        raise ValueError(f"w must have shape (F, C, KH, KW), got shape {w.shape}")
+    F = w.shape[0]
+    check_array(b, "b", ("F",), known={"F": F})
+    for name, value in (("gamma", gamma), ("beta", beta),
+                        ("running_mean", running_mean), ("running_var", running_var)):
+        check_array(value, name, ("F",), known={"F": F})
+    if running_var.min() < 0:
+        raise ValueError(
+            f"running_var must be non-negative, got minimum {running_var.min()}")
+    return _check_eps(eps)
+
+
 def fold_batchnorm(w, b, gamma, beta, running_mean, running_var, eps=1e-5):
     """Fold evaluation-mode batch normalisation into the layer before it.
 
@@ -592,18 +613,8 @@ def fold_batchnorm(w, b, gamma, beta, running_mean, running_var, eps=1e-5):
     b_folded : numpy.ndarray
         Shape ``(F,)``.
     """
-    check_array(w, "w")
-    if w.ndim < 2:
-        raise ValueError(f"w must have shape (F, C, KH, KW), got shape {w.shape}")
-    F = w.shape[0]
-    check_array(b, "b", ("F",), known={"F": F})
-    for name, value in (("gamma", gamma), ("beta", beta),
-                        ("running_mean", running_mean), ("running_var", running_var)):
-        check_array(value, name, ("F",), known={"F": F})
-    if running_var.min() < 0:
-        raise ValueError(
-            f"running_var must be non-negative, got minimum {running_var.min()}")
-    scale = (gamma / np.sqrt(running_var + _check_eps(eps))).astype(w.dtype)
+    eps = _check_fold_args(w, b, gamma, beta, running_mean, running_var, eps)
+    scale = (gamma / np.sqrt(running_var + eps)).astype(w.dtype)
     w_folded = w * scale.reshape((-1,) + (1,) * (w.ndim - 1))
     return w_folded, ((b - running_mean) * scale + beta).astype(w.dtype)
 

@@ -175,7 +175,8 @@ def label_problems(current: dict[str, tuple[str, str]], root: Path | str = ROOT)
     """What breaks the promise of the published labels, each as a sentence.
 
     ``current`` maps each equation label of the book to (chapter, number) as the site
-    numbers it now.
+    numbers it now. While CHANGELOG.md has an "Unreleased" entry, a label that no release
+    recorded yet is not a problem; a recorded one must keep its number until the release.
     """
     labels = read_labels(root)
     version = read_version(root)
@@ -197,10 +198,12 @@ def label_problems(current: dict[str, tuple[str, str]], root: Path | str = ROOT)
                     f"{label} is ({before}) in {older} and ({after}) in {newer}: list the "
                     f"renumbering in CHANGELOG.md under {newer}"
                 )
+    # Work under "## Unreleased" may add labels; the next release records their numbers.
+    unreleased = "Unreleased" in entries
     if version in labels.releases:
         for label, (chapter, number) in current.items():
             recorded = labels.rows.get(label, ("", {}))[1].get(version)
-            if recorded != number:
+            if recorded != number and not (recorded is None and unreleased):
                 problems.append(
                     f"{label} is ({number}) in the book but {LABELS_FILE} records "
                     f"{'(' + recorded + ')' if recorded else 'nothing'} for {version}: "
