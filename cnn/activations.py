@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from cnn.checks import check_array, check_cache
+from cnn.checks import check_array, check_cache, check_out
 
 
 class ReLUCache(NamedTuple):
@@ -34,6 +34,7 @@ def relu_forward(x, out=None):
     cache : ReLUCache
     """
     check_array(x, "x")
+    check_out(out, x.shape, x.dtype)
     return np.maximum(x, 0, out=out), ReLUCache(x)
 
 
@@ -60,12 +61,20 @@ def relu_backward(dout, cache, out=None):
     """
     x = check_cache(cache, ReLUCache).x
     check_array(dout, "dout", dims=x.shape)
+    check_out(out, x.shape, x.dtype)
     # The product with the mask (1 where x > 0) is several times faster than np.where.
     return np.multiply(dout, x > 0, out=out, dtype=x.dtype)
 
 
-class SaturatingCache(NamedTuple):
-    """What the backward pass of sigmoid or tanh needs: their own output."""
+class SigmoidCache(NamedTuple):
+    """What the backward pass of sigmoid needs: its own output."""
+
+    #: The forward output, any shape.
+    out: np.ndarray
+
+
+class TanhCache(NamedTuple):
+    """What the backward pass of tanh needs: its own output."""
 
     #: The forward output, any shape.
     out: np.ndarray
@@ -85,11 +94,11 @@ def sigmoid_forward(x):
     -------
     out : numpy.ndarray
         Same shape and dtype as ``x``, in ``[0, 1]``.
-    cache : SaturatingCache
+    cache : SigmoidCache
     """
     check_array(x, "x")
     out = np.exp(np.minimum(x, 0)) / (1 + np.exp(-np.abs(x)))
-    return out, SaturatingCache(out)
+    return out, SigmoidCache(out)
 
 
 def sigmoid_backward(dout, cache):
@@ -102,7 +111,7 @@ def sigmoid_backward(dout, cache):
     ----------
     dout : numpy.ndarray
         Upstream gradient, shape of the forward input.
-    cache : SaturatingCache
+    cache : SigmoidCache
         From ``sigmoid_forward``.
 
     Returns
@@ -110,7 +119,7 @@ def sigmoid_backward(dout, cache):
     dx : numpy.ndarray
         Shape of ``dout``, dtype of the forward input.
     """
-    out = cache.out
+    out = check_cache(cache, SigmoidCache).out
     check_array(dout, "dout", dims=out.shape)
     return (dout * out * (1 - out)).astype(out.dtype, copy=False)
 
@@ -127,11 +136,11 @@ def tanh_forward(x):
     -------
     out : numpy.ndarray
         Same shape and dtype as ``x``, in ``[-1, 1]``.
-    cache : SaturatingCache
+    cache : TanhCache
     """
     check_array(x, "x")
     out = np.tanh(x)
-    return out, SaturatingCache(out)
+    return out, TanhCache(out)
 
 
 def tanh_backward(dout, cache):
@@ -143,7 +152,7 @@ def tanh_backward(dout, cache):
     ----------
     dout : numpy.ndarray
         Upstream gradient, shape of the forward input.
-    cache : SaturatingCache
+    cache : TanhCache
         From ``tanh_forward``.
 
     Returns
@@ -151,7 +160,7 @@ def tanh_backward(dout, cache):
     dx : numpy.ndarray
         Shape of ``dout``, dtype of the forward input.
     """
-    out = cache.out
+    out = check_cache(cache, TanhCache).out
     check_array(dout, "dout", dims=out.shape)
     return (dout * (1 - out * out)).astype(out.dtype, copy=False)
 

@@ -13,6 +13,8 @@ import numbers
 
 import numpy as np
 
+from cnn.checks import check_dtype
+
 
 def _check(rng, dtype, **fans):
     rng = np.random.default_rng(0) if rng is None else rng
@@ -20,8 +22,7 @@ def _check(rng, dtype, **fans):
         raise TypeError(
             f"rng must be a numpy.random.Generator or None, got {type(rng).__name__}"
         )
-    if not np.issubdtype(dtype, np.floating):
-        raise TypeError(f"dtype must be a floating-point dtype, got {np.dtype(dtype)}")
+    check_dtype(dtype)
     for name, value in fans.items():
         if not isinstance(value, numbers.Real) or isinstance(value, bool) or value <= 0:
             raise ValueError(f"{name} must be a positive number, got {value!r}")

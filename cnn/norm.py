@@ -21,7 +21,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from cnn.checks import check_array, check_cache, check_int
+from cnn.checks import (
+    check_array,
+    check_cache,
+    check_dtype,
+    check_int,
+    check_positive,
+)
 from cnn.layers import Layer
 
 
@@ -68,12 +74,6 @@ def _per_channel(v, ndim):
     return v.reshape((1, -1) + (1,) * (ndim - 2))
 
 
-def _check_eps(eps):
-    if not isinstance(eps, numbers.Real) or isinstance(eps, bool) or not eps > 0:
-        raise ValueError(f"eps must be a positive number, got {eps!r}")
-    return float(eps)
-
-
 def _check_bn_args(x, gamma, beta, eps):
     """Validate a batch-norm forward pass; return ``eps`` as a float."""
     check_array(x, "x")
@@ -83,7 +83,7 @@ def _check_bn_args(x, gamma, beta, eps):
         )
     check_array(gamma, "gamma", ("C",), known={"C": x.shape[1]})
     check_array(beta, "beta", ("C",), known={"C": x.shape[1]})
-    return _check_eps(eps)
+    return check_positive(eps, "eps")
 
 
 def batchnorm_forward(x, gamma, beta, eps=1e-5):
@@ -286,10 +286,8 @@ class BatchNorm(Layer):
         if (not isinstance(momentum, numbers.Real) or isinstance(momentum, bool)
                 or not 0 <= momentum <= 1):
             raise ValueError(f"momentum must be in [0, 1], got {momentum!r}")
-        if not np.issubdtype(dtype, np.floating):
-            raise TypeError(
-                f"dtype must be a floating-point dtype, got {np.dtype(dtype)}")
-        self.momentum, self.eps = float(momentum), _check_eps(eps)
+        dtype = check_dtype(dtype)
+        self.momentum, self.eps = float(momentum), check_positive(eps, "eps")
         self.params = {"gamma": np.ones(C, dtype=dtype),
                        "beta": np.zeros(C, dtype=dtype)}
         self.grads = {key: np.zeros_like(value) for key, value in self.params.items()}

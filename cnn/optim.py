@@ -27,7 +27,7 @@ import weakref
 
 import numpy as np
 
-from cnn.checks import check_array
+from cnn.checks import check_array, check_writable
 
 
 def _check_hyper(value, name, low, high, low_inclusive=False):
@@ -94,6 +94,7 @@ class Optimizer:
                 f"grads must have the keys of params: missing {missing}, "
                 f"unexpected {extra}"
             )
+        check_writable(params, "params")
         pairs = []
         for key, param in params.items():
             # Not checked for NaN: that would read every parameter once more per step,

@@ -58,9 +58,9 @@ def _check_pool_args(x, kernel_size, stride):
     return kernel_size, stride, output_size(x.shape[2:], kernel_size, stride, (0, 0))
 
 
-def _check_dout(dout, cache):
-    """Validate the upstream gradient of a pooling layer against its cache."""
-    check_cache(cache, (MaxPoolCache, AvgPoolCache))
+def _check_dout(dout, cache, cache_type):
+    """Validate a pooling layer's cache (its own type) and upstream gradient."""
+    check_cache(cache, cache_type)
     N, C, H, W = cache.x_shape
     H_out, W_out = output_size((H, W), cache.kernel_size, cache.stride, (0, 0))
     known = {"N": N, "C": C, "H_out": H_out, "W_out": W_out}
@@ -103,7 +103,7 @@ def maxpool2d_backward_naive(dout, cache):
     ``dout : (N, C, H_out, W_out)`` and a ``MaxPoolCache`` from either forward pass give
     ``dx : (N, C, H, W)``.
     """
-    H_out, W_out = _check_dout(dout, cache)
+    H_out, W_out = _check_dout(dout, cache, MaxPoolCache)
     (SH, SW), KW = cache.stride, cache.kernel_size[1]
     dx = np.zeros(cache.x_shape, dtype=cache.dtype)
     for n in range(cache.x_shape[0]):
@@ -173,7 +173,7 @@ def maxpool2d_backward(dout, cache):
     dx : numpy.ndarray
         Shape ``(N, C, H, W)``, dtype of the forward input.
     """
-    out_size = _check_dout(dout, cache)
+    out_size = _check_dout(dout, cache, MaxPoolCache)
     dx = np.zeros(cache.x_shape, dtype=cache.dtype)
     for k, (p, q) in enumerate(np.ndindex(*cache.kernel_size)):
         dx[offset_index(p, q, out_size, cache.stride)] += dout * (cache.argmax == k)
@@ -212,7 +212,7 @@ def avgpool2d_backward_naive(dout, cache):
     ``dout : (N, C, H_out, W_out)`` and an ``AvgPoolCache`` from either forward pass
     give ``dx : (N, C, H, W)``.
     """
-    H_out, W_out = _check_dout(dout, cache)
+    H_out, W_out = _check_dout(dout, cache, AvgPoolCache)
     (KH, KW), (SH, SW) = cache.kernel_size, cache.stride
     dx = np.zeros(cache.x_shape, dtype=cache.dtype)
     for n in range(cache.x_shape[0]):
@@ -278,7 +278,7 @@ def avgpool2d_backward(dout, cache):
     dx : numpy.ndarray
         Shape ``(N, C, H, W)``, dtype of the forward input.
     """
-    out_size = _check_dout(dout, cache)
+    out_size = _check_dout(dout, cache, AvgPoolCache)
     (KH, KW), stride = cache.kernel_size, cache.stride
     share = (dout / (KH * KW)).astype(cache.dtype, copy=False)
     dx = np.zeros(cache.x_shape, dtype=cache.dtype)
