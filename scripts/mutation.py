@@ -40,6 +40,7 @@ MODULES = {
     "gradcheck": ["test_gradcheck.py", "test_equations.py"],
     "model": ["test_model.py", "test_model_file.py", "test_validation.py",
               "test_optim.py"],
+    "modelfile": ["test_model_file.py"],
     "checks": ["test_validation.py", "test_conv.py", "test_layers.py", "test_optim.py"],
     "data": ["test_data.py"],
     "casestudy/cbis": ["test_cbis.py"],

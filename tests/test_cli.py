@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from cnn import cli
+from cnn.casestudy import training
 from cnn.casestudy.networks import build_cnn, build_original
 from cnn.casestudy.synthetic import CLASS_NAMES
 
@@ -408,10 +409,10 @@ def test_non_finite_weights_are_not_saved(monkeypatch, tmp_path, capsys):
 
 def test_the_seed_reaches_the_initial_weights(monkeypatch):
     seen = []
-    monkeypatch.setattr(cli, "train", lambda model, data, **kwargs: seen.append(model) or
-                        {"val_acc": [0.0]})
+    monkeypatch.setattr(training, "train", lambda model, data, **kwargs: seen.append(model)
+                        or {"val_acc": [0.0]})
     for seed in (3, 3, 4):
-        cli.train_model(epochs=1, n_per_class=4, seed=seed)
+        training.train_model(epochs=1, n_per_class=4, seed=seed)
     first, again, other = (model.parameters() for model in seen)
     reference = build_cnn(rng=np.random.default_rng(3)).parameters()
     for key in reference:

@@ -20,9 +20,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import cnn.model
+import cnn.modelfile
 from cnn.layers import Conv2D, Dense, Flatten, ReLU
-from cnn.model import MEMBER_OVERHEAD, Sequential
+from cnn.model import Sequential
+from cnn.modelfile import MEMBER_OVERHEAD
 
 ROOT = Path(__file__).resolve().parent.parent
 # Hypothesis reuses a test's tmp_path across examples; every example writes its own file.
@@ -138,7 +139,7 @@ def test_a_save_that_fails_halfway_leaves_the_old_file_intact(tmp_path, fraction
         raise error
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(cnn.model.np, "savez", failing_savez)
+        patch.setattr(cnn.modelfile.np, "savez", failing_savez)
         with pytest.raises(type(error)):
             tiny_net(1).save(path)
     assert path.read_bytes() == old
@@ -342,7 +343,7 @@ def test_an_unexpected_key_is_refused_before_any_data_is_read(tmp_path):
     model = tiny_net(0)
     limit = sum(v.nbytes for v in model.parameters().values()) + MEMBER_OVERHEAD * 5
     with pytest.MonkeyPatch.context() as patch:  # the size check alone would refuse it
-        patch.setattr(cnn.model, "MEMBER_OVERHEAD", 10**9)
+        patch.setattr(cnn.modelfile, "MEMBER_OVERHEAD", 10**9)
         tracemalloc.start()
         try:
             load_fails(model, path, r"unexpected keys \['x'\]")
@@ -470,7 +471,7 @@ def test_the_temporary_file_is_hidden_beside_the_target(tmp_path, monkeypatch):
     # ending in .tmp, so that a crash leaves nothing that looks like a model.
     renames = []
     real_replace = os.replace
-    monkeypatch.setattr(cnn.model.os, "replace",
+    monkeypatch.setattr(cnn.modelfile.os, "replace",
                         lambda src, dst: renames.append((Path(src), Path(dst))) or
                         real_replace(src, dst))
     tiny_net().save(tmp_path / "m.npz")
@@ -502,8 +503,8 @@ def test_a_failed_cleanup_does_not_hide_the_error_that_caused_it(tmp_path, monke
     def unlink_fails(path):
         raise PermissionError(13, "Permission denied", path)
 
-    monkeypatch.setattr(cnn.model.np, "savez", full_disk)
-    monkeypatch.setattr(cnn.model.os, "unlink", unlink_fails)
+    monkeypatch.setattr(cnn.modelfile.np, "savez", full_disk)
+    monkeypatch.setattr(cnn.modelfile.os, "unlink", unlink_fails)
     with pytest.raises(OSError, match="No space left on device"):
         tiny_net().save(tmp_path / "m.npz")
 
@@ -517,9 +518,18 @@ def test_a_folder_that_cannot_be_synced_still_gets_its_file(tmp_path, monkeypatc
             raise PermissionError(13, "Permission denied", str(path))
         return real_open(path, flags, *args)
 
-    monkeypatch.setattr(cnn.model.os, "open", no_folders)
+    monkeypatch.setattr(cnn.modelfile.os, "open", no_folders)
     model = tiny_net()
     model.save(tmp_path / "m.npz")
     loaded = tiny_net(1)
     loaded.load(tmp_path / "m.npz")
     assert_params_equal(loaded, snapshot(model))
+
+
+def test_the_old_import_path_of_member_overhead_warns_and_still_works():
+    import cnn.model
+
+    with pytest.warns(DeprecationWarning, match="cnn.modelfile.MEMBER_OVERHEAD"):
+        assert cnn.model.MEMBER_OVERHEAD == MEMBER_OVERHEAD
+    with pytest.raises(AttributeError, match="no_such_name"):
+        cnn.model.no_such_name  # noqa: B018

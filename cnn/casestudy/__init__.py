@@ -2,6 +2,7 @@
 
 ``cnn.casestudy.synthetic`` draws seeded synthetic patches of the three CBIS-DDSM
 classes, ``cnn.casestudy.cbis`` loads the real CBIS-DDSM data for readers who download
-it, and ``cnn.casestudy.networks`` builds and trains the case study's networks. The
-command line (``python -m cnn``) is built on them.
+it, ``cnn.casestudy.networks`` builds and trains the case study's networks, and
+``cnn.casestudy.training`` runs a whole training (data, validation split, network, test
+accuracy) as the command line (``python -m cnn``, ``cnn.cli``) does.
 """
