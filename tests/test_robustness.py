@@ -202,3 +202,111 @@ def test_an_optimizer_step_with_a_read_only_parameter_updates_nothing():
         for value in params.values():
             np.testing.assert_array_equal(value, 1.0)
         assert optimizer.state == {}
+
+
+# --- Resources: image decoding is bounded --------------------------------------------------
+
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import warnings  # noqa: E402
+
+from PIL import Image  # noqa: E402
+
+import cnn.data  # noqa: E402
+from cnn.data import ImageWarning, load_image  # noqa: E402
+
+
+def test_an_image_that_decodes_to_more_than_the_limit_is_refused_from_its_header(
+        tmp_path, monkeypatch):
+    # A 140 kB RGBA PNG of 6000 x 6000 peaked at 1.0 GB; here the same rule on a small
+    # file: the size and mode of the header decide, before any pixel is decoded.
+    Image.new("RGBA", (30, 20), (10, 20, 30, 255)).save(tmp_path / "rgba.png")
+    Image.new("L", (30, 20), 7).save(tmp_path / "grey.png")
+    monkeypatch.setattr(cnn.data, "MAX_DECODED_BYTES", 30 * 20 * 4 - 1)
+    decoded = []
+    monkeypatch.setattr(Image.Image, "load", lambda self: decoded.append(self) or None)
+    with pytest.raises(ValueError, match=r"rgba.png has 30 x 20 pixels of mode 'RGBA', "
+                                         r"which decode to 2,400 bytes, more than "
+                                         r"MAX_DECODED_BYTES = 2,399"):
+        load_image(tmp_path / "rgba.png", 8)
+    assert decoded == []
+    monkeypatch.undo()
+    monkeypatch.setattr(cnn.data, "MAX_DECODED_BYTES", 30 * 20 * 4 - 1)
+    with pytest.warns(ImageWarning):
+        assert load_image(tmp_path / "grey.png", 8).shape == (1, 1, 8, 8)  # 1 byte/pixel
+
+
+PEAK = """
+import resource, sys
+from cnn.data import load_image
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+load_image(sys.argv[1], 32)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+"""
+
+
+@pytest.mark.parametrize("mode, name", [("L", "big.png"), ("RGB", "big.jpg"),
+                                        ("I;16", "big16.png")])
+def test_a_large_image_is_read_within_the_memory_the_docs_promise(tmp_path, mode, name):
+    # 6000 x 6000 8-bit grey used to peak at 482 MB, a JPEG at 586 MB (float copies of
+    # the whole image); now the decoded image plus strips of about 4 MB.
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 255, (6000, 6000), dtype=np.uint8)
+    image = Image.fromarray(noise)
+    if mode == "RGB":
+        image = image.convert("RGB")
+    elif mode == "I;16":
+        image = Image.fromarray(noise.astype(np.uint16) * 257)
+    image.save(tmp_path / name)
+    out = subprocess.run([sys.executable, "-c", PEAK, str(tmp_path / name)],
+                         capture_output=True, text=True, check=True)
+    assert float(out.stdout) < 100, out.stdout
+
+
+def test_shrinking_strip_by_strip_gives_the_pixels_of_the_whole_image(tmp_path,
+                                                                      monkeypatch):
+    rng = np.random.default_rng(3)
+    rgba = rng.integers(0, 256, (203, 157, 4), dtype=np.uint8)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    whole = load_image(tmp_path / "a.png", 16)  # one strip, shrunk by 157 // 32 = 4
+    monkeypatch.setattr(cnn.data, "_STRIP_PIXELS", 157 * 9)  # strips of 8 rows
+    np.testing.assert_array_equal(load_image(tmp_path / "a.png", 16), whole)
+    # The shrunk image is close to compositing and resizing the whole image at once.
+    grey = (np.asarray(Image.fromarray(rgba, "RGBA").convert("L"), np.float32)
+            * rgba[..., 3] / 255**2)
+    direct = np.asarray(Image.fromarray(grey).resize((16, 16), Image.Resampling.BILINEAR))
+    # (The last, partial block of a row is averaged alone: the edge differs most.)
+    assert np.abs(whole[0, 0] - direct).max() < 0.05
+    assert np.abs(whole[0, 0] - direct).mean() < 0.01
+
+
+# --- Silent data issues -------------------------------------------------------------------
+
+def test_16_bit_grey_transparency_is_composited_as_8_bit_is(tmp_path):
+    pixels = np.array([[1000, 40000, 65535]], np.uint16)
+    Image.fromarray(pixels).save(tmp_path / "g16.png", transparency=40000)
+    Image.fromarray((pixels // 257).astype(np.uint8)).save(tmp_path / "g8.png",
+                                                           transparency=40000 // 257)
+    expected = [[1000 / 65535, 0.0, 1.0]]
+    np.testing.assert_allclose(load_image(tmp_path / "g16.png", (1, 3))[0, 0], expected,
+                               rtol=1e-6)
+    np.testing.assert_allclose(load_image(tmp_path / "g8.png", (1, 3))[0, 0],
+                               [[3 / 255, 0.0, 1.0]], rtol=1e-6)
+
+
+@pytest.mark.parametrize("image, message", [
+    (Image.new("L", (9, 9), 0), r"is blank: every pixel reads as 0"),
+    (Image.new("RGB", (9, 9), (255, 255, 255)), r"is blank: every pixel reads as 1"),
+    (Image.new("RGBA", (9, 9), (200, 10, 10, 0)), r"is fully transparent"),
+    (Image.new("LA", (9, 9), (200, 0)), r"is fully transparent"),
+])
+def test_a_blank_or_fully_transparent_image_is_read_with_a_warning(tmp_path, image,
+                                                                   message):
+    image.save(tmp_path / "blank.png")
+    with pytest.warns(ImageWarning, match=message):
+        load_image(tmp_path / "blank.png", 4)
+    noisy = np.random.default_rng(0).integers(0, 256, (9, 9), dtype=np.uint8)
+    Image.fromarray(noisy).save(tmp_path / "noisy.png")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_image(tmp_path / "noisy.png", 4)
