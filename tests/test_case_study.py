@@ -17,7 +17,7 @@ from cnn.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
 from cnn.losses import balanced_class_weights
 from cnn.metrics import balanced_accuracy, confusion_matrix, precision_recall
 from cnn.model import Sequential
-from cnn.fast.profiling import blas_threads
+from cnn.fast.threads import blas_threads
 from cnn.saliency import saliency
 from cnn.casestudy.synthetic import CLASS_NAMES, load_synthetic, make_mammogram_patches
 

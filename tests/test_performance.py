@@ -13,7 +13,6 @@ from cnn.fast.conv import conv2d_backward_fast, conv2d_forward_fast
 from cnn.fast.pool import maxpool2d_backward_fast, maxpool2d_forward_fast
 from cnn.pool import maxpool2d_backward_naive, maxpool2d_forward_naive
 from cnn.fast.profiling import (
-    blas_threads,
     conv2d_flops,
     conv2d_gemms,
     conv2d_im2col_step,
@@ -23,6 +22,7 @@ from cnn.fast.profiling import (
     peak_memory,
     time_min,
 )
+from cnn.fast.threads import blas_threads
 
 # Both ways of forming dx: one product then col2im (few channels, or an output grid that does not
 # cover the input), one product per kernel offset added into dx (dx_by_offset). Channel counts on
@@ -222,6 +222,15 @@ def test_blas_threads_limits_and_restores():
         assert limited
         assert all(n == 1 for n in blas_counts())
     assert blas_counts() == before
+
+
+def test_the_old_import_path_of_blas_threads_warns_and_still_works():
+    import cnn.fast.profiling
+
+    with pytest.warns(DeprecationWarning, match="cnn.fast.threads.blas_threads"):
+        assert cnn.fast.profiling.blas_threads is blas_threads
+    with pytest.raises(AttributeError, match="no_such_probe"):
+        cnn.fast.profiling.no_such_probe  # noqa: B018
 
 
 def test_conv2d_phases_names_every_phase():

@@ -22,7 +22,7 @@ from cnn.casestudy.networks import (
 )
 from cnn.casestudy.synthetic import CLASS_NAMES, load_synthetic
 from cnn.data import train_validation_split
-from cnn.fast.profiling import blas_threads
+from cnn.fast.threads import blas_threads
 from cnn.losses import balanced_class_weights
 
 DEFAULT_EPOCHS = 12

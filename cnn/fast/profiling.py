@@ -10,11 +10,11 @@ add time, so the minimum is the best estimate of what the code itself costs.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import platform
 import time
 import tracemalloc
+import warnings
 
 import numpy as np
 
@@ -287,24 +287,6 @@ def peak_memory(fn):
     return peak - base
 
 
-@contextlib.contextmanager
-def blas_threads(n):
-    """Run the ``with`` block with at most ``n`` BLAS threads (``threadpoolctl``).
-
-    Yields ``True`` when the limit is in force and ``False`` when ``threadpoolctl`` is
-    missing, in which case BLAS keeps its default number of threads. One thread makes
-    timings on a shared machine steadier: a second BLAS thread waits whenever the other
-    programs take its core.
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield False
-        return
-    with threadpool_limits(n, user_api="blas"):
-        yield True
-
-
 def format_table(rows, keys=None):
     """The benchmark table as text, a line per row of results.
 
@@ -424,3 +406,15 @@ def _cpu_model():
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def __getattr__(name):
+    # Moved after 0.2.0: the command line and the chapters limit threads without
+    # importing the probes; kept here for one release.
+    if name == "blas_threads":
+        warnings.warn("cnn.fast.profiling.blas_threads is now cnn.fast.threads."
+                      "blas_threads", DeprecationWarning, stacklevel=2)
+        from cnn.fast.threads import blas_threads
+
+        return blas_threads
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
