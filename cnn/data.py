@@ -134,6 +134,12 @@ def train_validation_split(x, y, validation_size=0.2, *, seed, groups=None):
     -------
     x_train, y_train, x_val, y_val : numpy.ndarray
         The two parts, each in the original order of ``x``.
+
+    Raises
+    ------
+    ValueError
+        If an argument is malformed, or if either part would be empty (too few
+        samples, or a single group).
     """
     n = y.shape[0] if isinstance(y, np.ndarray) and y.ndim == 1 else -1
     check_labels(y, "y", n)
@@ -164,6 +170,14 @@ def train_validation_split(x, y, validation_size=0.2, *, seed, groups=None):
             if held_out.sum() >= validation_size * n:
                 break
             held_out[keys == key] = True
+    if held_out.all() or not held_out.any():
+        side = "training" if held_out.all() else "validation"
+        kind = f"{len(set(groups))} group(s)" if groups is not None else "each class"
+        raise ValueError(
+            f"validation_size {validation_size} of {n} samples in {kind} leaves no "
+            f"{side} sample: the split needs at least two samples of some class"
+            + (" and two groups" if groups is not None else "")
+        )
     return x[~held_out], y[~held_out], x[held_out], y[held_out]
 
 
