@@ -7,6 +7,7 @@ Nothing is downloaded: the digits ship with scikit-learn (an optional dependency
 from __future__ import annotations
 
 import numbers
+import stat
 import struct
 import warnings
 import zlib
@@ -226,10 +227,13 @@ def load_image(path, size):
     height, width = as_pair(size, "size", minimum=1)
     path = Path(path)
     try:
-        if not path.is_file():
-            raise ValueError(f"cannot read image {path}: no such file")
-    except OSError as error:  # a name too long, a folder without search permission
-        raise ValueError(f"cannot read image {path}: {error.strerror}") from error
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise ValueError(f"cannot read image {path}: no such file") from None
+    except OSError as error:  # a name too long, no search permission, a link loop
+        raise ValueError(f"cannot read image {path}: {error.strerror}") from None
+    if not stat.S_ISREG(mode):
+        raise ValueError(f"cannot read image {path}: not a regular file")
     try:
         # Pillow warns of a large size (MAX_PIXELS is checked below) and of damaged
         # metadata (EXIF, TIFF tags); a damaged image itself raises.

@@ -208,6 +208,7 @@ def test_an_optimizer_step_with_a_read_only_parameter_updates_nothing():
 
 import subprocess  # noqa: E402
 import sys  # noqa: E402
+import re  # noqa: E402
 import warnings  # noqa: E402
 
 from PIL import Image  # noqa: E402
@@ -310,3 +311,152 @@ def test_a_blank_or_fully_transparent_image_is_read_with_a_warning(tmp_path, ima
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         load_image(tmp_path / "noisy.png", 4)
+
+
+# --- Lost work, tracebacks and a hang at the command line -----------------------------------
+
+import os  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from cnn import cli  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+TRAIN = [sys.executable, "-m", "cnn", "train", "--epochs", "1", "--n-per-class", "3"]
+CLI_ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def run_shell(command, cwd):
+    return subprocess.run(["bash", "-c", command], cwd=cwd, env=CLI_ENV,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("redirect, status, message", [
+    ("| head -1; exit ${PIPESTATUS[0]}", 141, ""),  # stopped training, saved nothing
+    ("> /dev/full", 1, r"No space left on device; the model was saved to m.npz"),
+    (">&-", 1, r"standard output is closed; the model was saved to m.npz"),
+])
+def test_train_saves_the_model_whatever_happens_to_standard_output(tmp_path, redirect,
+                                                                   status, message):
+    command = " ".join(TRAIN + ["--out", "m"]) + " " + redirect
+    result = run_shell(command, tmp_path)
+    assert result.returncode == status, result.stderr
+    assert "Traceback" not in result.stderr
+    assert (tmp_path / "m.npz").is_file()
+    if message:
+        assert result.stderr.strip().splitlines()[-1].endswith(message.replace("\\", ""))
+
+
+def test_predict_stops_quietly_when_the_reader_goes_away(tmp_path):
+    images = " ".join([str(ROOT / "images" / "benign.png")] * 200)
+    run_shell(" ".join(TRAIN + ["--out", "m"]), tmp_path)
+    result = run_shell(f"{sys.executable} -m cnn predict {images} --model m.npz | head -1;"
+                       " exit ${PIPESTATUS[0]}", tmp_path)
+    assert result.returncode == 141
+    assert "Traceback" not in result.stderr and "error" not in result.stderr
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("training started")
+    monkeypatch.setattr(cli, "train_model", refuse)
+
+
+def out_cases(tmp_path):
+    (tmp_path / "folder.npz").mkdir()
+    (tmp_path / "locked.npz").write_bytes(b"an old model")
+    (tmp_path / "locked.npz").chmod(0o444)
+    (tmp_path / "loop").symlink_to("loop")
+    return [("folder", r"folder.npz is a folder, not a file"),
+            ("locked", r"locked.npz exists and is write-protected: it is not replaced"),
+            ("x" * 300, r"File name too long"),
+            ("x" * 300 + "/m", r"File name too long"),
+            ("loop/m", r"loop/m.npz: Too many levels of symbolic links")]
+
+
+def test_a_bad_out_is_refused_in_one_line_before_training(tmp_path, monkeypatch, capsys,
+                                                           no_training):
+    monkeypatch.chdir(tmp_path)
+    for out, message in out_cases(tmp_path):
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(["train", "--out", out])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert re.search(message, err), err
+        assert "Traceback" not in err
+    assert (tmp_path / "locked.npz").read_bytes() == b"an old model"
+
+
+def test_out_equal_to_an_input_file_is_refused(tmp_path, monkeypatch, capsys, no_training):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "root").mkdir()
+    (tmp_path / "train.npz").write_text("pathology,cropped image file path\n")
+    (tmp_path / "test.csv").write_text("pathology,cropped image file path\n")
+    status = cli.main(["train", "--data", "cbis", "--cbis-root", "root", "--cbis-train",
+                       "train.npz", "--cbis-test", "test.csv", "--out", "train"])
+    assert status == 2
+    assert "--out train.npz is the --cbis-train file train.npz" in capsys.readouterr().err
+    assert (tmp_path / "train.npz").read_text().startswith("pathology")
+
+
+def test_predict_classifies_every_readable_image_past_unreadable_paths(tmp_path,
+                                                                      monkeypatch,
+                                                                      capsys):
+    monkeypatch.chdir(tmp_path)
+    from cnn.casestudy.networks import build_cnn
+    build_cnn(rng=np.random.default_rng(0)).save("m.npz")
+    (tmp_path / "loop").symlink_to("loop")
+    good = str(ROOT / "images" / "benign.png")
+    paths = ["loop", "y" * 300 + ".png", str(tmp_path), good, "missing.png", good]
+    assert cli.main(["predict", *paths, "--model", "m.npz"]) == 1
+    out, err = capsys.readouterr()
+    assert len(out.splitlines()) == 1 + 2  # the header and the two readable images
+    assert "Too many levels of symbolic links" in err and "File name too long" in err
+    assert "not a regular file" in err and "no such file" in err
+    assert "Traceback" not in err
+
+
+def test_predict_warns_of_a_blank_image(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    from cnn.casestudy.networks import build_cnn
+    build_cnn(rng=np.random.default_rng(0)).save("m.npz")
+    Image.new("RGBA", (40, 40), (255, 255, 255, 0)).save("clear.png")
+    assert cli.main(["predict", "clear.png", "--model", "m.npz"]) == 0
+    assert "cnn predict: warning: image clear.png is fully transparent" in (
+        capsys.readouterr().err)
+
+
+def test_predict_original_without_a_model_refuses_instead_of_training(monkeypatch, capsys,
+                                                                       no_training):
+    # It used to train the full network first, about 50 minutes on 2 cores.
+    assert cli.main(["predict", "x.png", "--arch", "original"]) == 2
+    err = capsys.readouterr().err
+    assert "--arch original needs --model: train one first" in err
+    with pytest.raises(SystemExit):
+        cli.main(["predict", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--arch original needs --model" in help_text and "about 10 s" in help_text
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "--n-per-class", "2", "--out", "m"],  # the parser's old minimum
+])
+def test_the_smallest_values_the_parser_allows_work_or_are_refused_by_it(
+        tmp_path, monkeypatch, capsys, argv):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 2
+    assert cli.main(["train", "--epochs", "1", "--n-per-class",
+                     str(cli.MIN_N_PER_CLASS), "--out", "m"]) == 0
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_an_unforeseen_file_system_or_data_error_is_one_line(tmp_path, monkeypatch, capsys):
+    def fails(*args, **kwargs):
+        raise ValueError("the split needs at least two groups")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli, "train_model", fails)
+    assert cli.main(["train", "--out", "m"]) == 1
+    assert capsys.readouterr().err == (
+        "cnn train: error: the split needs at least two groups\n")
