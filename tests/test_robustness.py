@@ -460,3 +460,58 @@ def test_an_unforeseen_file_system_or_data_error_is_one_line(tmp_path, monkeypat
     assert cli.main(["train", "--out", "m"]) == 1
     assert capsys.readouterr().err == (
         "cnn train: error: the split needs at least two groups\n")
+
+
+# --- CBIS-DDSM: DICOM size from the header, data that cannot be split -------------------------
+
+pydicom = pytest.importorskip("pydicom")
+from test_cbis import write_csv, write_dicom  # noqa: E402
+from test_cbis import tree as cbis_tree  # noqa: E402, F401  (a fixture)
+
+from cnn.casestudy.cbis import read_dicom  # noqa: E402
+
+
+def test_a_dicom_header_that_declares_too_many_pixels_is_refused_before_decoding(
+        tmp_path, monkeypatch):
+    # A 70 kB file peaked at 1.15 GB: the pixel data were decoded whatever the header said.
+    write_dicom(tmp_path / "big.dcm", np.zeros((40, 30), np.uint16))
+    monkeypatch.setattr("cnn.casestudy.cbis.MAX_PIXELS", 40 * 30 - 1)
+    decoded = []
+    monkeypatch.setattr(pydicom.dataset.Dataset, "pixel_array",
+                        property(lambda self: decoded.append(1)))
+    with pytest.raises(ValueError, match=r"big.dcm declares 40 x 30 = 1,200 pixels, more "
+                                         r"than MAX_PIXELS = 1,199"):
+        read_dicom(tmp_path / "big.dcm")
+    assert decoded == []
+
+
+def test_a_multi_frame_dicom_header_is_refused_before_decoding(tmp_path, monkeypatch):
+    write_dicom(tmp_path / "frames.dcm", np.zeros((4, 3), np.uint16))
+    dataset = pydicom.dcmread(tmp_path / "frames.dcm")
+    dataset.NumberOfFrames = 2
+    dataset.Rows = 2
+    dataset.save_as(tmp_path / "frames.dcm")
+    monkeypatch.setattr(pydicom.dataset.Dataset, "pixel_array",
+                        property(lambda self: pytest.fail("pixel data decoded")))
+    with pytest.raises(ValueError, match=r"has 2 frame\(s\) of 1 sample\(s\) per pixel"):
+        read_dicom(tmp_path / "frames.dcm")
+
+
+@pytest.mark.parametrize("keep", [
+    [0, 1, 2, 3],  # every row relabelled to one patient
+    [1],  # a one-row CSV
+])
+def test_cbis_training_data_that_cannot_be_split_is_one_line(cbis_tree, tmp_path, capsys,
+                                                             keep):
+    root, rows = cbis_tree
+    rows = [("P_00001", *row[1:]) for i, row in enumerate(rows) if i in keep]
+    write_csv(root / "train.csv", rows)
+    status = cli.main(["train", "--data", "cbis", "--cbis-root", str(root), "--cbis-train",
+                       str(root / "train.csv"), "--cbis-test",
+                       str(root / "mass_case_description_test_set.csv"), "--epochs", "1",
+                       "--out", str(tmp_path / "m")])
+    err = capsys.readouterr().err
+    assert status == 1 and "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("cnn train: error: validation_size 0.2")
+    assert "needs at least two samples of some class and two groups" in err
+    assert not (tmp_path / "m.npz").exists()
