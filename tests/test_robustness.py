@@ -460,3 +460,163 @@ def test_an_unforeseen_file_system_or_data_error_is_one_line(tmp_path, monkeypat
     assert cli.main(["train", "--out", "m"]) == 1
     assert capsys.readouterr().err == (
         "cnn train: error: the split needs at least two groups\n")
+
+
+# --- CBIS-DDSM: DICOM size from the header, data that cannot be split -------------------------
+
+pydicom = pytest.importorskip("pydicom")
+from test_cbis import write_csv, write_dicom  # noqa: E402
+from test_cbis import tree as cbis_tree  # noqa: E402, F401  (a fixture)
+
+from cnn.casestudy.cbis import read_dicom  # noqa: E402
+
+
+def test_a_dicom_header_that_declares_too_many_pixels_is_refused_before_decoding(
+        tmp_path, monkeypatch):
+    # A 70 kB file peaked at 1.15 GB: the pixel data were decoded whatever the header said.
+    write_dicom(tmp_path / "big.dcm", np.zeros((40, 30), np.uint16))
+    monkeypatch.setattr("cnn.casestudy.cbis.MAX_PIXELS", 40 * 30 - 1)
+    decoded = []
+    monkeypatch.setattr(pydicom.dataset.Dataset, "pixel_array",
+                        property(lambda self: decoded.append(1)))
+    with pytest.raises(ValueError, match=r"big.dcm declares 40 x 30 = 1,200 pixels, more "
+                                         r"than MAX_PIXELS = 1,199"):
+        read_dicom(tmp_path / "big.dcm")
+    assert decoded == []
+
+
+def test_a_multi_frame_dicom_header_is_refused_before_decoding(tmp_path, monkeypatch):
+    write_dicom(tmp_path / "frames.dcm", np.zeros((4, 3), np.uint16))
+    dataset = pydicom.dcmread(tmp_path / "frames.dcm")
+    dataset.NumberOfFrames = 2
+    dataset.Rows = 2
+    dataset.save_as(tmp_path / "frames.dcm")
+    monkeypatch.setattr(pydicom.dataset.Dataset, "pixel_array",
+                        property(lambda self: pytest.fail("pixel data decoded")))
+    with pytest.raises(ValueError, match=r"has 2 frame\(s\) of 1 sample\(s\) per pixel"):
+        read_dicom(tmp_path / "frames.dcm")
+
+
+@pytest.mark.parametrize("keep", [
+    [0, 1, 2, 3],  # every row relabelled to one patient
+    [1],  # a one-row CSV
+])
+def test_cbis_training_data_that_cannot_be_split_is_one_line(cbis_tree, tmp_path, capsys,
+                                                             keep):
+    root, rows = cbis_tree
+    rows = [("P_00001", *row[1:]) for i, row in enumerate(rows) if i in keep]
+    write_csv(root / "train.csv", rows)
+    status = cli.main(["train", "--data", "cbis", "--cbis-root", str(root), "--cbis-train",
+                       str(root / "train.csv"), "--cbis-test",
+                       str(root / "mass_case_description_test_set.csv"), "--epochs", "1",
+                       "--out", str(tmp_path / "m")])
+    err = capsys.readouterr().err
+    assert status == 1 and "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("cnn train: error: validation_size 0.2")
+    assert "needs at least two samples of some class and two groups" in err
+    assert not (tmp_path / "m.npz").exists()
+
+
+# --- The exercise checker ---------------------------------------------------------------------
+
+from cnn.activations import relu_forward as book_relu_forward  # noqa: E402
+from cnn.conv import col2im, conv2d_backward, im2col  # noqa: E402
+from cnn.exercises import check, run_check  # noqa: E402
+from cnn.gradcheck import check_model  # noqa: E402
+from cnn.losses import softmax_cross_entropy  # noqa: E402
+
+
+def loss_in_float64(logits, y):
+    loss, dlogits = softmax_cross_entropy(logits.astype(np.float64), y)
+    return loss, dlogits.astype(logits.dtype)
+
+
+def test_a_correct_float32_loss_summed_in_float64_passes():
+    # The loss was compared with a tolerance of 1e-9 whatever the dtype of the logits.
+    assert run_check("softmax_cross_entropy", loss_in_float64).passed
+
+
+def needs_cols(dout, cache):
+    if cache.cols is None:
+        raise AttributeError("'NoneType' object has no attribute 'reshape'")
+    return conv2d_backward(dout, cache)
+
+
+def first_result_returned_as(kind):
+    def wrapped(*args, **kwargs):
+        out = book_relu_forward(*args, **kwargs)
+        return kind(out[0]), out[1]
+    return wrapped
+
+
+def loss_returned_as(kind):
+    def wrapped(logits, y):
+        loss, dlogits = softmax_cross_entropy(logits, y)
+        return kind(loss), dlogits
+    return wrapped
+
+
+def empties_the_model(model, x, y):
+    errors = check_model(model, x, y)
+    model.layers.clear()
+    return errors
+
+
+def overwrites_the_labels(model, x, y):
+    errors = check_model(model, x, y)
+    y[:] = 0
+    return errors
+
+
+def reshapes_its_input(x):
+    out = book_relu_forward(x)
+    x.shape = (-1,)
+    return out
+
+
+def exits(x):
+    sys.exit(3)
+
+
+@pytest.mark.parametrize("name, fn, verdict", [
+    ("im2col", lambda x, **k: im2col(x, **k).astype(np.float64), "cols: wrong dtype"),
+    ("col2im", lambda d, **k: col2im(d, **k).astype(np.float64),
+     "dx_padded: wrong dtype"),
+    ("conv2d_backward", needs_cols, "raised AttributeError"),
+    ("softmax_cross_entropy", loss_returned_as(lambda v: np.array(str(v))),
+     "loss: not a number"),
+    ("softmax_cross_entropy", loss_returned_as(complex), "loss: not a number"),
+    ("softmax_cross_entropy", loss_returned_as(lambda v: True), "loss: not a number"),
+    ("relative_error", lambda a, b: "0.0", "not a number"),
+    ("check_model", empties_the_model, "changed the model"),
+    ("check_model", overwrites_the_labels, "modified y"),
+    ("relu_forward", first_result_returned_as(lambda a: np.ma.masked_less(a, -1)),
+     "out: not a plain array"),
+    ("relu_forward", first_result_returned_as(lambda a: a.astype(complex)),
+     "out: wrong dtype"),
+    ("relu_forward", first_result_returned_as(lambda a: a.astype(str)),
+     "out: wrong dtype"),
+    ("relu_forward", reshapes_its_input, "reshaped x"),
+    ("relu_forward", exits, "called sys.exit(3)"),
+])
+def test_the_checker_fails_a_wrong_function_and_says_why_without_crashing(name, fn,
+                                                                          verdict):
+    result = run_check(name, fn)
+    assert not result.passed
+    assert verdict in [v for v in result.verdicts if v][0], result.message
+
+
+def test_the_checker_undoes_what_the_function_does_to_numpys_error_state():
+    def raises_everywhere(x):
+        np.seterr(all="raise")
+        return book_relu_forward(x)
+
+    before = np.geterr()
+    assert run_check("relu_forward", raises_everywhere).passed
+    assert np.geterr() == before
+
+
+@pytest.mark.parametrize("name", [["relu_forward"], None, 3])
+def test_a_name_that_is_not_a_string_is_a_clear_type_error(name):
+    with pytest.raises(TypeError, match=r"name must be the name of a checked function"):
+        check(name, book_relu_forward)

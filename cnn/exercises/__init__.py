@@ -60,6 +60,10 @@ __all__ = [
 
 
 def _get(name):
+    if not isinstance(name, str):
+        raise TypeError(
+            f"name must be the name of a checked function, a str such as"
+            f" 'relu_forward', got {type(name).__name__} {name!r}")
     if name not in CHECKS:
         raise ValueError(
             f"name must be one of the checked functions {sorted(CHECKS)}, got {name!r}")
