@@ -521,7 +521,13 @@ def test_cbis_training_data_that_cannot_be_split_is_one_line(cbis_tree, tmp_path
 
 from cnn.activations import relu_forward as book_relu_forward  # noqa: E402
 from cnn.conv import col2im, conv2d_backward, im2col  # noqa: E402
-from cnn.exercises import check, run_check  # noqa: E402
+from cnn.exercises import CHECKS, check  # noqa: E402
+
+
+def run_check(name, fn):
+    """The check without its sandbox (tests/test_sandbox.py): these wrong functions
+    are built from the book's own, which a reader's function may not call."""
+    return CHECKS[name].run(fn)
 from cnn.gradcheck import check_model  # noqa: E402
 from cnn.losses import softmax_cross_entropy  # noqa: E402
 

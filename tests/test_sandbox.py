@@ -8,6 +8,7 @@ The reader's functions are compiled in a namespace of their own, as a notebook's
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -230,5 +231,5 @@ def test_a_right_function_with_a_wrong_helper_names_the_helper():
     assert text.startswith("conv2d_backward fails, and it calls your col2im, which"
                            " fails its own check.")
     assert "the mistake is in your col2im, not in conv2d_backward" in text
-    assert "col2im fails case 1 of 4" in text
+    assert re.search(r"col2im fails case 1 of \d+: dcols", text)
     assert wrong["col2im"] is not cnn.conv.col2im, "the reader's col2im is put back"
