@@ -56,12 +56,12 @@ def broken_conv2d_backward_no_flip(dout, cache):
     """BROKEN conv2d_backward: dx correlates with the kernel without rotating it."""
     x_padded, w, (SH, SW) = cache.x_padded, cache.w, cache.stride
     (N, F, H_out, W_out), (KH, KW) = dout.shape, w.shape[2:]
-    # d_bar of eq-conv-dout-dilated, just large enough for every index eq-conv-dx reads.
+    # dout_full of eq-conv-dout-dilated, big enough for every index eq-conv-dx reads.
     rows, cols = x_padded.shape[2] + KH - 1, x_padded.shape[3] + KW - 1
-    d_bar = np.zeros((N, F, rows, cols), dtype=x_padded.dtype)
-    d_bar[:, :, KH - 1:KH - 1 + SH * H_out:SH, KW - 1:KW - 1 + SW * W_out:SW] = dout
+    dout_full = np.zeros((N, F, rows, cols), dtype=x_padded.dtype)
+    dout_full[:, :, KH - 1:KH - 1 + SH * H_out:SH, KW - 1:KW - 1 + SW * W_out:SW] = dout
     w_t = w.transpose(1, 0, 2, 3)  # BUG: eq-conv-dx reads w_t[:, :, ::-1, ::-1]
-    dx_padded, _ = conv2d_forward(d_bar, w_t, np.zeros(w.shape[1], dtype=w.dtype))
+    dx_padded, _ = conv2d_forward(dout_full, w_t, np.zeros(w.shape[1], dtype=w.dtype))
     _, dw, db = conv2d_backward(dout, cache)
     return crop(dx_padded, cache.padding), dw, db
 

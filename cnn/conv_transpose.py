@@ -41,7 +41,8 @@ def conv_transpose2d_output_size(input_size, kernel_size, stride, padding):
 
     ``H_out = (H - 1) SH - 2 PH + KH`` and likewise for the width (eq-convt-out-size):
     the size of the input a convolution with the same kernel, stride and padding maps to
-    ``(H, W)``, taking the largest such input when the stride leaves a choice.
+    ``(H, W)``, the smallest such input when the stride leaves a choice (``SH`` sizes
+    map to the same ``H``; PyTorch's ``output_padding`` picks one of the larger ones).
 
     Parameters
     ----------

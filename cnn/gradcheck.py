@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 
 from cnn.losses import softmax_cross_entropy
@@ -81,6 +83,21 @@ def _require_float64(array, name):
         )
 
 
+@contextmanager
+def _buffers_kept(buffers):
+    """Put every array of ``buffers`` back as it was when the block is left.
+
+    Each forward pass in training mode moves batch normalisation's running statistics;
+    a check makes thousands of them and must not leave its mark on the model.
+    """
+    saved = {key: value.copy() for key, value in buffers.items()}
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            np.copyto(buffers[key], value)
+
+
 def check_layer(layer, x, seed=0, h=1e-5):
     """Compare a layer's backward pass with centred differences.
 
@@ -93,7 +110,8 @@ def check_layer(layer, x, seed=0, h=1e-5):
     ----------
     layer : object
         With ``forward``, ``backward``, ``params`` and ``grads`` (see ``cnn.layers``),
-        float64.
+        float64. It is checked in the mode it is in; its ``buffers`` (batch
+        normalisation's running statistics) are left as they were.
     x : numpy.ndarray
         Input, float64; not modified.
     seed : int
@@ -111,17 +129,19 @@ def check_layer(layer, x, seed=0, h=1e-5):
     for key, value in layer.params.items():
         _require_float64(value, f"layer.params[{key!r}]")
     x = x.copy()
-    out = layer.forward(x)
-    projection = np.random.default_rng(seed).standard_normal(out.shape)
-    analytic = {"x": layer.backward(projection)}
-    analytic |= {key: grad.copy() for key, grad in layer.grads.items()}
+    with _buffers_kept(getattr(layer, "buffers", {})):
+        out = layer.forward(x)
+        projection = np.random.default_rng(seed).standard_normal(out.shape)
+        analytic = {"x": layer.backward(projection)}
+        analytic |= {key: grad.copy() for key, grad in layer.grads.items()}
 
-    def loss(_):
-        return np.sum(layer.forward(x) * projection)
+        def loss(_):
+            return np.sum(layer.forward(x) * projection)
 
-    probes = {"x": x, **layer.params}
-    return {key: relative_error(analytic[key], numerical_gradient(loss, probes[key], h))
-            for key in analytic}
+        probes = {"x": x, **layer.params}
+        return {key: relative_error(analytic[key],
+                                    numerical_gradient(loss, probes[key], h))
+                for key in analytic}
 
 
 def check_model(model, x, y, h=1e-5):
@@ -133,7 +153,8 @@ def check_model(model, x, y, h=1e-5):
     Parameters
     ----------
     model : cnn.model.Sequential
-        With float64 parameters.
+        With float64 parameters. It is checked in the mode it is in; its ``buffers()``
+        (batch normalisation's running statistics) are left as they were.
     x : numpy.ndarray
         Inputs, float64, shape ``(N, ...)``.
     y : numpy.ndarray
@@ -151,12 +172,14 @@ def check_model(model, x, y, h=1e-5):
     params = model.parameters()
     for key, value in params.items():
         _require_float64(value, f"model parameter {key!r}")
-    _, dlogits = softmax_cross_entropy(model.forward(x), y)
-    model.backward(dlogits)
-    analytic = {key: grad.copy() for key, grad in model.gradients().items()}
+    with _buffers_kept(model.buffers()):
+        _, dlogits = softmax_cross_entropy(model.forward(x), y)
+        model.backward(dlogits)
+        analytic = {key: grad.copy() for key, grad in model.gradients().items()}
 
-    def loss(_):
-        return softmax_cross_entropy(model.forward(x), y)[0]
+        def loss(_):
+            return softmax_cross_entropy(model.forward(x), y)[0]
 
-    return {key: relative_error(analytic[key], numerical_gradient(loss, params[key], h))
-            for key in params}
+        return {key: relative_error(analytic[key],
+                                    numerical_gradient(loss, params[key], h))
+                for key in params}

@@ -72,7 +72,7 @@ def balanced_accuracy(confusion):
     """Mean recall over the classes present: each class counts equally, however rare.
 
     On a test set where one class is rare, plain accuracy hardly notices that class;
-    the balanced accuracy gives it a 1/K share. Classes absent from the data (a NaN
+    the balanced accuracy gives it an equal share. Classes absent from the data (a NaN
     recall) are left out of the mean.
 
     Parameters
@@ -83,7 +83,9 @@ def balanced_accuracy(confusion):
     Returns
     -------
     balanced_accuracy : float
-        In ``[0, 1]``; ``1 / K`` for a classifier that always answers the same class.
+        In ``[0, 1]``; ``1 / K_present`` for a classifier that always answers the same
+        class, where ``K_present`` is the number of classes present in the data (the
+        others' NaN recalls are left out of the mean).
     """
     _, recall = precision_recall(confusion)
     if np.all(np.isnan(recall)):

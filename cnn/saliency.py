@@ -14,13 +14,17 @@ def saliency(model, x, cls):
     depend on the other classes' scores. Its gradient comes from the model's own
     backward pass, started with a one-hot ``dout``: the same chain rule that trains the
     network, stopped at the input instead of at the weights. Large ``|dx|`` marks pixels
-    whose change would change the score most. The layers' ``grads`` are overwritten as
-    by any backward pass; the weights are not.
+    whose change would change the score most. The model runs in evaluation mode,
+    whatever mode the caller left it in (``fit`` leaves training mode): each sample's
+    map is then its own gradient, not mixed with the batch's statistics or dropout's
+    draws, and no running statistics move; the caller's mode is restored. The layers'
+    ``grads`` are overwritten as by any backward pass; the weights are not.
 
     Parameters
     ----------
     model : cnn.model.Sequential
-        Anything with ``forward(x) -> logits (N, K)`` and ``backward(dout) -> dx``.
+        Anything with ``forward(x) -> logits (N, K)``, ``backward(dout) -> dx``,
+        ``training`` and ``train(mode)``.
     x : (N, C, H, W) float array
         Inputs, in the form the model takes them (here: standardized patches).
     cls : int or (N,) int array
@@ -32,15 +36,20 @@ def saliency(model, x, cls):
         ``d logits[n, cls[n]] / d x[n]``, in the dtype of ``x``.
     """
     check_array(x, "x")
-    logits = model.forward(x)
-    N, K = logits.shape
-    cls = np.asarray(cls)
-    if (cls.shape not in ((), (N,)) or not np.issubdtype(cls.dtype, np.integer)
-            or cls.min() < 0 or cls.max() >= K):
-        raise ValueError(
-            f"cls must be an int or {N} ints (one per sample) in 0..{K - 1}, "
-            f"got {cls!r}"
-        )
-    dout = np.zeros_like(logits)
-    dout[np.arange(N), cls] = 1.0
-    return model.backward(dout)
+    training = model.training
+    model.eval()
+    try:
+        logits = model.forward(x)
+        N, K = logits.shape
+        cls = np.asarray(cls)
+        if (cls.shape not in ((), (N,)) or not np.issubdtype(cls.dtype, np.integer)
+                or cls.min() < 0 or cls.max() >= K):
+            raise ValueError(
+                f"cls must be an int or {N} ints (one per sample) in 0..{K - 1}, "
+                f"got {cls!r}"
+            )
+        dout = np.zeros_like(logits)
+        dout[np.arange(N), cls] = 1.0
+        return model.backward(dout)
+    finally:
+        model.train(training)

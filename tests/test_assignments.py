@@ -266,3 +266,15 @@ def test_teachers_page_lists_every_notebook_with_launch_links(site):
         assert f"colab.research.google.com/github/{repo}/blob/main/{a.path}" in html
         assert f"mybinder.org/v2/gh/{repo}/main?urlpath=lab/tree/{a.path}" in html
     assert 'href="../assignments/assignments.zip"' in html
+
+
+def test_intro_names_exactly_the_chapters_that_have_student_notebooks():
+    from test_chapters import CHAPTERS
+
+    order = [doc.removeprefix("book/") for doc in CHAPTERS]
+    having = [a.chapter.removeprefix("book/") for a in assignments.ASSIGNMENTS]
+    first, last = min(having, key=order.index), max(having, key=order.index)
+    assert sorted(having, key=order.index) == order[order.index(first):order.index(last) + 1]
+    intro = (ROOT / "book" / "intro.md").read_text(encoding="utf-8")
+    assert re.search(rf"chapters from \{{doc\}}`{first}`\s+to \{{doc\}}`{last}` each have a "
+                     r"student notebook", intro)

@@ -126,10 +126,13 @@ def test_citation_file_names_the_book_and_its_stable_urls():
 
 # -- the release and the PDF editions on the site ----------------------------------------
 
-def test_every_page_shows_the_version_and_its_date(site):
+def test_every_page_shows_the_title_the_version_and_its_date(site):
     import release
+    import yaml
 
-    footer = (f"version {release.read_version(ROOT)} "
+    # The title, not Sphinx's placeholder "Project name not set" for an unset `project`.
+    title = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))["title"]
+    footer = (f"{title}, version {release.read_version(ROOT)} "
               f"({release.long_date(release.release_date(ROOT))})")
     assert not [doc for doc in index().docs if footer not in page(site, doc)]
 

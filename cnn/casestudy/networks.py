@@ -129,7 +129,9 @@ def train(model, data, epochs=12, batch_size=32, lr=1e-3, seed=0, class_weights=
     """Train ``model`` with Adam; keep the epoch best on the validation set.
 
     After every epoch the balanced accuracy on the validation patches is measured; at
-    the end the model gets back the weights of the best epoch (the earliest of equals).
+    the end the model gets back the weights of the best epoch (the earliest of equals),
+    and with them that epoch's buffers (batch normalisation's running statistics), which
+    the weights were evaluated with.
     The number of epochs is thus chosen on validation data, never on test data.
 
     Parameters
@@ -170,7 +172,7 @@ def train(model, data, epochs=12, batch_size=32, lr=1e-3, seed=0, class_weights=
     epoch_seeds = np.random.default_rng(seed).integers(2**31, size=epochs)
     history = {key: [] for key in
                ("train_loss", "train_acc", "val_loss", "val_acc", "val_balanced_acc")}
-    best_score, best_epoch, best_params = -1.0, 0, None
+    best_score, best_epoch, best_state = -1.0, 0, None
     for epoch, epoch_seed in enumerate(epoch_seeds, start=1):
         step = model.fit(x_train, y_train, 1, batch_size, optimizer,
                          validation_data=(x_val, y_val), seed=int(epoch_seed),
@@ -183,14 +185,15 @@ def train(model, data, epochs=12, batch_size=32, lr=1e-3, seed=0, class_weights=
         history["val_balanced_acc"].append(score)
         if score > best_score:
             best_score, best_epoch = score, epoch
-            best_params = {k: v.copy() for k, v in model.parameters().items()}
+            best_state = {k: v.copy()
+                          for k, v in {**model.parameters(), **model.buffers()}.items()}
         if verbose:
             print(f"epoch {epoch}/{epochs}: loss {step['train_loss'][0]:.4f}, "
                   f"accuracy {step['train_acc'][0]:.4f}; validation loss "
                   f"{step['val_loss'][0]:.4f}, accuracy {step['val_acc'][0]:.4f}, "
                   f"balanced accuracy {score:.4f}")
-    for key, value in model.parameters().items():
-        np.copyto(value, best_params[key])
+    for key, value in {**model.parameters(), **model.buffers()}.items():
+        np.copyto(value, best_state[key])
     history["best_epoch"] = best_epoch
     if verbose:
         print(f"keeping the weights of epoch {best_epoch} (best validation balanced "
