@@ -14,15 +14,30 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cnn import activations, bugzoo, conv, dense, exercises, gradcheck, losses, pool
+from cnn import (
+    activations,
+    bugzoo,
+    conv,
+    conv_transpose,
+    dense,
+    exercises,
+    gradcheck,
+    init,
+    losses,
+    norm,
+    pool,
+    regularization,
+)
 from cnn.activations import ReLUCache, log_softmax
 from cnn.conv import ConvCache, conv2d_backward, crop, pad
 from cnn.exercises import CHECKS, CheckFailed, check, gradient_check
 from cnn.fast import conv as fast_conv
+from cnn.fast import conv_transpose as fast_conv_transpose
 from cnn.fast import pool as fast_pool
 
 ROOT = Path(__file__).resolve().parents[1]
-MODULES = (dense, activations, losses, conv, pool, gradcheck, fast_conv, fast_pool)
+MODULES = (dense, activations, losses, conv, pool, gradcheck, fast_conv, fast_pool, init,
+           norm, regularization, conv_transpose, fast_conv_transpose)
 
 
 def package_functions(name):
