@@ -31,6 +31,7 @@ import json
 import posixpath
 import re
 import shutil
+import textwrap
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,6 +129,40 @@ ASSIGNMENTS = (
          "from cnn.losses import softmax_cross_entropy",
          "from cnn.model import Sequential"),
     ),
+    Assignment(
+        "book/initialisation",
+        ("cnn.init.he_normal", "cnn.init.xavier_normal",
+         "cnn.activations.sigmoid_backward", "cnn.activations.tanh_backward"),
+        ("Variance through one layer", "Through the nonlinearity: He and Xavier",
+         "Saturating activations"),
+        ("from cnn.activations import SigmoidCache, TanhCache, sigmoid_forward,"
+         " tanh_forward",),
+    ),
+    Assignment(
+        "book/batchnorm",
+        ("cnn.norm.batchnorm_forward", "cnn.norm.batchnorm_backward"),
+        ("The forward pass", "The backward pass, stage by stage", "The compact form",
+         "Spatial batch normalisation"),
+        ("from cnn.norm import BatchNormCache",),
+    ),
+    Assignment(
+        "book/regularisation",
+        ("cnn.regularization.dropout_forward", "cnn.regularization.dropout_backward",
+         "cnn.pool.global_avgpool2d_forward", "cnn.pool.global_avgpool2d_backward"),
+        ("Dropout", "Fixing the case study's failure on shifted patches"),
+        ("from cnn.pool import GlobalAvgPoolCache",
+         "from cnn.regularization import DropoutCache"),
+    ),
+    Assignment(
+        "book/deeper_cnn",
+        ("cnn.conv_transpose.conv_transpose2d_forward",
+         "cnn.conv_transpose.conv_transpose2d_backward"),
+        ("Running a convolution backwards: the transposed convolution",
+         "The adjoint of the convolution", "The backward pass"),
+        ("from cnn.conv import col2im, crop, im2col, pad",
+         "from cnn.conv_transpose import ConvTransposeCache,"
+         " conv_transpose2d_output_size"),
+),
 )
 
 
@@ -157,11 +192,48 @@ def find_function(root: Path, qualified: str) -> tuple[ast.FunctionDef, list[str
     return node, source.split("\n"), tree
 
 
+CACHE = re.compile(r"\b([A-Z]\w*Cache)\b")
+CACHE_HEADING = "Cache fields"
+
+
+def cache_fields(root: Path, qualified: str) -> list[str]:
+    """Docstring lines listing the fields of every cache type the docstring names.
+
+    Read from the ``NamedTuple`` in the function's module: each field, its type and its
+    ``#:`` comment, so that a student knows what a cache holds (and that ``stride`` is
+    a pair) without the package's body.
+    """
+    node, lines, tree = find_function(root, qualified)
+    names = list(dict.fromkeys(CACHE.findall(ast.get_docstring(node))))
+    classes = {c.name: c for c in tree.body if isinstance(c, ast.ClassDef)}
+    out: list[str] = []
+    for name in names:
+        if name not in classes:
+            raise AssignmentError(f"{qualified}: its docstring names {name}, which its "
+                                  "module does not define")
+        out += [f"``{name}``, a NamedTuple whose fields are:"]
+        for field in classes[name].body:
+            if not isinstance(field, ast.AnnAssign):
+                continue
+            comment, k = [], field.lineno - 2
+            while lines[k].strip().startswith("#:"):
+                comment.insert(0, lines[k].strip()[2:].strip())
+                k -= 1
+            out += [f"{field.target.id} : {ast.unparse(field.annotation)}"]
+            out += textwrap.wrap(" ".join(comment), 80, initial_indent="    ",
+                                 subsequent_indent="    ")
+    return [CACHE_HEADING, "-" * len(CACHE_HEADING)] + out if out else []
+
+
 def stub(root: Path, qualified: str) -> str:
-    """Signature and docstring from the source; a body that raises NotImplementedError."""
+    """Signature and docstring from the source, the fields of the caches it names added;
+    a body that raises NotImplementedError."""
     node, lines, _ = find_function(root, qualified)
     head = lines[node.lineno - 1 : node.body[0].end_lineno]
     indent = " " * node.body[0].col_offset
+    fields = cache_fields(root, qualified)
+    if fields:  # before the closing quotes, on a line of their own
+        head = head[:-1] + [""] + [indent + line for line in fields] + [head[-1]]
     body = [BEGIN, STUB.format(name=node.name), END]
     return "\n".join(head + [indent + line for line in body])
 
