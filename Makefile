@@ -11,9 +11,10 @@ CFFCONVERT := $(VENV)/cffconvert/bin/cffconvert
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml book/_ext/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,book,dicom,bench]'
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,book,dicom,bench]' \
+	  -e book/_ext
 	test -x $(CFFCONVERT) || ($(PY) -m venv $(VENV)/cffconvert && \
 	  $(VENV)/cffconvert/bin/python -m pip install -q --disable-pip-version-check 'cffconvert==2.0.0')
 	touch $(STAMP)

@@ -6,6 +6,36 @@ functions, each with a naive loop version beside the fast one. Thin layer classe
 (``cnn.layers``), a ``Sequential`` model (``cnn.model``), optimisers (``cnn.optim``),
 gradient checking (``cnn.gradcheck``) and data loaders (``cnn.data``) are built on them.
 Arrays are NCHW.
+
+Chapter -> module, in the book's order (the API page documents every module):
+
+==  ==============  ===============================================================
+ #  Chapter         Modules
+==  ==============  ===============================================================
+ 1  notation        ``cnn.gradcheck`` (finite differences)
+ 2  dense           ``cnn.dense``, ``cnn.layers``
+ 3  activations     ``cnn.activations``, ``cnn.losses``
+ 4  conv_forward    ``cnn.conv``
+ 5  conv_backward   ``cnn.conv``, ``cnn.layers``
+ 6  pooling         ``cnn.pool``, ``cnn.layers``
+ 7  gradcheck       ``cnn.gradcheck``
+ 8  cnn             ``cnn.model``, ``cnn.optim``, ``cnn.data``, ``cnn.digits``,
+                    ``cnn.metrics``
+ 9  performance     ``cnn.fast`` (``conv``, ``pool``, ``conv_transpose``,
+                    ``profiling``, ``threads``)
+10  initialisation  ``cnn.init``
+11  batchnorm       ``cnn.norm``
+12  regularisation  ``cnn.regularization``, ``cnn.augment``
+13  deeper_cnn      ``cnn.conv_transpose``, ``cnn.diagnostics``
+14  mammography     ``cnn.casestudy`` (``synthetic``, ``cbis``, ``networks``,
+                    ``training``), ``cnn.saliency``, ``cnn.cli``
+15  bugzoo          ``cnn.bugzoo``, ``cnn.exercises``
+--  teachers        ``cnn.exercises`` (the checker of the student notebooks)
+--  (no chapter)    ``cnn.checks`` (argument checking), ``cnn.modelfile`` (model
+                    files of ``Sequential.save`` and ``load``)
+==  ==============  ===============================================================
+
+A chapter is ``book/<chapter>.md``.
 """
 
 # The one place the version is written. pyproject.toml, the site, the PDF and the

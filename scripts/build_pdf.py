@@ -1,7 +1,7 @@
 """Build the PDF editions of the book (``make pdf``): instructor (with solutions) and student.
 
 Each edition is one ``jupyter-book build . --builder pdflatex -W -n --keep-going`` (Sphinx's
-LaTeX writer, then xelatex through latexmk), configured by ``book/_ext/pdfbook.py`` from
+LaTeX writer, then xelatex through latexmk), configured by ``book/_ext/cnnbook/pdfbook.py`` from
 the environment variable ``CNNBOOK_EDITION``. The chapters are executed once: both builds
 share a jupyter-cache folder that lives only for this run. The PDFs are written to
 ``_build/pdf/cnn-from-scratch-numpy-<version>-<edition>.pdf``, where ``make book`` finds
@@ -22,11 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "book" / "_ext"))
+from cnnbook.pdfbook import CACHE_ENV, EDITION_ENV, INSTALL_HINT
+from cnnbook.release import EDITIONS, pdf_name, read_version
 
-from pdfbook import CACHE_ENV, EDITION_ENV, INSTALL_HINT  # noqa: E402
-from release import EDITIONS, pdf_name, read_version  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 # What the LaTeX build runs, and a few of the LaTeX packages Jupyter Book's class and
 # Sphinx load, each with the Debian package that brings it.

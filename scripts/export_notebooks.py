@@ -11,10 +11,9 @@ import argparse
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "book" / "_ext"))
+from cnnbook.myst2ipynb import BookIndex, export_chapter, notebook_path
 
-from myst2ipynb import BookIndex, export_chapter, notebook_path  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def expected_notebooks(root: Path = ROOT) -> dict[str, str]:

@@ -1,6 +1,6 @@
 """Write assignments/<chapter>.ipynb, the student notebooks (``make assignments``).
 
-They are built from the chapters and the package by ``book/_ext/assignments.py``: run
+They are built from the chapters and the package by ``book/_ext/cnnbook/assignments.py``: run
 after editing a chapter they quote or a function they ask for, and commit them.
 ``--check`` only reports stale, missing or orphaned notebooks (the test suite does the
 same).
@@ -11,11 +11,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "book" / "_ext"))
+from cnnbook.assignments import FOLDER, expected_notebooks
+from export_notebooks import sync  # this folder: the same sync
 
-from assignments import FOLDER, expected_notebooks  # noqa: E402
-from export_notebooks import sync  # noqa: E402  (this folder: the same sync)
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(argv: list[str] | None = None) -> int:

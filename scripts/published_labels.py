@@ -13,11 +13,16 @@ import argparse
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "book" / "_ext"))
+from cnnbook.myst2ipynb import BookIndex
+from cnnbook.release import (
+    label_problems,
+    read_labels,
+    read_version,
+    record_release,
+    write_labels,
+)
 
-from myst2ipynb import BookIndex  # noqa: E402
-from release import label_problems, read_labels, read_version, record_release, write_labels  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def current_equations(root: Path = ROOT) -> dict[str, tuple[str, str]]:

@@ -15,10 +15,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "book" / "_ext"))
+from cnnbook import myst2ipynb
 
-import myst2ipynb  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 # Sphinx's warnings are also errors with -W; the log is kept to show them.
 BUILD_TIMEOUT = 1200

@@ -26,7 +26,7 @@ from _site import ROOT, build_site, index, myst2ipynb
 from cnn.exercises import CHECKS
 from test_notebooks import myst_leftovers
 
-import assignments  # noqa: E402  (book/_ext is on the path through _site)
+from cnnbook import assignments
 
 ASSIGNMENTS = assignments.ASSIGNMENTS
 NAMES = [a.name for a in ASSIGNMENTS]
@@ -230,6 +230,7 @@ def outputs(cell):
 
 
 @pytest.mark.parametrize("a", ASSIGNMENTS, ids=NAMES)
+@pytest.mark.book
 def test_with_the_reference_filled_in_every_check_passes(a):
     nb = executed()[(a.name, True)]
     errors = [o for c in nb.cells for o in outputs(c) if o.output_type == "error"]
@@ -241,6 +242,7 @@ def test_with_the_reference_filled_in_every_check_passes(a):
 
 
 @pytest.mark.parametrize("a", ASSIGNMENTS, ids=NAMES)
+@pytest.mark.book
 def test_untouched_every_check_says_not_written_yet(a):
     nb = executed()[(a.name, False)]
     for cell in nb.cells:
@@ -263,6 +265,7 @@ def site():
     return build
 
 
+@pytest.mark.book
 def test_site_offers_every_notebook_and_a_zip(site):
     folder = site.html / assignments.FOLDER
     for a in ASSIGNMENTS:
@@ -273,11 +276,13 @@ def test_site_offers_every_notebook_and_a_zip(site):
 
 
 @pytest.mark.parametrize("a", ASSIGNMENTS, ids=NAMES)
+@pytest.mark.book
 def test_chapter_page_links_its_assignment(site, a):
     html = (site.html / f"{a.chapter}.html").read_text(encoding="utf-8")
     assert f'href="../assignments/{a.name}.ipynb"' in html
 
 
+@pytest.mark.book
 def test_teachers_page_lists_every_notebook_with_launch_links(site):
     html = (site.html / "book" / "teachers.html").read_text(encoding="utf-8")
     repo = index().repo_url.removeprefix("https://github.com/")

@@ -25,16 +25,19 @@ def page(site, doc: str) -> str:
     return (site.html / f"{doc}.html").read_text(encoding="utf-8")
 
 
+@pytest.mark.book
 def test_strict_build_passes_without_warnings(site):
     assert not re.findall(r".*: WARNING: .*", site.log)
     print(f"clean strict build: {site.seconds:.0f} s")
 
 
+@pytest.mark.book
 def test_every_toc_page_is_built(site):
     missing = [doc for doc in index().docs if not (site.html / f"{doc}.html").exists()]
     assert not missing
 
 
+@pytest.mark.book
 def test_chapters_and_equations_are_numbered_as_the_notebooks_say(site):
     """The exporter's "Eq. (4.3)", "Exercise 4.1", "Fig. 4.2" are the numbers the site shows."""
     checked = 0
@@ -56,6 +59,7 @@ def test_chapters_and_equations_are_numbered_as_the_notebooks_say(site):
 
 
 @pytest.mark.parametrize("doc", CHAPTERS)
+@pytest.mark.book
 def test_chapter_offers_its_executed_notebook(site, doc):
     html = page(site, doc)
     assert f'href="../_sources/{doc}.ipynb"' in html
@@ -68,6 +72,7 @@ def test_chapter_offers_its_executed_notebook(site, doc):
 
 
 @pytest.mark.parametrize("doc", CHAPTERS)
+@pytest.mark.book
 def test_launch_buttons_open_the_committed_notebook(site, doc):
     html = page(site, doc)
     path = myst2ipynb.notebook_path(doc)
@@ -78,6 +83,7 @@ def test_launch_buttons_open_the_committed_notebook(site, doc):
     assert (ROOT / path).exists()
 
 
+@pytest.mark.book
 def test_mathjax_is_served_by_the_site(site):
     html = page(site, index().docs[0])
     assert '_static/mathjax/tex-chtml.js' in html, "MathJax fell back to the CDN (see the build log)"
@@ -91,6 +97,7 @@ def test_api_page_documents_every_module():
     assert not [m for m in modules if f".. automodule:: cnn.{m}\n" not in api]
 
 
+@pytest.mark.book
 def test_api_page_shows_every_module_s_functions(site):
     html = page(site, "book/api")
     modules = sorted(p.stem for p in (ROOT / "cnn").glob("*.py") if not p.stem.startswith("_"))
@@ -126,9 +133,11 @@ def test_citation_file_names_the_book_and_its_stable_urls():
 
 # -- the release and the PDF editions on the site ----------------------------------------
 
+@pytest.mark.book
 def test_every_page_shows_the_title_the_version_and_its_date(site):
-    import release
     import yaml
+
+    from cnnbook import release
 
     # The title, not Sphinx's placeholder "Project name not set" for an unset `project`.
     title = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))["title"]
@@ -137,6 +146,7 @@ def test_every_page_shows_the_title_the_version_and_its_date(site):
     assert not [doc for doc in index().docs if footer not in page(site, doc)]
 
 
+@pytest.mark.book
 def test_intro_and_navigation_lead_to_the_pdf_editions(site):
     intro = page(site, index().docs[0])
     assert re.search(r'href="downloads.html"><span class="doc">PDF editions', intro), (
@@ -146,10 +156,11 @@ def test_intro_and_navigation_lead_to_the_pdf_editions(site):
     assert re.search(r'<a class="reference internal" href="downloads.html">\s*PDF editions', nav)
 
 
+@pytest.mark.book
 def test_without_tex_the_site_says_how_to_make_the_pdfs(site):
     """The tested site is built as make book without TeX builds it: no PDF to link."""
-    import pdfbook
-    import release
+    from cnnbook import pdfbook
+    from cnnbook import release
 
     html = page(site, "book/downloads")
     text = " ".join(re.sub(r"<[^>]+>", "", html).split())
@@ -161,8 +172,9 @@ def test_without_tex_the_site_says_how_to_make_the_pdfs(site):
     assert "download-pdf-student-button" not in page(site, "book/dense")
 
 
+@pytest.mark.book
 def test_changes_page_shows_every_changelog_entry_and_the_erratum_form(site):
-    import release
+    from cnnbook import release
 
     html = page(site, "book/changes")
     for entry in release.changelog(ROOT):

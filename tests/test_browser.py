@@ -25,6 +25,9 @@ from playwright.sync_api import sync_playwright
 from _site import ROOT, build_site, index, serve
 
 # Playwright launches headless itself; it never downloads a browser here (executable_path).
+# Every test here serves the built book to a browser.
+pytestmark = pytest.mark.book
+
 CHROMIUM_FLAGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",

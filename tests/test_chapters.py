@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import ast
 import re
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from cnnbook.provenance import GRADIENT_LABEL
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,9 +31,8 @@ NOT_LESSONS = {
 
 # A label that states a gradient ends with the gradient's name: -dx, -dw, -db, -dz, -dout,
 # -dlogits, ..., -grad, -backward, but not words such as -dilated or -difference. The book's
-# extension applies the same rule at build time and states it on the Equation index page.
-sys.path.insert(0, str(ROOT / "book" / "_ext"))
-from provenance import GRADIENT_LABEL  # noqa: E402
+# extension applies the same rule at build time and states it on the Equation index page
+# (GRADIENT_LABEL, imported above).
 
 FENCED = re.compile(
     r"^(?P<fence>`{3,}|:{3,})\{(?P<name>[^}\s]+)\}[ \t]*(?P<arg>[^\n]*)\n(?P<body>.*?)^(?P=fence)[ \t]*$",

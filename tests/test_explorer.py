@@ -21,21 +21,21 @@ import functools
 import os
 import re
 import shutil
-import sys
 import urllib.parse
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from cnnbook import provenance
+
+import cnn
 from _site import ROOT, build_site, index, serve
+from cnn.conv import conv2d_backward, conv2d_forward
+from test_chapters import CHAPTERS, equation_labels
 
-sys.path.insert(0, str(ROOT / "book" / "_ext"))
-import provenance  # noqa: E402
-from test_chapters import CHAPTERS, equation_labels  # noqa: E402
-
-import cnn  # noqa: E402
-from cnn.conv import conv2d_backward, conv2d_forward  # noqa: E402
+# Every test here serves the built book to a browser.
+pytestmark = pytest.mark.book
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -75,11 +75,13 @@ def chapter_images(site: Path) -> dict[str, list[dict]]:
             for doc in index().docs}
 
 
+@pytest.mark.book
 def test_chapters_have_figures(site):
     # Otherwise the checks below would pass on a site without images.
     assert sum(len(images) for images in chapter_images(site).values()) >= 20
 
 
+@pytest.mark.book
 def test_every_image_says_what_it_shows(site):
     problems = [f"{doc}: {image.get('src')}: {problem}"
                 for doc, images in chapter_images(site).items() for image in images
@@ -155,6 +157,7 @@ def resolution_problems(page, url: str, viewport_width: int) -> list[str]:
     return problems
 
 
+@pytest.mark.book
 def test_every_image_is_sharp_on_high_density_screens(site, browser):
     base = serve(site)
     page = browser.new_page()
@@ -181,6 +184,7 @@ def png(width: int, height: int) -> bytes:
             + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
 
 
+@pytest.mark.book
 def test_the_resolution_check_rejects_a_1x_png_and_accepts_2x_and_svg(browser, tmp_path):
     def data_url(kind, payload):
         return f"data:{kind};base64,{base64.b64encode(payload).decode()}"

@@ -1,21 +1,18 @@
-"""Listings quote functions with one-line docstrings (book/_ext/listing.py)."""
+"""Listings quote functions with one-line docstrings (book/_ext/cnnbook/listing.py)."""
 
 from __future__ import annotations
 
 import ast
 import re
-import sys
 import textwrap
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from cnnbook.listing import summarise_docstrings
 from sphinx.directives.code import LiteralIncludeReader
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "book" / "_ext"))
-
-from listing import summarise_docstrings  # noqa: E402
 
 METHOD = '''\
     def step(self, params, grads):

@@ -286,6 +286,7 @@ def run_all() -> dict[str, str | None]:
 
 
 @pytest.mark.parametrize("doc", CHAPTERS)
+@pytest.mark.book
 def test_downloaded_chapter_runs_alone(doc):
     error = run_all()[doc]
     assert error is None, error

@@ -11,20 +11,17 @@ from __future__ import annotations
 import functools
 import os
 import re
-import sys
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 import pytest
+from cnnbook import release
 
+import build_pdf  # scripts/, on the path through pyproject.toml
 from _site import ROOT, build_pdfs, build_site, index, site_numbers
 
-sys.path.insert(0, str(ROOT / "scripts"))
-
-import build_pdf  # noqa: E402
-import release  # noqa: E402
 
 VERSION = release.read_version(ROOT)
 EDITIONS = list(release.EDITIONS)
@@ -124,6 +121,7 @@ def site():
     return build
 
 
+@pytest.mark.book
 def test_both_editions_are_built_under_their_names(built):
     for edition in EDITIONS:
         assert (built.pdfs / f"cnn-from-scratch-numpy-{VERSION}-{edition}.pdf").is_file()
@@ -131,6 +129,7 @@ def test_both_editions_are_built_under_their_names(built):
 
 
 @pytest.mark.parametrize("edition", EDITIONS)
+@pytest.mark.book
 def test_title_page_names_book_version_edition_and_date(pdfs, edition):
     title = squash(pdfs[edition].pages[0])
     assert squash("CNN from Scratch with NumPy") in title
@@ -140,6 +139,7 @@ def test_title_page_names_book_version_edition_and_date(pdfs, edition):
     assert pdfs[edition].squashed_all.count(squash(f"Version {VERSION}, {edition} edition")) > 20
 
 
+@pytest.mark.book
 def test_page_counts(pdfs, built):
     chapters = len(index().numbers)
     for edition, pdf in pdfs.items():
@@ -151,6 +151,7 @@ def test_page_counts(pdfs, built):
 
 
 @pytest.mark.parametrize("edition", EDITIONS)
+@pytest.mark.book
 def test_no_unresolved_references(pdfs, built, edition):
     log = (built.build / f"{edition}.log").read_text(encoding="utf-8")
     assert "Latex failed to resolve" not in log
@@ -159,6 +160,7 @@ def test_no_unresolved_references(pdfs, built, edition):
 
 
 @pytest.mark.parametrize("edition", EDITIONS)
+@pytest.mark.book
 def test_equation_numbers_are_the_site_s(pdfs, built, site, edition):
     """Eq. (5.4) in the PDF is the equation the site numbers (5.4), for every label."""
     shown = site_numbers(site.html)
@@ -178,6 +180,7 @@ def test_equation_numbers_are_the_site_s(pdfs, built, site, edition):
 
 
 @pytest.mark.parametrize("edition", EDITIONS)
+@pytest.mark.book
 def test_exercise_numbers_are_the_site_s(pdfs, built, site, edition):
     shown = site_numbers(site.html)
     exercises = {label: number for label, number in shown.items()
@@ -195,6 +198,7 @@ def test_exercise_numbers_are_the_site_s(pdfs, built, site, edition):
     assert not unknown, f"exercise numbers the site does not use: {unknown}"
 
 
+@pytest.mark.book
 def test_chapters_are_numbered_and_titled_as_on_the_site(pdfs):
     text = pdfs["student"].squashed_all
     for doc, title in index().titles.items():
@@ -208,6 +212,7 @@ def test_chapters_are_numbered_and_titled_as_on_the_site(pdfs):
                 f"{doc} is numbered as a chapter in the PDF, not on the site")
 
 
+@pytest.mark.book
 def test_unnumbered_parts_are_not_numbered(pdfs):
     import yaml
 
@@ -220,6 +225,7 @@ def test_unnumbered_parts_are_not_numbered(pdfs):
     assert squash(f"Part {roman[len(numbered)]}") not in text
 
 
+@pytest.mark.book
 def test_one_bibliography(pdfs):
     text = pdfs["instructor"]
     bibliography = (ROOT / "book" / "bibliography.md").read_text(encoding="utf-8")
@@ -254,6 +260,7 @@ def plain_phrase(markdown: str) -> str:
     return max((" ".join(f.split()) for f in fragments), key=len)
 
 
+@pytest.mark.book
 def test_student_edition_has_no_solutions(pdfs):
     bodies = solutions()
     assert bodies
@@ -270,6 +277,7 @@ def test_student_edition_has_no_solutions(pdfs):
 
 
 @pytest.mark.parametrize("edition", EDITIONS)
+@pytest.mark.book
 def test_code_lines_never_break_inside_a_token(pdfs, edition):
     """A long code line wraps at a space or after a comma, never inside a name or number."""
     token = re.compile(r"[\w.\"'=<>!*/+%&|^~-]")
@@ -282,6 +290,7 @@ def test_code_lines_never_break_inside_a_token(pdfs, edition):
             assert not (token.match(end) and token.match(start)), f"{before!r} / {after!r}"
 
 
+@pytest.mark.book
 def test_the_package_s_quoted_lines_print_unbroken(pdfs):
     """Package lines are at most 88 characters; each quoted one is one line of the PDF."""
     package = {line.strip() for path in (ROOT / "cnn").rglob("*.py")
@@ -301,13 +310,11 @@ def test_the_package_s_quoted_lines_print_unbroken(pdfs):
 # -- the site's links to the PDFs (no TeX needed) ------------------------------------------
 
 SITE_CONF = """
-import sys
-sys.path.insert(0, {ext!r})
 project = "CNN from Scratch with NumPy"
-extensions = ["pdfbook"]
+extensions = ["cnnbook.pdfbook"]
 html_theme = "sphinx_book_theme"
 html_baseurl = "https://example.org/book/"
-html_theme_options = {{"use_download_button": True}}
+html_theme_options = {"use_download_button": True}
 """
 
 
@@ -318,7 +325,7 @@ def build_small_site(tmp_path: Path, pdf_dir: Path, monkeypatch) -> Path:
 
     src = tmp_path / "src"
     src.mkdir()
-    (src / "conf.py").write_text(SITE_CONF.format(ext=str(ROOT / "book" / "_ext")))
+    (src / "conf.py").write_text(SITE_CONF)
     (src / "index.rst").write_text("Book\n====\n\n.. toctree::\n\n   downloads\n")
     (src / "downloads.rst").write_text("PDF editions\n============\n\n.. pdf-editions::\n")
     monkeypatch.setenv("CNNBOOK_PDF_DIR", str(pdf_dir))

@@ -1,4 +1,4 @@
-"""The book's provenance extension (book/_ext/provenance.py), without the whole book.
+"""The book's provenance extension (book/_ext/cnnbook/provenance.py), without the whole book.
 
 Its readers (docstrings, test names) on small inputs, the real package and tests against the
 chapters, and small Sphinx projects built strictly: a consistent one passes and shows the links,
@@ -8,6 +8,7 @@ that does not exist) fails the build with a message that names it.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -15,13 +16,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from cnnbook import provenance, release
+from test_chapters import CHAPTERS, equation_labels
 
 ROOT = Path(__file__).resolve().parents[1]
-EXT = ROOT / "book" / "_ext"
-sys.path.insert(0, str(EXT))
 
-import provenance  # noqa: E402
-from test_chapters import CHAPTERS, equation_labels  # noqa: E402
 
 
 # -- readers -------------------------------------------------------------------------------------
@@ -105,7 +104,7 @@ def test_the_gradient_rule(label, gradient):
 def test_the_version_is_the_package_s():
     import cnn
 
-    assert provenance.read_version(ROOT / "cnn") == cnn.__version__
+    assert release.package_version(ROOT / "cnn") == cnn.__version__
 
 
 # -- the real package, tests and chapters ---------------------------------------------------------
@@ -138,12 +137,8 @@ def test_every_equation_test_names_a_label_of_the_book():
 
 # -- small strict Sphinx builds ---------------------------------------------------------------
 CONF = '''\
-import sys
-from pathlib import Path
-sys.path.insert(0, {ext!r})
-sys.path.insert(0, str(Path(__file__).parent))
 project = "Tiny book"
-extensions = ["myst_parser", "sphinx.ext.autodoc", "provenance"]
+extensions = ["myst_parser", "sphinx.ext.autodoc", "cnnbook.provenance"]
 myst_enable_extensions = ["dollarmath"]
 numfig = True
 math_numfig = True
@@ -208,7 +203,7 @@ def tiny_book(tmp_path: Path, *, chapter="", docstring="", tests="") -> Path:
     src = tmp_path / "src"
     (src / "pkg").mkdir(parents=True)
     (src / "tests").mkdir()
-    (src / "conf.py").write_text(CONF.format(ext=str(EXT)))
+    (src / "conf.py").write_text(CONF)
     (src / "index.md").write_text(INDEX.format(extra=chapter))
     (src / "api.md").write_text(API)
     (src / "equations.md").write_text(EQUATIONS)
@@ -222,7 +217,8 @@ def sphinx(src: Path) -> tuple[int, str, Path]:
     out = src.parent / "html"
     result = subprocess.run(
         [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html", str(src), str(out)],
-        capture_output=True, text=True, timeout=300, check=False, cwd=src.parent)
+        capture_output=True, text=True, timeout=300, check=False, cwd=src.parent,
+        env={**os.environ, "PYTHONPATH": str(src)})  # autodoc imports the tiny package
     return result.returncode, result.stdout + result.stderr, out
 
 

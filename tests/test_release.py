@@ -18,10 +18,8 @@ import yaml
 
 from _site import ROOT, index, myst2ipynb
 
-sys.path.insert(0, str(ROOT / "scripts"))
-
-import published_labels  # noqa: E402
-import release  # noqa: E402
+import published_labels  # scripts/, on the path through pyproject.toml
+from cnnbook import release
 
 VERSION = release.read_version(ROOT)
 CFFCONVERT_HINT = "cffconvert validates CITATION.cff; make setup installs it in .venv/cffconvert"
@@ -84,6 +82,12 @@ def test_read_version_names_the_file_when_the_line_is_missing(tmp_path):
     (tmp_path / "cnn" / "__init__.py").write_text("VERSION = '1'\n")
     with pytest.raises(ValueError, match=r"__init__\.py.*__version__"):
         release.read_version(tmp_path)
+
+
+def test_a_package_without_a_version_is_an_error_not_an_empty_version(tmp_path):
+    # The equations' citations read the version through the same reader: no silent "".
+    with pytest.raises(ValueError, match=r"__init__\.py: no such file"):
+        release.package_version(tmp_path / "pkg")
 
 
 # -- the changelog -----------------------------------------------------------------------
@@ -228,7 +232,7 @@ def test_recording_a_release_keeps_old_rows_and_adds_new_labels(book_copy, equat
 # -- make pdf and CI know what TeX needs ------------------------------------------------------
 
 def test_ci_installs_every_tex_package_the_pdf_build_names():
-    import pdfbook
+    from cnnbook import pdfbook
 
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     for package in pdfbook.TEX_PACKAGES.split():

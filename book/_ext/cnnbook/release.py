@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 VERSION_LINE = re.compile(r'^__version__\s*=\s*"(?P<version>[^"]+)"\s*$', re.M)
 ENTRY = re.compile(
     r"^## (?P<version>\d+\.\d+\.\d+|Unreleased)(?: \((?P<date>\d{4}-\d{2}-\d{2})\))?\s*$", re.M
@@ -37,13 +37,31 @@ class Entry:
     text: str
 
 
-def read_version(root: Path | str = ROOT) -> str:
-    """The version in ``cnn/__init__.py``, the single source of the version number."""
-    path = Path(root) / "cnn" / "__init__.py"
-    match = VERSION_LINE.search(path.read_text(encoding="utf-8"))
+def package_version(package_dir: Path | str) -> str:
+    """``__version__`` of a package, read from its ``__init__.py`` without importing it.
+
+    The one version reader of the book's tools: the release, the notebooks' install
+    cell, the PDF title page and the equations' citations all come through here.
+
+    Raises
+    ------
+    ValueError
+        Naming the file, when it has no line ``__version__ = "X.Y.Z"`` or is missing.
+    """
+    path = Path(package_dir) / "__init__.py"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ValueError(f'{path}: no such file, so no line __version__ = "X.Y.Z"') from None
+    match = VERSION_LINE.search(text)
     if match is None:
         raise ValueError(f'{path}: no line __version__ = "X.Y.Z"')
     return match["version"]
+
+
+def read_version(root: Path | str = ROOT) -> str:
+    """The version in ``cnn/__init__.py``, the single source of the version number."""
+    return package_version(Path(root) / "cnn")
 
 
 def changelog(root: Path | str = ROOT) -> list[Entry]:

@@ -21,7 +21,6 @@ import dataclasses
 import json
 import shutil
 import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
@@ -31,12 +30,7 @@ from sphinx.util import logging
 from sphinxcontrib.bibtex.style.referencing import BracketStyle
 from sphinxcontrib.bibtex.style.referencing.author_year import AuthorYearReferenceStyle
 
-sys.path.insert(0, str(Path(__file__).parent))
-import assignments  # noqa: E402
-import listing  # noqa: E402
-import myst2ipynb  # noqa: E402
-import provenance  # noqa: E402
-import pdfbook  # noqa: E402
+from . import assignments, listing, myst2ipynb, pdfbook, provenance, theme
 
 logger = logging.getLogger(__name__)
 
@@ -122,32 +116,12 @@ def publish_notebook(app, pagename, templatename, context, doctree) -> None:
     download.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, download)
 
-    buttons = context.get("header_buttons", [])
-    groups = {group.get("label"): group for group in buttons if group.get("type") == "group"}
-    downloads = groups.get("download-buttons")
-    if downloads is not None and not any(
-        b.get("label") == "download-notebook-button" for b in downloads["buttons"]
-    ):
-        downloads["buttons"].insert(0, {
-            "type": "link",
-            "url": context["pathto"]("_sources", 1) + f"/{pagename}.ipynb",
-            "text": ".ipynb",
-            "icon": "fas fa-code",
-            "tooltip": "Download notebook file",
-            "label": "download-notebook-button",
-        })
-    launch = groups.get("launch-buttons")
-    if launch is not None:
-        providers = app.config.html_theme_options.get("launch_buttons", {})
-        repo = index.repo_url.removeprefix("https://github.com/")
-        path = myst2ipynb.notebook_path(pagename)
-        for button in launch["buttons"]:
-            if button.get("text") == "Binder":
-                binder = providers["binderhub_url"].rstrip("/")
-                button["url"] = f"{binder}/v2/gh/{repo}/{index.branch}?urlpath=lab/tree/{path}"
-            elif button.get("text") == "Colab":
-                colab = providers["colab_url"].rstrip("/")
-                button["url"] = f"{colab}/github/{repo}/blob/{index.branch}/{path}"
+    theme.add_download_button(
+        context, url=context["pathto"]("_sources", 1) + f"/{pagename}.ipynb",
+        text=".ipynb", icon="fas fa-code", tooltip="Download notebook file",
+        label="download-notebook-button", first=True)
+    theme.set_launch_urls(
+        context, theme.launch_urls(app, index, myst2ipynb.notebook_path(pagename)))
 
 
 def round_brackets() -> BracketStyle:

@@ -43,6 +43,8 @@ from sphinx.ext import viewcode
 from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 
+from .release import package_version
+
 logger = logging.getLogger(__name__)
 
 #: A label states a gradient when its last part names one: ``-dx``, ``-dw``, ``-db``,
@@ -195,18 +197,6 @@ class Sources:
         return [t for t in self.tests if label in t.labels]
 
 
-def read_version(package_dir: Path) -> str:
-    """``__version__`` of the package, read from its ``__init__.py`` without importing it."""
-    init = Path(package_dir) / "__init__.py"
-    if not init.exists():
-        return ""
-    for node in ast.parse(init.read_text(encoding="utf-8")).body:
-        if (isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__version__" for t in node.targets)
-                and isinstance(node.value, ast.Constant)):
-            return str(node.value.value)
-    return ""
-
-
 def read_sources(app) -> Sources:
     root = Path(app.srcdir)
     package_dir = root / app.config.provenance_package_dir
@@ -217,7 +207,7 @@ def read_sources(app) -> Sources:
         found = scan_tests(path, relpath)
         tests += found
         test_files[f"{TESTS_PAGE_DIR}/{Path(relpath).stem}"] = path
-    return Sources(objects, tests, read_version(package_dir), test_files)
+    return Sources(objects, tests, package_version(package_dir), test_files)
 
 
 # -- the book's equations ------------------------------------------------------------------
@@ -330,9 +320,8 @@ def citation(app, eq: Equation) -> str:
     """"CNN from Scratch with NumPy, version 0.1.0, chapter 5 "...", Eq. (5.3). URL"."""
     base = (app.config.html_baseurl or "").rstrip("/")
     url = f"{base}/{eq.docname}.html#{eq.anchor}" if base else f"{eq.docname}.html#{eq.anchor}"
-    version = f", version {app.provenance.version}" if app.provenance.version else ""
     where = f'chapter {eq.chapter} "{eq.title}"' if eq.chapter else f'"{eq.title}"'
-    return f"{book_title(app)}{version}, {where}, Eq. ({eq.number}). {url}"
+    return f"{book_title(app)}, version {app.provenance.version}, {where}, Eq. ({eq.number}). {url}"
 
 
 def book_title(app) -> str:
@@ -585,7 +574,7 @@ def link_labels_on_source_pages(app, pagename, templatename, context, doctree) -
 
 
 # -- wiring ----------------------------------------------------------------------------------
-STATIC = Path(__file__).resolve().parents[1] / "_static"
+STATIC = Path(__file__).resolve().parents[2] / "_static"
 
 
 def builder_inited(app) -> None:

@@ -31,7 +31,6 @@ import shutil
 from pathlib import Path
 
 from docutils import nodes
-from release import EDITIONS, ROOT, long_date, pdf_name, read_version, release_date
 from sphinx import addnodes
 from sphinx.builders.latex.nodes import thebibliography
 from sphinx.errors import ConfigError
@@ -40,6 +39,9 @@ from sphinx.util.docutils import SphinxDirective
 from sphinx.util.osutil import relative_uri
 from sphinx.util.texescape import escape as tex_escape
 from sphinx_exercise.nodes import exercise_enumerable_node
+
+from . import theme
+from .release import EDITIONS, ROOT, long_date, pdf_name, read_version, release_date
 
 EDITION_ENV = "CNNBOOK_EDITION"
 # A jupyter-cache folder shared by the two editions of one `make pdf`, so the chapters
@@ -56,7 +58,7 @@ TEX_PACKAGES = (
 INSTALL_HINT = f"sudo apt-get install --no-install-recommends {TEX_PACKAGES}"
 
 LATEX_PREAMBLE = r"""
-% --- cnnbook (book/_ext/pdfbook.py) ---
+% --- cnnbook (book/_ext/cnnbook/pdfbook.py) ---
 \makeatletter
 % Parts that are unnumbered in _toc.yml hold unnumbered chapters.
 \AtBeginDocument{\edef\cnn@secnumdepth{\the\value{secnumdepth}}}
@@ -115,7 +117,7 @@ def configure(app, config) -> None:
     elements["preamble"] = elements.get("preamble", "") + LATEX_PREAMBLE
     elements["fvset"] = LATEX_FVSET
     elements["releasename"] = "Version"
-    bbm = Path(__file__).parents[1] / "_latex" / "bbm.sty"
+    bbm = Path(__file__).parents[2] / "_latex" / "bbm.sty"
     config.latex_additional_files = [*config.latex_additional_files, str(bbm)]
 
 
@@ -278,23 +280,12 @@ def copy_pdfs(app, exception) -> None:
 
 def pdf_buttons(app, pagename, templatename, context, doctree) -> None:
     """html-page-context: both PDFs in the header's download menu of every page."""
-    pdfs = published_pdfs(app)
-    groups = {
-        group.get("label"): group
-        for group in context.get("header_buttons", []) if group.get("type") == "group"
-    }
-    downloads = groups.get("download-buttons")
-    if not pdfs or downloads is None:
-        return
-    for edition, path in pdfs.items():
-        downloads["buttons"].append({
-            "type": "link",
-            "url": context["pathto"](PDF_URL_DIR, 1) + f"/{path.name}",
-            "text": f"PDF ({edition})",
-            "icon": "fas fa-file-pdf",
-            "tooltip": f"Download the whole book, {EDITIONS[edition]}",
-            "label": f"download-pdf-{edition}-button",
-        })
+    for edition, path in published_pdfs(app).items():
+        theme.add_download_button(
+            context, url=context["pathto"](PDF_URL_DIR, 1) + f"/{path.name}",
+            text=f"PDF ({edition})", icon="fas fa-file-pdf",
+            tooltip=f"Download the whole book, {EDITIONS[edition]}",
+            label=f"download-pdf-{edition}-button")
 
 
 def setup(app) -> None:

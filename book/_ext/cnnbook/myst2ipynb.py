@@ -40,7 +40,6 @@ import nbformat
 import yaml
 from docutils.nodes import make_id
 from docutils.parsers.rst.directives.misc import TestDirective
-from listing import summarise_docstrings
 from markdown_it import MarkdownIt
 from markdown_it.helpers import parseLinkLabel
 from markdown_it.renderer import RendererHTML
@@ -48,10 +47,12 @@ from markdown_it.token import Token
 from myst_parser.config.main import MdParserConfig
 from myst_parser.parsers.directives import parse_directive_text
 from myst_parser.parsers.mdit import create_md_parser
-from release import read_version, tag
 from sphinx_external_toc.api import FileItem
 from sphinx_external_toc.parsing import parse_toc_yaml
 from sphinx.util.nodes import split_explicit_title
+
+from .listing import summarise_docstrings
+from .release import read_version, tag
 
 # The release the text belongs to (the tag v0.2.0), not the moving main branch.
 INSTALL_CELL = """\

@@ -41,7 +41,7 @@ import nbformat
 from docutils import nodes
 from docutils.parsers.rst import Directive
 
-import myst2ipynb
+from . import myst2ipynb, theme
 
 FOLDER = "assignments"
 ZIP_NAME = "assignments.zip"
@@ -596,28 +596,10 @@ def add_button(app, pagename, templatename, context, doctree) -> None:
     assignment = next((a for a in ASSIGNMENTS if a.chapter == pagename), None)
     if assignment is None or not (Path(app.srcdir) / assignment.path).exists():
         return
-    groups = {g.get("label"): g for g in context.get("header_buttons", []) if g.get("type") == "group"}
-    downloads = groups.get("download-buttons")
-    if downloads is None:
-        return
-    downloads["buttons"].append({
-        "type": "link",
-        "url": context["pathto"](assignment.path, 1),
-        "text": "assignment",
-        "icon": "fas fa-pencil-alt",
-        "tooltip": "Download the student notebook of this chapter",
-        "label": "download-assignment-button",
-    })
-
-
-def launch_urls(app, index: myst2ipynb.BookIndex, path: str) -> tuple[str, str]:
-    """Colab and Binder links that open ``path`` from the repository."""
-    providers = app.config.html_theme_options.get("launch_buttons", {})
-    repo = index.repo_url.removeprefix("https://github.com/")
-    colab = providers.get("colab_url", "https://colab.research.google.com").rstrip("/")
-    binder = providers.get("binderhub_url", "https://mybinder.org").rstrip("/")
-    return (f"{colab}/github/{repo}/blob/{index.branch}/{path}",
-            f"{binder}/v2/gh/{repo}/{index.branch}?urlpath=lab/tree/{path}")
+    theme.add_download_button(
+        context, url=context["pathto"](assignment.path, 1), text="assignment",
+        icon="fas fa-pencil-alt", tooltip="Download the student notebook of this chapter",
+        label="download-assignment-button")
 
 
 def _paragraph(*parts) -> nodes.paragraph:
@@ -648,7 +630,7 @@ class AssignmentTable(Directive):
         for a in ASSIGNMENTS:
             if a.chapter not in index.notebook_docs():
                 continue
-            colab, binder = launch_urls(env.app, index, a.path)
+            urls = theme.launch_urls(env.app, index, a.path)
             number = index.numbers.get(a.chapter)
             title = index.titles.get(a.chapter, a.chapter)
             functions = _paragraph()
@@ -660,7 +642,7 @@ class AssignmentTable(Directive):
                 _paragraph(_link(f"{a.name}.ipynb", rel(a.path), literal=True)),
                 _paragraph(_link(f"{number}. {title}" if number else title, rel(f"{a.chapter}.html"))),
                 functions,
-                _paragraph(_link("Colab", colab), " · ", _link("Binder", binder)),
+                _paragraph(_link("Colab", urls["Colab"]), " · ", _link("Binder", urls["Binder"])),
             ])
         table = nodes.table(classes=["assignment-table"])
         group = nodes.tgroup(cols=len(header))
