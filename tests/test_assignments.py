@@ -266,20 +266,36 @@ def site():
 
 
 @pytest.mark.book
+def test_downloads_have_distinct_numbered_names():
+    a = next(a for a in ASSIGNMENTS if a.name == "conv_backward")
+    assert assignments.download_name(a, index()) == "05-conv_backward-assignment.ipynb"
+    assert myst2ipynb.download_name(a.chapter, index()) == "05-conv_backward.ipynb"
+    names = [assignments.download_name(a, index()) for a in ASSIGNMENTS]
+    chapters = [myst2ipynb.download_name(a.chapter, index()) for a in ASSIGNMENTS]
+    assert len(set(names + chapters)) == 2 * len(ASSIGNMENTS)
+
+
 def test_site_offers_every_notebook_and_a_zip(site):
     folder = site.html / assignments.FOLDER
-    for a in ASSIGNMENTS:
-        assert (folder / f"{a.name}.ipynb").read_bytes() == (ROOT / a.path).read_bytes()
+    names = {a: assignments.download_name(a, index()) for a in ASSIGNMENTS}
+    for a, name in names.items():
+        assert (folder / name).read_bytes() == (ROOT / a.path).read_bytes()
     with zipfile.ZipFile(folder / assignments.ZIP_NAME) as archive:
-        assert sorted(archive.namelist()) == sorted(a.path for a in ASSIGNMENTS)
-        json.load(io.BytesIO(archive.read(ASSIGNMENTS[0].path)))
+        assert sorted(archive.namelist()) == sorted(
+            f"{assignments.FOLDER}/{name}" for name in names.values())
+        json.load(io.BytesIO(archive.read(f"{assignments.FOLDER}/{names[ASSIGNMENTS[0]]}")))
+    chapter = ASSIGNMENTS[0].chapter
+    html = (site.html / f"{chapter}.html").read_text(encoding="utf-8")
+    assert f'href="../_sources/book/{myst2ipynb.download_name(chapter, index())}"' in html
+    assert (site.html / "_sources" / "book" / myst2ipynb.download_name(chapter, index())
+            ).exists()
 
 
 @pytest.mark.parametrize("a", ASSIGNMENTS, ids=NAMES)
 @pytest.mark.book
 def test_chapter_page_links_its_assignment(site, a):
     html = (site.html / f"{a.chapter}.html").read_text(encoding="utf-8")
-    assert f'href="../assignments/{a.name}.ipynb"' in html
+    assert f'href="../assignments/{assignments.download_name(a, index())}"' in html
 
 
 @pytest.mark.book
@@ -287,7 +303,7 @@ def test_teachers_page_lists_every_notebook_with_launch_links(site):
     html = (site.html / "book" / "teachers.html").read_text(encoding="utf-8")
     repo = index().repo_url.removeprefix("https://github.com/")
     for a in ASSIGNMENTS:
-        assert f'href="../assignments/{a.name}.ipynb"' in html
+        assert f'href="../assignments/{assignments.download_name(a, index())}"' in html
         assert f"colab.research.google.com/github/{repo}/blob/main/{a.path}" in html
         assert f"mybinder.org/v2/gh/{repo}/main?urlpath=lab/tree/{a.path}" in html
     assert 'href="../assignments/assignments.zip"' in html

@@ -111,13 +111,16 @@ def publish_notebook(app, pagename, templatename, context, doctree) -> None:
     if pagename not in index.notebook_docs() or not executed.exists():
         return
     nb = myst2ipynb.export_notebook(nbformat.read(executed, as_version=4), pagename, index)
-    # The theme links its .ipynb download to _sources/<page>.ipynb; publish our copy there.
+    # The theme links its .ipynb download to _sources/<page>.ipynb; publish our copy there,
+    # and under the numbered name that the button offers (05-conv_backward.ipynb).
     download = Path(app.outdir) / "_sources" / f"{pagename}.ipynb"
     download.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, download)
+    name = myst2ipynb.download_name(pagename, index)
+    shutil.copy2(download, download.with_name(name))
 
     theme.add_download_button(
-        context, url=context["pathto"]("_sources", 1) + f"/{pagename}.ipynb",
+        context, url=context["pathto"]("_sources", 1) + f"/{Path(pagename).parent}/{name}",
         text=".ipynb", icon="fas fa-code", tooltip="Download notebook file",
         label="download-notebook-button", first=True)
     theme.set_launch_urls(

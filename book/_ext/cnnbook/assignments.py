@@ -581,12 +581,15 @@ def publish(app, exception) -> None:
     source = Path(app.srcdir) / FOLDER
     target = Path(app.outdir) / FOLDER
     target.mkdir(parents=True, exist_ok=True)
-    files = [source / f"{a.name}.ipynb" for a in ASSIGNMENTS if (source / f"{a.name}.ipynb").exists()]
-    for path in files:
+    index = myst2ipynb.BookIndex.load(app.srcdir)
+    files = {source / f"{a.name}.ipynb": download_name(a, index) for a in ASSIGNMENTS
+             if (source / f"{a.name}.ipynb").exists()}
+    for path, name in files.items():
         shutil.copy2(path, target / path.name)
+        shutil.copy2(path, target / name)
     with zipfile.ZipFile(target / ZIP_NAME, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for path in files:
-            archive.write(path, f"{FOLDER}/{path.name}")
+        for path, name in files.items():
+            archive.write(path, f"{FOLDER}/{name}")
 
 
 def add_button(app, pagename, templatename, context, doctree) -> None:
@@ -596,10 +599,18 @@ def add_button(app, pagename, templatename, context, doctree) -> None:
     assignment = next((a for a in ASSIGNMENTS if a.chapter == pagename), None)
     if assignment is None or not (Path(app.srcdir) / assignment.path).exists():
         return
+    from cnnbook import book_index  # the index this build has loaded already
+
+    name = download_name(assignment, book_index(app))
     theme.add_download_button(
-        context, url=context["pathto"](assignment.path, 1), text="assignment",
+        context, url=context["pathto"](f"{FOLDER}/{name}", 1), text="assignment",
         icon="fas fa-pencil-alt", tooltip="Download the student notebook of this chapter",
         label="download-assignment-button")
+
+
+def download_name(assignment: Assignment, index: myst2ipynb.BookIndex) -> str:
+    """``05-conv_backward-assignment.ipynb``: distinct from the chapter's download."""
+    return myst2ipynb.download_name(assignment.chapter, index, kind="assignment")
 
 
 def _paragraph(*parts) -> nodes.paragraph:
@@ -639,7 +650,8 @@ class AssignmentTable(Directive):
                     functions += nodes.Text(", ")
                 functions += nodes.literal(split_name(q)[1], split_name(q)[1])
             rows.append([
-                _paragraph(_link(f"{a.name}.ipynb", rel(a.path), literal=True)),
+                _paragraph(_link(download_name(a, index),
+                                 rel(f"{FOLDER}/{download_name(a, index)}"), literal=True)),
                 _paragraph(_link(f"{number}. {title}" if number else title, rel(f"{a.chapter}.html"))),
                 functions,
                 _paragraph(_link("Colab", urls["Colab"]), " · ", _link("Binder", urls["Binder"])),

@@ -642,3 +642,15 @@ def export_chapter(docname: str, index: BookIndex) -> str:
 def notebook_path(docname: str) -> str:
     """Where a chapter's notebook lives in the repository (Colab and Binder open it)."""
     return f"notebooks/{Path(docname).name}.ipynb"
+
+
+def download_name(docname: str, index: "BookIndex", kind: str = "") -> str:
+    """The file name a download of the chapter gets: ``05-conv_backward.ipynb``.
+
+    ``kind="assignment"`` names its student notebook
+    ``05-conv_backward-assignment.ipynb``, so the two never overwrite each other in a
+    downloads folder; a page without a number keeps its plain name.
+    """
+    number = index.numbers.get(docname)
+    stem = Path(docname).name + (f"-{kind}" if kind else "")
+    return f"{number:02d}-{stem}.ipynb" if isinstance(number, int) else f"{stem}.ipynb"
