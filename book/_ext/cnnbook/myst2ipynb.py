@@ -64,6 +64,15 @@ except ImportError:
     %pip install --quiet "cnn-from-scratch @ git+{repo_url}@{tag}"
     import importlib
     importlib.invalidate_caches()
+    try:
+        import cnn
+    except ImportError:
+        # Stop here rather than fail in the next cell with "No module named 'cnn'".
+        raise SystemExit(
+            "The book's package cnn is not installed, and installing it failed (no"
+            " network?). Connect to the internet and run this cell again, or run in a"
+            " terminal, then restart the kernel:\\n"
+            '    pip install "cnn-from-scratch @ git+{repo_url}@{tag}"') from None
 else:
     if cnn.__version__ != "{version}":
         print("This text was written for cnn {version}; installed:", cnn.__version__)"""
