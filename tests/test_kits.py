@@ -43,3 +43,52 @@ def test_the_chapter_s_references(doc):
     bib = kits.bibliography(ROOT, doc)
     for key in kits.cited_keys(ROOT, doc):
         assert f"{{{key}," in bib
+
+
+PAGE = """<figure class="align-default" id="fig-conv-dx">
+<img alt="The input gradient" src="../_images/abc123.svg" />
+<figcaption>
+<p><span class="caption-number">Fig. 5.2 </span><span class="caption-text">The input
+gradient <span class="math">\\(\\bar x\\)</span> &amp; its windows.</span>
+<a class="headerlink" href="#fig-conv-dx">#</a></p>
+</figcaption>
+</figure>"""
+
+
+def test_figures_are_found_with_number_and_plain_caption():
+    assert kits.figures(PAGE) == [
+        ("5.2", "../_images/abc123.svg", "The input gradient \\(\\bar x\\) & its windows.")]
+    assert kits.credit("5.2", "0.3.0") == \
+        "CC BY 4.0, CNN from Scratch with NumPy v0.3.0, Fig. 5.2"
+
+
+@pytest.mark.book
+def test_every_chapter_offers_its_kit(site):
+    import re
+    import zipfile
+
+    from cnnbook.release import read_version
+
+    for doc in kits.kit_docs(index()):
+        name = kits.kit_name(doc, index())
+        html = (site.html / f"{doc}.html").read_text(encoding="utf-8")
+        assert f'href="../kits/{name}"' in html
+        with zipfile.ZipFile(site.html / "kits" / name) as kit:
+            names = set(kit.namelist())
+            listed = kit.read("figures.txt").decode()
+        assert {"figures.txt", "equations.tex", "references.bib"} <= names
+        shown = re.findall(r'<span class="caption-number">Fig\. ([\d.]+)', html)
+        svgs = sorted(n for n in names if n.startswith("fig-"))
+        assert len(svgs) == len(kits.figures(html)) <= len(shown)
+        for number, _, _ in kits.figures(html):
+            assert f"fig-{number.replace('.', '-')}.svg" in names
+            assert kits.credit(number, read_version(ROOT)) in listed
+
+
+@pytest.fixture(scope="module")
+def site():
+    from _site import build_site
+
+    build = build_site()
+    assert build.returncode == 0, f"strict build failed:\n{build.log[-6000:]}"
+    return build

@@ -30,7 +30,7 @@ from sphinx.util import logging
 from sphinxcontrib.bibtex.style.referencing import BracketStyle
 from sphinxcontrib.bibtex.style.referencing.author_year import AuthorYearReferenceStyle
 
-from . import assignments, listing, myst2ipynb, pdfbook, provenance, theme
+from . import assignments, kits, listing, myst2ipynb, pdfbook, provenance, theme
 
 logger = logging.getLogger(__name__)
 
@@ -151,6 +151,7 @@ def setup(app):
     listing.setup(app)
     provenance.setup(app)
     assignments.setup(app)
+    kits.setup(app)
     pdfbook.setup(app)
     app.connect("config-inited", setup_mathjax)
     app.connect("build-finished", copy_mathjax)

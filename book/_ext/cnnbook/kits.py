@@ -4,12 +4,17 @@
 ``$$ ... $$ (eq-label)``) as an ``equation`` environment with its ``\\label{eq-...}``
 and, as ``\\tag``, the number it has in this release, so that slides and exam sheets
 quote the book's numbers. ``bibliography`` gives the BibTeX entries that the chapter
-cites. ``scripts/make_kits.py`` writes both into ``_build/kits/<NN>-<chapter>/``.
+cites. ``scripts/make_kits.py`` writes both into ``_build/kits/<NN>-<chapter>/``. On the
+site, each numbered chapter's download menu offers ``kits/<NN>-<chapter>-kit.zip``: both
+files, and every figure of the page as ``fig-5-2.svg`` with its caption and a credit
+line in ``figures.txt``.
 """
 
 from __future__ import annotations
 
 import re
+import zipfile
+from html import unescape
 from pathlib import Path
 
 from pybtex.database import BibliographyData, parse_file
@@ -57,3 +62,85 @@ def bibliography(root: Path | str, doc: str) -> str:
     if missing:
         raise KeyError(f"{doc} cites {missing}, which book/references.bib lacks")
     return BibliographyData({k: database.entries[k] for k in keys}).to_string("bibtex")
+
+
+# -- the kit on the site: figures by number, with captions and credit lines ------------
+
+FIGURE = re.compile(
+    r'<figure[^>]*>\s*<img[^>]*src="(?P<src>[^"]+\.svg)"[^>]*>.*?'
+    r'<span class="caption-number">Fig\.\s*(?P<number>[\d.]+)\s*</span>'
+    r'<span class="caption-text">(?P<caption>.*?)</span>\s*(?:<a class="headerlink"|</p>)',
+    re.DOTALL)
+TAG = re.compile(r"<[^>]+>")
+
+
+def kit_name(doc: str, index) -> str:
+    return f"{index.numbers[doc]:02d}-{Path(doc).name}-kit.zip"
+
+
+def kit_docs(index) -> list[str]:
+    """The numbered chapters: each has a kit."""
+    return [doc for doc, n in index.numbers.items()
+            if isinstance(n, int) and (Path(index.root) / f"{doc}.md").exists()]
+
+
+def figures(html: str) -> list[tuple[str, str, str]]:
+    """``(number, image path, caption as plain text)`` of every SVG figure of a page."""
+    found = []
+    for m in FIGURE.finditer(html):
+        caption = " ".join(unescape(TAG.sub("", m.group("caption"))).split())
+        found.append((m.group("number"), m.group("src"), caption))
+    return found
+
+
+def credit(number: str, version: str) -> str:
+    return f"CC BY 4.0, CNN from Scratch with NumPy v{version}, Fig. {number}"
+
+
+def write_kit(doc: str, index, page: Path, target: Path) -> None:
+    """The chapter's kit: figures (fig-5-2.svg), figures.txt, equations.tex, refs."""
+    version = read_version(index.root)
+    html = page.read_text(encoding="utf-8")
+    lines = []
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as kit:
+        for number, src, caption in figures(html):
+            name = f"fig-{number.replace('.', '-')}.svg"
+            kit.write((page.parent / src).resolve(), name)
+            lines += [f"{name}: Fig. {number}. {caption}", credit(number, version), ""]
+        kit.writestr("figures.txt", "\n".join(lines))
+        kit.writestr("equations.tex", equations_tex(doc, index))
+        kit.writestr("references.bib", bibliography(index.root, doc))
+
+
+def publish(app, exception) -> None:
+    """build-finished: a kit per numbered chapter in ``kits/`` of the site."""
+    if exception is not None or app.builder.format != "html":
+        return
+    from . import book_index
+
+    index = book_index(app)
+    folder = Path(app.outdir) / "kits"
+    folder.mkdir(exist_ok=True)
+    for doc in kit_docs(index):
+        page = Path(app.outdir) / f"{doc}.html"
+        if page.exists():
+            write_kit(doc, index, page, folder / kit_name(doc, index))
+
+
+def add_button(app, pagename, templatename, context, doctree) -> None:
+    """A "teacher kit" entry in the download menu of a numbered chapter."""
+    from . import book_index, theme
+
+    index = book_index(app)
+    if app.builder.format != "html" or pagename not in kit_docs(index):
+        return
+    theme.add_download_button(
+        context, url=context["pathto"]("kits", 1) + f"/{kit_name(pagename, index)}",
+        text="teacher kit", icon="fas fa-chalkboard-teacher",
+        tooltip="Figures by number with credit lines, equations.tex, references",
+        label="download-kit-button")
+
+
+def setup(app):
+    app.connect("build-finished", publish)
+    app.connect("html-page-context", add_button, priority=503)
