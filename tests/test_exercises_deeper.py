@@ -17,6 +17,21 @@ def notebook(source):
     return scope
 
 
+# The loop of eq-convt-forward; with "=" for OP, overlapping patches overwrite each other.
+CONVT_LOOP = """
+from cnn.conv_transpose import ConvTransposeCache
+def conv_transpose2d_forward(x, w, b, stride=1, padding=0):
+    N, C_in, H, W = x.shape
+    _, C_out, KH, KW = w.shape
+    SH, SW = (stride, stride) if isinstance(stride, int) else stride
+    PH, PW = (padding, padding) if isinstance(padding, int) else padding
+    out = np.zeros((N, C_out, (H - 1) * SH + KH, (W - 1) * SW + KW), dtype=x.dtype)
+    for n, c, i, j in np.ndindex(N, C_in, H, W):
+        out[n, :, SH * i:SH * i + KH, SW * j:SW * j + KW] OP x[n, c, i, j] * w[c]
+    out = out[:, :, PH:out.shape[2] - PH, PW:out.shape[3] - PW] + b[:, None, None]
+    return out, ConvTransposeCache(x, w, (SH, SW), (PH, PW))
+"""
+
 MISTAKES = [
     ("he_normal", """
 def he_normal(shape, fan_in, rng=None, dtype=np.float32):
@@ -68,19 +83,8 @@ def dropout_forward(x, p, rng):
 def global_avgpool2d_backward(dout, cache):
     return np.broadcast_to(dout[:, :, None, None], cache.x_shape).copy()
 """, ["dx is wrong", "times the expected one"]),
-    ("conv_transpose2d_forward", """
-from cnn.conv_transpose import ConvTransposeCache
-def conv_transpose2d_forward(x, w, b, stride=1, padding=0):
-    N, C_in, H, W = x.shape
-    _, C_out, KH, KW = w.shape
-    SH, SW = (stride, stride) if isinstance(stride, int) else stride
-    PH, PW = (padding, padding) if isinstance(padding, int) else padding
-    out = np.zeros((N, C_out, (H - 1) * SH + KH, (W - 1) * SW + KW), dtype=x.dtype)
-    for n, c, i, j in np.ndindex(N, C_in, H, W):
-        out[n, :, SH * i:SH * i + KH, SW * j:SW * j + KW] = x[n, c, i, j] * w[c]
-    out = out[:, :, PH:out.shape[2] - PH, PW:out.shape[3] - PW] + b[:, None, None]
-    return out, ConvTransposeCache(x, w, (SH, SW), (PH, PW))
-""", ["out is wrong", "overlap"]),
+    ("conv_transpose2d_forward", CONVT_LOOP.replace("OP", "="),
+      ["out is wrong", "overlap"]),
 ]
 
 
@@ -94,17 +98,5 @@ def test_a_mistake_is_named_in_plain_words(name, source, phrases):
 
 
 def test_a_loop_version_written_from_the_equations_passes():
-    fn = notebook("""
-from cnn.conv_transpose import ConvTransposeCache
-def conv_transpose2d_forward(x, w, b, stride=1, padding=0):
-    N, C_in, H, W = x.shape
-    _, C_out, KH, KW = w.shape
-    SH, SW = (stride, stride) if isinstance(stride, int) else stride
-    PH, PW = (padding, padding) if isinstance(padding, int) else padding
-    out = np.zeros((N, C_out, (H - 1) * SH + KH, (W - 1) * SW + KW), dtype=x.dtype)
-    for n, c, i, j in np.ndindex(N, C_in, H, W):
-        out[n, :, SH * i:SH * i + KH, SW * j:SW * j + KW] += x[n, c, i, j] * w[c]
-    out = out[:, :, PH:out.shape[2] - PH, PW:out.shape[3] - PW] + b[:, None, None]
-    return out, ConvTransposeCache(x, w, (SH, SW), (PH, PW))
-""")["conv_transpose2d_forward"]
+    fn = notebook(CONVT_LOOP.replace("OP", "+="))["conv_transpose2d_forward"]
     assert run_check("conv_transpose2d_forward", fn).passed

@@ -137,6 +137,16 @@ class FunctionCheck(Check):
         return None
 
 
+def not_a_pair(got, cache):
+    """The problem of a forward pass that does not return ``(out, cache)``, or None."""
+    if not isinstance(got, (tuple, list)) or len(got) != 2:
+        return "not (out, cache)", (
+            f"Your function returned {_what(got)}; it should return a pair (out,"
+            f" cache): the output and the {type(cache).__name__} that the backward pass"
+            " needs.")
+    return None
+
+
 class ForwardCheck(Check):
     """A forward pass: ``out`` against the book's, the cache through its backward."""
 
@@ -150,11 +160,9 @@ class ForwardCheck(Check):
         out, cache = self.forward(*arrays.values(), **case.kwargs)
         inputs = {name: a.copy() for name, a in arrays.items()}
         got = _call(fn, tuple(inputs.values()), case.kwargs)
-        if not isinstance(got, (tuple, list)) or len(got) != 2:
-            return "not (out, cache)", (
-                f"Your function returned {_what(got)}; it should return a pair"
-                f" (out, cache): the output and the {type(cache).__name__} that the"
-                " backward pass needs.")
+        problem = not_a_pair(got, cache)
+        if problem:
+            return problem
         got_out, got_cache = got
         problem = (_structure("out", got_out, out, case)
                    or _changed({name: (inputs[name], a) for name, a in arrays.items()})

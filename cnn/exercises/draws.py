@@ -15,8 +15,8 @@ from typing import NamedTuple
 import numpy as np
 
 from cnn.exercises.calling import _call
-from cnn.exercises.checks import Check
-from cnn.exercises.compare import _changed, _structure, _what
+from cnn.exercises.checks import Check, not_a_pair
+from cnn.exercises.compare import _changed, _structure
 
 
 class Draw(NamedTuple):
@@ -91,11 +91,9 @@ class DropoutForwardCheck(Check):
         x_in = x.copy()
         seed = int(rng.integers(2**32))
         got = _call(fn, (x_in, p), {"rng": np.random.default_rng(seed)})
-        if not isinstance(got, (tuple, list)) or len(got) != 2:
-            return "not (out, cache)", (
-                f"Your function returned {_what(got)}; it should return a pair (out,"
-                f" cache): the output and the {type(cache).__name__} that the backward"
-                " pass needs.")
+        problem = not_a_pair(got, cache)
+        if problem:
+            return problem
         out, their_cache = got
         problem = (_structure("out", out, expected, case)
                    or _changed({"x": (x_in, x)})
