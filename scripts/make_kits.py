@@ -1,7 +1,8 @@
 """Write the teacher kits' text parts: _build/kits/<NN>-<chapter>/ (``make kits``).
 
 For every numbered chapter: ``equations.tex``, its labelled equations with the numbers
-of this release, and ``references.bib``, the entries it cites (cnnbook.kits).
+of this release, ``references.bib``, the entries it cites, and ``slides.tex``, beamer
+slides of its sections and equations (cnnbook.kits).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
                                               encoding="utf-8")
         (folder / "references.bib").write_text(kits.bibliography(ROOT, doc),
                                                encoding="utf-8")
+        (folder / "slides.tex").write_text(kits.slides_tex(doc, index), encoding="utf-8")
         print(f"wrote {folder.relative_to(out.parent)}")
     return 0
 

@@ -39,6 +39,28 @@ def test_the_equations_compile(tmp_path):
 
 
 @pytest.mark.parametrize("doc", CHAPTERS)
+def test_slides_have_a_frame_per_section_and_every_equation_numbered(doc):
+    tex = kits.slides_tex(doc, index())
+    headings = [heading for heading, _ in kits.sections(ROOT, doc)]
+    assert headings and "Summary" in headings
+    for heading in headings:
+        assert f"{{{kits._latex_text(heading)}}}" in tex
+    for label, _ in kits.equations(ROOT, doc):
+        assert f"\\tag{{{index().targets[label].number}}}" in tex
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="needs TeX Live")
+@pytest.mark.parametrize("doc", ["book/conv_backward", "book/batchnorm"])
+def test_slides_compile_with_beamer(tmp_path, doc):
+    (tmp_path / "slides.tex").write_text(kits.slides_tex(doc, index()), encoding="utf-8")
+    done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error",
+                           "slides.tex"], cwd=tmp_path, capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert (tmp_path / "slides.pdf").stat().st_size > 0
+
+
+@pytest.mark.parametrize("doc", CHAPTERS)
 def test_the_chapter_s_references(doc):
     bib = kits.bibliography(ROOT, doc)
     for key in kits.cited_keys(ROOT, doc):

@@ -110,6 +110,7 @@ def write_kit(doc: str, index, page: Path, target: Path) -> None:
         kit.writestr("figures.txt", "\n".join(lines))
         kit.writestr("equations.tex", equations_tex(doc, index))
         kit.writestr("references.bib", bibliography(index.root, doc))
+        kit.writestr("slides.tex", slides_tex(doc, index))
 
 
 def publish(app, exception) -> None:
@@ -144,3 +145,62 @@ def add_button(app, pagename, templatename, context, doctree) -> None:
 def setup(app):
     app.connect("build-finished", publish)
     app.connect("html-page-context", add_button, priority=503)
+
+
+# -- lecture slides: a beamer frame per section, its equations numbered as the book --
+
+SLIDES = r"""\documentclass[11pt]{{beamer}}
+\usepackage{{amsmath,amssymb}}
+\setbeamertemplate{{navigation symbols}}{{}}
+\setbeamertemplate{{footline}}{{\hfill\tiny CC BY 4.0, CNN from Scratch with NumPy
+  v{version}, Chapter {number}\hspace{{1em}}\insertframenumber\hspace{{1em}}\vspace{{2pt}}}}
+\title{{{number}. {title}}}
+\subtitle{{CNN from Scratch with NumPy, v{version}}}
+\date{{}}
+\begin{{document}}
+\begin{{frame}}
+\titlepage
+\end{{frame}}
+"""
+
+
+def sections(root: Path | str, doc: str) -> list[tuple[str, str]]:
+    """``(heading, text)`` of every ``##`` section of a chapter, code fences skipped."""
+    from .assignments import fence_state
+
+    found, fence = [], None
+    for line in (Path(root) / f"{doc}.md").read_text(encoding="utf-8").split("\n"):
+        if fence is None and line.startswith("## "):
+            found.append([line[3:].strip(), []])
+        elif found:
+            found[-1][1].append(line)
+        fence = fence_state(line, fence)
+    return [(title, "\n".join(lines)) for title, lines in found]
+
+
+def _latex_text(text: str) -> str:
+    """A heading as LaTeX text: its inline math kept, special characters escaped."""
+    parts = re.split(r"(\$[^$]+\$)", text)
+    escape = str.maketrans({c: f"\\{c}" for c in "&%#_{}"})
+    return "".join(p if p.startswith("$") else p.replace("`", "").translate(escape)
+                   for p in parts)
+
+
+def slides_tex(doc: str, index) -> str:
+    """Beamer slides: a title frame, then per section its labelled equations, two to
+    a frame, each with the book's number (a section without one gets a title frame)."""
+    number = index.numbers[doc]
+    out = [SLIDES.format(version=read_version(index.root), number=number,
+                         title=_latex_text(index.titles.get(doc, doc)))]
+    for heading, text in sections(index.root, doc):
+        found = [(m.group("label"), m.group("tex").strip()) for m in DISPLAY.finditer(text)]
+        groups = [found[i:i + 2] for i in range(0, len(found), 2)] or [[]]
+        for group in groups:
+            shrink = "[shrink=5]" if group else ""  # beamer cannot shrink an empty frame
+            out.append(f"\\begin{{frame}}{shrink}{{{_latex_text(heading)}}}")
+            for label, tex in group:
+                tag = index.targets[label].number
+                out.append(f"\\begin{{equation}}\n{tex}\n\\tag{{{tag}}}\n\\end{{equation}}")
+            out.append("\\end{frame}\n")
+    out.append("\\end{document}\n")
+    return "\n".join(out)
