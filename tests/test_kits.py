@@ -105,6 +105,8 @@ def test_every_chapter_offers_its_kit(site):
         for number, _, _ in kits.figures(html):
             assert f"fig-{number.replace('.', '-')}.svg" in names
             assert kits.credit(number, read_version(ROOT)) in listed
+        teachers = (site.html / "book" / "teachers.html").read_text(encoding="utf-8")
+        assert f'href="../kits/{name}"' in teachers
 
 
 @pytest.fixture(scope="module")

@@ -117,7 +117,8 @@ def publish_notebook(app, pagename, templatename, context, doctree) -> None:
     download.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, download)
     name = myst2ipynb.download_name(pagename, index)
-    shutil.copy2(download, download.with_name(name))
+    if name != download.name:
+        shutil.copy2(download, download.with_name(name))
 
     theme.add_download_button(
         context, url=context["pathto"]("_sources", 1) + f"/{Path(pagename).parent}/{name}",

@@ -12,13 +12,17 @@ line in ``figures.txt``.
 
 from __future__ import annotations
 
+import posixpath
 import re
 import zipfile
 from html import unescape
 from pathlib import Path
 
+from docutils import nodes
+from docutils.parsers.rst import Directive
 from pybtex.database import BibliographyData, parse_file
 
+from .myst2ipynb import BookIndex
 from .release import read_version
 
 DISPLAY = re.compile(r"^\$\$\n(?P<tex>(?:(?!\$\$).)*?)\n\$\$ \((?P<label>eq-[a-z0-9-]+)\)[ \t]*$",
@@ -142,7 +146,29 @@ def add_button(app, pagename, templatename, context, doctree) -> None:
         label="download-kit-button")
 
 
+class KitTable(Directive):
+    """A list of every chapter's kit, linked, for the teachers' page."""
+
+    has_content = False
+
+    def run(self):
+        env = self.state.document.settings.env
+        index = BookIndex.load(env.srcdir)
+        here = posixpath.dirname(env.docname) or "."
+        items = nodes.bullet_list()
+        for doc in kit_docs(index):
+            url = posixpath.relpath(f"kits/{kit_name(doc, index)}", here)
+            ref = nodes.reference("", "", refuri=url)
+            ref += nodes.literal(kit_name(doc, index), kit_name(doc, index))
+            para = nodes.paragraph()
+            para += ref
+            para += nodes.Text(f": {index.numbers[doc]}. {index.titles.get(doc, doc)}")
+            items += nodes.list_item("", para)
+        return [items]
+
+
 def setup(app):
+    app.add_directive("kit-table", KitTable)
     app.connect("build-finished", publish)
     app.connect("html-page-context", add_button, priority=503)
 
