@@ -120,10 +120,16 @@ def publish_notebook(app, pagename, templatename, context, doctree) -> None:
     if name != download.name:
         shutil.copy2(download, download.with_name(name))
 
-    theme.add_download_button(
-        context, url=context["pathto"]("_sources", 1) + f"/{Path(pagename).parent}/{name}",
-        text=".ipynb", icon="fas fa-code", tooltip="Download notebook file",
-        label="download-notebook-button", first=True)
+    url = context["pathto"]("_sources", 1) + f"/{Path(pagename).parent}/{name}"
+    if not theme.add_download_button(
+            context, url=url, text=".ipynb", icon="fas fa-code",
+            tooltip="Download notebook file", label="download-notebook-button",
+            first=True):
+        # The theme's own .ipynb entry: give it the numbered name.
+        for button in (theme.button_group(context, "download-buttons") or {}).get(
+                "buttons", []):
+            if button.get("label") == "download-notebook-button":
+                button["url"] = url
     theme.set_launch_urls(
         context, theme.launch_urls(app, index, myst2ipynb.notebook_path(pagename)))
 
