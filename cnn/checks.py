@@ -308,6 +308,34 @@ def check_out(out, shape, dtype, name="out"):
     return out
 
 
+def check_outs(out, shapes, dtype):
+    """Check a tuple of ``out=`` arrays, one per result; return it (``None`` entries).
+
+    Parameters
+    ----------
+    out : tuple or None
+        One array or ``None`` per result; ``None`` means ``(None, None, ...)``.
+    shapes : dict of str to tuple
+        Result name -> its shape, in the order of ``out``, e.g. ``{"dx": (N, D), ...}``.
+    dtype : numpy dtype
+
+    Raises
+    ------
+    TypeError, ValueError
+        As ``check_out``, naming the result (``out dw``); ``TypeError`` if ``out`` is
+        not a tuple of one entry per result.
+    """
+    if out is None:
+        return (None,) * len(shapes)
+    if not isinstance(out, tuple) or len(out) != len(shapes):
+        raise TypeError(
+            f"out must be None or a tuple of {len(shapes)} arrays or None "
+            f"({', '.join(shapes)}), got {out!r:.60}"
+        )
+    return tuple(check_out(array, shape, dtype, f"out {name}")
+                 for array, (name, shape) in zip(out, shapes.items()))
+
+
 def check_writable(arrays, name):
     """Check that every array of the dict ``arrays`` is writable, before any is written.
 

@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from cnn.checks import check_array, check_cache, check_out
+from cnn.checks import check_array, check_cache, check_outs
 
 
 class DenseCache(NamedTuple):
@@ -132,9 +132,7 @@ def dense_backward(dout, cache, out=None):
     """
     dout = _check_dout(dout, cache)
     x, w = cache
-    dx, dw, db = (None, None, None) if out is None else out
-    for name, array, shape in [("dx", dx, x.shape), ("dw", dw, w.shape),
-                               ("db", db, w.shape[1:])]:
-        check_out(array, shape, x.dtype, f"out {name}")
+    shapes = {"dx": x.shape, "dw": w.shape, "db": w.shape[1:]}
+    dx, dw, db = check_outs(out, shapes, x.dtype)
     return (np.matmul(dout, w.T, out=dx), np.matmul(x.T, dout, out=dw),
             np.sum(dout, axis=0, out=db))

@@ -82,13 +82,16 @@ class Sequential:
         raises too instead of using the caches of an earlier batch.
         """
         _check_batch(x)
-        for layer in self.layers:
-            layer.cache = None
+        self._drop_caches()
         out = x
         for layer in self.layers:
             out = layer.forward(out)
         self.input_shape = x.shape[1:]
         return out
+
+    def _drop_caches(self):
+        for layer in self.layers:
+            layer.cache = None
 
     def backward(self, dout):
         """Backpropagate ``dout``, the gradient of the loss for the logits.

@@ -48,7 +48,7 @@ MODULES = {
     # batch norm, dropout, transposed convolution and the exercise checker.
     "layers": ["test_layers.py", "test_modes.py", "test_robustness.py",
                "test_network_gradients.py", "test_validation.py"],
-    "cli": ["test_cli.py", "test_robustness.py"],
+    "cli": ["test_cli.py", "test_robustness_io.py"],
     "fast": ["test_conv.py", "test_pool.py", "test_conv_transpose.py", "test_layers.py",
              "test_validation.py", "test_robustness.py"],
     "casestudy/networks": ["test_case_study.py"],

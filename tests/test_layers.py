@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from cnn.conv import conv2d_forward
 from cnn.dense import dense_forward
 from cnn.gradcheck import check_layer
-from cnn.layers import AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU
+from cnn.layers import AvgPool2D, Conv2D, ConvTranspose2D, Dense, Flatten, MaxPool2D, ReLU
 from cnn.pool import avgpool2d_forward, maxpool2d_backward, maxpool2d_forward
 
 
@@ -250,3 +250,45 @@ def test_maxpool_dx_into_a_reused_array_equals_a_fresh_one(shape, kernel, stride
     second = layer.backward(2 * dout)
     assert not np.shares_memory(first, second)
     np.testing.assert_allclose(first, maxpool2d_backward(dout, cache), rtol=1e-6)
+
+
+# Issue 27 (mutation testing): constructor messages name the argument, the transposed
+# convolution's He fan-in, its repr, and Flatten on a batch of vectors.
+@pytest.mark.parametrize("make, error, pattern", [
+    (lambda: ConvTranspose2D(0, 1, 3), ValueError, r"^in_channels must be >= 1, got 0$"),
+    (lambda: ConvTranspose2D(1, 0, 3), ValueError, r"^out_channels must be >= 1, got 0$"),
+    (lambda: ConvTranspose2D(1, 1, 0), ValueError, r"^kernel_size must be >= 1, got 0$"),
+    (lambda: ConvTranspose2D(1, 1, 3, stride=0), ValueError, r"^stride must be >= 1, got 0$"),
+    (lambda: ConvTranspose2D(1, 1, 3, padding=-1), ValueError,
+     r"^padding must be >= 0, got -1$"),
+    (lambda: Conv2D(1, 1, 3, stride=0), ValueError, r"^stride must be >= 1, got 0$"),
+    (lambda: Conv2D(1, 1, 0), ValueError, r"^kernel_size must be >= 1, got 0$"),
+    (lambda: Dense(0, 1), ValueError, r"^in_features must be >= 1, got 0$"),
+    (lambda: MaxPool2D(0), ValueError, r"^kernel_size must be >= 1, got 0$"),
+])
+def test_layer_constructor_messages_name_the_argument(make, error, pattern):
+    with pytest.raises(error, match=pattern):
+        make()
+
+
+def test_conv_transpose_layer_initialisation_repr_and_dtype():
+    from cnn.init import he_normal
+    layer = ConvTranspose2D(3, 2, (3, 2), stride=(2, 1), padding=1,
+                            rng=np.random.default_rng(5), dtype=np.float64)
+    expected = he_normal((3, 2, 3, 2), 3 * 3 * 2 / (2 * 1), np.random.default_rng(5),
+                         np.float64)
+    np.testing.assert_array_equal(layer.params["w"], expected)
+    assert layer.params["b"].dtype == np.float64 and layer.grads["w"].dtype == np.float64
+    assert repr(layer) == ("ConvTranspose2D(3, 2, kernel_size=(3, 2), stride=(2, 1), "
+                           "padding=(1, 1))")
+    assert ConvTranspose2D(1, 1, 2).params["w"].dtype == np.float32
+    assert MaxPool2D(1).kernel_size == (1, 1)  # a 1 x 1 window is allowed
+    with pytest.raises(RuntimeError, match=r"^ReLU.backward called before forward$"):
+        ReLU().backward(np.ones(3))
+
+
+def test_flatten_takes_a_batch_of_vectors_and_names_x():
+    x = np.arange(6.0).reshape(2, 3)
+    np.testing.assert_array_equal(Flatten().forward(x), x)
+    with pytest.raises(TypeError, match=r"^x must have a floating-point dtype"):
+        Flatten().forward(np.ones((2, 3), np.int64))
