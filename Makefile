@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # tools cannot use: it gets a virtual environment of its own inside .venv.
 CFFCONVERT := $(VENV)/cffconvert/bin/cffconvert
 
-.PHONY: setup book pdf test test-kernels serve bench notebooks assignments mutation clean
+.PHONY: setup book pdf test test-kernels serve bench notebooks assignments kits mutation clean
 
 setup: $(STAMP)
 
@@ -55,6 +55,11 @@ notebooks: $(STAMP)
 # The student notebooks built from the chapters and the package (commit them).
 assignments: $(STAMP)
 	$(PY) scripts/make_assignments.py
+
+# The teacher kits' text parts into _build/kits/<NN>-<chapter>/: equations.tex (every
+# labelled equation, numbered as in this release) and references.bib (what it cites).
+kits: $(STAMP)
+	$(PY) scripts/make_kits.py
 
 # The speed benchmarks of issues 7, 12 and 13: layers, whole networks, optimisers and the
 # deeper networks' layers against PyTorch when it is importable (results-local.json is for

@@ -63,8 +63,15 @@ def relu_backward(dout, cache):
     return dout * (cache.x > 0)
 
 
-class SaturatingCache(NamedTuple):
-    """What the backward pass of sigmoid or tanh needs: their own output."""
+class SigmoidCache(NamedTuple):
+    """What the backward pass of sigmoid needs: its own output."""
+
+    #: The forward output, any shape.
+    out: np.ndarray
+
+
+class TanhCache(NamedTuple):
+    """What the backward pass of tanh needs: its own output."""
 
     #: The forward output, any shape.
     out: np.ndarray
@@ -84,11 +91,11 @@ def sigmoid_forward(x):
     -------
     out : numpy.ndarray
         Same shape and dtype as ``x``, in ``[0, 1]``.
-    cache : SaturatingCache
+    cache : SigmoidCache
     """
     check_array(x, "x")
     out = np.exp(np.minimum(x, 0)) / (1 + np.exp(-np.abs(x)))
-    return out, SaturatingCache(out)
+    return out, SigmoidCache(out)
 
 
 def sigmoid_backward(dout, cache):
@@ -101,7 +108,7 @@ def sigmoid_backward(dout, cache):
     ----------
     dout : numpy.ndarray
         Upstream gradient, shape of the forward input.
-    cache : SaturatingCache
+    cache : SigmoidCache
         From ``sigmoid_forward``.
 
     Returns
@@ -109,7 +116,7 @@ def sigmoid_backward(dout, cache):
     dx : numpy.ndarray
         Shape of ``dout``, dtype of the forward input.
     """
-    dout = _check_dout(dout, cache, SaturatingCache)
+    dout = _check_dout(dout, cache, SigmoidCache)
     out = cache.out
     return dout * out * (1 - out)
 
@@ -126,11 +133,11 @@ def tanh_forward(x):
     -------
     out : numpy.ndarray
         Same shape and dtype as ``x``, in ``[-1, 1]``.
-    cache : SaturatingCache
+    cache : TanhCache
     """
     check_array(x, "x")
     out = np.tanh(x)
-    return out, SaturatingCache(out)
+    return out, TanhCache(out)
 
 
 def tanh_backward(dout, cache):
@@ -142,7 +149,7 @@ def tanh_backward(dout, cache):
     ----------
     dout : numpy.ndarray
         Upstream gradient, shape of the forward input.
-    cache : SaturatingCache
+    cache : TanhCache
         From ``tanh_forward``.
 
     Returns
@@ -150,7 +157,7 @@ def tanh_backward(dout, cache):
     dx : numpy.ndarray
         Shape of ``dout``, dtype of the forward input.
     """
-    dout = _check_dout(dout, cache, SaturatingCache)
+    dout = _check_dout(dout, cache, TanhCache)
     out = cache.out
     return dout * (1 - out * out)
 

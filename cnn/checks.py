@@ -162,14 +162,15 @@ def check_array(a, name, dims=None, known=None, finite=True):
     Raises
     ------
     TypeError
-        If ``a`` is not an ndarray or its dtype is not floating point.
+        If ``a`` is not an ndarray or its dtype is not float32 or float64 (float16
+        overflows at 65504 and has no BLAS kernels; it is refused, not promoted).
     ValueError
         If the rank or a known size differs, a symbol's axis is empty (size 0), or
         ``finite`` is set and ``a`` has NaN or infinity.
     """
     if not isinstance(a, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray, got {type(a).__name__}")
-    if not np.issubdtype(a.dtype, np.floating):
+    if a.dtype not in _FLOAT_DTYPES:
         raise TypeError(
             f"{name} must have a floating-point dtype (float32 or float64), "
             f"got {a.dtype}"
@@ -199,6 +200,7 @@ def check_array(a, name, dims=None, known=None, finite=True):
     return a
 
 
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _FINITE_BLOCK = 2**16
 
 
@@ -336,6 +338,146 @@ def check_groups(groups, count, what, symbol):
             "of equal size"
         )
     return groups
+
+
+def check_dtype(dtype, name="dtype"):
+    """Check that ``dtype`` is float32 or float64, as ``check_array`` wants; return it.
+
+    Raises
+    ------
+    TypeError
+        For any other dtype (float16 included) or a value that is not a dtype.
+    """
+    try:
+        found = np.dtype(dtype)
+    except TypeError:
+        found = None
+    if found not in _FLOAT_DTYPES:
+        raise TypeError(
+            f"{name} must be a floating-point dtype (float32 or float64), got "
+            f"{repr(dtype) if found is None else found}"
+        )
+    return found
+
+
+def check_positive(value, name):
+    """Check that ``value`` is a finite real number > 0 (not a bool); return a float.
+
+    Used for constants such as batch normalisation's ``eps``: an infinite ``eps`` would
+    make every normalised value 0, silently.
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not a real number.
+    ValueError
+        If it is not finite or not > 0.
+    """
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def check_out(out, shape, dtype, name="out"):
+    """Check an ``out=`` array: ``None``, or a writable array of exactly this shape.
+
+    NumPy broadcasts into an ``out`` that is larger than the result and casts into one
+    of another dtype, so a wrong ``out`` would give a wrong result without an error.
+
+    Returns
+    -------
+    out : numpy.ndarray or None
+        The same object.
+
+    Raises
+    ------
+    TypeError
+        If ``out`` is not ``None`` or an ndarray of ``dtype``.
+    ValueError
+        If its shape is not ``shape`` or it is read-only.
+    """
+    if out is None:
+        return None
+    if not isinstance(out, np.ndarray) or out.dtype != dtype:
+        found = getattr(out, "dtype", type(out).__name__)
+        raise TypeError(f"{name} must be a numpy.ndarray of dtype {np.dtype(dtype)}, "
+                        f"got {found}")
+    if out.shape != tuple(shape):
+        raise ValueError(
+            f"{name} must have shape {tuple(shape)}, got shape {out.shape}"
+        )
+    if not out.flags.writeable:
+        raise ValueError(f"{name} is read-only")
+    return out
+
+
+def check_outs(out, shapes, dtype):
+    """Check a tuple of ``out=`` arrays, one per result; return it (``None`` entries).
+
+    Parameters
+    ----------
+    out : tuple or None
+        One array or ``None`` per result; ``None`` means ``(None, None, ...)``.
+    shapes : dict of str to tuple
+        Result name -> its shape, in the order of ``out``, e.g. ``{"dx": (N, D), ...}``.
+    dtype : numpy dtype
+
+    Raises
+    ------
+    TypeError, ValueError
+        As ``check_out``, naming the result (``out dw``); ``TypeError`` if ``out`` is
+        not a tuple of one entry per result.
+    """
+    if out is None:
+        return (None,) * len(shapes)
+    if not isinstance(out, tuple) or len(out) != len(shapes):
+        raise TypeError(
+            f"out must be None or a tuple of {len(shapes)} arrays or None "
+            f"({', '.join(shapes)}), got {out!r:.60}"
+        )
+    return tuple(check_out(array, shape, dtype, f"out {name}")
+                 for array, (name, shape) in zip(out, shapes.items()))
+
+
+def check_writable(arrays, name):
+    """Check that every array of the dict ``arrays`` is writable, before any is written.
+
+    An optimiser step that found a read-only parameter halfway would leave the model
+    half-updated.
+
+    Raises
+    ------
+    ValueError
+        Naming the first read-only entry, ``name[key]``.
+    """
+    for key, array in arrays.items():
+        if isinstance(array, np.ndarray) and not array.flags.writeable:
+            raise ValueError(f"{name}[{key!r}] is read-only: nothing was updated")
+
+
+def check_distinct(items, name):
+    """Check that no object appears twice in ``items`` (a list); return the list.
+
+    A layer object used twice in one network would keep only its second cache, so the
+    backward pass of its first use would be wrong without an error.
+
+    Raises
+    ------
+    ValueError
+        Naming both positions of the repeated object.
+    """
+    items = list(items)
+    seen = {}
+    for index, item in enumerate(items):
+        if id(item) in seen:
+            raise ValueError(
+                f"{name} {seen[id(item)]} and {index} are the same object "
+                f"({item!r}); build a new one for each position"
+            )
+        seen[id(item)] = index
+    return items
 
 
 def _is_int(value):

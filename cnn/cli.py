@@ -23,17 +23,27 @@ epoch.
 Exit status: 0 success, 1 failure (an unreadable file, a model that cannot be saved),
 2 usage error (every argument is checked before any work starts), 130 after Ctrl-C, 141
 when the reader of the output goes away (``cnn predict ... | head -1``). A user's
-mistake or a signal never prints a traceback.
+mistake or a signal never prints a traceback: any error of the file system or of the
+data ends in one line ``cnn <command>: error: ...`` on stderr.
+
+Standard output never decides the fate of a trained model: a write to it that fails (a
+closed pipe, a full device, a closed descriptor) is remembered, not raised, so
+``train`` goes on, saves the model and then exits with 141 (the reader went away) or 1
+(the message on stderr says the model was saved); ``predict`` stops classifying.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import os
 import signal
+import stat
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -47,13 +57,16 @@ from cnn.casestudy.training import (
     DEFAULT_N_PER_CLASS,
     train_model,
 )
-from cnn.data import load_image
+from cnn.data import ImageWarning, load_image
 
 DISCLAIMER = "note: a model trained on synthetic patches; not a medical device"
 #: Largest ``--epochs`` and ``--n-per-class`` (then about 250 MB of patches); beyond
 #: them, a typo rather than a plan.
 MAX_EPOCHS = 1000
 MAX_N_PER_CLASS = 20_000
+#: Smallest ``--n-per-class``: 3 leaves each class one test patch and two training
+#: patches, one of which is held out for validation.
+MIN_N_PER_CLASS = 3
 #: 128 + the signal number, as a shell reports a process ended by that signal.
 EXIT_INTERRUPTED = 128 + signal.SIGINT
 EXIT_TERMINATED = 128 + signal.SIGTERM
@@ -78,10 +91,29 @@ def _int_at_least(minimum, maximum=None):
 
 
 def _output_file(text):
-    """An argparse type: where ``train`` saves, ``.npz`` appended as NumPy does."""
-    if not text.strip() or text.endswith(("/", os.sep)) or Path(text).is_dir():
+    """An argparse type: where ``train`` saves, ``.npz`` appended as NumPy does.
+
+    Refused: a folder, an existing file that is write-protected (it is not replaced
+    silently), and a path the system cannot look up (too long, no permission, a loop
+    of symbolic links).
+    """
+    if not text.strip() or text.endswith(("/", os.sep)) or os.path.isdir(text):
         raise argparse.ArgumentTypeError(f"must name a file, got {text!r}")
-    return text if text.endswith(".npz") else text + ".npz"
+    out = text if text.endswith(".npz") else text + ".npz"
+    try:
+        mode = os.stat(out).st_mode
+    except (FileNotFoundError, NotADirectoryError):  # the folder is checked later
+        return out
+    except OSError as error:
+        raise argparse.ArgumentTypeError(
+            f"{escape(out)}: {error.strerror}") from None
+    if stat.S_ISDIR(mode):
+        raise argparse.ArgumentTypeError(f"{escape(out)} is a folder, not a file")
+    if not mode & 0o222:
+        raise argparse.ArgumentTypeError(
+            f"{escape(out)} exists and is write-protected: it is not replaced; "
+            "choose another file or remove the protection")
+    return out
 
 
 def escape(text):
@@ -138,7 +170,7 @@ def build_parser():
     )
     train_parser.add_argument(
         "--n-per-class",
-        type=_int_at_least(2, MAX_N_PER_CLASS),
+        type=_int_at_least(MIN_N_PER_CLASS, MAX_N_PER_CLASS),
         default=DEFAULT_N_PER_CLASS,
         help="synthetic patches per class: 3/4 for training (a fifth of them held "
         "out for validation), 1/4 for testing",
@@ -203,8 +235,9 @@ def build_parser():
     )
     predict_parser.add_argument(
         "--model",
-        help="weights saved by 'cnn train'; without it a "
-        "default model is trained first (seed 0, about 10 s)",
+        help="weights saved by 'cnn train'; without it, --arch small trains a "
+        "default model first (seed 0, about 10 s); --arch original needs --model "
+        "(training it takes about 50 min: 'cnn train --arch original')",
     )
     return parser
 
@@ -244,6 +277,19 @@ def _check_writable(out):
     return 0
 
 
+def _inputs_overwritten(args):
+    """Exit status 2 with a message if ``--out`` is one of the input files."""
+    inputs = [("--cbis-train", name) for name in args.cbis_train or []]
+    inputs += [("--cbis-test", name) for name in args.cbis_test or []]
+    for flag, name in inputs:
+        with contextlib.suppress(OSError):
+            if os.path.samefile(name, args.out):
+                _error("train", f"--out {args.out} is the {flag} file {name}: it would "
+                       "be overwritten")
+                return 2
+    return 0
+
+
 def _same_csv_files(args):
     """Warn when a CSV file is both in ``--cbis-train`` and ``--cbis-test``."""
     train_files = {Path(name).resolve() for name in args.cbis_train}
@@ -275,6 +321,8 @@ def _train(args):
         if not Path(args.cbis_root).is_dir():
             _error("train", f"--cbis-root {args.cbis_root} is not a folder")
             return 2
+    if _inputs_overwritten(args):
+        return 2
     if _check_writable(args.out):
         return 1
     if args.data == "cbis":
@@ -301,12 +349,16 @@ def _train(args):
         f"test accuracy {accuracy:.4f}; "
         f"trained in {time.perf_counter() - start:.1f} s; saved to {escape(out)}"
     )
-    return 0
+    return _output_status("train", f"the model was saved to {out}")
 
 
 def _predict(args):
     build, size, _ = ARCHITECTURES[args.arch]
     model = build(rng=np.random.default_rng(0))
+    if args.model is None and args.arch != "small":
+        _error("predict", f"--arch {args.arch} needs --model: train one first with "
+               f"'cnn train --arch {args.arch} --out model.npz' (about 50 min)")
+        return 2
     if args.model is None:
         print("cnn predict: no --model given; training the default model (seed 0, "
               f"{DEFAULT_EPOCHS} epochs); save one with 'cnn train --out model.npz'",
@@ -323,16 +375,75 @@ def _predict(args):
     failures = 0
     for path in args.images:
         try:
-            image = load_image(path, size)
-        except ValueError as error:
-            _error("predict", str(error))
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", ImageWarning)
+                image = load_image(path, size)
+        except (ValueError, OSError) as error:
+            _error("predict", _describe(error))
             failures += 1
             continue
+        for warning in caught:
+            print(f"cnn predict: warning: {escape(warning.message)}", file=sys.stderr)
         proba = classify(model, image)[0]
         cells = [f"{p:.3f}" for p in proba]
         row = [escape(path), *cells, CLASS_NAMES[int(proba.argmax())]]
         print("\t".join(row), flush=True)
-    return 1 if failures else 0
+        if sys.stdout.error is not None:
+            break  # nobody reads the rest
+    return _output_status("predict") or (1 if failures else 0)
+
+
+class _Output:
+    """Standard output for the length of a command: a failed write is kept, not raised.
+
+    After the first failure everything is discarded and ``error`` holds the exception,
+    so that no print (of an epoch, of a progress bar) can stop training before the
+    model is saved.
+    """
+
+    def __init__(self, stream):
+        self.stream, self.error = stream, None
+
+    def write(self, text):
+        self._call("write", text)
+        return len(text)
+
+    def flush(self):
+        self._call("flush")
+
+    def isatty(self):
+        return self.stream is not None and self._call("isatty") is True
+
+    def _call(self, name, *args):
+        if self.error is None and self.stream is not None:
+            try:
+                return getattr(self.stream, name)(*args)
+            except (OSError, ValueError) as error:  # ValueError: a closed file
+                self.error = error
+        elif self.stream is None and self.error is None:
+            self.error = OSError(errno.EBADF, "standard output is closed")
+        return None
+
+
+def _output_status(command, saved=""):
+    """0 if standard output took everything; else 141 for a gone reader, 1 otherwise."""
+    sys.stdout.flush()
+    error = sys.stdout.error if isinstance(sys.stdout, _Output) else None
+    if error is None:
+        return 0
+    if isinstance(error, BrokenPipeError):
+        return EXIT_BROKEN_PIPE
+    _error(command, f"cannot write to standard output: {_describe(error)}"
+           + (f"; {saved}" if saved else ""))
+    return 1
+
+
+def _describe(error):
+    """An OSError as ``file: reason``; any other error as its message."""
+    if isinstance(error, OSError) and error.strerror:
+        where = f"{error.filename}: " if error.filename else ""
+        return where + error.strerror
+    return str(error)
 
 
 class _Terminated(Exception):
@@ -364,6 +475,8 @@ def main(argv=None):
         previous = signal.signal(signal.SIGTERM, _terminate)
     except ValueError:  # not the main thread: SIGTERM keeps its handler
         previous = None
+    stdout = sys.stdout
+    sys.stdout = _Output(stdout)
     try:
         status = _train(args) if args.command == "train" else _predict(args)
         sys.stdout.flush()
@@ -378,6 +491,14 @@ def main(argv=None):
         # The reader has gone (``| head``): nothing more to say to anyone.
         _quiet_stdout()
         return EXIT_BROKEN_PIPE
+    except (OSError, ValueError, MemoryError) as error:
+        # The file system or the data refused something no check above foresaw.
+        _error(args.command, _describe(error) or type(error).__name__)
+        return 1
     finally:
+        failed = sys.stdout.error is not None
+        sys.stdout = stdout
+        if failed:
+            _quiet_stdout()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnn.checks import check_real, check_rng
+from cnn.checks import check_dtype, check_real, check_rng
 
 
 def _check(rng, dtype, **fans):
     rng = check_rng(np.random.default_rng(0) if rng is None else rng)
-    if not np.issubdtype(dtype, np.floating):
-        raise TypeError(f"dtype must be a floating-point dtype, got {np.dtype(dtype)}")
+    check_dtype(dtype)
     for name, value in fans.items():
         check_real(value, name, 0.0, low_inclusive=False)
     return rng

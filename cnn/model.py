@@ -14,15 +14,21 @@ mode and then restore the mode the model was in.
 
 from __future__ import annotations
 
+import functools
 import sys
 import warnings
 
 import numpy as np
 
 from cnn.activations import softmax
-from cnn.checks import check_array, check_int, check_labels
-from cnn.losses import softmax_cross_entropy, weighted_softmax_cross_entropy
+from cnn.checks import check_array, check_distinct, check_int, check_labels
+from cnn.losses import (
+    _weight_shares,
+    softmax_cross_entropy,
+    weighted_softmax_cross_entropy,
+)
 from cnn.modelfile import load_arrays, save_arrays
+from cnn.norm import BatchNorm
 
 
 def _check_batch(x, name="x"):
@@ -86,6 +92,22 @@ class _EpochLog:
             self.bar.update(len(hits))
 
 
+def _checked_by(name):
+    """Decorator: the method ``name`` checks the arguments before the method runs."""
+    def decorate(method):
+        @functools.wraps(method)
+        def checked(self, *args, **kwargs):
+            getattr(self, name)(*args, **kwargs)
+            return method(self, *args, **kwargs)
+        return checked
+    return decorate
+
+
+def _check_weights(class_weights, y, num_classes):
+    """Check class weights for labels ``y`` as the weighted loss will (shares > 0)."""
+    _weight_shares(np.zeros((len(y), num_classes)), y, class_weights)
+
+
 class Sequential:
     """Layers applied one after the other; the last returns logits ``(N, K)``.
 
@@ -93,11 +115,12 @@ class Sequential:
     ----------
     layers : list
         Layer objects with ``forward``, ``backward``, ``params`` and ``grads`` (see
-        ``cnn.layers``).
+        ``cnn.layers``), each object once: a layer keeps one cache, so a second use
+        would overwrite the first's (``ValueError``).
     """
 
     def __init__(self, layers):
-        self.layers = list(layers)
+        self.layers = check_distinct(layers, "layers")
         self.input_shape = None
         self.training = True
 
@@ -115,14 +138,21 @@ class Sequential:
     def forward(self, x):
         """Run every layer: ``x : (N, ...)`` -> logits ``(N, K)``.
 
-        Records the sample shape ``x.shape[1:]`` in ``input_shape``.
+        Records the sample shape ``x.shape[1:]`` in ``input_shape``. Every layer's
+        cache is dropped first, so that after a forward pass that raised, ``backward``
+        raises too instead of using the caches of an earlier batch.
         """
         _check_batch(x)
+        self._drop_caches()
         out = x
         for layer in self.layers:
             out = layer.forward(out)
         self.input_shape = x.shape[1:]
         return out
+
+    def _drop_caches(self):
+        for layer in self.layers:
+            layer.cache = None
 
     def backward(self, dout):
         """Backpropagate ``dout``, the gradient of the loss for the logits.
@@ -211,6 +241,7 @@ class Sequential:
         loss, _ = softmax_cross_entropy(logits, y)
         return loss, float(np.mean(logits.argmax(axis=1) == y))
 
+    @_checked_by("_check_fit")
     def fit(self, x, y, epochs, batch_size, optimizer, validation_data=None, seed=0,
             verbose=False, class_weights=None, progress=False):
         """Train with mini-batch gradient descent on softmax cross-entropy.
@@ -261,9 +292,11 @@ class Sequential:
             Before the first step, so that a mistake never leaves a half-trained model:
             for inputs or labels of the wrong type or shape, a label outside ``0..K-1``
             (``K`` from the logits), validation data unlike the training data, or an
-            optimizer without ``step``.
+            optimizer without ``step``; for class weights that are not ``(K,)``, finite
+            and >= 0 or that give every label of some batch weight 0; and for a batch
+            of one sample where batch normalisation would have one value per channel
+            (choose a ``batch_size`` that leaves a last batch of two or more).
         """
-        self._check_fit(x, y, epochs, batch_size, optimizer, validation_data)
         rng = np.random.default_rng(seed)
         history = {"train_loss": [], "train_acc": [], "val_loss": [], "val_acc": []}
         self.train()
@@ -296,11 +329,13 @@ class Sequential:
         if verbose:
             print(line)
 
-    def _check_fit(self, x, y, epochs, batch_size, optimizer, validation_data):
+    def _check_fit(self, x, y, epochs, batch_size, optimizer, validation_data=None,
+                   seed=0, verbose=False, class_weights=None, progress=False):
         """Check ``fit``'s arguments before the first step: a mistake never half-trains.
 
         The number of classes ``K`` comes from the logits of one sample, so labels out
-        of range are found here rather than in the middle of an epoch.
+        of range are found here rather than in the middle of an epoch; every batch of
+        every epoch is checked as well (``_check_batches``).
         """
         _check_batch(x)
         step = getattr(optimizer, "step", None)
@@ -309,10 +344,13 @@ class Sequential:
                 "optimizer must have a step(params, grads) method, e.g. "
                 f"cnn.optim.Adam(), got {type(optimizer).__name__}"
             )
-        num_classes = self._num_classes(x[:1])
+        num_classes, shapes = self._probe(x[:1])
         check_labels(y, "y", len(x), num_classes)
         check_int(epochs, "epochs")
         check_int(batch_size, "batch_size")
+        check_int(seed, "seed", minimum=0)
+        self._check_batches(y, epochs, batch_size, seed, class_weights, num_classes,
+                            shapes)
         if validation_data is None:
             return
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
@@ -329,13 +367,55 @@ class Sequential:
             )
         check_labels(y_val, "y_val", len(x_val), num_classes)
 
-    def _num_classes(self, x):
-        """``K``, from the logits of ``x``; every layer's cache is left as it was."""
+    def _check_batches(self, y, epochs, batch_size, seed, class_weights, num_classes,
+                       shapes):
+        """Check every batch ``fit`` will draw, before the first step.
+
+        The batches come from a generator seeded as ``fit``'s, so they are the same
+        ones: a batch whose labels all have class weight 0 (the loss raises) or a
+        batch of one sample where a batch-norm layer sees one value per channel (the
+        layer raises) is refused here, not after some optimiser steps. ``shapes`` are
+        the layers' input shapes for one sample.
+        """
+        smallest = len(y) % batch_size or min(batch_size, len(y))
+        for layer, shape in zip(self.layers, shapes):
+            per_sample = int(np.prod(shape[2:]))  # values per channel in one sample
+            if smallest == 1 and isinstance(layer, BatchNorm) and per_sample == 1:
+                raise ValueError(
+                    f"batch_size {batch_size} leaves a batch of one sample of the "
+                    f"{len(y)}, and layer {self.layers.index(layer)} ({layer!r}) needs "
+                    "two values per channel in training mode: choose another "
+                    "batch_size"
+                )
+        if class_weights is None:
+            return
+        _check_weights(class_weights, y, num_classes)  # shape, finite, >= 0
+        rng = np.random.default_rng(seed)
+        for epoch in range(epochs):
+            order = rng.permutation(len(y))
+            for start in range(0, len(y), batch_size):
+                labels = y[order[start:start + batch_size]]
+                try:
+                    _check_weights(class_weights, labels, num_classes)
+                except ValueError as error:
+                    raise ValueError(
+                        f"epoch {epoch + 1}, batch {start // batch_size + 1}: {error}"
+                    ) from None
+
+    def _probe(self, x):
+        """``K`` and every layer's input shape, from one forward pass of ``x``.
+
+        Every layer's cache is left as it was.
+        """
         caches, training = [layer.cache for layer in self.layers], self.training
+        shapes = []
         # Evaluation mode on one sample: no running statistics move, no dropout draws.
         self.eval()
         try:
-            logits = self.forward(x[:1])
+            logits = x[:1]
+            for layer in self.layers:
+                shapes.append(logits.shape)
+                logits = layer.forward(logits)
         finally:
             self.train(training)
             for layer, cache in zip(self.layers, caches):
@@ -345,7 +425,7 @@ class Sequential:
                 "the last layer must return logits of shape (N, K), got shape "
                 f"{logits.shape}"
             )
-        return logits.shape[1]
+        return logits.shape[1], shapes
 
     def summary(self, input_shape=None):
         """A text table of the layers, their output shapes and parameter counts.

@@ -20,7 +20,15 @@ from typing import NamedTuple
 
 import numpy as np
 
-from cnn.checks import check_array, check_dout, check_groups, check_int, check_real
+from cnn.checks import (
+    check_array,
+    check_dout,
+    check_dtype,
+    check_groups,
+    check_int,
+    check_positive,
+    check_real,
+)
 from cnn.layers import Layer
 
 
@@ -68,7 +76,7 @@ def _per_channel(v, ndim):
 
 
 def _check_eps(eps):
-    return check_real(eps, "eps", 0.0, low_inclusive=False)
+    return check_positive(eps, "eps")
 
 
 def _check_bn_args(x, gamma, beta, eps, batch_statistics=True):
@@ -279,9 +287,7 @@ class BatchNorm(Layer):
         super().__init__()
         C = check_int(num_features, "num_features")
         momentum = check_real(momentum, "momentum", 0.0, 1.0, high_inclusive=True)
-        if not np.issubdtype(dtype, np.floating):
-            raise TypeError(
-                f"dtype must be a floating-point dtype, got {np.dtype(dtype)}")
+        dtype = check_dtype(dtype)
         self.momentum, self.eps = float(momentum), _check_eps(eps)
         self.params = {"gamma": np.ones(C, dtype=dtype),
                        "beta": np.zeros(C, dtype=dtype)}

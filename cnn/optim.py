@@ -23,7 +23,7 @@ import weakref
 
 import numpy as np
 
-from cnn.checks import check_array, check_real
+from cnn.checks import check_array, check_real, check_writable
 
 
 class Optimizer:
@@ -52,6 +52,7 @@ class Optimizer:
                 f"grads must have the keys of params: missing {missing}, "
                 f"unexpected {extra}"
             )
+        check_writable(params, "params")
         pairs = []
         for key, param in params.items():
             # Not checked for NaN: that would read every parameter once more per step,

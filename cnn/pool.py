@@ -66,9 +66,9 @@ def _dout_shape(cache):
     return ("N", "C", "H_out", "W_out"), known, cache.dtype
 
 
-def _check_dout(dout, cache):
-    """Check the cache and ``dout`` against it; return ``dout`` in the input's dtype."""
-    return check_dout(dout, cache, (MaxPoolCache, AvgPoolCache), _dout_shape)
+def _check_dout(dout, cache, cache_type):
+    """Check the cache (of ``cache_type`` only) and ``dout``; return ``dout`` to use."""
+    return check_dout(dout, cache, cache_type, _dout_shape)
 
 
 def maxpool2d_forward_naive(x, kernel_size=2, stride=None):
@@ -106,7 +106,7 @@ def maxpool2d_backward_naive(dout, cache):
     ``dout : (N, C, H_out, W_out)`` and a ``MaxPoolCache`` from either forward pass give
     ``dx : (N, C, H, W)``.
     """
-    dout = _check_dout(dout, cache)
+    dout = _check_dout(dout, cache, MaxPoolCache)
     (H_out, W_out), (SH, SW), KW = dout.shape[2:], cache.stride, cache.kernel_size[1]
     dx = np.zeros(cache.x_shape, dtype=cache.dtype)
     for n in range(cache.x_shape[0]):
@@ -176,7 +176,7 @@ def maxpool2d_backward(dout, cache):
     dx : numpy.ndarray
         Shape ``(N, C, H, W)``, dtype of the forward input.
     """
-    dout = _check_dout(dout, cache)
+    dout = _check_dout(dout, cache, MaxPoolCache)
     dx = np.zeros(cache.x_shape, dtype=cache.dtype)
     for k, (p, q) in enumerate(np.ndindex(*cache.kernel_size)):
         slice_k = offset_index(p, q, dout.shape[2:], cache.stride)
@@ -216,7 +216,7 @@ def avgpool2d_backward_naive(dout, cache):
     ``dout : (N, C, H_out, W_out)`` and an ``AvgPoolCache`` from either forward pass
     give ``dx : (N, C, H, W)``.
     """
-    dout = _check_dout(dout, cache)
+    dout = _check_dout(dout, cache, AvgPoolCache)
     (H_out, W_out), (KH, KW), (SH, SW) = dout.shape[2:], cache.kernel_size, cache.stride
     dx = np.zeros(cache.x_shape, dtype=cache.dtype)
     for n in range(cache.x_shape[0]):
@@ -282,7 +282,7 @@ def avgpool2d_backward(dout, cache):
     dx : numpy.ndarray
         Shape ``(N, C, H, W)``, dtype of the forward input.
     """
-    dout = _check_dout(dout, cache)
+    dout = _check_dout(dout, cache, AvgPoolCache)
     (KH, KW), stride = cache.kernel_size, cache.stride
     share = dout / (KH * KW)
     dx = np.zeros(cache.x_shape, dtype=cache.dtype)

@@ -46,7 +46,35 @@ MODULES = {
     "checks": ["test_validation.py", "test_conv.py", "test_layers.py", "test_optim.py"],
     "data": ["test_data.py"],
     "casestudy/cbis": ["test_cbis.py"],
+    # Issue 27: the layers, the command line, the tuned kernels, the case-study networks,
+    # batch norm, dropout, transposed convolution and the exercise checker.
+    "layers": ["test_layers.py", "test_modes.py", "test_robustness.py",
+               "test_network_gradients.py", "test_validation.py"],
+    "cli": ["test_cli.py", "test_robustness_io.py"],
+    "fast": ["test_conv.py", "test_pool.py", "test_conv_transpose.py", "test_layers.py",
+             "test_validation.py", "test_robustness.py"],
+    "casestudy/networks": ["test_case_study.py"],
+    "norm": ["test_norm.py", "test_modes.py", "test_equations.py", "test_validation.py",
+             "test_robustness.py"],
+    "regularization": ["test_regularization.py", "test_modes.py", "test_equations.py",
+                       "test_validation.py"],
+    "conv_transpose": ["test_conv_transpose.py", "test_equations.py",
+                       "test_validation.py"],
+    "exercises": ["test_exercises.py"],
 }
+
+
+#: Subpackages mutated file by file: the kernels of ``cnn.fast``, not its machine probes.
+PACKAGE_FILES = {"fast": ["conv", "conv_transpose", "pool"]}
+
+
+def _patterns(module):
+    """The files of ``module``: ``cnn/<module>.py``, or the files of a subpackage."""
+    if module in PACKAGE_FILES:
+        return [f"cnn/{module}/{name}.py" for name in PACKAGE_FILES[module]]
+    if (ROOT / "cnn" / module).is_dir():
+        return [f"cnn/{module}/*.py"]
+    return [f"cnn/{module}.py"]
 
 
 def mutmut_section(module, tests):
@@ -55,7 +83,7 @@ def mutmut_section(module, tests):
     return (
         "\n[tool.mutmut]\n"
         'source_paths = ["cnn/"]\n'
-        f'only_mutate = ["cnn/{module}.py"]\n'
+        f"only_mutate = {json.dumps(_patterns(module))}\n"
         f"pytest_add_cli_args_test_selection = [{selection}]\n"
         'pytest_add_cli_args = ["-q", "-p", "no:cacheprovider"]\n'
     )
@@ -115,7 +143,7 @@ def run(module, max_children):
     # Timeouts count as killed (the mutant made the tests hang), as mutmut does.
     killed = counts.get("killed", 0) + counts.get("timeout", 0)
     summary = {
-        "module": f"cnn/{module}.py",
+        "module": ", ".join(_patterns(module)),
         "mutants": total,
         "counts": counts,
         "kill_rate": killed / total if total else None,
@@ -141,7 +169,7 @@ def main(argv=None):
         summary = run(module, args.max_children)
         rate = summary["kill_rate"]
         rows.append(summary)
-        print(f"cnn/{module}.py: {summary['mutants']} mutants, "
+        print(f"{summary['module']}: {summary['mutants']} mutants, "
               f"killed {0 if rate is None else rate:.1%}, {summary['counts']}, "
               f"{summary['seconds']} s", flush=True)
     return 0

@@ -68,10 +68,28 @@ def test_stubs_are_the_package_s_signature_and_docstring(a):
         stub = ast.parse(cell.source).body[0]
         assert stub.name == node.name
         assert ast.dump(stub.args) == ast.dump(node.args)
-        assert ast.get_docstring(stub, clean=False) == ast.get_docstring(node, clean=False)
+        doc, package = (ast.get_docstring(n, clean=False) for n in (stub, node))
+        assert doc.startswith(package.rstrip())
+        assert doc[len(package.rstrip()):].strip() == "\n".join(
+            (" " * 4 + line).rstrip() for line in assignments.cache_fields(ROOT, qualified)
+        ).strip()
         body = stub.body[1:]
         assert len(body) == 1 and isinstance(body[0], ast.Raise), "the body is the stub only"
         assert "NotImplementedError" in ast.unparse(body[0])
+
+
+def test_a_stub_lists_the_fields_of_the_caches_it_takes_or_returns():
+    """The conv-backward stub says what a ConvCache holds: stride and padding pairs."""
+    cell = next(c for c in solution_cells(notebook(
+        next(a for a in ASSIGNMENTS if a.name == "conv_backward")))
+        if "def conv2d_backward(" in c.source)
+    doc = ast.get_docstring(ast.parse(cell.source).body[0])
+    fields = doc[doc.index(assignments.CACHE_HEADING):]
+    from cnn.conv import ConvCache
+    for field in ConvCache._fields:
+        assert f"\n{field} : " in fields
+    assert "stride : tuple\n    ``(SH, SW)``" in fields
+    assert "padding : tuple\n    ``(PH, PW)``" in fields
 
 
 @pytest.mark.parametrize("a", ASSIGNMENTS, ids=NAMES)
@@ -87,7 +105,9 @@ def test_no_reference_body_appears_in_the_notebook(a):
                 body = assignments.reference_body(ROOT, f"{module}.{twin}")
             except assignments.AssignmentError:
                 continue  # no such twin in this module
-            statements = [s.strip() for s in body[1:] if len(s.strip()) >= 12]
+            # Input validation (check_array(x, "x")) is shared with the layers' listings.
+            statements = [s.strip() for s in body[1:] if len(s.strip()) >= 12
+                          and not s.strip().startswith("check_")]
             leaks += [f"{twin}: {s}" for s in statements if s in lines]
     assert not leaks
 
@@ -246,20 +266,36 @@ def site():
 
 
 @pytest.mark.book
+def test_downloads_have_distinct_numbered_names():
+    a = next(a for a in ASSIGNMENTS if a.name == "conv_backward")
+    assert assignments.download_name(a, index()) == "05-conv_backward-assignment.ipynb"
+    assert myst2ipynb.download_name(a.chapter, index()) == "05-conv_backward.ipynb"
+    names = [assignments.download_name(a, index()) for a in ASSIGNMENTS]
+    chapters = [myst2ipynb.download_name(a.chapter, index()) for a in ASSIGNMENTS]
+    assert len(set(names + chapters)) == 2 * len(ASSIGNMENTS)
+
+
 def test_site_offers_every_notebook_and_a_zip(site):
     folder = site.html / assignments.FOLDER
-    for a in ASSIGNMENTS:
-        assert (folder / f"{a.name}.ipynb").read_bytes() == (ROOT / a.path).read_bytes()
+    names = {a: assignments.download_name(a, index()) for a in ASSIGNMENTS}
+    for a, name in names.items():
+        assert (folder / name).read_bytes() == (ROOT / a.path).read_bytes()
     with zipfile.ZipFile(folder / assignments.ZIP_NAME) as archive:
-        assert sorted(archive.namelist()) == sorted(a.path for a in ASSIGNMENTS)
-        json.load(io.BytesIO(archive.read(ASSIGNMENTS[0].path)))
+        assert sorted(archive.namelist()) == sorted(
+            f"{assignments.FOLDER}/{name}" for name in names.values())
+        json.load(io.BytesIO(archive.read(f"{assignments.FOLDER}/{names[ASSIGNMENTS[0]]}")))
+    chapter = ASSIGNMENTS[0].chapter
+    html = (site.html / f"{chapter}.html").read_text(encoding="utf-8")
+    assert f'href="../_sources/book/{myst2ipynb.download_name(chapter, index())}"' in html
+    assert (site.html / "_sources" / "book" / myst2ipynb.download_name(chapter, index())
+            ).exists()
 
 
 @pytest.mark.parametrize("a", ASSIGNMENTS, ids=NAMES)
 @pytest.mark.book
 def test_chapter_page_links_its_assignment(site, a):
     html = (site.html / f"{a.chapter}.html").read_text(encoding="utf-8")
-    assert f'href="../assignments/{a.name}.ipynb"' in html
+    assert f'href="../assignments/{assignments.download_name(a, index())}"' in html
 
 
 @pytest.mark.book
@@ -267,19 +303,16 @@ def test_teachers_page_lists_every_notebook_with_launch_links(site):
     html = (site.html / "book" / "teachers.html").read_text(encoding="utf-8")
     repo = index().repo_url.removeprefix("https://github.com/")
     for a in ASSIGNMENTS:
-        assert f'href="../assignments/{a.name}.ipynb"' in html
+        assert f'href="../assignments/{assignments.download_name(a, index())}"' in html
         assert f"colab.research.google.com/github/{repo}/blob/main/{a.path}" in html
         assert f"mybinder.org/v2/gh/{repo}/main?urlpath=lab/tree/{a.path}" in html
     assert 'href="../assignments/assignments.zip"' in html
 
 
 def test_intro_names_exactly_the_chapters_that_have_student_notebooks():
-    from test_chapters import CHAPTERS
-
-    order = [doc.removeprefix("book/") for doc in CHAPTERS]
-    having = [a.chapter.removeprefix("book/") for a in assignments.ASSIGNMENTS]
-    first, last = min(having, key=order.index), max(having, key=order.index)
-    assert sorted(having, key=order.index) == order[order.index(first):order.index(last) + 1]
+    having = {a.chapter.removeprefix("book/") for a in assignments.ASSIGNMENTS}
     intro = (ROOT / "book" / "intro.md").read_text(encoding="utf-8")
-    assert re.search(rf"chapters from \{{doc\}}`{first}`\s+to \{{doc\}}`{last}` each have a "
-                     r"student notebook", intro)
+    sentence = re.search(r"The derivation chapters\s+(.*?)\s+each have a\s+student notebook",
+                         intro, re.S)
+    assert sentence, "the intro should say which chapters have a student notebook"
+    assert set(re.findall(r"\{doc\}`(\w+)`", sentence.group(1))) == having

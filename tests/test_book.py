@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from types import SimpleNamespace
 
 import nbformat
@@ -62,8 +63,9 @@ def test_chapters_and_equations_are_numbered_as_the_notebooks_say(site):
 @pytest.mark.book
 def test_chapter_offers_its_executed_notebook(site, doc):
     html = page(site, doc)
-    assert f'href="../_sources/{doc}.ipynb"' in html
-    nb = nbformat.read(site.html / "_sources" / f"{doc}.ipynb", as_version=4)
+    name = f"{Path(doc).parent}/{myst2ipynb.download_name(doc, index())}"
+    assert f'href="../_sources/{name}"' in html
+    nb = nbformat.read(site.html / "_sources" / name, as_version=4)
     nbformat.validate(nb)
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert "%pip install" in code[0].source

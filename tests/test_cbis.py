@@ -513,10 +513,13 @@ def test_exact_messages(tmp_path, monkeypatch):
 
 
 def test_a_multi_frame_dicom_is_refused(tmp_path, monkeypatch):
-    class Frames:
+    class Frames:  # a header without NumberOfFrames, pixel data of three axes
         pixel_array = np.zeros((2, 3, 3))
 
-    monkeypatch.setattr(pydicom, "dcmread", lambda path: Frames())
+        def get(self, key, default=None):
+            return default
+
+    monkeypatch.setattr(pydicom, "dcmread", lambda path, **options: Frames())
     with pytest.raises(ValueError, match=r"^DICOM x\.dcm has pixel array of shape \(2, 3, 3\), "
                                          r"expected one grayscale frame \(H, W\)$"):
         read_dicom("x.dcm")

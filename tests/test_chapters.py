@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Pages of the toc that are not lessons: no objectives, exercises or figures required.
 NOT_LESSONS = {
     "book/intro", "book/downloads", "book/changes", "book/api", "book/equations",
-    "book/bibliography", "book/teachers", "book/glossary",
+    "book/bibliography", "book/teachers", "book/glossary", "book/syllabus",
 }
 
 # A label that states a gradient ends with the gradient's name: -dx, -dw, -db, -dz, -dout,

@@ -359,7 +359,7 @@ def parsed_int(text, low, high):
 
 
 @settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(epochs=integer_text(1, cli.MAX_EPOCHS), n_per_class=integer_text(2, cli.MAX_N_PER_CLASS),
+@given(epochs=integer_text(1, cli.MAX_EPOCHS), n_per_class=integer_text(cli.MIN_N_PER_CLASS, cli.MAX_N_PER_CLASS),
        seed=integer_text(0, 10), out=st.sampled_from(["m.npz", "m", "", " ", "sub/", "."]))
 def test_train_arguments_are_checked_before_any_work(fake_training, tmp_path, monkeypatch,
                                                     capsys, epochs, n_per_class, seed, out):
@@ -368,7 +368,7 @@ def test_train_arguments_are_checked_before_any_work(fake_training, tmp_path, mo
     argv = ["train", "--epochs", epochs, "--n-per-class", n_per_class, "--seed", seed,
             "--out", out]
     expected = (parsed_int(epochs, 1, cli.MAX_EPOCHS),
-                parsed_int(n_per_class, 2, cli.MAX_N_PER_CLASS), parsed_int(seed, 0, 2**63))
+                parsed_int(n_per_class, cli.MIN_N_PER_CLASS, cli.MAX_N_PER_CLASS), parsed_int(seed, 0, 2**63))
     valid = None not in expected and out in ("m.npz", "m")
     if valid:
         assert cli.main(argv) == 0

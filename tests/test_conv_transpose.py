@@ -156,3 +156,27 @@ def test_tuned_forward_matches_on_both_paths(C_out, H, W, K, stride, padding):
     assert cache.x is x and cache.stride == (stride if isinstance(stride, tuple) else (stride, stride))
     out32, _ = conv_transpose2d_forward_fast(x.astype(np.float32), w.astype(np.float32), b, stride, padding)
     assert out32.dtype == np.float32
+
+
+# Issue 27 (mutation testing): the naive pass keeps float32, and the messages name the
+# argument and the sizes.
+def test_the_naive_forward_pass_keeps_float32():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 2, 3, 3)).astype(np.float32)
+    w, b = rng.standard_normal((2, 1, 3, 3)), rng.standard_normal(1)  # float64 weights
+    out, _ = conv_transpose2d_forward_naive(x, w, b, stride=2, padding=1)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, conv_transpose2d_forward(x, w, b, 2, 1)[0], rtol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs, pattern", [
+    ({"stride": 0}, r"^stride must be >= 1, got 0$"),
+    ({"padding": -1}, r"^padding must be >= 0, got -1$"),
+    ({"padding": 3}, r"^padding \(3, 3\) removes the whole output: \(H - 1\) SH \+ KH = "
+                     r"\(5, 5\) is at most 2 PH$"),
+])
+def test_transposed_convolution_messages_name_the_argument(kwargs, pattern):
+    x, w, b = np.ones((1, 1, 3, 3)), np.ones((1, 1, 3, 3)), np.ones(1)
+    for forward in (conv_transpose2d_forward, conv_transpose2d_forward_naive):
+        with pytest.raises(ValueError, match=pattern):
+            forward(x, w, b, **kwargs)

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from cnn.conv import conv2d_forward
 from cnn.dense import dense_forward
 from cnn.gradcheck import check_layer
-from cnn.layers import AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU
+from cnn.layers import AvgPool2D, Conv2D, ConvTranspose2D, Dense, Flatten, MaxPool2D, ReLU
 from cnn.pool import avgpool2d_forward, maxpool2d_backward, maxpool2d_forward
 
 

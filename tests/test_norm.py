@@ -167,3 +167,43 @@ def test_backward_rejects_a_wrong_dout():
         batchnorm_backward(np.zeros((4, 2)), cache)
     with pytest.raises(RuntimeError, match="before forward"):
         BatchNorm(3).backward(np.zeros((4, 3), dtype=np.float32))
+
+
+# Issue 27 (mutation testing): evaluation-mode statistics are checked by name and shape,
+# a variance of exactly 0 is allowed, and float32 stays float32 whatever the parameters.
+@pytest.mark.parametrize("mean, var, pattern", [
+    (np.zeros(2), np.ones(3), r"^mean must have shape \(C=3,\), got shape \(2,\)$"),
+    (np.zeros(3), np.ones(2), r"^var must have shape \(C=3,\), got shape \(2,\)$"),
+    (np.zeros((3, 1)), np.ones(3), r"^mean must have shape \(C=3,\), got shape \(3, 1\)$"),
+    (np.zeros(3), -np.ones(3), r"^var must be non-negative, got minimum -1.0$"),
+])
+def test_batchnorm_inference_checks_its_statistics(mean, var, pattern):
+    x, gamma, beta = np.ones((4, 3)), np.ones(3), np.zeros(3)
+    with pytest.raises(ValueError, match=pattern):
+        batchnorm_inference(x, gamma, beta, mean, var)
+
+
+def test_batchnorm_inference_accepts_a_variance_of_zero():
+    x = np.ones((2, 3))
+    out = batchnorm_inference(x, np.ones(3), np.zeros(3), np.ones(3), np.zeros(3), eps=1.0)
+    np.testing.assert_array_equal(out[0] if isinstance(out, tuple) else out, 0.0)
+
+
+def test_float32_batch_norm_stays_float32_with_float64_parameters():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 3, 2, 2)).astype(np.float32)
+    gamma, beta = rng.standard_normal(3), rng.standard_normal(3)  # float64
+    out, cache = batchnorm_forward(x, gamma, beta)
+    assert out.dtype == np.float32 and cache.gamma.dtype == np.float32
+    inference = batchnorm_inference(x, gamma, beta, np.zeros(3), np.ones(3))
+    inference = inference[0] if isinstance(inference, tuple) else inference
+    assert inference.dtype == np.float32
+    dx, dgamma, dbeta = batchnorm_backward(np.ones((4, 3, 2, 2)), cache)  # float64 dout
+    assert dx.dtype == np.float32
+    layer = BatchNorm(3)
+    assert {a.dtype for a in [*layer.params.values(), *layer.buffers.values()]} == {
+        np.dtype(np.float32)}
+    assert {a.dtype for a in layer.grads.values()} == {np.dtype(np.float32)}
+    assert cache.batch_statistics and cache.mean.shape == cache.var.shape == (3,)
+    np.testing.assert_allclose(cache.mean, x.mean(axis=(0, 2, 3)), rtol=1e-5)
+    np.testing.assert_allclose(cache.var, x.var(axis=(0, 2, 3)), rtol=1e-4)

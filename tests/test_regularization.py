@@ -115,3 +115,49 @@ def test_with_a_zero_gradient_weight_decay_shrinks_weights_geometrically(make, r
 def test_negative_weight_decay_is_rejected(make):
     with pytest.raises(ValueError, match="weight_decay"):
         make()
+
+
+def evaluating(layer):
+    layer.training = False
+    return layer
+
+
+# Issue 27 (mutation testing): the messages name the argument and the type, the dtype of
+# the input reaches dx, and the default generator is default_rng(0).
+@pytest.mark.parametrize("call, error, pattern", [
+    (lambda: dropout_forward(np.zeros(3, np.int64), 0.5, np.random.default_rng()),
+     TypeError, r"^x must have a floating-point dtype"),
+    (lambda: Dropout(0.5).forward(np.zeros(3, np.int64)), TypeError,
+     r"^x must have a floating-point dtype"),
+    (lambda: evaluating(Dropout(0.5)).forward(np.zeros(3, np.int64)), TypeError,
+     r"^x must have a floating-point dtype"),
+    (lambda: dropout_forward(np.zeros(3), 0.5, 7), TypeError,
+     r"^rng must be a numpy.random.Generator, got int$"),
+    (lambda: Dropout(False), ValueError, r"\[0, 1\), got False"),
+    (lambda: Dropout(True), ValueError, r"\[0, 1\), got True"),
+])
+def test_dropout_errors_name_the_argument_and_what_was_given(call, error, pattern):
+    with pytest.raises(error, match=pattern):
+        call()
+
+
+def test_dropout_backward_in_evaluation_mode_checks_dout_and_copies_it():
+    layer = evaluating(Dropout(0.5))
+    layer.forward(np.ones((2, 3)))
+    with pytest.raises(ValueError, match=r"^dout must have shape \(2, 3\), got shape \(3, 2\)"):
+        layer.backward(np.ones((3, 2)))
+    dout = np.arange(6.0).reshape(2, 3)
+    dx = layer.backward(dout)
+    np.testing.assert_array_equal(dx, dout)
+    assert dx is not dout
+
+
+def test_dropout_dx_has_the_dtype_of_the_input_and_the_default_generator_is_seed_0():
+    x = np.ones((50, 4), np.float32)
+    _, cache = dropout_forward(x, 0.5, np.random.default_rng(1))
+    dx = dropout_backward(np.ones((50, 4)), cache)  # float64 dout, float32 input
+    assert dx.dtype == np.float32
+    np.testing.assert_array_equal(Dropout(0.5).forward(x),
+                                  Dropout(0.5, rng=np.random.default_rng(0)).forward(x))
+    with pytest.raises(ValueError, match=r"^dout must have shape \(50, 4\)"):
+        dropout_backward(np.ones((4, 50)), cache)

@@ -28,6 +28,7 @@ from PIL import Image
 
 from cnn.casestudy.synthetic import CLASS_NAMES
 from cnn.checks import check_int
+from cnn.data import MAX_PIXELS
 
 PATHOLOGY_LABELS = {"BENIGN": 0, "BENIGN_WITHOUT_CALLBACK": 1, "MALIGNANT": 2}
 """CBIS-DDSM ``pathology`` value -> label, an index into ``CLASS_NAMES``."""
@@ -201,19 +202,25 @@ def read_dicom(path):
     Raises
     ------
     ValueError
-        If the file is not a readable single-frame grayscale DICOM image, or has NaN or
-        infinite pixel values (possible in float pixel data).
+        If the file is not a readable single-frame grayscale DICOM image, its header
+        declares more than ``cnn.data.MAX_PIXELS`` pixels (checked before the pixel
+        data are read), or it has NaN or infinite pixel values (possible in float
+        pixel data).
     """
     pydicom = _import_pydicom()
+    # pydicom raises many types (InvalidDicomError, AttributeError, ...): each becomes
+    # a ValueError naming the file.
     try:
-        dataset = pydicom.dcmread(path)
+        # Large elements (the pixel data) are read only when used: the size the header
+        # declares is checked first, so a small compressed file cannot claim gigabytes.
+        dataset = pydicom.dcmread(path, defer_size=4096)
+    except Exception as error:
+        raise _unreadable(path, error) from error
+    _check_dicom_size(dataset, path)
+    try:
         pixels = np.asarray(dataset.pixel_array, dtype=np.float64)
-    except (
-        Exception
-    ) as error:  # pydicom raises many types (InvalidDicomError, AttributeError, ...)
-        raise ValueError(
-            f"cannot read DICOM {path}: {type(error).__name__}: {error}"
-        ) from error
+    except Exception as error:
+        raise _unreadable(path, error) from error
     if pixels.ndim != 2:
         raise ValueError(
             f"DICOM {path} has pixel array of shape {pixels.shape}, expected one "
@@ -224,6 +231,27 @@ def read_dicom(path):
     if getattr(dataset, "PhotometricInterpretation", "MONOCHROME2") == "MONOCHROME1":
         pixels = pixels.max() - pixels
     return pixels
+
+
+def _unreadable(path, error):
+    return ValueError(f"cannot read DICOM {path}: {type(error).__name__}: {error}")
+
+
+def _check_dicom_size(dataset, path):
+    """Refuse, from the header, all but one grey frame of at most ``MAX_PIXELS``."""
+    rows, columns = int(dataset.get("Rows", 0)), int(dataset.get("Columns", 0))
+    frames = int(dataset.get("NumberOfFrames", 1) or 1)
+    samples = int(dataset.get("SamplesPerPixel", 1))
+    if frames != 1 or samples != 1:
+        raise ValueError(
+            f"DICOM {path} has {frames} frame(s) of {samples} sample(s) per pixel, "
+            "expected one grayscale frame (H, W)"
+        )
+    if rows * columns > MAX_PIXELS:
+        raise ValueError(
+            f"DICOM {path} declares {rows} x {columns} = {rows * columns:,} pixels, "
+            f"more than MAX_PIXELS = {MAX_PIXELS:,}"
+        )
 
 
 def square_box(top, left, height, width, margin):

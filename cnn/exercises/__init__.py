@@ -45,10 +45,13 @@ from cnn.exercises.checks import (
     LossCheck,
 )
 from cnn.exercises.compare import TOLERANCE
+from cnn.exercises.helpers import name_faulty_helper
+from cnn.exercises.sandbox import TIME_LIMIT, ReferenceUnavailable, run_supervised
 from cnn.exercises.special import CheckModelCheck, NumericalGradientCheck
 
 __all__ = [
-    "CHECKS", "TOLERANCE", "VALUES", "BackwardCheck", "Case", "Check", "CheckFailed",
+    "CHECKS", "TIME_LIMIT", "TOLERANCE", "VALUES", "BackwardCheck", "Case", "Check",
+    "CheckFailed", "ReferenceUnavailable",
     "CheckModelCheck", "CheckResult", "ForwardCheck", "FunctionCheck", "LossCheck",
     "NumericalGradientCheck", "case", "check", "gradient_check", "run_check",
     "CONV_CASES", "DENSE_CASES", "LOSS_CASES", "MAXPOOL_FORWARD_CASES", "POOL_CASES",
@@ -57,14 +60,24 @@ __all__ = [
 
 
 def _get(name):
+    if not isinstance(name, str):
+        raise TypeError(
+            f"name must be the name of a checked function, a str such as"
+            f" 'relu_forward', got {type(name).__name__} {name!r}")
     if name not in CHECKS:
         raise ValueError(
             f"name must be one of the checked functions {sorted(CHECKS)}, got {name!r}")
     return CHECKS[name]
 
 
-def run_check(name, fn, seed=0):
+def run_check(name, fn, seed=0, time_limit=TIME_LIMIT):
     """Run the check of the function ``name`` on ``fn``; return a ``CheckResult``.
+
+    While it runs ``fn``, the package's own versions of ``name`` are unavailable to it
+    (calling one fails the check), and a call that takes longer than ``time_limit``
+    seconds is stopped (``cnn.exercises.sandbox``). When ``fn`` fails and a function
+    of the reader's that it calls (``col2im``, say) fails its own check, the message
+    names that helper.
 
     Parameters
     ----------
@@ -75,6 +88,8 @@ def run_check(name, fn, seed=0):
         The reader's function, with the signature of the package's.
     seed : int
         Seeds the random cases.
+    time_limit : float
+        Seconds one call of ``fn`` may take.
 
     Returns
     -------
@@ -82,17 +97,20 @@ def run_check(name, fn, seed=0):
         ``passed``, the ``message`` (the first problem found, or "all N cases pass")
         and one verdict per case.
     """
-    return _get(name).run(fn, seed=seed)
+    result = run_supervised(_get(name), fn, seed, time_limit)
+    return name_faulty_helper(result, fn, CHECKS,
+                              lambda other, f: run_supervised(
+                                  _get(other), f, seed, time_limit))
 
 
-def check(name, fn, seed=0):
+def check(name, fn, seed=0, time_limit=TIME_LIMIT):
     """Check the reader's ``fn`` and say in plain words what is wrong, if anything.
 
     Prints "name: all N cases pass." or raises ``CheckFailed`` whose message names the
     first problem: the case, the output, the relative error and the first wrong entry,
     and how the function does on every case. Arguments as for ``run_check``.
     """
-    result = run_check(name, fn, seed=seed)
+    result = run_check(name, fn, seed=seed, time_limit=time_limit)
     if not result.passed:
         raise CheckFailed(result.message)
     print(result.message)

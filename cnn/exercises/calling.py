@@ -41,11 +41,23 @@ def _where(error):
 
 
 def _call(fn, args, kwargs):
+    """``fn(*args, **kwargs)``; nothing it does to NumPy's error state outlives it.
+
+    ``sys.exit()`` in the reader's code is reported like an exception rather than
+    ending the check (and the notebook's kernel).
+    """
+    state = np.geterr()
     try:
         with np.errstate(all="ignore"):
             return fn(*args, **kwargs)
     except NotImplementedError:
         raise _NotWritten from None
+    except SystemExit as error:
+        raise _Raised(
+            f"called sys.exit({error.code!r}){_where(error)}, which would end the"
+            " notebook's kernel; return the result instead") from None
     except Exception as error:  # the reader's code may raise anything
         text = str(error).strip().split("\n")[0]
         raise _Raised(f"raised {type(error).__name__}: {text}{_where(error)}") from None
+    finally:
+        np.seterr(**state)  # np.seterr(all="raise") in their code stays there

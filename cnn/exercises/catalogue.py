@@ -10,10 +10,18 @@ from __future__ import annotations
 import numpy as np
 
 from cnn.activations import relu_backward, relu_forward, softmax
-from cnn.conv import col2im, conv2d_backward, conv2d_forward, im2col, output_size
+from cnn.conv import (
+    col2im,
+    conv2d_backward,
+    conv2d_forward,
+    conv2d_forward_naive,
+    im2col,
+    output_size,
+)
 from cnn.dense import dense_backward, dense_forward
 from cnn.exercises.cases import case
 from cnn.exercises.checks import BackwardCheck, ForwardCheck, FunctionCheck, LossCheck
+from cnn.exercises.deeper import DEEPER_CHECKS
 from cnn.exercises.special import CheckModelCheck, NumericalGradientCheck
 from cnn.gradcheck import relative_error
 from cnn.losses import softmax_cross_entropy
@@ -108,18 +116,21 @@ LOSS_CASES = (
 )
 
 
-def _im2col_case(N, C, Hp, Wp, KH, KW, SH, SW):
-    return case({"x_padded": (N, C, Hp, Wp)}, kernel_size=(KH, KW), stride=(SH, SW))
+def _im2col_case(N, C, Hp, Wp, KH, KW, SH, SW, dtype=np.float64):
+    return case({"x_padded": (N, C, Hp, Wp)}, kernel_size=(KH, KW), stride=(SH, SW),
+                dtype=dtype)
 
 
-def _col2im_case(N, C, Hp, Wp, KH, KW, SH, SW):
+def _col2im_case(N, C, Hp, Wp, KH, KW, SH, SW, dtype=np.float64):
     H_out, W_out = output_size((Hp, Wp), (KH, KW), (SH, SW), (0, 0))
-    return case({"dcols": (N, C * KH * KW, H_out * W_out)},
+    return case({"dcols": (N, C * KH * KW, H_out * W_out)}, dtype=dtype,
                 x_padded_shape=(N, C, Hp, Wp), kernel_size=(KH, KW), stride=(SH, SW))
 
 
+# The last one in float32: the result must keep the dtype of its input.
 _GEOMETRIES = ((2, 3, 5, 5, 3, 3, 1, 1), (1, 2, 7, 6, 3, 2, 2, 1),
-               (2, 1, 8, 7, 2, 3, 2, 3), (1, 2, 4, 4, 1, 1, 1, 1))
+               (2, 1, 8, 7, 2, 3, 2, 3), (1, 2, 4, 4, 1, 1, 1, 1),
+               (2, 2, 5, 6, 3, 2, 2, 2, np.float32))
 
 
 def _relations(a_from_b):
@@ -158,10 +169,11 @@ CHECKS = _register(
     ForwardCheck(conv2d_forward, conv2d_backward, CONV_CASES),
     FunctionCheck(im2col, [_im2col_case(*g) for g in _GEOMETRIES], outputs=("cols",)),
     BackwardCheck(conv2d_forward, conv2d_backward, ("dx", "dw", "db"), CONV_CASES,
-                  name="conv2d_backward_naive"),
+                  name="conv2d_backward_naive", also=(conv2d_forward_naive,)),
     FunctionCheck(col2im, [_col2im_case(*g) for g in _GEOMETRIES],
                   outputs=("dx_padded",)),
-    BackwardCheck(conv2d_forward, conv2d_backward, ("dx", "dw", "db"), CONV_CASES),
+    BackwardCheck(conv2d_forward, conv2d_backward, ("dx", "dw", "db"), CONV_CASES,
+                  also=(conv2d_forward_naive,)),
     ForwardCheck(maxpool2d_forward, maxpool2d_backward, MAXPOOL_FORWARD_CASES),
     BackwardCheck(maxpool2d_forward, maxpool2d_backward, ("dx",), POOL_CASES),
     ForwardCheck(avgpool2d_forward, avgpool2d_backward, POOL_CASES),
@@ -169,4 +181,5 @@ CHECKS = _register(
     NumericalGradientCheck(),
     FunctionCheck(relative_error, RELATIVE_ERROR_CASES, outputs=("error",)),
     CheckModelCheck(),
+    *DEEPER_CHECKS,
 )

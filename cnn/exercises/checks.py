@@ -19,6 +19,7 @@ from cnn.exercises.compare import (
     _changed,
     _copy,
     _fields,
+    _number,
     _structure,
     _unpack,
     _value_problem,
@@ -112,12 +113,12 @@ class FunctionCheck(Check):
         inputs = {name: a.copy() for name, a in arrays.items()}
         got = _call(fn, tuple(inputs.values()), case.kwargs)
         if len(self.outputs) == 1 and expected[0].ndim == 0:
-            number = isinstance(got, (float, int, np.floating, np.ndarray))
-            if not number or np.ndim(got):
+            number = _number(got)
+            if number is None:
                 return "not a number", (
                     f"Your function returned {_what(got)}; it should return one"
-                    " number.")
-            got = (np.asarray(got, dtype=expected[0].dtype),)
+                    " number (a float).")
+            got = (np.asarray(number, dtype=expected[0].dtype),)
         else:
             got, problem = _unpack(got, self.outputs, "")
             if problem:
@@ -136,6 +137,16 @@ class FunctionCheck(Check):
         return None
 
 
+def not_a_pair(got, cache):
+    """The problem of a forward pass that does not return ``(out, cache)``, or None."""
+    if not isinstance(got, (tuple, list)) or len(got) != 2:
+        return "not (out, cache)", (
+            f"Your function returned {_what(got)}; it should return a pair (out,"
+            f" cache): the output and the {type(cache).__name__} that the backward pass"
+            " needs.")
+    return None
+
+
 class ForwardCheck(Check):
     """A forward pass: ``out`` against the book's, the cache through its backward."""
 
@@ -149,11 +160,9 @@ class ForwardCheck(Check):
         out, cache = self.forward(*arrays.values(), **case.kwargs)
         inputs = {name: a.copy() for name, a in arrays.items()}
         got = _call(fn, tuple(inputs.values()), case.kwargs)
-        if not isinstance(got, (tuple, list)) or len(got) != 2:
-            return "not (out, cache)", (
-                f"Your function returned {_what(got)}; it should return a pair"
-                f" (out, cache): the output and the {type(cache).__name__} that the"
-                " backward pass needs.")
+        problem = not_a_pair(got, cache)
+        if problem:
+            return problem
         got_out, got_cache = got
         problem = (_structure("out", got_out, out, case)
                    or _changed({name: (inputs[name], a) for name, a in arrays.items()})
@@ -186,16 +195,19 @@ class BackwardCheck(Check):
     """A backward pass, given the cache of the book's forward pass.
 
     ``grads`` name the results, one per array argument of ``forward`` in order.
+    ``also`` names other forward passes whose caches the backward pass must accept
+    (``conv2d_forward_naive``'s cache has no im2col matrix): every case is run with
+    the cache of each.
     """
 
-    def __init__(self, forward, backward, grads, cases, name=None):
+    def __init__(self, forward, backward, grads, cases, name=None, also=()):
         self.forward, self.backward, self.grads = forward, backward, grads
-        self.cases = cases
+        self.cases, self.also = cases, tuple(also)
         self.name = name or backward.__name__
 
-    def _setup(self, case, rng):
+    def _setup(self, case, rng, forward=None):
         arrays = case.arrays(rng)
-        out, cache = self.forward(*arrays.values(), **case.kwargs)
+        out, cache = (forward or self.forward)(*arrays.values(), **case.kwargs)
         dout = rng.standard_normal(out.shape).astype(out.dtype)
         return arrays, cache, dout
 
@@ -210,7 +222,18 @@ class BackwardCheck(Check):
         return numerical_gradient(loss, arrays[names[i]].copy())
 
     def check_case(self, fn, case, rng):
-        arrays, cache, dout = self._setup(case, rng)
+        state = rng.bit_generator.state
+        for forward in (self.forward, *self.also):
+            rng.bit_generator.state = state  # the same arrays for every forward pass
+            problem = self._check_with(fn, case, rng, forward)
+            if problem and forward is not self.forward:
+                return problem[0], f"With the cache of {forward.__name__}: {problem[1]}"
+            if problem:
+                return problem
+        return None
+
+    def _check_with(self, fn, case, rng, forward):
+        arrays, cache, dout = self._setup(case, rng, forward)
         expected = _as_tuple(self.backward(dout, cache))
         dout_in, cache_in = dout.copy(), _copy(cache)
         got, problem = _unpack(_call(fn, (dout_in, cache_in), {}), self.grads,
@@ -298,18 +321,22 @@ class LossCheck(Check):
             return "loss: not one number", (
                 f"loss has shape {got_loss.shape}: the loss of a batch is one number,"
                 " the mean over the batch (eq-softmax-ce).")
-        if not isinstance(got_loss, (float, int, np.floating, np.ndarray)):
-            return "loss: not a number", f"loss is {_what(got_loss)}, not a number."
-        got_loss = float(got_loss)
+        if _number(got_loss) is None:
+            kind = getattr(got_loss, "dtype", None) or _what(got_loss)
+            return "loss: not a number", (
+                f"loss is {kind}, not a real number: return a float (float(...)).")
+        got_loss = _number(got_loss)
         if not np.isfinite(got_loss):
             return "loss: not finite", (
                 f"loss is {got_loss}: exp or log overflowed. Compute log softmax with"
                 " the log-sum-exp trick (eq-logsumexp) instead of log(softmax(...)).")
-        if abs(got_loss - loss) > 1e-9 * max(1.0, abs(loss)):
+        # Rounding of the logits' dtype: a float32 loss summed in float64 is right too.
+        tolerance = TOLERANCE[np.dtype(logits.dtype)]
+        if abs(got_loss - loss) > tolerance * max(1.0, abs(loss)):
             N = logits.shape[0]
             sum_hint = (" That is N times the right value: the sum over the batch"
                         " instead of the mean?" if abs(got_loss - N * loss)
-                        <= 1e-9 * max(1.0, abs(N * loss)) and N > 1 else "")
+                        <= tolerance * max(1.0, abs(N * loss)) and N > 1 else "")
             return "loss: wrong value", (
                 f"loss is {got_loss:.10g}, expected {loss:.10g}.{sum_hint}")
         problem = (_structure("dlogits", got_dlogits, dlogits, case)

@@ -48,12 +48,28 @@ def _shape_hint(got, expected, case):
             " products.")
 
 
+def _number(value):
+    """``value`` as a float if it is one real number (not a bool or a string), else
+    ``None``: Python and NumPy ints and floats, and 0-d float or int arrays."""
+    if isinstance(value, np.ndarray) and type(value) is np.ndarray and not value.ndim:
+        value = value[()]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+            value, (int, float, np.integer, np.floating)):
+        return None
+    return float(value)
+
+
 def _structure(name, got, expected, case, of=""):
     """Type, shape, dtype and finiteness of one output; a problem or ``None``."""
     if not isinstance(got, np.ndarray):
         return f"{name}: not an array", (
             f"{name} should be a NumPy array{of}, but your function returned"
             f" {_what(got)} for it.")
+    if type(got) is not np.ndarray:  # a masked array, a matrix, ...
+        return f"{name}: not a plain array", (
+            f"{name} is a {type(got).__name__}, a subclass of numpy.ndarray whose"
+            " arithmetic differs; return a plain array (np.asarray or the result of"
+            " ordinary NumPy operations).")
     if got.shape != expected.shape:
         return f"{name}: wrong shape", (
             f"{name} has shape {got.shape}, expected {expected.shape}{of}."
@@ -129,6 +145,14 @@ def _value_problem(name, got, expected, case, fd=None):
 def _changed(inputs):
     """The first input that a call modified: ``inputs`` maps name -> (after, before)."""
     for name, (after, before) in inputs.items():
+        if isinstance(before, np.ndarray) and (
+                after.shape != before.shape or after.dtype != before.dtype):
+            return f"reshaped {name}", (
+                f"Your function changed the shape or dtype of its input {name} in"
+                f" place, from {before.shape} {before.dtype} to {after.shape}"
+                f" {after.dtype} (x.shape = ..., x.resize or x.dtype = ...). The caller"
+                " still needs it as it was: use x.reshape(...), which returns a new"
+                " view.")
         if isinstance(before, np.ndarray) and not np.array_equal(
                 after, before, equal_nan=True):
             where = np.argwhere(after != before)

@@ -150,8 +150,15 @@ class CheckModelCheck(Check):
         model, x, y = case.build(rng)
         expected = check_model(model, x, y)
         params = {key: value.copy() for key, value in model.parameters().items()}
-        x_in = x.copy()
-        got = _call(fn, (model, x_in, y), {})
+        layers = list(model.layers)
+        x_in, y_in = x.copy(), y.copy()
+        got = _call(fn, (model, x_in, y_in), {})
+        if model.layers != layers or model.parameters().keys() != params.keys():
+            return "changed the model", (
+                f"Your function changed the model: it has {len(model.layers)} layers"
+                f" and the parameters {sorted(model.parameters())} after the check,"
+                f" {len(layers)} layers and {sorted(params)} before. A check only"
+                " reads the model, and puts every probed entry back.")
         if not isinstance(got, dict):
             return "not a dict", (
                 f"Your function returned {_what(got)}; it should return a dict with one"
@@ -160,7 +167,7 @@ class CheckModelCheck(Check):
             return "wrong keys", (
                 f"Your dict has the keys {sorted(got)}; expected one per parameter,"
                 f" {sorted(expected)}, the keys of model.parameters().")
-        changed = _changed({"x": (x_in, x)} | {
+        changed = _changed({"x": (x_in, x), "y": (y_in, y)} | {
             f"the parameter {key!r}": (value, params[key])
             for key, value in model.parameters().items()})
         if changed:

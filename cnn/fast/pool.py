@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from cnn.checks import check_out
 from cnn.conv import offset_index
 from cnn.pool import MaxPoolCache, _check_dout, _check_pool_args
 
@@ -59,14 +60,14 @@ def maxpool2d_backward_fast(dout, cache, out=None):
     dtype to write ``dx`` into, as NumPy's ``out=`` (the layer ``MaxPool2D`` reuses one
     between steps); ``dx`` is then ``out``.
     """
-    dout = _check_dout(dout, cache)
+    dout = _check_dout(dout, cache, MaxPoolCache)
     out_size = dout.shape[2:]
     (KH, KW), (SH, SW), (H, W) = cache.kernel_size, cache.stride, cache.x_shape[2:]
     overlapping = SH < KH or SW < KW
     if out is None:
         dx = np.zeros(cache.x_shape, dtype=cache.dtype)
     else:
-        dx = out
+        dx = check_out(out, cache.x_shape, cache.dtype)
         # Windows that tile the input exactly write every entry of dx below; otherwise
         # some entries are added to, or never reached, and must start at 0.
         if (SH, SW) != (KH, KW) or H % KH or W % KW:

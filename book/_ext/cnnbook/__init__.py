@@ -30,7 +30,7 @@ from sphinx.util import logging
 from sphinxcontrib.bibtex.style.referencing import BracketStyle
 from sphinxcontrib.bibtex.style.referencing.author_year import AuthorYearReferenceStyle
 
-from . import assignments, listing, myst2ipynb, pdfbook, provenance, theme
+from . import assignments, kits, listing, myst2ipynb, pdfbook, provenance, theme
 
 logger = logging.getLogger(__name__)
 
@@ -111,15 +111,25 @@ def publish_notebook(app, pagename, templatename, context, doctree) -> None:
     if pagename not in index.notebook_docs() or not executed.exists():
         return
     nb = myst2ipynb.export_notebook(nbformat.read(executed, as_version=4), pagename, index)
-    # The theme links its .ipynb download to _sources/<page>.ipynb; publish our copy there.
+    # The theme links its .ipynb download to _sources/<page>.ipynb; publish our copy there,
+    # and under the numbered name that the button offers (05-conv_backward.ipynb).
     download = Path(app.outdir) / "_sources" / f"{pagename}.ipynb"
     download.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, download)
+    name = myst2ipynb.download_name(pagename, index)
+    if name != download.name:
+        shutil.copy2(download, download.with_name(name))
 
-    theme.add_download_button(
-        context, url=context["pathto"]("_sources", 1) + f"/{pagename}.ipynb",
-        text=".ipynb", icon="fas fa-code", tooltip="Download notebook file",
-        label="download-notebook-button", first=True)
+    url = context["pathto"]("_sources", 1) + f"/{Path(pagename).parent}/{name}"
+    if not theme.add_download_button(
+            context, url=url, text=".ipynb", icon="fas fa-code",
+            tooltip="Download notebook file", label="download-notebook-button",
+            first=True):
+        # The theme's own .ipynb entry: give it the numbered name.
+        for button in (theme.button_group(context, "download-buttons") or {}).get(
+                "buttons", []):
+            if button.get("label") == "download-notebook-button":
+                button["url"] = url
     theme.set_launch_urls(
         context, theme.launch_urls(app, index, myst2ipynb.notebook_path(pagename)))
 
@@ -168,6 +178,7 @@ def setup(app):
     listing.setup(app)
     provenance.setup(app)
     assignments.setup(app)
+    kits.setup(app)
     pdfbook.setup(app)
     app.connect("config-inited", setup_mathjax)
     app.connect("config-inited", theme_mode_default)

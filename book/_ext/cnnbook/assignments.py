@@ -31,6 +31,7 @@ import json
 import posixpath
 import re
 import shutil
+import textwrap
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,6 +129,40 @@ ASSIGNMENTS = (
          "from cnn.losses import softmax_cross_entropy",
          "from cnn.model import Sequential"),
     ),
+    Assignment(
+        "book/initialisation",
+        ("cnn.init.he_normal", "cnn.init.xavier_normal",
+         "cnn.activations.sigmoid_backward", "cnn.activations.tanh_backward"),
+        ("Variance through one layer", "Through the nonlinearity: He and Xavier",
+         "Saturating activations"),
+        ("from cnn.activations import SigmoidCache, TanhCache, sigmoid_forward,"
+         " tanh_forward",),
+    ),
+    Assignment(
+        "book/batchnorm",
+        ("cnn.norm.batchnorm_forward", "cnn.norm.batchnorm_backward"),
+        ("The forward pass", "The backward pass, stage by stage", "The compact form",
+         "Spatial batch normalisation"),
+        ("from cnn.norm import BatchNormCache",),
+    ),
+    Assignment(
+        "book/regularisation",
+        ("cnn.regularization.dropout_forward", "cnn.regularization.dropout_backward",
+         "cnn.pool.global_avgpool2d_forward", "cnn.pool.global_avgpool2d_backward"),
+        ("Dropout", "Fixing the case study's failure on shifted patches"),
+        ("from cnn.pool import GlobalAvgPoolCache",
+         "from cnn.regularization import DropoutCache"),
+    ),
+    Assignment(
+        "book/deeper_cnn",
+        ("cnn.conv_transpose.conv_transpose2d_forward",
+         "cnn.conv_transpose.conv_transpose2d_backward"),
+        ("Running a convolution backwards: the transposed convolution",
+         "The adjoint of the convolution", "The backward pass"),
+        ("from cnn.conv import col2im, crop, im2col, pad",
+         "from cnn.conv_transpose import ConvTransposeCache,"
+         " conv_transpose2d_output_size"),
+),
 )
 
 
@@ -157,11 +192,48 @@ def find_function(root: Path, qualified: str) -> tuple[ast.FunctionDef, list[str
     return node, source.split("\n"), tree
 
 
+CACHE = re.compile(r"\b([A-Z]\w*Cache)\b")
+CACHE_HEADING = "Cache fields"
+
+
+def cache_fields(root: Path, qualified: str) -> list[str]:
+    """Docstring lines listing the fields of every cache type the docstring names.
+
+    Read from the ``NamedTuple`` in the function's module: each field, its type and its
+    ``#:`` comment, so that a student knows what a cache holds (and that ``stride`` is
+    a pair) without the package's body.
+    """
+    node, lines, tree = find_function(root, qualified)
+    names = list(dict.fromkeys(CACHE.findall(ast.get_docstring(node))))
+    classes = {c.name: c for c in tree.body if isinstance(c, ast.ClassDef)}
+    out: list[str] = []
+    for name in names:
+        if name not in classes:
+            raise AssignmentError(f"{qualified}: its docstring names {name}, which its "
+                                  "module does not define")
+        out += [f"``{name}``, a NamedTuple whose fields are:"]
+        for field in classes[name].body:
+            if not isinstance(field, ast.AnnAssign):
+                continue
+            comment, k = [], field.lineno - 2
+            while lines[k].strip().startswith("#:"):
+                comment.insert(0, lines[k].strip()[2:].strip())
+                k -= 1
+            out += [f"{field.target.id} : {ast.unparse(field.annotation)}"]
+            out += textwrap.wrap(" ".join(comment), 80, initial_indent="    ",
+                                 subsequent_indent="    ")
+    return [CACHE_HEADING, "-" * len(CACHE_HEADING)] + out if out else []
+
+
 def stub(root: Path, qualified: str) -> str:
-    """Signature and docstring from the source; a body that raises NotImplementedError."""
+    """Signature and docstring from the source, the fields of the caches it names added;
+    a body that raises NotImplementedError."""
     node, lines, _ = find_function(root, qualified)
     head = lines[node.lineno - 1 : node.body[0].end_lineno]
     indent = " " * node.body[0].col_offset
+    fields = cache_fields(root, qualified)
+    if fields:  # before the closing quotes, on a line of their own
+        head = head[:-1] + [""] + [indent + line for line in fields] + [head[-1]]
     body = [BEGIN, STUB.format(name=node.name), END]
     return "\n".join(head + [indent + line for line in body])
 
@@ -509,12 +581,15 @@ def publish(app, exception) -> None:
     source = Path(app.srcdir) / FOLDER
     target = Path(app.outdir) / FOLDER
     target.mkdir(parents=True, exist_ok=True)
-    files = [source / f"{a.name}.ipynb" for a in ASSIGNMENTS if (source / f"{a.name}.ipynb").exists()]
-    for path in files:
+    index = myst2ipynb.BookIndex.load(app.srcdir)
+    files = {source / f"{a.name}.ipynb": download_name(a, index) for a in ASSIGNMENTS
+             if (source / f"{a.name}.ipynb").exists()}
+    for path, name in files.items():
         shutil.copy2(path, target / path.name)
+        shutil.copy2(path, target / name)
     with zipfile.ZipFile(target / ZIP_NAME, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for path in files:
-            archive.write(path, f"{FOLDER}/{path.name}")
+        for path, name in files.items():
+            archive.write(path, f"{FOLDER}/{name}")
 
 
 def add_button(app, pagename, templatename, context, doctree) -> None:
@@ -524,10 +599,18 @@ def add_button(app, pagename, templatename, context, doctree) -> None:
     assignment = next((a for a in ASSIGNMENTS if a.chapter == pagename), None)
     if assignment is None or not (Path(app.srcdir) / assignment.path).exists():
         return
+    from cnnbook import book_index  # the index this build has loaded already
+
+    name = download_name(assignment, book_index(app))
     theme.add_download_button(
-        context, url=context["pathto"](assignment.path, 1), text="assignment",
+        context, url=context["pathto"](f"{FOLDER}/{name}", 1), text="assignment",
         icon="fas fa-pencil-alt", tooltip="Download the student notebook of this chapter",
         label="download-assignment-button")
+
+
+def download_name(assignment: Assignment, index: myst2ipynb.BookIndex) -> str:
+    """``05-conv_backward-assignment.ipynb``: distinct from the chapter's download."""
+    return myst2ipynb.download_name(assignment.chapter, index, kind="assignment")
 
 
 def _paragraph(*parts) -> nodes.paragraph:
@@ -567,7 +650,8 @@ class AssignmentTable(Directive):
                     functions += nodes.Text(", ")
                 functions += nodes.literal(split_name(q)[1], split_name(q)[1])
             rows.append([
-                _paragraph(_link(f"{a.name}.ipynb", rel(a.path), literal=True)),
+                _paragraph(_link(download_name(a, index),
+                                 rel(f"{FOLDER}/{download_name(a, index)}"), literal=True)),
                 _paragraph(_link(f"{number}. {title}" if number else title, rel(f"{a.chapter}.html"))),
                 functions,
                 _paragraph(_link("Colab", urls["Colab"]), " · ", _link("Binder", urls["Binder"])),

@@ -64,6 +64,15 @@ except ImportError:
     %pip install --quiet "cnn-from-scratch @ git+{repo_url}@{tag}"
     import importlib
     importlib.invalidate_caches()
+    try:
+        import cnn
+    except ImportError:
+        # Stop here rather than fail in the next cell with "No module named 'cnn'".
+        raise SystemExit(
+            "The book's package cnn is not installed, and installing it failed (no"
+            " network?). Connect to the internet and run this cell again, or run in a"
+            " terminal, then restart the kernel:\\n"
+            '    pip install "cnn-from-scratch @ git+{repo_url}@{tag}"') from None
 else:
     if cnn.__version__ != "{version}":
         print("This text was written for cnn {version}; installed:", cnn.__version__)"""
@@ -642,3 +651,15 @@ def export_chapter(docname: str, index: BookIndex) -> str:
 def notebook_path(docname: str) -> str:
     """Where a chapter's notebook lives in the repository (Colab and Binder open it)."""
     return f"notebooks/{Path(docname).name}.ipynb"
+
+
+def download_name(docname: str, index: "BookIndex", kind: str = "") -> str:
+    """The file name a download of the chapter gets: ``05-conv_backward.ipynb``.
+
+    ``kind="assignment"`` names its student notebook
+    ``05-conv_backward-assignment.ipynb``, so the two never overwrite each other in a
+    downloads folder; a page without a number keeps its plain name.
+    """
+    number = index.numbers.get(docname)
+    stem = Path(docname).name + (f"-{kind}" if kind else "")
+    return f"{number:02d}-{stem}.ipynb" if isinstance(number, int) else f"{stem}.ipynb"

@@ -1,0 +1,235 @@
+"""Checks that cannot be gamed (cnn.exercises.sandbox and helpers).
+
+While ``check`` runs a reader's function, the book's own solutions are unavailable to
+it, however it reaches them; a function that runs past the time limit is stopped; a
+right function that calls a wrong helper of the reader's is told which helper is wrong.
+The reader's functions are compiled in a namespace of their own, as a notebook's are.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import cnn.conv
+from cnn import bugzoo, layers
+from cnn.exercises import CheckFailed, ReferenceUnavailable, check, run_check
+from cnn.exercises.sandbox import references, unavailable
+
+
+def notebook(source):
+    """The functions that a notebook cell with ``source`` defines."""
+    scope = {"__name__": "__main__"}
+    exec(compile(source, "<notebook cell>", "exec"), scope)
+    return scope
+
+
+CALLS_THE_BOOK = {
+    "the module": """
+import cnn.conv
+def conv2d_backward(dout, cache):
+    return cnn.conv.conv2d_backward(dout, cache)
+""",
+    "an imported name": """
+from cnn.conv import conv2d_backward as book
+def conv2d_backward(dout, cache):
+    return book(dout, cache)
+""",
+    "the naive twin": """
+from cnn.conv import conv2d_backward_naive
+def conv2d_backward(dout, cache):
+    return conv2d_backward_naive(dout, cache)
+""",
+    "the tuned twin": """
+from cnn.fast.conv import conv2d_backward_fast
+def conv2d_backward(dout, cache):
+    return conv2d_backward_fast(dout, cache)
+""",
+    "a default argument, the error caught": """
+import cnn.conv
+def conv2d_backward(dout, cache, book=cnn.conv.conv2d_backward):
+    try:
+        return book(dout, cache)
+    except Exception:
+        return None
+""",
+    "a layer's backward": """
+from cnn.layers import Conv2D
+def conv2d_backward(dout, cache):
+    F, C, KH, KW = cache.w.shape
+    layer = Conv2D(C, F, (KH, KW), stride=cache.stride, padding=cache.padding)
+    layer.cache = cache
+    dx = layer.backward(dout)
+    return dx, layer.grads["w"], layer.grads["b"]
+""",
+}
+
+
+@pytest.mark.parametrize("how", sorted(CALLS_THE_BOOK))
+def test_a_submission_calling_the_book_s_solution_fails(how):
+    fn = notebook(CALLS_THE_BOOK[how])["conv2d_backward"]
+    result = run_check("conv2d_backward", fn)
+    assert not result.passed
+    assert "the book's own solution, which it may not call" in result.message
+    assert result.message.startswith("conv2d_backward: your function calls cnn.")
+    # Everything is back: the book's function runs again, outside the check.
+    x, w, b = (np.ones(s) for s in ((1, 1, 3, 3), (1, 1, 2, 2), (1,)))
+    out, cache = cnn.conv.conv2d_forward(x, w, b)
+    assert cnn.conv.conv2d_backward(np.ones_like(out), cache)[0].shape == x.shape
+
+
+def test_check_raises_a_plain_failure_for_a_call_of_the_book_s_solution():
+    fn = notebook(CALLS_THE_BOOK["the module"])["conv2d_backward"]
+    with pytest.raises(CheckFailed, match="may not call"):
+        check("conv2d_backward", fn)
+
+
+def test_the_book_s_own_function_is_not_a_submission():
+    result = run_check("conv2d_backward", cnn.conv.conv2d_backward)
+    assert not result.passed
+    assert "check got the book's own cnn.conv.conv2d_backward" in result.message
+
+
+def test_helpers_of_the_set_up_cell_stay_available():
+    """im2col is imported in the conv-backward notebook: a submission may call it."""
+    fn = notebook("""
+from cnn.conv import crop, im2col
+def conv2d_backward(dout, cache):
+    x_padded, w, stride = cache.x_padded, cache.w, cache.stride
+    N, F = dout.shape[:2]
+    cols = im2col(x_padded, w.shape[2:], stride)
+    d = dout.reshape(N, F, -1)
+    dw = (d @ cols.transpose(0, 2, 1)).sum(axis=0).reshape(w.shape)
+    dx = np.zeros_like(x_padded)
+    KH, KW = w.shape[2:]
+    for n, f, i, j in np.ndindex(dout.shape):
+        rows = slice(stride[0] * i, stride[0] * i + KH)
+        columns = slice(stride[1] * j, stride[1] * j + KW)
+        dx[n, :, rows, columns] += dout[n, f, i, j] * w[f]
+    return crop(dx, cache.padding), dw, d.sum(axis=(0, 2))
+import numpy as np
+""")["conv2d_backward"]
+    assert run_check("conv2d_backward", fn).passed
+
+
+def test_the_package_s_code_and_the_bug_zoo_run_as_they_are():
+    assert run_check("dense_backward", bugzoo.broken_dense_backward_bias_axis).verdicts
+    failed = run_check("conv2d_backward", bugzoo.broken_conv2d_backward_no_flip)
+    assert "may not call" not in failed.message and failed.verdicts
+
+
+def test_unavailable_restores_the_functions_even_after_an_error():
+    solutions = references("conv2d_backward")
+    names = {f"{f.__module__}.{f.__name__}" for f in solutions}
+    assert names == {"cnn.conv.conv2d_backward", "cnn.conv.conv2d_backward_naive",
+                     "cnn.fast.conv.conv2d_backward_fast"}
+    codes = [f.__code__ for f in solutions]
+    with pytest.raises(KeyError), unavailable(solutions):
+        assert [f.__code__ for f in solutions] != codes
+        raise KeyError
+    assert [f.__code__ for f in solutions] == codes
+    assert issubclass(ReferenceUnavailable, RuntimeError)
+    assert layers.Conv2D.backward  # the layer module still imports
+
+
+LOOPS = {
+    "while True": """
+def conv2d_backward(dout, cache):
+    while True:
+        pass
+""",
+    "a loop that catches the stop once": """
+def conv2d_backward(dout, cache):
+    try:
+        while True:
+            pass
+    except BaseException:
+        pass
+    while True:
+        pass
+""",
+}
+
+
+@pytest.mark.parametrize("how", sorted(LOOPS))
+def test_an_endless_loop_is_stopped_within_the_time_limit(how):
+    fn = notebook(LOOPS[how])["conv2d_backward"]
+    start = time.monotonic()
+    result = run_check("conv2d_backward", fn, time_limit=0.5)
+    assert time.monotonic() - start < 0.5 + 2.0
+    assert not result.passed
+    assert "did not finish within 0.5 s" in result.message
+    assert "a loop that never ends" in result.message
+
+
+def test_an_endless_loop_is_stopped_outside_the_main_thread_too():
+    """No SIGALRM outside the main thread: the worker-thread fallback stops it."""
+    fn = notebook(LOOPS["while True"])["conv2d_backward"]
+    found = {}
+    worker = threading.Thread(target=lambda: found.update(
+        result=run_check("conv2d_backward", fn, time_limit=0.5)))
+    start = time.monotonic()
+    worker.start()
+    worker.join(10)
+    assert time.monotonic() - start < 0.5 + 3.0
+    assert "did not finish within 0.5 s" in found["result"].message
+
+
+def test_a_slow_but_finished_call_within_the_limit_passes():
+    fn = notebook("""
+import time
+import numpy as np
+from cnn.activations import ReLUCache
+def relu_forward(x):
+    time.sleep(0.01)
+    return np.maximum(x, 0), ReLUCache(x)
+""")["relu_forward"]
+    assert run_check("relu_forward", fn, time_limit=5).passed
+
+
+COL2IM_AND_CONV = """
+import numpy as np
+from cnn.conv import crop, im2col
+
+def col2im(dcols, x_padded_shape, kernel_size, stride):
+    N, C, Hp, Wp = x_padded_shape
+    (KH, KW), (SH, SW) = kernel_size, stride
+    H_out, W_out = (Hp - KH) // SH + 1, (Wp - KW) // SW + 1
+    dx = np.zeros(x_padded_shape, dtype=dcols.dtype)
+    blocks = dcols.reshape(N, C, KH, KW, H_out, W_out)
+    for p in range(KH):
+        for q in range(KW):
+            window = (slice(None), slice(None), slice(p, p + SH * H_out, SH),
+                      slice(q, q + SW * W_out, SW))
+            dx[window] OP blocks[:, :, p, q]
+    return dx
+
+def conv2d_backward(dout, cache):
+    x_padded, w, stride = cache.x_padded, cache.w, cache.stride
+    cols = im2col(x_padded, w.shape[2:], stride) if cache.cols is None else cache.cols
+    N, F = dout.shape[:2]
+    dout = dout.reshape(N, F, -1)
+    db = dout.sum(axis=(0, 2))
+    dw = (dout @ cols.transpose(0, 2, 1)).sum(axis=0).reshape(w.shape)
+    dcols = w.reshape(F, -1).T @ dout
+    dx_padded = col2im(dcols, x_padded.shape, w.shape[2:], stride)
+    return crop(dx_padded, cache.padding), dw, db
+"""
+
+
+def test_a_right_function_with_a_wrong_helper_names_the_helper():
+    right = notebook(COL2IM_AND_CONV.replace("OP", "+="))
+    assert run_check("col2im", right["col2im"]).passed
+    assert run_check("conv2d_backward", right["conv2d_backward"]).passed
+    # Overlapping windows overwrite instead of adding up: col2im is wrong.
+    wrong = notebook(COL2IM_AND_CONV.replace("OP", "="))
+    text = run_check("conv2d_backward", wrong["conv2d_backward"]).message
+    assert text.startswith("conv2d_backward fails, and it calls your col2im, which"
+                           " fails its own check.")
+    assert "the mistake is in your col2im, not in conv2d_backward" in text
+    assert re.search(r"col2im fails case 1 of \d+: dcols", text)
+    assert wrong["col2im"] is not cnn.conv.col2im, "the reader's col2im is put back"
