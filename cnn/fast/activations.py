@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from cnn.activations import ReLUCache, _check_dout
-from cnn.checks import check_array
+from cnn.checks import check_array, check_out
 
 
 def relu_forward_fast(x, out=None):
@@ -22,6 +22,7 @@ def relu_forward_fast(x, out=None):
     a ``ReLUCache``, as ``relu_forward``.
     """
     check_array(x, "x")
+    check_out(out, x.shape, x.dtype)
     return np.maximum(x, 0, out=out), ReLUCache(x)
 
 
@@ -32,4 +33,5 @@ def relu_backward_fast(dout, cache, out=None):
     input to write ``dx`` into (not ``dout`` itself); otherwise ``dx`` is a new array.
     """
     dout = _check_dout(dout, cache, ReLUCache)
+    check_out(out, cache.x.shape, cache.x.dtype)
     return np.multiply(dout, cache.x > 0, out=out)

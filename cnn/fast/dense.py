@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from cnn.checks import check_outs
 from cnn.dense import _check_dout
 
 
@@ -27,6 +28,7 @@ def dense_backward_fast(dout, cache, out=None):
     """
     dout = _check_dout(dout, cache)
     x, w = cache
-    dx, dw, db = (None, None, None) if out is None else out
+    shapes = {"dx": x.shape, "dw": w.shape, "db": w.shape[1:]}
+    dx, dw, db = check_outs(out, shapes, x.dtype)
     return (np.matmul(dout, w.T, out=dx), np.matmul(x.T, dout, out=dw),
             np.sum(dout, axis=0, out=db))
