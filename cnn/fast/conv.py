@@ -61,8 +61,9 @@ def conv2d_forward_fast(x, w, b, stride=1, padding=0, dilation=1, groups=1):
 def _depthwise_backward(dout, cache):
     """``conv2d_backward`` of a depthwise convolution, offset by offset (see
     ``conv2d_forward_fast``): ``dw[:, 0, p, q]`` sums ``dout`` times the slice of
-    offset ``(p, q)`` (eq-dconv-dw), and ``dout w[:, 0, p, q]`` is added back onto that
-    slice of ``dx_padded`` (eq-dconv-dx)."""
+    offset ``(p, q)``, and ``dout w[:, 0, p, q]`` is added back onto that slice of
+    ``dx_padded``: the two gradients of the dilated convolution, as
+    ``conv2d_backward_fast`` states them."""
     x_padded, w = cache.x_padded, cache.w
     N, F, H_out, W_out = dout.shape
     db = dout.sum(axis=(0, 2, 3))
