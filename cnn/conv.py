@@ -21,7 +21,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from cnn.checks import as_pair, check_array, check_dout, check_groups
+from cnn.checks import as_pair, check_array, check_dout, check_groups, check_int
 
 
 class ConvCache(NamedTuple):
@@ -417,3 +417,62 @@ def conv2d_backward(dout, cache):
     dx_padded = col2im(dcols.reshape(N, -1, dout.shape[3]), x_padded.shape, kernel,
                        stride, dilation)
     return crop(dx_padded, cache.padding), dw, db
+
+
+def conv_matrix(w, input_shape, stride=1, padding=0):
+    """The dense matrix ``M`` of a convolution without bias: ``out = M x``.
+
+    Row ``(f, i, j)`` of ``M`` holds the weights that output pixel ``(f, i, j)`` puts
+    on each input pixel ``(c, r, s)``: ``M[(f, i, j), (c, r, s)] = w[f, c, p, q]`` with
+    ``(p, q) = (r + PH - SH i, s + PW - SW j)`` when that is an offset of the kernel,
+    and 0 otherwise; the padding's zeros get no column. Implements eq-conv-matrix, so
+    that ``M @ x[n].ravel()`` is ``conv2d_forward(x, w, 0)[0][n].ravel()`` and
+    ``M.T @ dout[n].ravel()`` is the input gradient of ``conv2d_backward``
+    (eq-conv-matrix-dx). Built for teaching: it has ``F H_out W_out C H W`` entries.
+
+    Parameters
+    ----------
+    w : numpy.ndarray
+        Kernels, shape ``(F, C, KH, KW)``.
+    input_shape : tuple of three ints
+        ``(C, H, W)``, the shape of one input sample.
+    stride, padding : int or tuple of two ints
+        ``(SH, SW)`` and ``(PH, PW)``, as for ``conv2d_forward``.
+
+    Returns
+    -------
+    M : numpy.ndarray
+        Shape ``(F H_out W_out, C H W)``, rows and columns in C order (the order of
+        ``ravel``), dtype of ``w``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As ``conv2d_forward`` for ``w``, ``stride`` and ``padding``; and if
+        ``input_shape`` is not three ints >= 1 whose ``C`` is that of ``w``.
+    """
+    C, H, W = _check_input_shape(input_shape, w)
+    stride, padding = as_pair(stride, "stride"), as_pair(padding, "padding", minimum=0)
+    (F, _, KH, KW), (SH, SW), (PH, PW) = w.shape, stride, padding
+    H_out, W_out = output_size((H, W), (KH, KW), stride, padding)
+    M = np.zeros((F, H_out, W_out, C, H, W), dtype=w.dtype)
+    for i in range(H_out):
+        for j in range(W_out):
+            for p in range(KH):
+                for q in range(KW):
+                    r, s = SH * i + p - PH, SW * j + q - PW
+                    if 0 <= r < H and 0 <= s < W:  # else (p, q) meets a padding zero
+                        M[:, i, j, :, r, s] = w[:, :, p, q]
+    return M.reshape(F * H_out * W_out, C * H * W)
+
+
+def _check_input_shape(input_shape, w):
+    """Check ``w : (F, C, KH, KW)`` and ``input_shape = (C, H, W)``; return the latter."""
+    check_array(w, "w", ("F", "C", "KH", "KW"))
+    if not isinstance(input_shape, tuple) or len(input_shape) != 3:
+        raise ValueError(f"input_shape must be a tuple (C, H, W), got {input_shape!r}")
+    C, H, W = (check_int(n, f"input_shape {name}") for n, name in zip(input_shape, "CHW"))
+    if C != w.shape[1]:
+        raise ValueError(f"input_shape C = {C} differs from the channels of w, "
+                         f"C = {w.shape[1]} (w has shape (F, C, KH, KW) = {w.shape})")
+    return C, H, W

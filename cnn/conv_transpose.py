@@ -10,7 +10,12 @@ it is the transpose of has weights of shape ``(F, C) = (C_in, C_out)``.
 
 ``conv_transpose2d_forward_naive`` and ``conv_transpose2d_backward_naive`` loop over
 input pixels (each scatters a scaled kernel); the vectorised pair reuses ``im2col`` and
-``col2im`` of ``cnn.conv``.
+``col2im`` of ``cnn.conv``. ``output_padding`` adds rows and columns at the bottom and
+right of the output, as PyTorch's does.
+
+Nearest-neighbour upsampling (``upsample_nearest_forward`` and its backward pass) is the
+first half of a resize-convolution, the usual replacement for a strided transposed
+convolution when its checkerboard pattern shows.
 """
 
 from __future__ import annotations
@@ -34,20 +39,23 @@ class ConvTransposeCache(NamedTuple):
     stride: tuple
     #: ``(PH, PW)``.
     padding: tuple
+    #: ``(AH, AW)``, the rows and columns added at the bottom and right.
+    output_padding: tuple = (0, 0)
 
 
-def conv_transpose2d_output_size(input_size, kernel_size, stride, padding):
+def conv_transpose2d_output_size(input_size, kernel_size, stride, padding,
+                                 output_padding=(0, 0)):
     """Spatial output size of a transposed convolution.
 
-    ``H_out = (H - 1) SH - 2 PH + KH`` and likewise for the width (eq-convt-out-size):
-    the size of the input a convolution with the same kernel, stride and padding maps to
-    ``(H, W)``, the smallest such input when the stride leaves a choice (``SH`` sizes
-    map to the same ``H``; PyTorch's ``output_padding`` picks one of the larger ones).
+    ``H_out = (H - 1) SH - 2 PH + KH + AH`` and likewise for the width
+    (eq-convt-out-size): the size of an input that a convolution with the same kernel,
+    stride and padding maps to ``(H, W)``. ``SH`` sizes map to the same ``H``; the
+    output padding ``0 <= AH < SH`` picks one of them (0: the smallest).
 
     Parameters
     ----------
-    input_size, kernel_size, stride, padding : tuple of two ints
-        ``(H, W)``, ``(KH, KW)``, ``(SH, SW)``, ``(PH, PW)``.
+    input_size, kernel_size, stride, padding, output_padding : tuple of two ints
+        ``(H, W)``, ``(KH, KW)``, ``(SH, SW)``, ``(PH, PW)``, ``(AH, AW)``.
 
     Returns
     -------
@@ -59,37 +67,57 @@ def conv_transpose2d_output_size(input_size, kernel_size, stride, padding):
     ValueError
         If the padding leaves no output pixel.
     """
-    size = tuple((n - 1) * s - 2 * p + k
-                 for n, k, s, p in zip(input_size, kernel_size, stride, padding))
+    full = tuple((n - 1) * s + k + a for n, k, s, a in
+                 zip(input_size, kernel_size, stride, output_padding))
+    size = tuple(f - 2 * p for f, p in zip(full, padding))
     if min(size) < 1:
         raise ValueError(
-            f"padding {tuple(padding)} removes the whole output: (H - 1) SH + KH = "
-            f"{tuple(s + 2 * p for s, p in zip(size, padding))} is at most 2 PH"
+            f"padding {tuple(padding)} removes the whole output: (H - 1) SH + KH + AH = "
+            f"{full} is at most 2 PH"
         )
     return size
 
 
-def _check_args(x, w, b, stride, padding):
+def check_output_padding(output_padding, stride):
+    """``(AH, AW)`` as a pair of ints with ``0 <= AH < SH`` and ``0 <= AW < SW``.
+
+    An output padding of ``SH`` or more would give an output that a convolution with
+    this stride does not map back to ``(H, W)``; PyTorch refuses it too (it also allows
+    ``AH < DH`` with a dilation, which this package's transposed convolution lacks).
+    """
+    output_padding = as_pair(output_padding, "output_padding", minimum=0)
+    if output_padding[0] >= stride[0] or output_padding[1] >= stride[1]:
+        raise ValueError(
+            f"output_padding (AH, AW) = {output_padding} must be smaller than stride "
+            f"(SH, SW) = {tuple(stride)} in each direction"
+        )
+    return output_padding
+
+
+def _check_args(x, w, b, stride, padding, output_padding):
     """Validate a transposed convolution.
 
-    Returns ``w`` and ``b`` in the dtype of ``x``, stride and padding as pairs, and the
-    output size ``(H_out, W_out)``.
+    Returns ``w`` and ``b`` in the dtype of ``x``, stride, padding and output padding
+    as pairs, and the output size ``(H_out, W_out)``.
     """
     check_array(x, "x", ("N", "C_in", "H", "W"))
     check_array(w, "w", ("C_in", "C_out", "KH", "KW"), known={"C_in": x.shape[1]})
     check_array(b, "b", ("C_out",), known={"C_out": w.shape[1]})
     stride = as_pair(stride, "stride", minimum=1)
     padding = as_pair(padding, "padding", minimum=0)
-    size = conv_transpose2d_output_size(x.shape[2:], w.shape[2:], stride, padding)
+    output_padding = check_output_padding(output_padding, stride)
+    size = conv_transpose2d_output_size(x.shape[2:], w.shape[2:], stride, padding,
+                                        output_padding)
     w, b = w.astype(x.dtype, copy=False), b.astype(x.dtype, copy=False)
-    return w, b, stride, padding, size
+    return w, b, stride, padding, output_padding, size
 
 
 def _dout_shape(cache):
     """``dout``'s shape ``(N, C_out, H_out, W_out)`` and the input's dtype."""
     N, C_out = cache.x.shape[0], cache.w.shape[1]
     H_out, W_out = conv_transpose2d_output_size(
-        cache.x.shape[2:], cache.w.shape[2:], cache.stride, cache.padding)
+        cache.x.shape[2:], cache.w.shape[2:], cache.stride, cache.padding,
+        cache.output_padding)
     known = {"N": N, "C_out": C_out, "H_out": H_out, "W_out": W_out}
     return ("N", "C_out", "H_out", "W_out"), known, cache.x.dtype
 
@@ -99,26 +127,29 @@ def _check_dout(dout, cache):
     return check_dout(dout, cache, ConvTransposeCache, _dout_shape)
 
 
-def _full_size(x_shape, w_shape, stride):
-    """``(H - 1) SH + KH`` and the same for the width: the output before cropping."""
-    (H, W), (KH, KW), (SH, SW) = x_shape[2:], w_shape[2:], stride
-    return (H - 1) * SH + KH, (W - 1) * SW + KW
+def _full_shape(x, w, stride, output_padding):
+    """``(N, C_out, (H - 1) SH + KH + AH, ...)``: the output before cropping."""
+    (N, _, H, W), (_, C_out, KH, KW), (SH, SW) = x.shape, w.shape, stride
+    AH, AW = output_padding
+    return N, C_out, (H - 1) * SH + KH + AH, (W - 1) * SW + KW + AW
 
 
-def conv_transpose2d_forward_naive(x, w, b, stride=1, padding=0):
+def conv_transpose2d_forward_naive(x, w, b, stride=1, padding=0, output_padding=0):
     """Transposed convolution with loops: each input pixel paints its kernel.
 
     Input pixel ``(n, c, i, j)`` adds ``x[n, c, i, j] * w[c]``, a ``(C_out, KH, KW)``
     patch, to the uncropped output at rows ``SH i .. SH i + KH - 1`` and columns
-    ``SW j .. SW j + KW - 1``; overlapping patches add up. ``PH`` rows and ``PW``
-    columns are then cropped from each side and the bias added. Implements
+    ``SW j .. SW j + KW - 1``; overlapping patches add up. The output padding's ``AH``
+    rows and ``AW`` columns of zeros go at the bottom and right, then ``PH`` rows and
+    ``PW`` columns are cropped from each side and the bias added. Implements
     eq-convt-forward.
 
     Arguments, results and errors are those of ``conv_transpose2d_forward``.
     """
-    w, b, stride, padding, _ = _check_args(x, w, b, stride, padding)
+    args = _check_args(x, w, b, stride, padding, output_padding)
+    w, b, stride, padding, output_padding, _ = args
     (N, C_in, H, W), (_, C_out, KH, KW), (SH, SW) = x.shape, w.shape, stride
-    full_shape = (N, C_out) + _full_size(x.shape, w.shape, stride)
+    full_shape = _full_shape(x, w, stride, output_padding)
     out_full = np.zeros(full_shape, dtype=x.dtype)
     for n in range(N):
         for c in range(C_in):
@@ -127,7 +158,7 @@ def conv_transpose2d_forward_naive(x, w, b, stride=1, padding=0):
                     rows, cols = slice(SH * i, SH * i + KH), slice(SW * j, SW * j + KW)
                     out_full[n, :, rows, cols] += x[n, c, i, j] * w[c]
     out = crop(out_full, padding) + b[:, None, None]
-    return out, ConvTransposeCache(x, w, stride, padding)
+    return out, ConvTransposeCache(x, w, stride, padding, output_padding)
 
 
 def conv_transpose2d_backward_naive(dout, cache):
@@ -156,7 +187,7 @@ def conv_transpose2d_backward_naive(dout, cache):
     return dx, dw, dout.sum(axis=(0, 2, 3))
 
 
-def conv_transpose2d_forward(x, w, b, stride=1, padding=0):
+def conv_transpose2d_forward(x, w, b, stride=1, padding=0, output_padding=0):
     """Transposed convolution: a convolution's input gradient, as a forward pass.
 
     Implements eq-convt-forward the way ``cnn.conv.conv2d_backward`` forms ``dx``
@@ -176,11 +207,14 @@ def conv_transpose2d_forward(x, w, b, stride=1, padding=0):
         ``(SH, SW)``, each at least 1: the upsampling factor.
     padding : int or tuple of two ints
         ``(PH, PW)``, each at least 0: rows and columns cropped from each side.
+    output_padding : int or tuple of two ints
+        ``(AH, AW)`` with ``0 <= AH < SH`` and ``0 <= AW < SW``: rows and columns added
+        at the bottom and right of the output, as PyTorch's ``output_padding``.
 
     Returns
     -------
     out : numpy.ndarray
-        Shape ``(N, C_out, H_out, W_out)`` with ``H_out = (H - 1) SH - 2 PH + KH``
+        Shape ``(N, C_out, H_out, W_out)`` with ``H_out = (H - 1) SH - 2 PH + KH + AH``
         (eq-convt-out-size); dtype of ``x``.
     cache : ConvTransposeCache
         For ``conv_transpose2d_backward``.
@@ -190,14 +224,16 @@ def conv_transpose2d_forward(x, w, b, stride=1, padding=0):
     TypeError, ValueError
         On a non-float or non-finite array, a wrong rank, a channel count of ``w`` that
         differs from ``x``'s, a bias not of shape ``(C_out,)``, stride < 1, padding < 0,
-        or a padding that leaves no output.
+        an output padding not smaller than the stride (the message names both), or a
+        padding that leaves no output.
     """
-    w, b, stride, padding, _ = _check_args(x, w, b, stride, padding)
+    args = _check_args(x, w, b, stride, padding, output_padding)
+    w, b, stride, padding, output_padding, _ = args
     (N, C_in, H, W), (_, C_out, KH, KW) = x.shape, w.shape
     cols = w.reshape(C_in, -1).T @ x.reshape(N, C_in, H * W)
-    full_shape = (N, C_out) + _full_size(x.shape, w.shape, stride)
+    full_shape = _full_shape(x, w, stride, output_padding)
     out = crop(col2im(cols, full_shape, (KH, KW), stride), padding) + b[:, None, None]
-    return out, ConvTransposeCache(x, w, stride, padding)
+    return out, ConvTransposeCache(x, w, stride, padding, output_padding)
 
 
 def conv_transpose2d_backward(dout, cache):
@@ -231,3 +267,74 @@ def conv_transpose2d_backward(dout, cache):
     dx = (w.reshape(C_in, -1) @ cols).reshape(x.shape)
     dw = (x.reshape(N, C_in, H * W) @ cols.transpose(0, 2, 1)).sum(axis=0)
     return dx, dw.reshape(w.shape), dout.sum(axis=(0, 2, 3))
+
+
+class UpsampleCache(NamedTuple):
+    """What the backward pass of nearest-neighbour upsampling needs."""
+
+    #: ``(N, C, H, W)``.
+    x_shape: tuple
+    #: Dtype of the input, given to ``dx``.
+    dtype: np.dtype
+    #: ``(SH, SW)``, the upsampling factors.
+    scale: tuple
+
+
+def upsample_nearest_forward(x, scale=2):
+    """Nearest-neighbour upsampling: every pixel becomes an ``SH x SW`` block.
+
+    ``out[n, c, r, s] = x[n, c, r // SH, s // SW]``. Implements eq-upsample-forward;
+    the same as PyTorch's ``interpolate(x, scale_factor=scale, mode="nearest")``.
+    Followed by a stride-1 convolution it is a resize-convolution, which upsamples
+    without the checkerboard of a strided transposed convolution.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        Shape ``(N, C, H, W)``.
+    scale : int or tuple of two ints
+        ``(SH, SW)``, each at least 1.
+
+    Returns
+    -------
+    out : numpy.ndarray
+        Shape ``(N, C, SH H, SW W)``, dtype of ``x``.
+    cache : UpsampleCache
+        For ``upsample_nearest_backward``.
+    """
+    check_array(x, "x", ("N", "C", "H", "W"))
+    SH, SW = scale = as_pair(scale, "scale", minimum=1)
+    out = x.repeat(SH, axis=2).repeat(SW, axis=3)
+    return out, UpsampleCache(x.shape, x.dtype, scale)
+
+
+def upsample_nearest_backward(dout, cache):
+    """Backward pass of nearest-neighbour upsampling: sum each block.
+
+    Input pixel ``(n, c, i, j)`` was copied to the ``SH x SW`` block of rows
+    ``SH i .. SH i + SH - 1`` and columns ``SW j .. SW j + SW - 1``, so its gradient is
+    the sum of ``dout`` over that block (eq-upsample-dx): the sum pooling that undoes
+    the copying, and the transpose of the upsampling matrix.
+
+    Parameters
+    ----------
+    dout : numpy.ndarray
+        Shape ``(N, C, SH H, SW W)``.
+    cache : UpsampleCache
+        From ``upsample_nearest_forward``.
+
+    Returns
+    -------
+    dx : numpy.ndarray
+        Shape ``(N, C, H, W)``, dtype of the forward input.
+    """
+    dout = check_dout(dout, cache, UpsampleCache, _upsample_dout_shape)
+    (N, C, H, W), (SH, SW) = cache.x_shape, cache.scale
+    return dout.reshape(N, C, H, SH, W, SW).sum(axis=(3, 5))
+
+
+def _upsample_dout_shape(cache):
+    """``dout``'s shape ``(N, C, SH H, SW W)`` and the input's dtype."""
+    (N, C, H, W), (SH, SW) = cache.x_shape, cache.scale
+    known = {"N": N, "C": C, "SH H": SH * H, "SW W": SW * W}
+    return ("N", "C", "SH H", "SW W"), known, cache.dtype

@@ -30,7 +30,11 @@ from cnn.activations import (
 )
 from cnn.checks import as_pair, check_array, check_groups, check_int
 from cnn.conv import conv2d_backward, conv2d_forward
-from cnn.conv_transpose import conv_transpose2d_backward, conv_transpose2d_forward
+from cnn.conv_transpose import (
+    check_output_padding,
+    conv_transpose2d_backward,
+    conv_transpose2d_forward,
+)
 from cnn.dense import dense_backward, dense_forward
 from cnn.init import he_normal
 from cnn.pool import (
@@ -109,6 +113,9 @@ class Convolution(Layer):
         dilation, groups = getattr(self, "dilation", (1, 1)), getattr(self, "groups", 1)
         if (dilation, groups) != ((1, 1), 1):
             text += f", dilation={dilation}, groups={groups}"
+        output_padding = getattr(self, "output_padding", (0, 0))  # ConvTranspose2D's
+        if output_padding != (0, 0):
+            text += f", output_padding={output_padding}"
         return text + ")"
 
 
@@ -374,6 +381,9 @@ class ConvTranspose2D(Convolution):
         ``C_out``.
     kernel_size, stride, padding : int or tuple of two ints
         ``(KH, KW)``, ``(SH, SW)``, ``(PH, PW)``.
+    output_padding : int or tuple of two ints
+        ``(AH, AW)``, rows and columns added at the bottom and right, each smaller than
+        the stride.
     rng : numpy.random.Generator, optional
         For He initialisation; ``None`` means ``numpy.random.default_rng(0)``.
     dtype : numpy dtype
@@ -388,8 +398,9 @@ class ConvTranspose2D(Convolution):
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 rng=None, dtype=np.float32):
+                 output_padding=0, rng=None, dtype=np.float32):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding)
+        self.output_padding = check_output_padding(output_padding, self.stride)
         C_in, C_out, (KH, KW) = self.in_channels, self.out_channels, self.kernel_size
         fan_in = C_in * KH * KW / (self.stride[0] * self.stride[1])
         self._init_parameters((C_in, C_out, KH, KW), C_out, fan_in, rng, dtype)
@@ -397,7 +408,8 @@ class ConvTranspose2D(Convolution):
     def forward(self, x):
         """``x : (N, C_in, H, W)`` -> ``out : (N, C_out, H_out, W_out)``."""
         w, b = self.params["w"], self.params["b"]
-        out, self.cache = conv_transpose2d_forward(x, w, b, self.stride, self.padding)
+        out, self.cache = conv_transpose2d_forward(x, w, b, self.stride, self.padding,
+                                                   self.output_padding)
         return out
 
     def backward(self, dout):

@@ -39,7 +39,7 @@ def conv_transpose2d_backward_fast(dout, cache):
     return dx, dw, dout.sum(axis=(0, 2, 3))
 
 
-def conv_transpose2d_forward_fast(x, w, b, stride=1, padding=0):
+def conv_transpose2d_forward_fast(x, w, b, stride=1, padding=0, output_padding=0):
     """``cnn.conv_transpose.conv_transpose2d_forward``, tuned: same arguments, results.
 
     Implements eq-convt-forward as the input gradient of the convolution with kernels
@@ -55,7 +55,7 @@ def conv_transpose2d_forward_fast(x, w, b, stride=1, padding=0):
         Kernels, shape ``(C_in, C_out, KH, KW)``.
     b : numpy.ndarray
         Biases, shape ``(C_out,)``.
-    stride, padding : int or tuple of two ints
+    stride, padding, output_padding : int or tuple of two ints
         As for ``conv_transpose2d_forward``.
 
     Returns
@@ -64,11 +64,12 @@ def conv_transpose2d_forward_fast(x, w, b, stride=1, padding=0):
         Shape ``(N, C_out, H_out, W_out)`` (eq-convt-out-size), dtype of ``x``.
     cache : ConvTransposeCache
     """
-    w, b, stride, padding, size = _check_args(x, w, b, stride, padding)
+    args = _check_args(x, w, b, stride, padding, output_padding)
+    w, b, stride, padding, output_padding, size = args
     out_shape = (x.shape[0], w.shape[1]) + size
     if w.shape[1] < PER_OFFSET_MIN_CHANNELS or not covers_input(out_shape, x.shape[2:],
                                                                  stride):
-        return conv_transpose2d_forward(x, w, b, stride, padding)
+        return conv_transpose2d_forward(x, w, b, stride, padding, output_padding)
     out = dx_by_offset(x, w, out_shape, stride, padding)
     out += b[:, None, None]
-    return out, ConvTransposeCache(x, w, stride, padding)
+    return out, ConvTransposeCache(x, w, stride, padding, output_padding)

@@ -130,8 +130,8 @@ class ConvTranspose2D(layers.ConvTranspose2D):
     def forward(self, x):
         """``x : (N, C_in, H, W)`` -> ``out : (N, C_out, H_out, W_out)``."""
         w, b = self.params["w"], self.params["b"]
-        stride, padding = self.stride, self.padding
-        out, self.cache = conv_transpose2d_forward_fast(x, w, b, stride, padding)
+        args = self.stride, self.padding, self.output_padding
+        out, self.cache = conv_transpose2d_forward_fast(x, w, b, *args)
         return out
 
     def backward(self, dout):
