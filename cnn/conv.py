@@ -467,11 +467,12 @@ def conv_matrix(w, input_shape, stride=1, padding=0):
 
 
 def _check_input_shape(input_shape, w):
-    """Check ``w : (F, C, KH, KW)`` and ``input_shape = (C, H, W)``; return the latter."""
+    """Check ``w : (F, C, KH, KW)`` and ``input_shape = (C, H, W)``; return C, H, W."""
     check_array(w, "w", ("F", "C", "KH", "KW"))
     if not isinstance(input_shape, tuple) or len(input_shape) != 3:
         raise ValueError(f"input_shape must be a tuple (C, H, W), got {input_shape!r}")
-    C, H, W = (check_int(n, f"input_shape {name}") for n, name in zip(input_shape, "CHW"))
+    C, H, W = (check_int(n, f"input_shape {name}")
+               for n, name in zip(input_shape, "CHW"))
     if C != w.shape[1]:
         raise ValueError(f"input_shape C = {C} differs from the channels of w, "
                          f"C = {w.shape[1]} (w has shape (F, C, KH, KW) = {w.shape})")

@@ -72,8 +72,8 @@ def conv_transpose2d_output_size(input_size, kernel_size, stride, padding,
     size = tuple(f - 2 * p for f, p in zip(full, padding))
     if min(size) < 1:
         raise ValueError(
-            f"padding {tuple(padding)} removes the whole output: (H - 1) SH + KH + AH = "
-            f"{full} is at most 2 PH"
+            f"padding {tuple(padding)} removes the whole output: "
+            f"(H - 1) SH + KH + AH = {full} is at most 2 PH"
         )
     return size
 
@@ -148,7 +148,7 @@ def conv_transpose2d_forward_naive(x, w, b, stride=1, padding=0, output_padding=
     """
     args = _check_args(x, w, b, stride, padding, output_padding)
     w, b, stride, padding, output_padding, _ = args
-    (N, C_in, H, W), (_, C_out, KH, KW), (SH, SW) = x.shape, w.shape, stride
+    (N, C_in, H, W), (KH, KW), (SH, SW) = x.shape, w.shape[2:], stride
     full_shape = _full_shape(x, w, stride, output_padding)
     out_full = np.zeros(full_shape, dtype=x.dtype)
     for n in range(N):
@@ -229,10 +229,11 @@ def conv_transpose2d_forward(x, w, b, stride=1, padding=0, output_padding=0):
     """
     args = _check_args(x, w, b, stride, padding, output_padding)
     w, b, stride, padding, output_padding, _ = args
-    (N, C_in, H, W), (_, C_out, KH, KW) = x.shape, w.shape
+    N, C_in, H, W = x.shape
     cols = w.reshape(C_in, -1).T @ x.reshape(N, C_in, H * W)
     full_shape = _full_shape(x, w, stride, output_padding)
-    out = crop(col2im(cols, full_shape, (KH, KW), stride), padding) + b[:, None, None]
+    out_full = col2im(cols, full_shape, w.shape[2:], stride)
+    out = crop(out_full, padding) + b[:, None, None]
     return out, ConvTransposeCache(x, w, stride, padding, output_padding)
 
 

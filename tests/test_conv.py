@@ -11,6 +11,7 @@ from cnn.conv import (
     conv2d_backward_naive,
     conv2d_forward,
     conv2d_forward_naive,
+    conv_matrix,
     im2col,
     output_size,
     pad,
@@ -190,3 +191,24 @@ def test_fast_forward_keeps_its_im2col_matrix_for_backward(rng):
     # (N, C*KH*KW, H_out*W_out) with H_out = (6 + 2 - 3) // 2 + 1 = 3, W_out = 5 + 2 - 2 + 1 = 6
     assert cache.cols is not None and cache.cols.shape == (2, 3 * 3 * 2, 3 * 6)
     assert conv2d_forward_naive(x, w, b, stride=(2, 1), padding=1)[1].cols is None
+
+
+@pytest.mark.parametrize("input_shape, error, pattern", [
+    ((2, 5), ValueError, r"input_shape must be a tuple \(C, H, W\), got \(2, 5\)"),
+    ((3, 5, 5), ValueError, r"input_shape C = 3 differs from the channels of w, C = 2"),
+    ((2, 0, 5), ValueError, "input_shape H"),
+    ((2, 1, 5), ValueError, "larger than the padded input"),
+])
+def test_conv_matrix_refuses_a_bad_input_shape(input_shape, error, pattern):
+    with pytest.raises(error, match=pattern):
+        conv_matrix(np.ones((4, 2, 3, 3)), input_shape)
+
+
+def test_conv_matrix_is_sparse_with_the_kernel_on_each_row():
+    """Each row of M holds one copy of the kernel (all of it, inside the image)."""
+    w = np.arange(1.0, 5.0).reshape(1, 1, 2, 2)
+    M = conv_matrix(w, (1, 3, 3))
+    assert M.shape == (4, 9)
+    np.testing.assert_array_equal(np.sort(M, axis=1)[:, -4:], np.tile([1.0, 2, 3, 4], (4, 1)))
+    assert np.count_nonzero(M) == 16
+    np.testing.assert_array_equal(M[0], [1, 2, 0, 3, 4, 0, 0, 0, 0])

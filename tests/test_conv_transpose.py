@@ -12,8 +12,14 @@ from cnn.conv_transpose import (
     conv_transpose2d_backward_naive,
     conv_transpose2d_forward,
     conv_transpose2d_forward_naive,
+    upsample_nearest_backward,
+    upsample_nearest_forward,
 )
-from cnn.fast.conv_transpose import conv_transpose2d_forward_fast
+from cnn.fast.conv_transpose import (
+    conv_transpose2d_backward_fast,
+    conv_transpose2d_forward_fast,
+)
+from cnn.fast.layers import ConvTranspose2D as FastConvTranspose2D
 from cnn.gradcheck import check_layer
 from cnn.layers import ConvTranspose2D
 
@@ -172,11 +178,100 @@ def test_the_naive_forward_pass_keeps_float32():
 @pytest.mark.parametrize("kwargs, pattern", [
     ({"stride": 0}, r"^stride must be >= 1, got 0$"),
     ({"padding": -1}, r"^padding must be >= 0, got -1$"),
-    ({"padding": 3}, r"^padding \(3, 3\) removes the whole output: \(H - 1\) SH \+ KH = "
+    ({"padding": 3}, r"^padding \(3, 3\) removes the whole output: \(H - 1\) SH \+ KH \+ AH = "
                      r"\(5, 5\) is at most 2 PH$"),
+    ({"stride": 2, "output_padding": (1, 2)}, r"^output_padding \(AH, AW\) = \(1, 2\) must be "
+                                              r"smaller than stride \(SH, SW\) = \(2, 2\)"),
+    ({"output_padding": -1}, r"^output_padding must be >= 0, got -1$"),
 ])
 def test_transposed_convolution_messages_name_the_argument(kwargs, pattern):
     x, w, b = np.ones((1, 1, 3, 3)), np.ones((1, 1, 3, 3)), np.ones(1)
     for forward in (conv_transpose2d_forward, conv_transpose2d_forward_naive):
         with pytest.raises(ValueError, match=pattern):
             forward(x, w, b, **kwargs)
+
+
+# output_padding (issue 24): A_H < S_H extra rows at the bottom, A_W < S_W columns at the right.
+OUTPUT_PADDING_CASES = [  # C_out, (H, W), kernel, stride, padding, output padding
+    (3, (3, 4), (3, 3), (2, 2), (1, 1), (1, 1)),
+    (9, (4, 3), (3, 2), (3, 2), (0, 1), (2, 1)),
+    (8, (2, 2), (4, 4), (2, 2), (1, 1), (1, 0)),
+    (2, (2, 3), (1, 2), (3, 3), (1, 0), (1, 2)),
+]
+
+
+@pytest.mark.parametrize("C_out, size, kernel, stride, padding, output_padding",
+                         OUTPUT_PADDING_CASES)
+def test_output_padding_agrees_across_the_three_versions(C_out, size, kernel, stride, padding,
+                                                         output_padding):
+    x, w, b = case(2, 9, C_out, *size, *kernel, stride, padding, seed=C_out)
+    out, cache = conv_transpose2d_forward(x, w, b, stride, padding, output_padding)
+    H_out = (size[0] - 1) * stride[0] - 2 * padding[0] + kernel[0] + output_padding[0]
+    W_out = (size[1] - 1) * stride[1] - 2 * padding[1] + kernel[1] + output_padding[1]
+    assert out.shape == (2, C_out, H_out, W_out)
+    # The added rows extend the uncropped output, so without output padding the output is the
+    # top-left corner of this one.
+    smaller, _ = conv_transpose2d_forward(x, w, b, stride, padding)
+    np.testing.assert_allclose(out[:, :, :smaller.shape[2], :smaller.shape[3]], smaller,
+                               rtol=1e-12, atol=1e-12)
+    dout = np.random.default_rng(1).standard_normal(out.shape)
+    grads = conv_transpose2d_backward(dout, cache)
+    for forward, backward in [(conv_transpose2d_forward_naive, conv_transpose2d_backward_naive),
+                              (conv_transpose2d_forward_fast, conv_transpose2d_backward_fast)]:
+        other, other_cache = forward(x, w, b, stride, padding, output_padding)
+        np.testing.assert_allclose(other, out, rtol=1e-11, atol=1e-11)
+        for ours, theirs in zip(backward(dout, other_cache), grads):
+            np.testing.assert_allclose(theirs, ours, rtol=1e-11, atol=1e-11)
+
+
+@pytest.mark.parametrize("C_out, size, kernel, stride, padding, output_padding",
+                         OUTPUT_PADDING_CASES)
+def test_output_padding_matches_pytorch(C_out, size, kernel, stride, padding, output_padding):
+    torch = pytest.importorskip("torch")
+    x, w, b = case(2, 3, C_out, *size, *kernel, stride, padding, seed=5)
+    out, cache = conv_transpose2d_forward(x, w, b, stride, padding, output_padding)
+    xt, wt, bt = (torch.from_numpy(a).requires_grad_() for a in (x, w, b))
+    expected = torch.nn.functional.conv_transpose2d(xt, wt, bt, stride=stride, padding=padding,
+                                                    output_padding=output_padding)
+    np.testing.assert_allclose(out, expected.detach().numpy(), rtol=1e-10, atol=1e-10)
+    dout = np.random.default_rng(1).standard_normal(out.shape)
+    expected.backward(torch.from_numpy(dout))
+    for ours, theirs in zip(conv_transpose2d_backward(dout, cache), (xt, wt, bt)):
+        np.testing.assert_allclose(ours, theirs.grad.numpy(), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("Layer", [ConvTranspose2D, FastConvTranspose2D])
+def test_layer_with_output_padding(Layer):
+    layer = Layer(2, 3, 3, stride=2, padding=1, output_padding=1,
+                  rng=np.random.default_rng(0), dtype=np.float64)
+    x = np.random.default_rng(1).standard_normal((2, 2, 3, 4))
+    assert layer.forward(x).shape == (2, 3, 6, 8)  # 5 x 7 without output padding
+    assert "output_padding=(1, 1)" in repr(layer)
+    assert max(check_layer(layer, x, seed=0).values()) < 1e-7
+    with pytest.raises(ValueError, match=r"output_padding \(AH, AW\) = \(0, 2\) must be smaller"):
+        Layer(2, 3, 3, stride=2, output_padding=(0, 2))
+
+
+def test_upsample_nearest_matches_pytorch_and_checks_dout():
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(0).standard_normal((2, 3, 4, 5))
+    out, cache = upsample_nearest_forward(x, (2, 3))
+    xt = torch.from_numpy(x).requires_grad_()
+    expected = torch.nn.functional.interpolate(xt, scale_factor=(2, 3), mode="nearest")
+    np.testing.assert_array_equal(out, expected.detach().numpy())
+    dout = np.random.default_rng(1).standard_normal(out.shape)
+    expected.backward(torch.from_numpy(dout))
+    np.testing.assert_allclose(upsample_nearest_backward(dout, cache), xt.grad.numpy(),
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_upsample_nearest_refuses_bad_input():
+    x = np.ones((1, 2, 3, 3), dtype=np.float32)
+    out, cache = upsample_nearest_forward(x, 2)
+    assert out.dtype == np.float32 and out.shape == (1, 2, 6, 6)
+    with pytest.raises(ValueError, match=r"dout must have shape \(N=1, C=2, SH H=6, SW W=6\)"):
+        upsample_nearest_backward(np.ones((1, 2, 6, 5)), cache)
+    with pytest.raises(ValueError, match="scale must be >= 1, got 0"):
+        upsample_nearest_forward(x, 0)
+    with pytest.raises(TypeError, match="cache must be the UpsampleCache"):
+        upsample_nearest_backward(out, None)

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from cnn.activations import relu_backward, relu_forward
-from cnn.conv import conv2d_backward, conv2d_forward
+from cnn.conv import conv2d_backward, conv2d_forward, conv_matrix
+from cnn.conv_transpose import conv_transpose2d_forward
 from cnn.dense import dense_backward, dense_forward
 from cnn.losses import softmax_cross_entropy, weighted_softmax_cross_entropy
 from cnn.pool import avgpool2d_backward, avgpool2d_forward, maxpool2d_backward, maxpool2d_forward
@@ -322,6 +323,87 @@ def test_eq_conv_dx(config):
     assert_conv_gradient(dx, "x", x, w, b, dout, stride, padding)
 
 
+def conv_matrix_as_written(w, input_shape, stride, padding):
+    """eq-conv-matrix: M[(f, i, j), (c, r, s)] = w[f, c, r + P_H - S_H i, s + P_W - S_W j] when
+    that offset lies in the kernel, else 0; one row per output pixel, one column per input pixel."""
+    (F, C, KH, KW), (_, H, W), (S_H, S_W), (P_H, P_W) = w.shape, input_shape, stride, padding
+    H_out, W_out = (H + 2 * P_H - KH) // S_H + 1, (W + 2 * P_W - KW) // S_W + 1
+    rows, cols = list(np.ndindex(F, H_out, W_out)), list(np.ndindex(C, H, W))
+    M = np.zeros((len(rows), len(cols)))
+    for a, (f, i, j) in enumerate(rows):
+        for k, (c, r, s) in enumerate(cols):
+            p, q = r + P_H - S_H * i, s + P_W - S_W * j
+            if 0 <= p < KH and 0 <= q < KW:
+                M[a, k] = w[f, c, p, q]
+    return M
+
+
+@pytest.mark.parametrize("config", CONV_CASES)
+def test_eq_conv_matrix(config):
+    """out_n = M x_n + b for every sample, and the package's conv_matrix is that M."""
+    x, w, b, _, stride, padding = conv_case(config, seed=4)
+    M = conv_matrix_as_written(w, x.shape[1:], stride, padding)
+    out, _ = conv2d_forward(x, w, b, stride=stride, padding=padding)
+    N, F = out.shape[:2]
+    by_matrix = (M @ x.reshape(N, -1).T).T + np.repeat(b, out[0, 0].size)
+    np.testing.assert_allclose(by_matrix, out.reshape(N, -1), rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(conv_matrix(w, x.shape[1:], stride, padding), M)
+
+
+@pytest.mark.parametrize("config", CONV_CASES)
+def test_eq_conv_matrix_dx(config):
+    """dx_n = M^T dout_n (eq-conv-matrix-dx); the transposed convolution computes that product."""
+    x, w, b, dout, stride, padding = conv_case(config, seed=5)
+    N = x.shape[0]
+    M = conv_matrix_as_written(w, x.shape[1:], stride, padding)
+    dx = (M.T @ dout.reshape(N, -1).T).T.reshape(x.shape)
+    assert_conv_gradient(dx, "x", x, w, b, dout, stride, padding)
+    # The transposed convolution with the same kernels is M^T: its output padding picks the
+    # input size among the S sizes with this output size (the remainder of eq-conv-out-size).
+    output_padding = tuple((n + 2 * p - k) % st for n, p, k, st in
+                           zip(x.shape[2:], padding, w.shape[2:], stride))
+    convt, _ = conv_transpose2d_forward(dout, w, np.zeros(w.shape[1]), stride=stride,
+                                        padding=padding, output_padding=output_padding)
+    np.testing.assert_allclose(convt, dx, rtol=1e-12, atol=1e-12)
+
+
+def shifted_down_right(x, a, b):
+    """tau_{a,b} x on a finite image: x[r - a, s - b], zeros where that leaves the image."""
+    out = np.zeros_like(x)
+    out[:, :, a:, b:] = x[:, :, :x.shape[2] - a, :x.shape[3] - b]
+    return out
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_eq_conv_equivariance(seed):
+    """conv(tau x) = tau conv(x) with stride 1, at every output pixel whose window and whose
+    shifted-back window both lie inside the unpadded image; not with stride 2 or max pooling."""
+    rng = np.random.default_rng(seed)
+    (a, b), K = rng.integers(1, 3, size=2), int(rng.integers(2, 4))
+    x = rng.standard_normal((2, 3, 11, 12))
+    w = rng.standard_normal((4, 3, K, K))
+    zero = np.zeros(4)
+    out, _ = conv2d_forward(x, w, zero)
+    out_shifted, _ = conv2d_forward(shifted_down_right(x, a, b), w, zero)
+    # Output (i, j) of the shifted image reads rows i .. i + K - 1 of tau x = rows i - a .. of x.
+    np.testing.assert_allclose(out_shifted[:, :, a:, b:], out[:, :, :-a, :-b], rtol=1e-12,
+                               atol=1e-12)
+    # Stride 2 and 2x2 max pooling: a one-pixel shift of the input changes the output by more
+    # than any whole-pixel shift of it.
+    one, two = shifted_down_right(x, 1, 1), shifted_down_right(x, 2, 2)
+    for forward in (lambda v: conv2d_forward(v, w, zero, stride=2)[0],
+                    lambda v: maxpool2d_forward(v, (2, 2), (2, 2))[0]):
+        before, after = forward(x), forward(one)
+        # A shift by the stride is still one output pixel: equivariance to the coarser grid.
+        np.testing.assert_allclose(forward(two)[:, :, 1:, 1:], before[:, :, :-1, :-1],
+                                   rtol=1e-12, atol=1e-12)
+        for u in range(3):
+            for v in range(3):
+                inner = after[:, :, u + 1:, v + 1:]
+                gap = np.abs(inner - before[:, :, 1:before.shape[2] - u, 1:before.shape[3] - v])
+                assert gap.max() > 0.1, (u, v)
+
+
 POOL_CASES = [
     # (N, C, H, W), (KH, KW), stride (None: the kernel size, windows tile the input)
     ((2, 2, 4, 4), (2, 2), None),
@@ -437,6 +519,8 @@ from cnn.conv_transpose import (  # noqa: E402
     conv_transpose2d_backward,
     conv_transpose2d_forward,
     conv_transpose2d_output_size,
+    upsample_nearest_backward,
+    upsample_nearest_forward,
 )
 from cnn.norm import batchnorm_backward, batchnorm_backward_naive, batchnorm_forward  # noqa: E402
 from cnn.optim import SGD  # noqa: E402
@@ -635,32 +719,39 @@ def test_eq_gap_dx(shape):
 
 
 # Transposed convolution: w has shape (C_in, C_out, KH, KW); eq-convt-forward scatters
-# x[n, c, i, j] w[c] onto the uncropped output at rows S i .. S i + KH - 1, then crops P.
+# x[n, c, i, j] w[c] onto the uncropped output at rows S i .. S i + KH - 1, then crops P; the
+# output padding A adds rows and columns at the bottom and right (PyTorch's output_padding).
 CONVT_CASES = [
-    # (N, C_in, H, W), (C_out, KH, KW), stride, padding
-    ((2, 3, 3, 4), (2, 3, 3), (1, 1), (0, 0)),
-    ((1, 2, 4, 3), (3, 4, 4), (2, 2), (1, 1)),
-    ((2, 2, 2, 5), (1, 3, 2), (3, 1), (1, 0)),
-    ((1, 1, 3, 3), (2, 2, 2), (2, 2), (0, 0)),
-    ((1, 3, 2, 2), (2, 5, 3), (1, 2), (2, 1)),
+    # (N, C_in, H, W), (C_out, KH, KW), stride, padding, output padding
+    ((2, 3, 3, 4), (2, 3, 3), (1, 1), (0, 0), (0, 0)),
+    ((1, 2, 4, 3), (3, 4, 4), (2, 2), (1, 1), (0, 0)),
+    ((2, 2, 2, 5), (1, 3, 2), (3, 1), (1, 0), (0, 0)),
+    ((1, 1, 3, 3), (2, 2, 2), (2, 2), (0, 0), (0, 0)),
+    ((1, 3, 2, 2), (2, 5, 3), (1, 2), (2, 1), (0, 0)),
+    ((2, 2, 3, 2), (2, 3, 3), (2, 2), (1, 1), (1, 1)),
+    ((1, 2, 2, 3), (3, 3, 2), (3, 2), (0, 2), (2, 0)),
+    ((1, 1, 2, 2), (1, 2, 3), (3, 3), (2, 1), (1, 2)),
 ]
 
 
 def convt_case(config, seed):
-    (N, C_in, H, W), (C_out, KH, KW), stride, padding = config
+    (N, C_in, H, W), (C_out, KH, KW), stride, padding, output_padding = config
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((N, C_in, H, W))
     w = rng.standard_normal((C_in, C_out, KH, KW))
     b = rng.standard_normal(C_out)
-    H_out, W_out = conv_transpose2d_output_size((H, W), (KH, KW), stride, padding)
-    return x, w, b, rng.standard_normal((N, C_out, H_out, W_out)), stride, padding
+    H_out, W_out = conv_transpose2d_output_size((H, W), (KH, KW), stride, padding, output_padding)
+    dout = rng.standard_normal((N, C_out, H_out, W_out))
+    return x, w, b, dout, stride, padding, output_padding
 
 
-def convt_forward_as_written(x, w, b, stride, padding):
+def convt_forward_as_written(x, w, b, stride, padding, output_padding):
     """eq-convt-forward: out[n, o, r, s] = b[o] + sum of x[n, c, i, j] w[c, o, p, q] over the
     (c, i, j, p, q) with S_H i + p = r + P_H and S_W j + q = s + P_W."""
     (N, C_in, H, W), (_, C_out, KH, KW), (S_H, S_W), (P_H, P_W) = x.shape, w.shape, stride, padding
-    H_out, W_out = (H - 1) * S_H - 2 * P_H + KH, (W - 1) * S_W - 2 * P_W + KW  # eq-convt-out-size
+    A_H, A_W = output_padding
+    # eq-convt-out-size
+    H_out, W_out = (H - 1) * S_H - 2 * P_H + KH + A_H, (W - 1) * S_W - 2 * P_W + KW + A_W
     out = np.zeros((N, C_out, H_out, W_out)) + b[None, :, None, None]
     for i in range(H):
         for j in range(W):
@@ -680,29 +771,33 @@ def dout_padded_as_written(dout, padding):
     return padded
 
 
-def assert_convt_gradient(formula, wrt, x, w, b, dout, stride, padding):
+def assert_convt_gradient(formula, wrt, x, w, b, dout, stride, padding, output_padding):
     arrays = {"x": x, "w": w, "b": b}
 
     def loss(value):
         args = {**arrays, wrt: value}
-        return float(np.sum(dout * convt_forward_as_written(args["x"], args["w"], args["b"], stride, padding)))
+        out = convt_forward_as_written(args["x"], args["w"], args["b"], stride, padding, output_padding)
+        return float(np.sum(dout * out))
 
     assert_gradient(formula, centred_differences(loss, arrays[wrt]))
-    _, cache = conv_transpose2d_forward(x, w, b, stride=stride, padding=padding)
+    _, cache = conv_transpose2d_forward(x, w, b, stride=stride, padding=padding,
+                                        output_padding=output_padding)
     package = dict(zip("xwb", conv_transpose2d_backward(dout, cache)))[wrt]
     np.testing.assert_allclose(package, formula, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("config", CONVT_CASES)
 def test_eq_convt_forward_and_out_size(config):
-    x, w, b, _, stride, padding = convt_case(config, 0)
-    out, _ = conv_transpose2d_forward(x, w, b, stride=stride, padding=padding)
-    np.testing.assert_allclose(out, convt_forward_as_written(x, w, b, stride, padding), rtol=1e-12, atol=1e-12)
+    x, w, b, _, stride, padding, output_padding = convt_case(config, 0)
+    out, _ = conv_transpose2d_forward(x, w, b, stride=stride, padding=padding,
+                                      output_padding=output_padding)
+    expected = convt_forward_as_written(x, w, b, stride, padding, output_padding)
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("config", CONVT_CASES)
 def test_eq_convt_dx(config):
-    x, w, b, dout, stride, padding = convt_case(config, 1)
+    x, w, b, dout, stride, padding, output_padding = convt_case(config, 1)
     (S_H, S_W), (N, C_in, H, W), (KH, KW) = stride, x.shape, w.shape[2:]
     d_tilde = dout_padded_as_written(dout, padding)
     # dx[n, c, i, j] = sum over o, p, q of d_tilde[n, o, S i + p, S j + q] w[c, o, p, q]
@@ -713,12 +808,12 @@ def test_eq_convt_dx(config):
                 for q in range(KW):
                     dx[:, :, i, j] += np.einsum("no,co->nc", d_tilde[:, :, S_H * i + p, S_W * j + q],
                                                 w[:, :, p, q])
-    assert_convt_gradient(dx, "x", x, w, b, dout, stride, padding)
+    assert_convt_gradient(dx, "x", x, w, b, dout, stride, padding, output_padding)
 
 
 @pytest.mark.parametrize("config", CONVT_CASES)
 def test_eq_convt_dw(config):
-    x, w, b, dout, stride, padding = convt_case(config, 2)
+    x, w, b, dout, stride, padding, output_padding = convt_case(config, 2)
     (S_H, S_W), (N, C_in, H, W), (KH, KW) = stride, x.shape, w.shape[2:]
     d_tilde = dout_padded_as_written(dout, padding)
     # dw[c, o, p, q] = sum over n, i, j of x[n, c, i, j] d_tilde[n, o, S i + p, S j + q]
@@ -729,24 +824,65 @@ def test_eq_convt_dw(config):
                 for j in range(W):
                     dw[:, :, p, q] += np.einsum("nc,no->co", x[:, :, i, j],
                                                 d_tilde[:, :, S_H * i + p, S_W * j + q])
-    assert_convt_gradient(dw, "w", x, w, b, dout, stride, padding)
+    assert_convt_gradient(dw, "w", x, w, b, dout, stride, padding, output_padding)
 
 
 @pytest.mark.parametrize("config", CONVT_CASES)
 def test_eq_convt_db(config):
-    x, w, b, dout, stride, padding = convt_case(config, 3)
+    x, w, b, dout, stride, padding, output_padding = convt_case(config, 3)
     db = dout.sum(axis=(0, 2, 3))  # db[o] = sum over n, r, s of dout[n, o, r, s]
-    assert_convt_gradient(db, "b", x, w, b, dout, stride, padding)
+    assert_convt_gradient(db, "b", x, w, b, dout, stride, padding, output_padding)
 
 
 @pytest.mark.parametrize("config", CONVT_CASES)
 def test_eq_convt_adjoint(config):
     """<conv2d(y; w), x> = <y, conv_transpose2d(x; w)> for every x and y (bias 0)."""
-    x, w, _, y, stride, padding = convt_case(config, 4)
-    out, _ = conv_transpose2d_forward(x, w, np.zeros(w.shape[1]), stride=stride, padding=padding)
+    x, w, _, y, stride, padding, output_padding = convt_case(config, 4)
+    out, _ = conv_transpose2d_forward(x, w, np.zeros(w.shape[1]), stride=stride, padding=padding,
+                                      output_padding=output_padding)
     conv, _ = conv2d_forward(y, w, np.zeros(w.shape[0]), stride=stride, padding=padding)
     assert conv.shape == x.shape
     assert np.sum(conv * x) == pytest.approx(np.sum(y * out), rel=1e-12)
+
+
+# Nearest-neighbour upsampling by (S_H, S_W), the first half of a resize-convolution.
+UPSAMPLE_CASES = [((2, 3, 3, 4), (2, 2)), ((1, 2, 2, 3), (3, 1)), ((1, 1, 1, 2), (1, 4))]
+
+
+def upsample_as_written(x, scale):
+    """eq-upsample-forward: out[n, c, r, s] = x[n, c, r // S_H, s // S_W]."""
+    (N, C, H, W), (S_H, S_W) = x.shape, scale
+    out = np.zeros((N, C, S_H * H, S_W * W))
+    for r in range(S_H * H):
+        for s in range(S_W * W):
+            out[:, :, r, s] = x[:, :, r // S_H, s // S_W]
+    return out
+
+
+@pytest.mark.parametrize("shape, scale", UPSAMPLE_CASES)
+def test_eq_upsample_forward(shape, scale):
+    x = np.random.default_rng(sum(shape)).standard_normal(shape)
+    np.testing.assert_array_equal(upsample_nearest_forward(x, scale)[0],
+                                  upsample_as_written(x, scale))
+
+
+@pytest.mark.parametrize("shape, scale", UPSAMPLE_CASES)
+def test_eq_upsample_dx(shape, scale):
+    rng = np.random.default_rng(sum(shape) + 1)
+    x = rng.standard_normal(shape)
+    (S_H, S_W), (N, C, H, W) = scale, shape
+    dout = rng.standard_normal((N, C, S_H * H, S_W * W))
+    # dx[n, c, i, j] = sum over a < S_H, b < S_W of dout[n, c, S_H i + a, S_W j + b]
+    dx = np.zeros_like(x)
+    for i in range(H):
+        for j in range(W):
+            for a in range(S_H):
+                for b in range(S_W):
+                    dx[:, :, i, j] += dout[:, :, S_H * i + a, S_W * j + b]
+    assert_gradient(dx, centred_differences(
+        lambda v: float(np.sum(dout * upsample_as_written(v, scale))), x))
+    _, cache = upsample_nearest_forward(x, scale)
+    np.testing.assert_allclose(upsample_nearest_backward(dout, cache), dx, rtol=1e-12)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
