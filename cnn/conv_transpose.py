@@ -303,10 +303,15 @@ def upsample_nearest_forward(x, scale=2):
     cache : UpsampleCache
         For ``upsample_nearest_backward``.
     """
-    check_array(x, "x", ("N", "C", "H", "W"))
-    SH, SW = scale = as_pair(scale, "scale", minimum=1)
+    SH, SW = scale = _check_upsample_args(x, scale)
     out = x.repeat(SH, axis=2).repeat(SW, axis=3)
     return out, UpsampleCache(x.shape, x.dtype, scale)
+
+
+def _check_upsample_args(x, scale):
+    """Check ``x : (N, C, H, W)``; return ``scale`` as a pair of ints >= 1."""
+    check_array(x, "x", ("N", "C", "H", "W"))
+    return as_pair(scale, "scale", minimum=1)
 
 
 def upsample_nearest_backward(dout, cache):
