@@ -244,6 +244,8 @@ def conv_transpose2d_backward(dout, cache):
     uncropped output it painted. Then ``dx = w.reshape(C_in, -1) @ cols``, the
     convolution of ``dout`` with ``w`` (eq-convt-dx); ``dw`` sums ``x[n] @ cols[n].T``
     over the batch (eq-convt-dw); ``db`` sums ``dout`` (eq-convt-db).
+    The output padding's last ``AH`` rows and ``AW`` columns of ``pad(dout)`` lie in no
+    window: no input pixel painted them, and im2col leaves them out.
 
     Parameters
     ----------
