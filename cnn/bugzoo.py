@@ -146,13 +146,13 @@ def broken_maxpool2d_forward_last_max(x, kernel_size=2, stride=None):
 
 
 def broken_conv2d_backward_groups_mixed(dout, cache):
-    """BROKEN conv2d_backward: filter f is sent to channel group f % G, not f // (F // G)."""
+    """BROKEN conv2d_backward: filter f is paired with channel group f % G."""
     x_padded, w, G = cache.x_padded, cache.w, cache.groups
     (SH, SW), (DH, DW) = cache.stride, cache.dilation
-    (N, F, H_out, W_out), (C_g, KH, KW) = dout.shape, w.shape[1:]
+    (F, H_out, W_out), (C_g, KH, KW) = dout.shape[1:], w.shape[1:]
     dx_padded, dw = np.zeros_like(x_padded), np.zeros_like(w)
     for f in range(F):
-        g = f % G  # BUG: filters f of group g are g F/G ... (g + 1) F/G - 1: f // (F // G)
+        g = f % G  # BUG: eq-gconv-forward puts filter f in group f // (F // G)
         channels = slice(g * C_g, (g + 1) * C_g)
         for i in range(H_out):
             for j in range(W_out):
@@ -168,7 +168,7 @@ def broken_conv2d_backward_stride_as_dilation(dout, cache):
     """BROKEN conv2d_backward: dx spreads the kernel by the stride, not the dilation."""
     x_padded, w, G = cache.x_padded, cache.w, cache.groups
     (SH, SW) = cache.stride
-    (N, F, H_out, W_out), (C_g, KH, KW) = dout.shape, w.shape[1:]
+    (F, H_out, W_out), (C_g, KH, KW) = dout.shape[1:], w.shape[1:]
     dx_padded = np.zeros_like(x_padded)
     for f in range(F):
         channels = slice(f // (F // G) * C_g, (f // (F // G) + 1) * C_g)
@@ -185,7 +185,7 @@ def broken_conv2d_backward_stride_as_dilation(dout, cache):
 
 
 def broken_residual_backward_no_skip(dout, body, shortcut=None):
-    """BROKEN residual_backward: returns the body's gradient only, without the skip's."""
+    """BROKEN residual_backward: returns the body's gradient, without the skip's."""
     dx_body = dout
     for layer in reversed(body):
         dx_body = layer.backward(dx_body)

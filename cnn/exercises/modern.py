@@ -84,7 +84,7 @@ _GEOMETRIES = ((2, 2, 5, 5, 3, 3, 1, 1, 1, 1), (1, 2, 7, 6, 3, 2, 1, 1, 2, 2),
                (2, 1, 9, 8, 2, 3, 2, 1, 3, 1), (1, 3, 8, 8, 2, 2, 2, 2, 2, 2),
                (2, 2, 9, 9, 3, 3, 1, 2, 2, 3, np.float32))
 
-# -- normalisation of each sample ---------------------------------------------------------
+# -- normalisation of each sample ----------------------------------------------------
 
 _AXES = ("The statistics are taken over the axes {axes} here: one mean and one variance"
          " for each index of the other axes, m = {m} entries each.")
@@ -121,7 +121,7 @@ GROUPNORM_CASES = (
     _groupnorm(1, 4, 3, 5, 2, dtype=np.float32),
 )
 
-# -- residual blocks ------------------------------------------------------------------------
+# -- residual blocks -----------------------------------------------------------------
 
 
 class BlockCase(NamedTuple):
@@ -154,7 +154,8 @@ def _projected(rng, dtype):
 
 
 def _dense(rng, dtype):
-    body = [Dense(4, 5, rng=rng, dtype=dtype), ReLU(), Dense(5, 4, rng=rng, dtype=dtype)]
+    body = [Dense(4, 5, rng=rng, dtype=dtype), ReLU(),
+            Dense(5, 4, rng=rng, dtype=dtype)]
     return body, None, rng.standard_normal((3, 4)).astype(dtype)
 
 
