@@ -26,7 +26,14 @@ from cnn.exercises.cases import case
 from cnn.exercises.checks import BackwardCheck, Check, ForwardCheck, FunctionCheck
 from cnn.exercises.compare import TOLERANCE, _changed, _structure, _value_problem
 from cnn.gradcheck import numerical_gradient, relative_error
-from cnn.layers import Conv2D, Dense, ReLU, residual_backward, residual_forward
+from cnn.layers import (
+    Conv2D,
+    Dense,
+    ReLU,
+    Residual,
+    residual_backward,
+    residual_forward,
+)
 from cnn.norm import (
     groupnorm_backward,
     groupnorm_forward,
@@ -118,6 +125,9 @@ GROUPNORM_CASES = (
     _groupnorm(3, 6, 2, 4, 3),
     _groupnorm(2, 3, 4, 4, 1, note="LayerNorm with per-channel gamma"),
     _groupnorm(2, 3, 4, 4, 3, note="InstanceNorm"),
+    case({"x": (4, 6), "gamma": (6,), "beta": (6,)}, groups=3, hint=(
+        "x has two axes here, (N, C): each group is C // G = 2 channels of one sample,"
+        " with no H and W.")),
     _groupnorm(1, 4, 3, 5, 2, dtype=np.float32),
 )
 
@@ -173,19 +183,6 @@ BLOCK_CASES = (
     BlockCase("body [Conv2D(2, 2, 3, padding=1), ReLU()], identity shortcut,"
               " x (2, 2, 4, 4)", _conv_relu, dtype=np.float32),
 )
-
-
-def _grads(body, shortcut):
-    """Every layer's gradients, keyed ``"body.0.w"`` as ``Residual.grads`` does."""
-    paths = (("body", body), ("shortcut", shortcut or ()))
-    return {f"{path}.{i}.{key}": value for path, layers in paths
-            for i, layer in enumerate(layers) for key, value in layer.grads.items()}
-
-
-def _params(body, shortcut):
-    paths = (("body", body), ("shortcut", shortcut or ()))
-    return {f"{path}.{i}.{key}": value for path, layers in paths
-            for i, layer in enumerate(layers) for key, value in layer.params.items()}
 
 
 class _BlockCheck(Check):
@@ -267,7 +264,9 @@ class ResidualBackwardCheck(_BlockCheck):
                    or _changed({"dout": (dout_in, dout)}))
         if problem:
             return problem
-        expected, grads = _grads(body, shortcut), _grads(body_in, shortcut_in)
+        # Keyed "body.0.w" as a Residual keys its layers' gradients.
+        expected = Residual(body, shortcut).grads
+        grads = Residual(body_in, shortcut_in).grads
         wrong = [key for key in expected
                  if relative_error(grads[key], expected[key])
                  > TOLERANCE[np.dtype(dx.dtype)]]
@@ -304,8 +303,8 @@ class ResidualBackwardCheck(_BlockCheck):
                 continue
             row = {"dx": (relative_error(dx, self._numeric(block, dout, block[2]))
                           if np.shape(dx) == block[2].shape else float("nan"))}
-            grads = _grads(block[0], block[1])
-            for key, value in _params(block[0], block[1]).items():
+            grads = Residual(block[0], block[1]).grads
+            for key, value in Residual(block[0], block[1]).params.items():
                 row[key] = relative_error(grads[key], self._numeric(block, dout, value))
             rows.append(row)
         return rows
