@@ -256,7 +256,10 @@
           // A combining mark follows each letter it covers.
           return (group || one).replace(/([^\s\u0300-\u036f][\u0300-\u036f]*)/g, "$1" + ACCENTS[accent]);
         })
-        .replace(/\\frac\{([^{}]*)\}\{([^{}]*)\}/g, "($1)/($2)")
+        .replace(/\\[dt]?frac\s*(?:\{([^{}]*)\}|(\w))\s*(?:\{([^{}]*)\}|(\w))/g, function (m, a, a1, b, b1) {
+          var part = function (text) { return text.trim().length > 1 ? "(" + text.trim() + ")" : text.trim(); };
+          return part(a === undefined ? a1 : a) + "/" + part(b === undefined ? b1 : b);
+        })
         .replace(/\\sqrt\{([^{}]*)\}/g, "\u221a($1)")
         .replace(/([_^])\{([^{}]*)\}/g, "$1$2")
         .replace(/\\(?:text|mathrm|mathbf|mathcal|operatorname)\{([^{}]*)\}/g, "$1");

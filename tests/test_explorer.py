@@ -592,6 +592,12 @@ def bn_shown(page):
     return rows, stats
 
 
+def rounded_text(value: float) -> str:
+    """``value`` as the explorers show it: three decimals at most, a true minus sign."""
+    text = f"{abs(value):.3f}".rstrip("0").rstrip(".")
+    return ("\u2212" if round(value, 3) < 0 else "") + text
+
+
 def bn_fill(page, row, values):
     for i, value in enumerate(values):
         field = page.locator(f".cnn-bn-table input[data-row='{row}'][data-col='{i}']")
@@ -619,8 +625,8 @@ def test_bn_explorer_shows_the_package_s_numbers_and_writes_out_the_paths(page, 
     if x is not None:
         assert state["x"] == x and state["dout"] == dout
     column = lambda values: np.array(values, dtype=float)[:, None]
-    want = bn_package(column(state["x"]), np.array([state["gamma"]]), np.array([state["beta"]]),
-                      column(state["dout"]))
+    want = bn_package(column(state["x"]), np.array([state["gamma"]], dtype=float),
+                      np.array([state["beta"]], dtype=float), column(state["dout"]))
     rows, stats = bn_shown(page)
     assert rows["x"] == state["x"] and rows["dout"] == state["dout"]
     np.testing.assert_allclose(rows["x_hat"], want["x_hat"][:, 0], rtol=1e-12, atol=1e-12)
@@ -635,7 +641,7 @@ def test_bn_explorer_shows_the_package_s_numbers_and_writes_out_the_paths(page, 
     # The rounded numbers on screen are the package's, rounded.
     texts = page.evaluate("""() => Array.from(document.querySelectorAll('.cnn-bn-table tr[data-row="dx"] button'),
         b => b.textContent)""")
-    assert texts == [number_text(round(v, 3) + 0.0) for v in want["dx"][:, 0]]
+    assert texts == [rounded_text(v) for v in want["dx"][:, 0]]
     summary = page.locator(".cnn-explorer-sum")
     for i in range(state["m"]):
         page.locator(f".cnn-bn-table tr[data-row='dx'] button[data-col='{i}']").click()
@@ -644,8 +650,8 @@ def test_bn_explorer_shows_the_package_s_numbers_and_writes_out_the_paths(page, 
         assert text.startswith(f"x\u0304{sub} = x\u0302\u0304{sub} / \u221a(\u03c3\u00b2 + \u03b5)")
         for key, name in (("path1", "path 1, through x\u0302"), ("path2", "path 2, through the variance"),
                           ("path3", "path 3, through the mean")):
-            assert f"{number_text(round(want[key][i, 0], 3) + 0.0)}" in text and name in text
-        assert text.endswith(f"= {number_text(round(want['dx'][i, 0], 3) + 0.0)}.")
+            assert f"{rounded_text(want[key][i, 0])}" in text and name in text
+        assert text.endswith(f"= {rounded_text(want['dx'][i, 0])}.")
         selected = page.evaluate("""() => Array.from(document.querySelectorAll('.cnn-bn-table td.is-selected'),
             td => Number(td.dataset.col))""")
         assert set(selected) == {i} and len(selected) == 10
