@@ -6,7 +6,7 @@ no failed request and no request outside the site. At 1280 px the math must be t
 MathJax and every code block and display equation must fit the text column; at 390 px the page
 itself must not scroll sideways, a block wider than the screen scrolls inside its own box with
 a visible cue (it fades out where more is hidden), and tables wrap between words, not inside
-one. In the dark theme every figure and the convolution explorer keep a legible contrast.
+one. In the dark theme every figure and every explorer keep a legible contrast.
 Previews of links (hover and keyboard focus) and highlighted targets are checked on a chapter.
 """
 
@@ -226,7 +226,7 @@ PHONE_CHECKS = """() => {
 }""" % {"slack": SLACK}
 
 # In the dark theme: the contrast (WCAG ratio) of each figure's ink with the background it is
-# seen on, and of each text of the convolution explorer with its background.
+# seen on, and of each text of the explorers (convolution, pooling, batch norm) with its background.
 CONTRAST = """async () => {
     const parse = c => {
         const m = c.match(/[\d.]+/g);

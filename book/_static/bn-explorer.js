@@ -110,6 +110,7 @@
 
   // Text forms of the symbols, for the written-out sums (combining macron and circumflex).
   var BAR = "\u0304";
+  var OUT_BAR = "o\u0305u\u0305t\u0305";
   function sub(i) { return String(i).split("").map(function (d) { return String.fromCharCode(0x2080 + Number(d)); }).join(""); }
 
   function Explorer(root, id) {
@@ -158,7 +159,7 @@
       "entry of x̄ (the last row) to see its three paths written out below the table."));
     this.scroller = el("div", { "class": "cnn-bn-scroll" });
     this.root.appendChild(this.scroller);
-    this.stats = el("dl", { "class": "cnn-bn-stats" });
+    this.stats = el("div", { "class": "cnn-bn-stats" });
     this.root.appendChild(this.stats);
     this.sum = el("p", { "class": "cnn-explorer-sum", role: "status", "aria-live": "polite",
                          "aria-atomic": "true", id: this.id + "-sum" });
@@ -241,7 +242,9 @@
     ROWS.forEach(function (spec) {
       var tr = el("tr", { "data-row": spec[0] });
       var th = el("th", { scope: "row" });
-      th.innerHTML = "<span class=\"cnn-bn-symbol\">" + spec[1] + "</span> <span class=\"cnn-bn-what\">" + spec[2] + "</span>";
+      var minor = /^(path\d|dx)$/.test(spec[0]) ? "" : " is-minor";
+      th.innerHTML = "<span class=\"cnn-bn-symbol\">" + spec[1] + "</span> <span class=\"cnn-bn-what" + minor + "\">" +
+        spec[2] + "</span>";
       tr.appendChild(th);
       self.cellsByRow[spec[0]] = [];
       for (var i = 0; i < self.m; i += 1) {
@@ -292,18 +295,18 @@
       ["mean", "μ = Σ xᵢ / m", "(" + xs + ") / " + m + " = " + fmt(r.mean)],
       ["var", "σ² = Σ (xᵢ − μ)² / m", fmt(r.var)],
       ["inv_std", "1 / √(σ² + ε)", fmt(r.inv_std)],
-      ["dvar", "σ²" + BAR + " = −½ (σ² + ε)^(−3/2) Σ x̂" + BAR + "ᵢ (xᵢ − μ)", fmt(r.dvar)],
-      ["dmean", "μ" + BAR + " = −Σ x̂" + BAR + "ᵢ / √(σ² + ε) + σ²" + BAR + " · (−2/m) Σ (xᵢ − μ)",
+      ["dvar", "σ" + BAR + "² = −½ (σ² + ε)^(−3/2) Σ x̂" + BAR + "ᵢ (xᵢ − μ)", fmt(r.dvar)],
+      ["dmean", "μ" + BAR + " = −Σ x̂" + BAR + "ᵢ / √(σ² + ε) + σ" + BAR + "² · (−2/m) Σ (xᵢ − μ)",
        fmt(r.dmean_terms[0]) + " + " + paren(r.dmean_terms[1]) + " = " + fmt(r.dmean) +
        " (the second term is zero up to rounding)"],
-      ["dbeta", "β" + BAR + " = Σ out" + BAR + "ᵢ", fmt(r.dbeta)],
-      ["dgamma", "γ" + BAR + " = Σ out" + BAR + "ᵢ x̂ᵢ", fmt(r.dgamma)]
+      ["dbeta", "β" + BAR + " = Σ " + OUT_BAR + "ᵢ", fmt(r.dbeta)],
+      ["dgamma", "γ" + BAR + " = Σ " + OUT_BAR + "ᵢ x̂ᵢ", fmt(r.dgamma)]
     ];
     this.stats.textContent = "";
     lines.forEach(function (line) {
-      var wrap = el("div", { "data-stat": line[0], "data-value": self.result[line[0]] });
-      wrap.appendChild(el("dt", {}, line[1]));
-      wrap.appendChild(el("dd", {}, "= " + line[2]));
+      var wrap = el("p", { "data-stat": line[0], "data-value": self.result[line[0]] });
+      wrap.appendChild(el("span", { "class": "cnn-bn-stat-name" }, line[1]));
+      wrap.appendChild(document.createTextNode(" = " + line[2]));
       self.stats.appendChild(wrap);
     });
   };
@@ -322,7 +325,7 @@
     });
     if (focus) { this.cellsByRow.dx[i].querySelector("button").focus(); }
     var s = sub(i);
-    this.sum.textContent = "x" + BAR + s + " = x̂" + BAR + s + " / √(σ² + ε) + σ²" + BAR + " · 2(x" + s +
+    this.sum.textContent = "x" + BAR + s + " = x̂" + BAR + s + " / √(σ² + ε) + σ" + BAR + "² · 2(x" + s +
       " − μ) / m + μ" + BAR + " / m = " + paren(r.dx_hat[i]) + " · " + fmt(r.inv_std) + " + " + paren(r.dvar) +
       " · 2 · " + paren(r.centred[i]) + " / " + m + " + " + paren(r.dmean) + " / " + m + " = " +
       fmt(r.path1[i]) + " (path 1, through x̂) + " + paren(r.path2[i]) + " (path 2, through the variance) + " +
