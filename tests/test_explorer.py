@@ -170,10 +170,7 @@ def test_compute_takes_integers_and_names_a_wrong_argument(page, site_url):
 
 # -- the interactive part -----------------------------------------------------------------------
 def configure(page, **values):
-    for key, value in values.items():
-        field = page.locator(f".cnn-explorer input[data-setting='{key}']")
-        field.fill(str(value))
-        field.press("Tab")  # leaving the field commits it ("change")
+    type_settings(page, values)
     state = page.evaluate("window.cnnExplorer.state()")
     for key, value in values.items():
         assert state[key] == value, f"the explorer did not take {key} = {value}"
@@ -397,6 +394,14 @@ def test_pool_compute_equals_the_package_with_ties_and_overlaps(page, site_url):
     assert error.startswith("kernel_size (KH, KW) = (3, 3) is larger than the input")
 
 
+def type_settings(page, values):
+    """Type each setting into its field of the page's explorer (leaving a field commits it)."""
+    for key, value in values.items():
+        field = page.locator(f".cnn-explorer input[data-setting='{key}']")
+        field.fill(str(value))
+        field.press("Tab")
+
+
 def type_input(page, grid):
     """Type ``grid`` into the explorer's x fields (each commits on leaving it)."""
     for (r, c), value in np.ndenumerate(grid):
@@ -429,10 +434,7 @@ def window_marks(page):
 ])
 def test_pool_explorer_shows_the_package_s_numbers_and_its_tie_rule(page, site_url, settings, grid):
     open_pool_explorer(page, site_url)
-    for key, value in settings.items():
-        field = page.locator(f".cnn-explorer input[data-setting='{key}']")
-        field.fill(str(value))
-        field.press("Tab")
+    type_settings(page, settings)
     if grid is not None:
         type_input(page, np.array(grid, dtype=float))
     state = pool_state(page)
@@ -484,10 +486,7 @@ def test_pool_explorer_shows_the_package_s_numbers_and_its_tie_rule(page, site_u
 
 def test_pool_explorer_overlapping_windows_add_up(page, site_url):
     open_pool_explorer(page, site_url)
-    for key, value in {"H": 5, "W": 5, "KH": 3, "KW": 3, "stride": 1}.items():
-        field = page.locator(f".cnn-explorer input[data-setting='{key}']")
-        field.fill(str(value))
-        field.press("Tab")
+    type_settings(page, {"H": 5, "W": 5, "KH": 3, "KW": 3, "stride": 1})
     grid = np.zeros((5, 5))
     grid[2, 2] = 7  # the maximum of all nine windows
     type_input(page, grid)
@@ -614,10 +613,7 @@ def test_bn_explorer_shows_the_package_s_numbers_and_writes_out_the_paths(page, 
     open_bn_explorer(page, site_url)
     if x is not None and "m" not in settings:
         settings = {"m": len(x), **settings}
-    for key, value in settings.items():
-        field = page.locator(f".cnn-explorer input[data-setting='{key}']")
-        field.fill(str(value))
-        field.press("Tab")
+    type_settings(page, settings)
     if x is not None:
         bn_fill(page, "x", x)
         bn_fill(page, "dout", dout)

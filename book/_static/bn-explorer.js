@@ -130,40 +130,21 @@
 
   Explorer.prototype.build = function () {
     var self = this;
-    this.root.textContent = "";
-    this.root.classList.add("is-live");
-    var form = el("form", { "class": "cnn-explorer-controls", "aria-label": "Size and parameters of the batch norm" });
-    form.addEventListener("submit", function (event) { event.preventDefault(); });
-    this.fields = {};
-    [["m", "Batch size m", { min: SIZE[0], max: SIZE[1], step: 1 }],
-     ["gamma", "Scale γ", { step: "any" }], ["beta", "Shift β", { step: "any" }]].forEach(function (spec) {
-      var id = self.id + "-" + spec[0];
-      var attrs = { id: id, type: "number", value: self[spec[0]], "data-setting": spec[0] };
-      Object.keys(spec[2]).forEach(function (key) { attrs[key] = spec[2][key]; });
-      var input = el("input", attrs);
-      input.addEventListener("change", function () { self.readSettings(); });
-      var wrap = el("span", { "class": "cnn-explorer-field" });
-      wrap.appendChild(el("label", { "for": id }, spec[1]));
-      wrap.appendChild(input);
-      form.appendChild(wrap);
-      self.fields[spec[0]] = input;
+    var parts = kit.frame(this.root, {
+      id: this.id, label: "Size and parameters of the batch norm",
+      fields: [{ key: "m", label: "Batch size m", value: this.m, attrs: { min: SIZE[0], max: SIZE[1], step: 1 } },
+               { key: "gamma", label: "Scale γ", value: this.gamma, attrs: { step: "any" } },
+               { key: "beta", label: "Shift β", value: this.beta, attrs: { step: "any" } }],
+      change: function () { self.readSettings(); },
+      reroll: function () { self.seed += 1; self.randomBatch(); self.update(true); },
+      help: "One channel of a batch of m values, ε = 10⁻⁵. Edit x and the upstream gradient; select an " +
+        "entry of x̄ (the last row) to see its three paths written out below the table."
     });
-    var reroll = el("button", { type: "button", "class": "cnn-explorer-reroll" }, "New numbers");
-    reroll.addEventListener("click", function () { self.seed += 1; self.randomBatch(); self.update(true); });
-    form.appendChild(reroll);
-    this.root.appendChild(form);
-    this.error = el("p", { "class": "cnn-explorer-error", role: "alert" });
-    this.root.appendChild(this.error);
-    this.root.appendChild(el("p", { "class": "cnn-explorer-help", id: this.id + "-help" },
-      "One channel of a batch of m values, ε = 10⁻⁵. Edit x and the upstream gradient; select an " +
-      "entry of x̄ (the last row) to see its three paths written out below the table."));
-    this.scroller = el("div", { "class": "cnn-bn-scroll" });
-    this.root.appendChild(this.scroller);
-    this.stats = el("div", { "class": "cnn-bn-stats" });
-    this.root.appendChild(this.stats);
-    this.sum = el("p", { "class": "cnn-explorer-sum", role: "status", "aria-live": "polite",
-                         "aria-atomic": "true", id: this.id + "-sum" });
-    this.root.appendChild(this.sum);
+    this.fields = parts.inputs;
+    this.error = parts.error;
+    this.sum = parts.sum;
+    this.scroller = parts.add(el("div", { "class": "cnn-bn-scroll" }));
+    this.stats = parts.add(el("div", { "class": "cnn-bn-stats" }));
   };
 
   Explorer.prototype.randomBatch = function () {

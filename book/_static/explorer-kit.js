@@ -196,6 +196,68 @@
     }
   }
 
+  /* Clears `root` and lays out what every explorer has: a form of number fields, a "New
+   * numbers" button, an error line (role alert), a help text and, last, the live region where
+   * the sum is written out. opts: {id, label (of the form), fields: [{key, label, value,
+   * attrs}], help, change(key), reroll()}. Returns {inputs (by key), error, sum, add(node)}; add
+   * puts a node between the help and the sum. */
+  function frame(root, opts) {
+    root.textContent = "";
+    root.classList.add("is-live");
+    var form = el("form", { "class": "cnn-explorer-controls", "aria-label": opts.label });
+    form.addEventListener("submit", function (event) { event.preventDefault(); });
+    var inputs = {};
+    opts.fields.forEach(function (field) {
+      var id = opts.id + "-" + field.key;
+      var attrs = { id: id, type: "number", value: field.value, "data-setting": field.key };
+      Object.keys(field.attrs).forEach(function (key) { attrs[key] = field.attrs[key]; });
+      var input = el("input", attrs);
+      input.addEventListener("change", function () { opts.change(field.key); });
+      var wrap = el("span", { "class": "cnn-explorer-field" });
+      wrap.appendChild(el("label", { "for": id }, field.label));
+      wrap.appendChild(input);
+      form.appendChild(wrap);
+      inputs[field.key] = input;
+    });
+    var reroll = el("button", { type: "button", "class": "cnn-explorer-reroll" }, "New numbers");
+    reroll.addEventListener("click", opts.reroll);
+    form.appendChild(reroll);
+    root.appendChild(form);
+    var error = root.appendChild(el("p", { "class": "cnn-explorer-error", role: "alert" }));
+    root.appendChild(el("p", { "class": "cnn-explorer-help", id: opts.id + "-help" }, opts.help));
+    var sum = root.appendChild(el("p", { "class": "cnn-explorer-sum", role: "status", "aria-live": "polite",
+                                         "aria-atomic": "true", id: opts.id + "-sum" }));
+    return { inputs: inputs, error: error, sum: sum,
+             add: function (node) { return root.insertBefore(node, sum); } };
+  }
+
+  // Number fields for whole numbers within limits: {key: [min, max]} and {key: label}.
+  function sizeFields(limits, labels, values) {
+    return Object.keys(limits).map(function (key) {
+      return { key: key, label: labels[key], value: values[key],
+               attrs: { min: limits[key][0], max: limits[key][1], step: 1 } };
+    });
+  }
+
+  /* The sizes typed into `inputs`, checked against `limits` and then by `check(sizes)` (which
+   * throws an Error naming the problem). Returns the sizes, or null after writing the problems
+   * into `error`; the grids keep the last valid sizes. */
+  function readSizes(inputs, limits, labels, error, check) {
+    var next = {}, problems = [];
+    Object.keys(limits).forEach(function (key) {
+      var value = Number(inputs[key].value);
+      if (!Number.isInteger(value) || value < limits[key][0] || value > limits[key][1]) {
+        problems.push(labels[key] + " must be a whole number from " + limits[key][0] + " to " + limits[key][1]);
+      }
+      next[key] = value;
+    });
+    if (!problems.length) {
+      try { check(next); } catch (problem) { problems.push(problem.message); }
+    }
+    error.textContent = problems.length ? problems.join(". ") + ". The grids still show the last valid sizes." : "";
+    return problems.length ? null : next;
+  }
+
   // Starts `Explorer` on every root of `kind` not started yet; returns the list it keeps.
   function starter(kind, Explorer) {
     var explorers = [];
@@ -216,6 +278,6 @@
   window.cnnExplorerKit = {
     asPair: asPair, shapeOf: shapeOf, zeros: zeros, generator: generator, randomGrid: randomGrid,
     fmt: fmt, paren: paren, el: el, svgGrid: svgGrid, focusCell: focusCell, clearMarks: clearMarks,
-    mark: mark, starter: starter
+    mark: mark, starter: starter, frame: frame, sizeFields: sizeFields, readSizes: readSizes
   };
 }());

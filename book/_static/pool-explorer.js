@@ -101,59 +101,26 @@
 
   Explorer.prototype.build = function () {
     var self = this;
-    this.root.textContent = "";
-    this.root.classList.add("is-live");
-    var form = el("form", { "class": "cnn-explorer-controls", "aria-label": "Sizes of the max pooling" });
-    form.addEventListener("submit", function (event) { event.preventDefault(); });
-    this.inputs = {};
-    Object.keys(LIMITS).forEach(function (key) {
-      var id = self.id + "-" + key;
-      var input = el("input", { id: id, type: "number", min: LIMITS[key][0], max: LIMITS[key][1],
-                                step: 1, value: self.config[key], "data-setting": key });
-      input.addEventListener("change", function () { self.readSizes(); });
-      var wrap = el("span", { "class": "cnn-explorer-field" });
-      wrap.appendChild(el("label", { "for": id }, LABELS[key]));
-      wrap.appendChild(input);
-      form.appendChild(wrap);
-      self.inputs[key] = input;
+    var parts = kit.frame(this.root, {
+      id: this.id, label: "Sizes of the max pooling", fields: kit.sizeFields(LIMITS, LABELS, this.config),
+      change: function () { self.readSizes(); },
+      reroll: function () { self.seed += 1; self.randomInput(); self.update(); },
+      help: "Edit the numbers of x (type the same value twice in a window to make a tie). Select a cell " +
+        "of out or dout to see its window, or a cell of dx to see the windows that send it gradient, " +
+        "with the mouse, or with Tab, the arrow keys and Enter. The numbers in the corners of a " +
+        "window are its offsets p·KW + q in row-major order; the sum is written out below the grids."
     });
-    var reroll = el("button", { type: "button", "class": "cnn-explorer-reroll" }, "New numbers");
-    reroll.addEventListener("click", function () { self.seed += 1; self.randomInput(); self.update(); });
-    form.appendChild(reroll);
-    this.root.appendChild(form);
-    this.error = el("p", { "class": "cnn-explorer-error", role: "alert" });
-    this.root.appendChild(this.error);
-    this.root.appendChild(el("p", { "class": "cnn-explorer-help", id: this.id + "-help" },
-      "Edit the numbers of x (type the same value twice in a window to make a tie). Select a cell " +
-      "of out or dout to see its window, or a cell of dx to see the windows that send it gradient, " +
-      "with the mouse, or with Tab, the arrow keys and Enter. The numbers in the corners of a " +
-      "window are its offsets p·KW + q in row-major order; the sum is written out below the grids."));
-    this.grids = el("div", { "class": "cnn-explorer-grids" });
-    this.root.appendChild(this.grids);
-    this.sum = el("p", { "class": "cnn-explorer-sum", role: "status", "aria-live": "polite",
-                         "aria-atomic": "true", id: this.id + "-sum" });
-    this.root.appendChild(this.sum);
+    this.inputs = parts.inputs;
+    this.error = parts.error;
+    this.sum = parts.sum;
+    this.grids = parts.add(el("div", { "class": "cnn-explorer-grids" }));
   };
 
   Explorer.prototype.readSizes = function () {
-    var next = {}, self = this, problems = [];
-    Object.keys(LIMITS).forEach(function (key) {
-      var value = Number(self.inputs[key].value);
-      if (!Number.isInteger(value) || value < LIMITS[key][0] || value > LIMITS[key][1]) {
-        problems.push(LABELS[key] + " must be a whole number from " + LIMITS[key][0] + " to " + LIMITS[key][1]);
-      }
-      next[key] = value;
+    var next = kit.readSizes(this.inputs, LIMITS, LABELS, this.error, function (n) {
+      outputSize(n.H, n.W, [n.KH, n.KW], [n.stride, n.stride]);
     });
-    if (!problems.length) {
-      try { outputSize(next.H, next.W, [next.KH, next.KW], [next.stride, next.stride]); } catch (error) {
-        problems.push(error.message);
-      }
-    }
-    if (problems.length) {
-      this.error.textContent = problems.join(". ") + ". The grids still show the last valid sizes.";
-      return;
-    }
-    this.error.textContent = "";
+    if (!next) { return; }
     var resized = next.H !== this.config.H || next.W !== this.config.W;
     this.config = next;
     this.selection = null;
