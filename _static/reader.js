@@ -242,16 +242,29 @@
     geq: "\u2265", le: "\u2264", ge: "\u2265", approx: "\u2248", to: "\u2192",
     infty: "\u221e", ln: "ln", log: "log", exp: "exp", max: "max", min: "min", odot: "\u2299"
   };
-  var ACCENTS = {bar: "\u0304", hat: "\u0302", tilde: "\u0303"};
+  var ACCENTS = {bar: "\u0304", hat: "\u0302", tilde: "\u0303", overline: "\u0305"};
 
+  // Innermost groups first, until nothing changes: \bar{\hat x} and \overline{\mathrm{out}}
+  // keep both of their marks.
   function plainTeX(tex) {
+    var previous;
+    tex = tex.replace(/\\(?:left|right|[,;!]|quad|qquad)/g, " ");
+    do {
+      previous = tex;
+      tex = tex
+        .replace(/\\(bar|hat|tilde|overline)\s*(?:\{([^{}\\]*)\}|(\w))/g, function (m, accent, group, one) {
+          // A combining mark follows each letter it covers.
+          return (group || one).replace(/([^\s\u0300-\u036f][\u0300-\u036f]*)/g, "$1" + ACCENTS[accent]);
+        })
+        .replace(/\\[dt]?frac\s*(?:\{([^{}]*)\}|(\w))\s*(?:\{([^{}]*)\}|(\w))/g, function (m, a, a1, b, b1) {
+          var part = function (text) { return text.trim().length > 1 ? "(" + text.trim() + ")" : text.trim(); };
+          return part(a === undefined ? a1 : a) + "/" + part(b === undefined ? b1 : b);
+        })
+        .replace(/\\sqrt\{([^{}]*)\}/g, "\u221a($1)")
+        .replace(/([_^])\{([^{}]*)\}/g, "$1$2")
+        .replace(/\\(?:text|mathrm|mathbf|mathcal|operatorname)\{([^{}]*)\}/g, "$1");
+    } while (tex !== previous);
     return tex
-      .replace(/\\(?:left|right|[,;!]|quad|qquad)/g, " ")
-      .replace(/\\(bar|hat|tilde)\s*(?:\{([^{}]*)\}|(\w))/g, function (m, accent, group, one) {
-        return (group || one) + ACCENTS[accent];
-      })
-      .replace(/\\frac\{([^{}]*)\}\{([^{}]*)\}/g, "($1)/($2)")
-      .replace(/\\(?:text|mathrm|mathbf|mathcal|operatorname)\{([^{}]*)\}/g, "$1")
       .replace(/\\([A-Za-z]+)/g, function (m, word) { return TEX_WORDS[word] || ""; })
       .replace(/[{}]/g, "")
       .replace(/\s+/g, " ")
@@ -264,8 +277,10 @@
     });
   }
 
+  // searchtools.js declares Search with `const` at the top level of a classic script: a global
+  // binding, but no property of window.
   function cleanSearch() {
-    if (window.Search && Search.htmlToText && !Search.cnnPlainMath) {
+    if (typeof Search !== "undefined" && Search.htmlToText && !Search.cnnPlainMath) {
       var toText = Search.htmlToText;
       Search.htmlToText = function (html, anchor) { return toText(plainMath(html), anchor); };
       Search.cnnPlainMath = true;

@@ -6,7 +6,7 @@ no failed request and no request outside the site. At 1280 px the math must be t
 MathJax and every code block and display equation must fit the text column; at 390 px the page
 itself must not scroll sideways, a block wider than the screen scrolls inside its own box with
 a visible cue (it fades out where more is hidden), and tables wrap between words, not inside
-one. In the dark theme every figure and the convolution explorer keep a legible contrast.
+one. In the dark theme every figure and every explorer keep a legible contrast.
 Previews of links (hover and keyboard focus) and highlighted targets are checked on a chapter.
 """
 
@@ -226,7 +226,7 @@ PHONE_CHECKS = """() => {
 }""" % {"slack": SLACK}
 
 # In the dark theme: the contrast (WCAG ratio) of each figure's ink with the background it is
-# seen on, and of each text of the convolution explorer with its background.
+# seen on, and of each text of the explorers (convolution, pooling, batch norm) with its background.
 CONTRAST = """async () => {
     const parse = c => {
         const m = c.match(/[\d.]+/g);
@@ -526,6 +526,41 @@ def test_search_ranks_the_chapter_first(browser, site_url, query, chapter):
         assert urllib.parse.urlsplit(href).path.removesuffix(".html").endswith(chapter), (
             f"{query!r}: first result {href}, not {chapter}")
         assert page.locator("#search-results p.context").count(), f"{query!r}: no snippet"
+    finally:
+        page.close()
+
+
+# Words whose search snippets hold math (a formula near the word on its page).
+MATH_SEARCHES = ("biased", "subgradient")
+RAW_TEX = re.compile(r"\\[(\[)\]]|\\[A-Za-z]+|[_^]\{")
+
+
+@pytest.mark.parametrize("query", MATH_SEARCHES)
+def test_search_snippets_show_formulas_without_raw_tex(browser, site_url, query):
+    page = browser.new_page(viewport=DESKTOP)
+    try:
+        page.goto(f"{site_url}search.html?q={urllib.parse.quote_plus(query)}", wait_until="load")
+        page.wait_for_function("""() => /Search finished|did not match/.test(
+            (document.querySelector('#search-results') || {}).textContent || '')""", timeout=30_000)
+        page.wait_for_load_state("networkidle")
+        snippets = page.locator("#search-results p.context").all_text_contents()
+        assert snippets, f"{query!r}: no snippet"
+        raw = [text for text in snippets if RAW_TEX.search(text)]
+        assert not raw, f"{query!r}: raw TeX in the snippets: {raw[:3]}"
+        # The formula is still there, as text: the page's own TeX, converted.
+        source = page.evaluate("""async query => {
+            const hits = [];
+            for (const a of document.querySelectorAll('#search-results ul.search > li > a')) {
+                const html = await (await fetch(a.href.split('#')[0])).text();
+                const at = html.toLowerCase().indexOf(query);
+                if (at >= 0) hits.push(html.slice(Math.max(0, at - 600), at + 600));
+            }
+            return hits; }""", query)
+        assert any("\\(" in text or "\\[" in text for text in source), f"{query!r}: no math near it"
+        plain = page.evaluate("tex => window.cnnReader.plainTeX(tex)", r"\mu_c")
+        assert plain == "\u03bc_c"
+        assert any(re.search("[\u0300-\u036f\u03b1-\u03c9\u221a\u2211\u2202]", text)
+                   for text in snippets), f"{query!r}: no formula shown in {snippets[:2]}"
     finally:
         page.close()
 

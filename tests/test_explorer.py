@@ -1,4 +1,4 @@
-"""Equations, code and tests linked on the page, and the convolution explorer, in a real browser.
+"""Equations, code and tests linked on the page, and the explorers, in a real browser.
 
 Playwright for Python drives the system Chromium (``/usr/bin/chromium``, no browser download)
 over the strict build of ``tests/_site.py``, served on a loopback port. Checked:
@@ -7,6 +7,14 @@ over the strict build of ``tests/_site.py``, served on a loopback port. Checked:
   configurations (batches, channels, filters, non-square kernels, strides 1-3, padding 0-2);
 * selecting a cell, with the mouse or the keyboard, highlights exactly the entries of its sum
   and writes the sum out in a live region; focus is visible; every cell has a text alternative;
+* the max-pooling explorer's ``window.cnnPoolExplorer.compute`` equals ``maxpool2d_forward`` and
+  ``maxpool2d_backward`` (ties, overlapping windows); its grids show the package's numbers for
+  inputs typed into it, and a window's cells, its winner by the tie rule and its tied entries
+  are marked;
+* the batch-norm explorer's numbers equal ``batchnorm_forward`` and ``batchnorm_backward``, and
+  its three paths of eq-bn-dx-paths equal the package's ``dx`` split into them (path 1 is the
+  backward pass with the statistics held fixed);
+* on a phone, the result of a tap is on screen together with the tapped control;
 * under every labelled equation of every chapter: the provenance line, whose links resolve to
   the function's and the test's highlighted source, and a citation that can be copied;
 * the Equation index lists every labelled equation of the chapters, in book order;
@@ -32,6 +40,8 @@ from cnnbook import provenance
 import cnn
 from _site import ROOT, build_site, index, serve
 from cnn.conv import conv2d_backward, conv2d_forward
+from cnn.norm import batchnorm_backward, batchnorm_backward_naive, batchnorm_forward
+from cnn.pool import maxpool2d_backward, maxpool2d_forward
 from test_chapters import CHAPTERS, equation_labels
 
 # Every test here serves the built book to a browser.
@@ -88,7 +98,7 @@ def page(browser, site_url):
     errors: list[str] = []
     # The theme's own scripts are not under test (sphinx-thebe declares a constant twice).
     page.on("pageerror", lambda error: errors.append(f"{error}\n{error.stack}")
-            if re.search(r"(conv-explorer|provenance)\.js", error.stack or "") else None)
+            if re.search(r"(explorer-kit|conv-explorer|pool-explorer|bn-explorer|provenance)\.js", error.stack or "") else None)
     yield page
     context.close()
     assert not errors, f"JavaScript errors in the book's scripts: {errors}"
@@ -160,10 +170,7 @@ def test_compute_takes_integers_and_names_a_wrong_argument(page, site_url):
 
 # -- the interactive part -----------------------------------------------------------------------
 def configure(page, **values):
-    for key, value in values.items():
-        field = page.locator(f".cnn-explorer input[data-setting='{key}']")
-        field.fill(str(value))
-        field.press("Tab")  # leaving the field commits it ("change")
+    type_settings(page, values)
     state = page.evaluate("window.cnnExplorer.state()")
     for key, value in values.items():
         assert state[key] == value, f"the explorer did not take {key} = {value}"
@@ -348,6 +355,361 @@ def test_every_cell_and_grid_has_a_text_alternative(page, site_url):
     labels = page.evaluate("""() => Array.from(document.querySelectorAll('.cnn-explorer input'),
         i => document.querySelector(`label[for="${i.id}"]`).textContent)""")
     assert len(labels) == 6 and all(labels)
+
+
+# -- the max-pooling explorer (chapter "Pooling") ------------------------------------------------
+POOL_PAGE = "book/pooling"
+
+
+def open_pool_explorer(page, site_url):
+    page.goto(f"{site_url}{POOL_PAGE}.html")
+    page.wait_for_selector(".cnn-explorer[data-cnn-explorer='maxpool2d'].is-live")
+    return page
+
+
+def pool_state(page):
+    return page.evaluate("window.cnnPoolExplorer.state()")
+
+
+def test_pool_compute_equals_the_package_with_ties_and_overlaps(page, site_url):
+    open_pool_explorer(page, site_url)
+    rng = np.random.default_rng(5)
+    setups = [(2, None), (2, 1), (3, 2), ((2, 3), (1, 2)), ((3, 1), None), (1, 1)]
+    for k in range(24):
+        kernel_size, stride = setups[k % len(setups)]
+        N, C = (int(n) for n in rng.integers(1, 3, size=2))
+        H, W = (int(n) for n in rng.integers(3, 8, size=2))
+        # Small integers make ties common; every other case is continuous.
+        x = (rng.integers(0, 3, size=(N, C, H, W)) if k % 2 == 0
+             else rng.standard_normal((N, C, H, W))).astype(float)
+        out, cache = maxpool2d_forward(x, kernel_size=kernel_size, stride=stride)
+        dout = rng.standard_normal(out.shape)
+        got = page.evaluate("args => window.cnnPoolExplorer.compute(args)", {
+            "x": x.tolist(), "dout": dout.tolist(), "kernel_size": kernel_size, "stride": stride})
+        np.testing.assert_array_equal(got["out"], out, err_msg=f"{kernel_size} {stride}")
+        np.testing.assert_array_equal(got["argmax"], cache.argmax, err_msg=f"{kernel_size} {stride}")
+        np.testing.assert_allclose(got["dx"], maxpool2d_backward(dout, cache), rtol=1e-12, atol=1e-12)
+    error = page.evaluate("""() => { try { window.cnnPoolExplorer.compute({x: [[[[1, 2], [3, 4]]]],
+        kernel_size: 3}); return ""; } catch (e) { return e.message; } }""")
+    assert error.startswith("kernel_size (KH, KW) = (3, 3) is larger than the input")
+
+
+def type_settings(page, values):
+    """Type each setting into its field of the page's explorer (leaving a field commits it)."""
+    for key, value in values.items():
+        field = page.locator(f".cnn-explorer input[data-setting='{key}']")
+        field.fill(str(value))
+        field.press("Tab")
+
+
+def type_input(page, grid):
+    """Type ``grid`` into the explorer's x fields (each commits on leaving it)."""
+    for (r, c), value in np.ndenumerate(grid):
+        field = page.locator(f".cnn-pool-cell[data-row='{r}'][data-col='{c}'] input")
+        field.fill(f"{value:g}")
+        field.press("Tab")
+
+
+def pool_package(state):
+    x = np.array(state["x"], dtype=float)[None, None]
+    out, cache = maxpool2d_forward(x, kernel_size=(state["KH"], state["KW"]), stride=state["stride"])
+    dx = maxpool2d_backward(np.array(state["dout"], dtype=float)[None, None], cache)
+    return out[0, 0], cache.argmax[0, 0], dx[0, 0]
+
+
+def window_marks(page):
+    """{(r, c): (badge, winner, tied)} of the x fields marked as the selected window."""
+    cells = page.evaluate("""() => Array.from(document.querySelectorAll('.cnn-pool-cell.is-window'), c => [
+        Number(c.dataset.row), Number(c.dataset.col), c.querySelector('.cnn-pool-badge').textContent,
+        c.classList.contains('is-winner'), c.classList.contains('is-tied')])""")
+    return {(r, c): (badge, winner, tied) for r, c, badge, winner, tied in cells}
+
+
+@pytest.mark.parametrize("settings, grid", [
+    ({}, None),  # the chapter's example: a tie of two 5s in the top-left window
+    ({"H": 5, "W": 5, "KH": 3, "KW": 3, "stride": 1},
+     [[1, 2, 0, 1, 2], [2, 9, 9, 0, 1], [0, 9, 4, 3, 3], [1, 0, 3, 3, 2], [2, 1, 0, 2, 1]]),
+    ({"H": 4, "W": 6, "KH": 2, "KW": 3, "stride": 2},
+     [[4, 4, 4, 1, 0, 1], [4, 0, 2, 1, 1, 0], [3, 2, 3, -1, -1, -1], [3, 3, 0, -1, -1, -1]]),
+])
+def test_pool_explorer_shows_the_package_s_numbers_and_its_tie_rule(page, site_url, settings, grid):
+    open_pool_explorer(page, site_url)
+    type_settings(page, settings)
+    if grid is not None:
+        type_input(page, np.array(grid, dtype=float))
+    state = pool_state(page)
+    for key, value in settings.items():
+        assert state[key] == value, key
+    if grid is not None:
+        assert state["x"] == grid
+    typed = page.evaluate("""() => Array.from(document.querySelectorAll('.cnn-pool-cell input'),
+        i => [Number(i.dataset.row), Number(i.dataset.col), Number(i.value)])""")
+    assert all(state["x"][r][c] == v for r, c, v in typed) and len(typed) == state["H"] * state["W"]
+    out, argmax, dx = pool_package(state)
+    np.testing.assert_array_equal(shown(page, "out"), out)
+    np.testing.assert_array_equal(shown(page, "dx"), dx)
+    np.testing.assert_array_equal(shown(page, "dout"), state["dout"])
+    np.testing.assert_array_equal(state["argmax"], argmax)
+    KH, KW, S = state["KH"], state["KW"], state["stride"]
+    summary = page.locator(".cnn-explorer-sum")
+    ties = 0
+    for (i, j), k in np.ndenumerate(argmax):
+        page.locator(f'[data-grid="out"][data-row="{i}"][data-col="{j}"]').click()
+        marks = window_marks(page)
+        window = {(i * S + p, j * S + q): p * KW + q for p in range(KH) for q in range(KW)}
+        assert {cell: int(badge) for cell, (badge, _, _) in marks.items()} == window
+        winner = (i * S + k // KW, j * S + k % KW)
+        assert [cell for cell, (_, won, _) in marks.items() if won] == [winner]
+        values = {cell: state["x"][cell[0]][cell[1]] for cell in window}
+        tied = {cell for cell, v in values.items() if v == out[i, j]} - {winner}
+        assert {cell for cell, (_, _, t) in marks.items() if t} == tied
+        # The package's rule: the first maximum in row-major order wins.
+        assert all(window[cell] > k for cell in tied)
+        assert set(marked(page)) == {"dout", "dx"} and set(marked(page)["dx"]) == {winner}
+        text = summary.text_content()
+        assert f"out[{i}, {j}] = max(" in text and f") = {number_text(out[i, j])}." in text
+        assert f"to dx[{winner[0]}, {winner[1]}] alone" in text
+        if tied:
+            ties += 1
+            assert "A tie" in text and f"picks the first in row-major order, x[{winner[0]}, {winner[1]}]" in text
+    assert ties, "no window with a tie was checked"
+    for (r, s), value in np.ndenumerate(dx):
+        page.locator(f'[data-grid="dx"][data-row="{r}"][data-col="{s}"]').click()
+        windows = {(i, j) for (i, j), k in np.ndenumerate(argmax) if (i * S + k // KW, j * S + k % KW) == (r, s)}
+        assert set(marked(page).get("dout", {})) == windows
+        text = summary.text_content()
+        if windows:
+            assert text.startswith(f"dx[{r}, {s}] = dout[") and f"= {number_text(value)}: x[{r}, {s}] is the" in text
+        else:
+            assert text.startswith(f"dx[{r}, {s}] = 0: x[{r}, {s}] is the chosen maximum of no window")
+
+
+def test_pool_explorer_overlapping_windows_add_up(page, site_url):
+    open_pool_explorer(page, site_url)
+    type_settings(page, {"H": 5, "W": 5, "KH": 3, "KW": 3, "stride": 1})
+    grid = np.zeros((5, 5))
+    grid[2, 2] = 7  # the maximum of all nine windows
+    type_input(page, grid)
+    state = pool_state(page)
+    page.locator('[data-grid="dx"][data-row="2"][data-col="2"]').click()
+    assert set(marked(page)["dout"]) == {(i, j) for i in range(3) for j in range(3)}
+    total = float(np.sum(state["dout"]))
+    assert state["dx"][2][2] == total
+    assert page.locator(".cnn-explorer-sum").text_content().endswith("which overlap there, so their gradients add up.")
+
+
+def test_pool_explorer_refuses_a_bad_value_and_works_from_the_keyboard(page, site_url):
+    open_pool_explorer(page, site_url)
+    before = pool_state(page)
+    field = page.locator(".cnn-pool-cell[data-row='0'][data-col='0'] input")
+    field.fill("")
+    field.press("Tab")
+    assert "x[0, 0] must be a number" in page.locator(".cnn-explorer-error").text_content()
+    assert pool_state(page)["x"] == before["x"] and field.input_value() == f"{before['x'][0][0]:g}"
+    # Editing a field keeps the keyboard in the grid of fields.
+    field = page.locator(".cnn-pool-cell[data-row='1'][data-col='1'] input")
+    field.fill("8")
+    field.press("Tab")
+    assert page.evaluate("document.activeElement.getAttribute('aria-label')") == "x[1, 2]"
+    page.locator(".cnn-pool-cell[data-row='3'][data-col='3'] input").focus()
+    page.keyboard.press("Tab")
+    assert focused(page) == ["out", 0, 0]
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("Enter")
+    assert pool_state(page)["selection"] == {"grid": "out", "row": 0, "col": 1}
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    assert focused(page) == ["dx", 0, 0]
+    page.keyboard.press(" ")
+    assert pool_state(page)["selection"] == {"grid": "dx", "row": 0, "col": 0}
+    assert page.locator(".cnn-explorer-sum").get_attribute("aria-live") == "polite"
+
+
+# -- the batch-norm explorer (chapter "Batch normalisation") --------------------------------------
+BN_PAGE = "book/batchnorm"
+
+
+def open_bn_explorer(page, site_url):
+    page.goto(f"{site_url}{BN_PAGE}.html")
+    page.wait_for_selector(".cnn-explorer[data-cnn-explorer='batchnorm'].is-live")
+    return page
+
+
+def bn_package(x, gamma, beta, dout):
+    """The package's numbers, and its dx split into the three paths of eq-bn-dx-paths.
+
+    Path 1 holds the statistics fixed: the backward pass of the same normalisation in
+    evaluation mode. The rest, dx - path 1, is path 2 (a multiple of x - mean, which sums
+    to zero over the channel) plus path 3 (the same for every entry).
+    """
+    out, cache = batchnorm_forward(x, gamma, beta)
+    dx, dgamma, dbeta = batchnorm_backward(dout, cache)
+    dx_naive = batchnorm_backward_naive(dout, cache)[0]
+    path1 = batchnorm_backward(dout, cache._replace(batch_statistics=False))[0]
+    path3 = np.broadcast_to((dx - path1).mean(axis=0), dx.shape)
+    return dict(out=out, x_hat=cache.x_hat, mean=cache.mean, var=cache.var, inv_std=cache.inv_std,
+                dx=dx, dx_naive=dx_naive, dgamma=dgamma, dbeta=dbeta, path1=path1,
+                path2=dx - path1 - path3, path3=path3)
+
+
+def test_bn_compute_equals_the_package_and_splits_dx_into_its_three_paths(page, site_url):
+    open_bn_explorer(page, site_url)
+    rng = np.random.default_rng(11)
+    cases = []
+    for N, C in [(2, 1), (4, 3), (6, 2), (9, 4)]:
+        cases.append((3 * rng.standard_normal((N, C)) + 2, rng.standard_normal(C), rng.standard_normal(C)))
+    constant = np.full((5, 2), 1.5)  # a constant channel: x_hat is 0, eps keeps it finite
+    cases.append((constant, np.array([2.0, -1.0]), np.array([0.5, 0.0])))
+    for x, gamma, beta in cases:
+        dout = rng.standard_normal(x.shape)
+        want = bn_package(x, gamma, beta, dout)
+        got = page.evaluate("args => window.cnnBnExplorer.compute(args)", {
+            "x": x.tolist(), "gamma": gamma.tolist(), "beta": beta.tolist(), "dout": dout.tolist()})
+        for key in ("out", "x_hat", "mean", "var", "inv_std", "dgamma", "dbeta"):
+            np.testing.assert_allclose(got[key], want[key], rtol=1e-12, atol=1e-12, err_msg=key)
+        for key in ("dx", "path1", "path2", "path3"):
+            np.testing.assert_allclose(got[key], want[key], rtol=1e-9, atol=1e-12, err_msg=key)
+        np.testing.assert_allclose(got["dx"], want["dx_naive"], rtol=1e-9, atol=1e-12)
+        # The mean and the variance gradients behind paths 2 and 3 (eq-bn-dmu, eq-bn-dvar).
+        m = x.shape[0]
+        np.testing.assert_allclose(np.asarray(got["dmean"]) / m, want["path3"][0], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(np.asarray(got["dvar"]) * 2 * (x - want["mean"]) / m, want["path2"],
+                                   rtol=1e-9, atol=1e-12)
+    error = page.evaluate("""() => { try { window.cnnBnExplorer.compute({x: [[1], [2]], dout: [[1]],
+        gamma: [1], beta: [0]}); return ""; } catch (e) { return e.message; } }""")
+    assert error == "dout has shape (1, 1) but x has shape (2, 1)"
+
+
+def bn_shown(page):
+    """{row: values} of the table, and {statistic: value} below it, from data-value."""
+    rows = page.evaluate("""() => { const out = {};
+        document.querySelectorAll('.cnn-bn-table td[data-row]').forEach(td => {
+            (out[td.dataset.row] = out[td.dataset.row] || [])[Number(td.dataset.col)] = Number(td.dataset.value); });
+        return out; }""")
+    stats = page.evaluate("""() => Object.fromEntries(Array.from(document.querySelectorAll('.cnn-bn-stats [data-stat]'),
+        d => [d.dataset.stat, Number(d.dataset.value)]))""")
+    return rows, stats
+
+
+def rounded_text(value: float) -> str:
+    """``value`` as the explorers show it: three decimals at most, a true minus sign."""
+    text = f"{abs(value):.3f}".rstrip("0").rstrip(".")
+    return ("\u2212" if round(value, 3) < 0 else "") + text
+
+
+def bn_fill(page, row, values):
+    for i, value in enumerate(values):
+        field = page.locator(f".cnn-bn-table input[data-row='{row}'][data-col='{i}']")
+        field.fill(f"{value:g}")
+        field.press("Tab")
+
+
+@pytest.mark.parametrize("settings, x, dout", [
+    ({}, None, None),  # the chapter's batch with an outlier
+    ({"gamma": -1.5, "beta": 2}, [0.5, -2, 3, 3, 1], [1, 0.5, -1, 2, -0.5]),
+    ({"m": 3}, [2, 2, 2], [1, -2, 0.5]),  # all equal: only eps keeps the division finite
+])
+def test_bn_explorer_shows_the_package_s_numbers_and_writes_out_the_paths(page, site_url, settings, x, dout):
+    open_bn_explorer(page, site_url)
+    if x is not None and "m" not in settings:
+        settings = {"m": len(x), **settings}
+    type_settings(page, settings)
+    if x is not None:
+        bn_fill(page, "x", x)
+        bn_fill(page, "dout", dout)
+    state = page.evaluate("window.cnnBnExplorer.state()")
+    if x is not None:
+        assert state["x"] == x and state["dout"] == dout
+    column = lambda values: np.array(values, dtype=float)[:, None]
+    want = bn_package(column(state["x"]), np.array([state["gamma"]], dtype=float),
+                      np.array([state["beta"]], dtype=float), column(state["dout"]))
+    rows, stats = bn_shown(page)
+    assert rows["x"] == state["x"] and rows["dout"] == state["dout"]
+    np.testing.assert_allclose(rows["x_hat"], want["x_hat"][:, 0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(rows["out"], want["out"][:, 0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(rows["centred"], column(state["x"])[:, 0] - want["mean"][0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(rows["dx_hat"], state["gamma"] * np.array(state["dout"]), rtol=1e-12)
+    for key in ("path1", "path2", "path3", "dx"):
+        np.testing.assert_allclose(rows[key], want[key][:, 0], rtol=1e-9, atol=1e-12, err_msg=key)
+    for key in ("mean", "var", "inv_std", "dgamma", "dbeta"):
+        np.testing.assert_allclose(stats[key], want[key][0], rtol=1e-12, atol=1e-12, err_msg=key)
+    np.testing.assert_allclose(stats["dmean"] / state["m"], want["path3"][0, 0], rtol=1e-9, atol=1e-12)
+    # The rounded numbers on screen are the package's, rounded.
+    texts = page.evaluate("""() => Array.from(document.querySelectorAll('.cnn-bn-table tr[data-row="dx"] button'),
+        b => b.textContent)""")
+    assert texts == [rounded_text(v) for v in want["dx"][:, 0]]
+    summary = page.locator(".cnn-explorer-sum")
+    for i in range(state["m"]):
+        page.locator(f".cnn-bn-table tr[data-row='dx'] button[data-col='{i}']").click()
+        text = summary.text_content()
+        sub = "".join(chr(0x2080 + int(d)) for d in str(i))
+        assert text.startswith(f"x\u0304{sub} = x\u0302\u0304{sub} / \u221a(\u03c3\u00b2 + \u03b5)")
+        for key, name in (("path1", "path 1, through x\u0302"), ("path2", "path 2, through the variance"),
+                          ("path3", "path 3, through the mean")):
+            assert f"{rounded_text(want[key][i, 0])}" in text and name in text
+        assert text.endswith(f"= {rounded_text(want['dx'][i, 0])}.")
+        selected = page.evaluate("""() => Array.from(document.querySelectorAll('.cnn-bn-table td.is-selected'),
+            td => Number(td.dataset.col))""")
+        assert set(selected) == {i} and len(selected) == 10
+
+
+def test_bn_explorer_works_from_the_keyboard_and_refuses_bad_settings(page, site_url):
+    open_bn_explorer(page, site_url)
+    before = page.evaluate("window.cnnBnExplorer.state()")
+    field = page.locator(".cnn-explorer input[data-setting='m']")
+    field.fill("9")
+    field.press("Tab")
+    assert "Batch size m must be a whole number from 2 to 6" in page.locator(".cnn-explorer-error").text_content()
+    assert page.evaluate("window.cnnBnExplorer.state()") == before
+    field.fill("4")
+    field.press("Tab")
+    assert page.locator(".cnn-explorer-error").text_content() == ""
+    # Editing an entry keeps the focus in the table; Tab reaches the entries of x-bar.
+    entry = page.locator(".cnn-bn-table input[data-row='x'][data-col='0']")
+    entry.fill("-4")
+    entry.press("Tab")
+    assert page.evaluate("document.activeElement.dataset.row + document.activeElement.dataset.col") == "x1"
+    page.locator(".cnn-bn-table input[data-row='dout'][data-col='3']").focus()
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    state = page.evaluate("window.cnnBnExplorer.state()")
+    assert state["selected"] == 1 and state["x"][0] == -4
+    assert page.locator(".cnn-explorer-sum").text_content().startswith("x\u0304\u2081 = ")
+    pressed = page.evaluate("""() => Array.from(document.querySelectorAll('.cnn-bn-table button'),
+        b => b.getAttribute('aria-pressed'))""")
+    assert pressed == ["false", "true", "false", "false"]
+
+
+# -- on a phone: the result stays next to the control ---------------------------------------------
+@pytest.mark.parametrize("path, control", [
+    ("book/pooling", '[data-grid="dx"][data-row="1"][data-col="1"]'),
+    ("book/pooling", '[data-grid="out"][data-row="1"][data-col="0"]'),
+    ("book/batchnorm", ".cnn-bn-table tr[data-row='dx'] button[data-col='2']"),
+    (EXPLORER_PAGE, '[data-grid="dw"][data-row="1"][data-col="0"]'),
+])
+def test_on_a_phone_the_result_is_in_view_beside_the_control(browser, site_url, path, control):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    try:
+        page = context.new_page()
+        page.goto(f"{site_url}{path}.html")
+        page.wait_for_selector(".cnn-explorer.is-live")
+        target = page.locator(control)
+        target.scroll_into_view_if_needed()
+        target.tap()
+        boxes = page.evaluate("""selector => {
+            const r = e => { const b = e.getBoundingClientRect(); return [b.top, b.bottom, b.right]; };
+            const root = document.querySelector(selector).closest('.cnn-explorer');
+            return {control: r(document.querySelector(selector)), sum: r(root.querySelector('.cnn-explorer-sum')),
+                    view: [window.innerHeight, document.documentElement.clientWidth],
+                    page: document.scrollingElement.scrollWidth}; }""", control)
+        height, width = boxes["view"]
+        for name in ("control", "sum"):
+            top, bottom, right = boxes[name]
+            assert 0 <= top and bottom <= height + 1 and right <= width + 1, (name, boxes)
+        assert boxes["page"] <= width + 1, "the page scrolls sideways"
+    finally:
+        context.close()
 
 
 # -- provenance lines, citations, the equation index ----------------------------------------------

@@ -13,48 +13,11 @@
 (function () {
   "use strict";
 
+  var kit = window.cnnExplorerKit;
+  var asPair = kit.asPair, shapeOf = kit.shapeOf, zeros = kit.zeros, fmt = kit.fmt, paren = kit.paren,
+      el = kit.el;
+
   // -- arithmetic ------------------------------------------------------------------------------
-  function asPair(value, name, minimum) {
-    var pair = Array.isArray(value) ? value.slice() : [value, value];
-    if (pair.length !== 2 || !pair.every(function (v) { return Number.isInteger(v) && v >= minimum; })) {
-      throw new Error(name + " must be an integer >= " + minimum + " or a pair of them, got " +
-                      JSON.stringify(value));
-    }
-    return pair;
-  }
-
-  function shapeOf(array, rank, name, axes) {
-    var shape = [];
-    var level = array;
-    for (var k = 0; k < rank; k += 1) {
-      if (!Array.isArray(level) || level.length === 0) {
-        throw new Error(name + " must be a non-empty nested array of shape " + axes);
-      }
-      shape.push(level.length);
-      level = level[0];
-    }
-    (function check(value, depth) {
-      if (depth === rank) {
-        if (typeof value !== "number" || !isFinite(value)) {
-          throw new Error(name + " holds a value that is not a finite number: " + value);
-        }
-        return;
-      }
-      if (!Array.isArray(value) || value.length !== shape[depth]) {
-        throw new Error(name + " is not a rectangular array of shape " + axes);
-      }
-      value.forEach(function (item) { check(item, depth + 1); });
-    }(array, 0));
-    return shape;
-  }
-
-  function zeros(shape) {
-    if (shape.length === 1) { return new Array(shape[0]).fill(0); }
-    var out = [];
-    for (var k = 0; k < shape[0]; k += 1) { out.push(zeros(shape.slice(1))); }
-    return out;
-  }
-
   // H_out = (H + 2 PH - KH) // SH + 1 (eq-conv-out-size).
   function outputSize(H, W, KH, KW, stride, padding) {
     var s = asPair(stride, "stride", 1);
@@ -172,9 +135,6 @@
   };
 
   // -- the interactive explorer (one sample, one channel, one filter) ---------------------------
-  var SVG = "http://www.w3.org/2000/svg";
-  var CELL = 34;
-  var GAP = 3;
   var LIMITS = { H: [2, 8], W: [2, 8], KH: [1, 4], KW: [1, 4], stride: [1, 3], padding: [0, 2] };
   var LABELS = { H: "Input rows H", W: "Input columns W", KH: "Kernel rows KH", KW: "Kernel columns KW",
                  stride: "Stride S", padding: "Padding P" };
@@ -188,42 +148,6 @@
   };
   var SELECTABLE = { dx: true, dw: true, db: true, dout: true };
 
-  // A small seeded generator (mulberry32): the same configuration always shows the same numbers.
-  function generator(seed) {
-    var a = seed >>> 0;
-    return function () {
-      a = (a + 0x6D2B79F5) >>> 0;
-      var t = a;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-  }
-
-  function randomGrid(rows, cols, values, random) {
-    var grid = [];
-    for (var r = 0; r < rows; r += 1) {
-      var row = [];
-      for (var c = 0; c < cols; c += 1) { row.push(values[Math.floor(random() * values.length)]); }
-      grid.push(row);
-    }
-    return grid;
-  }
-
-  function fmt(value) {
-    var rounded = Math.round(value * 1000) / 1000;
-    return (rounded < 0 ? "\u2212" : "") + String(Math.abs(rounded));
-  }
-
-  function paren(value) { return value < 0 ? "(" + fmt(value) + ")" : fmt(value); }
-
-  function el(tag, attrs, text) {
-    var node = tag.indexOf("svg:") === 0 ? document.createElementNS(SVG, tag.slice(4)) : document.createElement(tag);
-    Object.keys(attrs || {}).forEach(function (key) { node.setAttribute(key, attrs[key]); });
-    if (text !== undefined) { node.textContent = text; }
-    return node;
-  }
-
   function Explorer(root, index) {
     this.root = root;
     this.id = "cnn-explorer-" + index;
@@ -236,61 +160,25 @@
 
   Explorer.prototype.build = function () {
     var self = this;
-    this.root.textContent = "";
-    this.root.classList.add("is-live");
-    var form = el("form", { "class": "cnn-explorer-controls", "aria-label": "Sizes of the convolution" });
-    form.addEventListener("submit", function (event) { event.preventDefault(); });
-    this.inputs = {};
-    Object.keys(LIMITS).forEach(function (key) {
-      var id = self.id + "-" + key;
-      var label = el("label", { "for": id }, LABELS[key]);
-      var input = el("input", { id: id, type: "number", min: LIMITS[key][0], max: LIMITS[key][1],
-                                step: 1, value: self.config[key], "data-setting": key });
-      input.addEventListener("change", function () { self.readInputs(); });
-      var wrap = el("span", { "class": "cnn-explorer-field" });
-      wrap.appendChild(label);
-      wrap.appendChild(input);
-      form.appendChild(wrap);
-      self.inputs[key] = input;
+    var parts = kit.frame(this.root, {
+      id: this.id, label: "Sizes of the convolution", fields: kit.sizeFields(LIMITS, LABELS, this.config),
+      change: function () { self.readInputs(); },
+      reroll: function () { self.seed += 1; self.update(); },
+      help: "Select a cell of dx, dw, db or dout with the mouse, or move to it with Tab and the arrow keys " +
+        "and press Enter: the cells that meet in its sum are numbered term by term, and the sum is " +
+        "written out below the grids."
     });
-    var reroll = el("button", { type: "button", "class": "cnn-explorer-reroll" }, "New numbers");
-    reroll.addEventListener("click", function () { self.seed += 1; self.update(); });
-    form.appendChild(reroll);
-    this.root.appendChild(form);
-    this.error = el("p", { "class": "cnn-explorer-error", role: "alert" });
-    this.root.appendChild(this.error);
-    this.root.appendChild(el("p", { "class": "cnn-explorer-help", id: this.id + "-help" },
-      "Select a cell of dx, dw, db or dout with the mouse, or move to it with Tab and the arrow keys " +
-      "and press Enter: the cells that meet in its sum are numbered term by term, and the sum is " +
-      "written out below the grids."));
-    this.grids = el("div", { "class": "cnn-explorer-grids" });
-    this.root.appendChild(this.grids);
-    this.sum = el("p", { "class": "cnn-explorer-sum", role: "status", "aria-live": "polite",
-                         "aria-atomic": "true", id: this.id + "-sum" });
-    this.root.appendChild(this.sum);
+    this.inputs = parts.inputs;
+    this.error = parts.error;
+    this.sum = parts.sum;
+    this.grids = parts.add(el("div", { "class": "cnn-explorer-grids" }));
   };
 
   Explorer.prototype.readInputs = function () {
-    var next = {};
-    var self = this;
-    var problems = [];
-    Object.keys(LIMITS).forEach(function (key) {
-      var value = Number(self.inputs[key].value);
-      if (!Number.isInteger(value) || value < LIMITS[key][0] || value > LIMITS[key][1]) {
-        problems.push(LABELS[key] + " must be a whole number from " + LIMITS[key][0] + " to " + LIMITS[key][1]);
-      }
-      next[key] = value;
+    var next = kit.readSizes(this.inputs, LIMITS, LABELS, this.error, function (n) {
+      outputSize(n.H, n.W, n.KH, n.KW, n.stride, n.padding);
     });
-    if (!problems.length) {
-      try { outputSize(next.H, next.W, next.KH, next.KW, next.stride, next.padding); } catch (error) {
-        problems.push(error.message);
-      }
-    }
-    if (problems.length) {
-      this.error.textContent = problems.join(". ") + ". The grids still show the last valid sizes.";
-      return;
-    }
-    this.error.textContent = "";
+    if (!next) { return; }
     this.config = next;
     this.selection = null;
     this.update();
@@ -299,10 +187,10 @@
   Explorer.prototype.update = function () {
     var g = geometry(this.config);
     this.g = g;
-    var random = generator(this.seed * 7919 + g.H * 1000 + g.W * 100 + g.KH * 10 + g.KW);
-    this.x = randomGrid(g.H, g.W, [-3, -2, -1, 0, 1, 2, 3], random);
-    this.w = randomGrid(g.KH, g.KW, [-2, -1, 1, 2], random);
-    this.dout = randomGrid(g.Ho, g.Wo, [-2, -1, 1, 2], random);
+    var random = kit.generator(this.seed * 7919 + g.H * 1000 + g.W * 100 + g.KH * 10 + g.KW);
+    this.x = kit.randomGrid(g.H, g.W, [-3, -2, -1, 0, 1, 2, 3], random);
+    this.w = kit.randomGrid(g.KH, g.KW, [-2, -1, 1, 2], random);
+    this.dout = kit.randomGrid(g.Ho, g.Wo, [-2, -1, 1, 2], random);
     var grads = compute({ x: [[this.x]], w: [[this.w]], dout: [[this.dout]],
                           stride: [g.SH, g.SW], padding: [g.PH, g.PW] });
     this.dx = grads.dx[0][0];
@@ -356,88 +244,21 @@
 
   Explorer.prototype.drawGrid = function (name) {
     var self = this;
-    var values = this.values(name);
-    var rows = values.length, cols = values[0].length;
-    var figure = el("figure", { "class": "cnn-explorer-panel", "data-panel": name });
-    var captionId = this.id + "-caption-" + name;
-    figure.appendChild(el("figcaption", { id: captionId }, TITLES[name] + " (" + rows + " × " + cols + ")"));
-    var width = cols * (CELL + GAP) + GAP, height = rows * (CELL + GAP) + GAP;
-    var svg = el("svg:svg", { width: width, height: height, viewBox: "0 0 " + width + " " + height,
-                              role: "grid", "aria-labelledby": captionId, "aria-readonly": "true",
-                              "aria-describedby": this.id + "-help", "data-grid-root": name,
-                              "class": SELECTABLE[name] ? "is-selectable" : "" });
-    this.cells[name] = [];
-    for (var r = 0; r < rows; r += 1) {
-      var rowGroup = el("svg:g", { role: "row" });
-      this.cells[name].push([]);
-      for (var c = 0; c < cols; c += 1) {
-        var x0 = GAP + c * (CELL + GAP), y0 = GAP + r * (CELL + GAP);
-        var classes = "cnn-cell" + (name === "xpad" && this.isPadding(r, c) ? " is-padding" : "");
-        var cell = el("svg:g", { "class": classes, role: "gridcell", tabindex: "-1",
-                                 "data-grid": name, "data-row": r, "data-col": c,
-                                 "data-value": values[r][c], "aria-label": this.cellLabel(name, r, c),
-                                 "aria-selected": "false" });
-        cell.appendChild(el("svg:rect", { "class": "cnn-cell-bg", x: x0, y: y0, width: CELL, height: CELL, rx: 3 }));
-        cell.appendChild(el("svg:text", { "class": "cnn-cell-value", x: x0 + CELL / 2, y: y0 + CELL / 2 + 1,
-                                          "text-anchor": "middle", "dominant-baseline": "middle",
-                                          "aria-hidden": "true" }, fmt(values[r][c])));
-        cell.appendChild(el("svg:text", { "class": "cnn-cell-badge", x: x0 + CELL - 3, y: y0 + 9,
-                                          "text-anchor": "end", "aria-hidden": "true" }, ""));
-        cell.appendChild(el("svg:rect", { "class": "cnn-cell-focus", x: x0 - 1.5, y: y0 - 1.5,
-                                          width: CELL + 3, height: CELL + 3, rx: 4 }));
-        rowGroup.appendChild(cell);
-        this.cells[name][r].push(cell);
-      }
-      svg.appendChild(rowGroup);
-    }
-    this.cells[name][0][0].setAttribute("tabindex", "0");
-    svg.addEventListener("click", function (event) {
-      var cell = event.target.closest("[data-grid]");
-      if (cell) { self.activate(cell); }
+    var grid = kit.svgGrid({
+      id: this.id, name: name, title: TITLES[name], values: this.values(name),
+      label: function (r, c) { return self.cellLabel(name, r, c); },
+      classes: function (r, c) { return name === "xpad" && self.isPadding(r, c) ? "is-padding" : ""; },
+      selectable: SELECTABLE[name], describedBy: this.id + "-help",
+      activate: function (cell) { self.activate(cell); }
     });
-    svg.addEventListener("keydown", function (event) { self.onKey(event); });
-    figure.appendChild(svg);
-    return figure;
-  };
-
-  Explorer.prototype.onKey = function (event) {
-    var cell = event.target.closest && event.target.closest("[data-grid]");
-    if (!cell) { return; }
-    var name = cell.getAttribute("data-grid");
-    var r = Number(cell.getAttribute("data-row")), c = Number(cell.getAttribute("data-col"));
-    var rows = this.cells[name].length, cols = this.cells[name][0].length;
-    var moves = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] };
-    if (moves[event.key]) {
-      r = Math.min(Math.max(r + moves[event.key][0], 0), rows - 1);
-      c = Math.min(Math.max(c + moves[event.key][1], 0), cols - 1);
-    } else if (event.key === "Home") {
-      c = 0;
-      if (event.ctrlKey) { r = 0; }
-    } else if (event.key === "End") {
-      c = cols - 1;
-      if (event.ctrlKey) { r = rows - 1; }
-    } else if (event.key === "Enter" || event.key === " ") {
-      event.preventDefault();
-      this.activate(cell);
-      return;
-    } else {
-      return;
-    }
-    event.preventDefault();
-    this.focusCell(name, r, c);
-  };
-
-  Explorer.prototype.focusCell = function (name, r, c) {
-    this.cells[name].forEach(function (row) { row.forEach(function (cell) { cell.setAttribute("tabindex", "-1"); }); });
-    var cell = this.cells[name][r][c];
-    cell.setAttribute("tabindex", "0");
-    cell.focus();
+    this.cells[name] = grid.cells;
+    return grid.figure;
   };
 
   Explorer.prototype.activate = function (cell) {
     var name = cell.getAttribute("data-grid");
     var r = Number(cell.getAttribute("data-row")), c = Number(cell.getAttribute("data-col"));
-    this.focusCell(name, r, c);
+    kit.focusCell(this.cells[name], r, c);
     if (SELECTABLE[name]) {
       this.select(name, r, c);
     } else {
@@ -447,31 +268,13 @@
     }
   };
 
-  Explorer.prototype.clearMarks = function () {
-    var self = this;
-    Object.keys(this.cells).forEach(function (name) {
-      self.cells[name].forEach(function (row) {
-        row.forEach(function (cell) {
-          cell.classList.remove("is-selected", "is-term", "is-anchor", "is-dropped");
-          cell.setAttribute("aria-selected", "false");
-          cell.querySelector(".cnn-cell-badge").textContent = "";
-        });
-      });
-    });
-  };
-
   Explorer.prototype.mark = function (name, r, c, kind, badge) {
-    var cell = this.cells[name][r][c];
-    cell.classList.add(kind);
-    if (badge !== undefined) {
-      var text = cell.querySelector(".cnn-cell-badge");
-      text.textContent = text.textContent ? text.textContent + "," + badge : String(badge);
-    }
+    kit.mark(this.cells[name][r][c], kind, badge);
   };
 
   Explorer.prototype.select = function (name, r, c) {
     var g = this.g, self = this;
-    this.clearMarks();
+    kit.clearMarks(this.cells);
     this.selection = { grid: name, row: r, col: c };
     var cell = this.cells[name][r][c];
     cell.classList.add("is-selected");
@@ -535,14 +338,7 @@
              selection: this.selection };
   };
 
-  var explorers = [];
-
-  function start() {
-    var roots = document.querySelectorAll(".cnn-explorer[data-cnn-explorer='conv2d']");
-    Array.prototype.forEach.call(roots, function (root) {
-      if (!root.classList.contains("is-live")) { explorers.push(new Explorer(root, explorers.length)); }
-    });
-  }
+  var explorers = kit.starter("conv2d", Explorer);
 
   window.cnnExplorer = {
     compute: compute,
@@ -552,10 +348,4 @@
     state: function () { return explorers.length ? explorers[0].state() : null; },
     explorers: explorers
   };
-
-  if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", start);
-  } else {
-    start();
-  }
 }());

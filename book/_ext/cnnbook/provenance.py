@@ -664,9 +664,18 @@ def add_static_path(app, config) -> None:
         config.html_static_path.append(str(STATIC))
 
 
+# The script of each kind of explorer (``data-cnn-explorer``), all built on explorer-kit.js.
+EXPLORER_SCRIPTS = {"conv2d": "conv-explorer.js", "maxpool2d": "pool-explorer.js",
+                    "batchnorm": "bn-explorer.js"}
+
+
 def explorer_assets(app, pagename, templatename, context, doctree) -> None:
-    if 'class="cnn-explorer"' in context.get("body", ""):
-        app.add_js_file("conv-explorer.js", defer="defer")
+    body = context.get("body", "")
+    kinds = [kind for kind in EXPLORER_SCRIPTS if f'data-cnn-explorer="{kind}"' in body]
+    if kinds:
+        app.add_js_file("explorer-kit.js", defer="defer")
+        for kind in kinds:
+            app.add_js_file(EXPLORER_SCRIPTS[kind], defer="defer")
         app.add_css_file("conv-explorer.css")
 
 
