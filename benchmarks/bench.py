@@ -752,7 +752,8 @@ def modern_case_timers(name, spec, rng):
     """
     from cnn.fast.layers import Conv2D, ReLU
     from cnn.layers import Residual
-    from cnn.norm import BatchNorm, GroupNorm
+    from cnn.fast.norm import GroupNorm
+    from cnn.norm import BatchNorm
 
     kind, shape, args, what = spec
     x = rng.standard_normal(shape, dtype=np.float32)

@@ -1,10 +1,12 @@
 """The convolution that ``Conv2D`` runs: ``cnn.conv``'s numbers in less time.
 
-``conv2d_forward_fast`` is ``cnn.conv.conv2d_forward`` (im2col and one product already
-run at the speed of the product), except for depthwise convolutions, which it forms
-kernel offset by kernel offset, as ``conv2d_backward_fast`` then does too. Otherwise
-``conv2d_backward_fast`` differs from ``cnn.conv.conv2d_backward`` in two ways, each
-measured in the chapter "Making it fast": ``dw`` comes from products of shape
+``conv2d_forward_fast`` is ``cnn.conv.conv2d_forward`` (im2col and one batched product
+over the group axis) done for a block of samples at a time, whose columns stay in the
+processor's cache, except for depthwise convolutions, which it forms kernel offset by
+kernel offset, as ``conv2d_backward_fast`` then does too. Otherwise
+``conv2d_backward_fast`` differs from ``cnn.conv.conv2d_backward`` in three ways, each
+measured in the chapter "Making it fast": it rebuilds the columns block by block
+instead of keeping those of the whole batch, ``dw`` comes from products of shape
 ``(N, K, F)``, which BLAS runs faster than ``(N, F, K)``, and for wide layers ``dx`` is
 formed kernel offset by kernel offset (``dx_by_offset``) instead of by one product and
 ``col2im``. Signatures and the cache are those of ``cnn.conv``, so the tests compare
@@ -41,7 +43,7 @@ the processor's cache, instead of those of the whole batch, which for a wide lay
 tens of megabytes that go out to memory and back (book/performance.md)."""
 
 
-def sample_blocks(N, bytes_per_sample, block_bytes=COLS_BLOCK_BYTES):
+def sample_blocks(N, bytes_per_sample, block_bytes):
     """Slices of ``range(N)`` of about ``block_bytes`` each (at least one sample)."""
     n_block = min(N, max(1, block_bytes // max(1, bytes_per_sample)))
     return [slice(start, start + n_block) for start in range(0, N, n_block)]
@@ -71,7 +73,7 @@ def conv2d_forward_fast(x, w, b, stride=1, padding=0, dilation=1, groups=1):
     kernel, K = w.shape[2:], w[0].size
     w_g, b_g = w.reshape(G, F // G, K), b.reshape(G, F // G, 1)
     out = np.empty((N, G, F // G, M), dtype=x.dtype)
-    for block in sample_blocks(N, G * K * M * x.itemsize):
+    for block in sample_blocks(N, G * K * M * x.itemsize, COLS_BLOCK_BYTES):
         cols = im2col(x_padded[block], kernel, stride, dilation)
         out_block = out[block]
         np.matmul(w_g, cols.reshape(len(out_block), G, K, M), out=out_block)
@@ -297,7 +299,8 @@ def conv2d_backward_fast(dout, cache):
     dx_padded = None if by_offset else np.empty_like(x_padded)
     w_t = w.reshape(G, F // G, K).transpose(0, 2, 1)
     dw_t = np.zeros((G, K, F // G), dtype=w.dtype)
-    for block in sample_blocks(N, G * K * M * dout.itemsize):
+    for block in sample_blocks(N, G * K * M * dout.itemsize,
+                                COLS_BLOCK_BYTES):
         if cache.cols is None:
             cols = im2col(x_padded[block], kernel, stride, dilation)
         else:
