@@ -219,6 +219,8 @@ def measure(cases, threads_list, repeat, rounds):
                 row["step_over_gemm"] = row["fast_s"] / row["gemm_s"]
             if "torch_s" in row:
                 row["over_torch"] = row["fast_s"] / row["torch_s"]
+            if "torch_s" in row and "gemm_s" in row:
+                row["gemm_over_torch"] = row["gemm_s"] / row["torch_s"]
             rows.append(row)
     return rows
 
@@ -742,17 +744,45 @@ MODERN_LAYERS = {
     "RES": ("residual", (32, 32, 14, 14), {},
             "residual block: x + BN(conv3x3(ReLU(BN(conv3x3(x)))))"),
 }
+# The parts of DWS and RES on their own, to show where their time goes.
+MODERN_PARTS = {
+    "DWS.dw": ("conv", (32, 64, 28, 28), {"out": 64, "k": 3, "padding": 1, "groups": 64},
+               "DWS's depthwise 3x3 alone"),
+    "DWS.pw": ("conv", (32, 64, 28, 28), {"out": 128, "k": 1, "padding": 0},
+               "DWS's pointwise 1x1 64->128 alone"),
+    "RES.conv": ("conv", (32, 32, 14, 14), {"out": 32, "k": 3, "padding": 1},
+                 "one of RES's two convolutions alone"),
+    "RES.bn": ("batchnorm", (32, 32, 14, 14), {}, "one of RES's two batch norms alone"),
+}
+
+
+def conv_layer_gemms(layer, x_shape, out_shape, rng):
+    """The three plain GEMMs of a ``Conv2D`` (one set per group), or ``None`` if depthwise.
+
+    A depthwise convolution's products have one row and one column per group: not
+    GEMMs at all, so it has no GEMM floor.
+    """
+    F, C_g, KH, KW = layer.params["w"].shape
+    G = layer.groups
+    if C_g == 1 and F == G:
+        return None
+    per_group = conv2d_gemms((x_shape[0], C_g, *x_shape[2:]), (F // G, C_g, KH, KW),
+                             (out_shape[0], F // G, *out_shape[2:]), rng=rng)
+    return lambda: [per_group() for _ in range(G)]
 
 
 def modern_case_timers(name, spec, rng):
-    """A ``Case`` for one row of ``MODERN_LAYERS``: our forward+backward and PyTorch's.
+    """A ``Case`` for one row of ``MODERN_LAYERS`` or ``MODERN_PARTS``.
 
-    Ours runs the layers of ``cnn.fast.layers`` (convolutions) and ``cnn.norm``; PyTorch's
-    the same arithmetic with ``torch.nn.functional`` on tensors sharing our arrays.
+    Ours runs the layers of ``cnn.fast.layers`` (convolutions), ``cnn.fast.norm``
+    (GroupNorm) and ``cnn.norm`` (BatchNorm); PyTorch's the same arithmetic with
+    ``torch.nn.functional`` on tensors sharing our arrays. Rows made of convolutions
+    other than depthwise ones also get ``gemm_s``, the time of their plain GEMMs
+    (``conv2d_gemms``), the floor of an im2col convolution on NumPy's BLAS.
     """
     from cnn.fast.layers import Conv2D, ReLU
-    from cnn.layers import Residual
     from cnn.fast.norm import GroupNorm
+    from cnn.layers import Residual
     from cnn.norm import BatchNorm
 
     kind, shape, args, what = spec
@@ -760,6 +790,10 @@ def modern_case_timers(name, spec, rng):
     C = shape[1]
     init = np.random.default_rng(1)
     functional = None if torch is None else torch.nn.functional
+
+    def bn(a, gamma, beta):
+        return functional.batch_norm(a, None, None, gamma, beta, training=True)
+
     if kind == "conv":
         layers = [Conv2D(C, args["out"], args["k"], padding=args["padding"], rng=init,
                          dilation=args.get("dilation", 1), groups=args.get("groups", 1))]
@@ -780,18 +814,27 @@ def modern_case_timers(name, spec, rng):
 
         def torch_forward(xt, ps):
             return functional.group_norm(xt, args["groups"], ps[0], ps[1])
+    elif kind == "batchnorm":
+        layers = [BatchNorm(C)]
+
+        def torch_forward(xt, ps):
+            return bn(xt, ps[0], ps[1])
     else:
         layers = [Residual([Conv2D(C, C, 3, padding=1, rng=init), BatchNorm(C), ReLU(),
                             Conv2D(C, C, 3, padding=1, rng=init), BatchNorm(C)])]
 
         def torch_forward(xt, ps):
-            def bn(a, gamma, beta):
-                return functional.batch_norm(a, None, None, gamma, beta, training=True)
-
             hidden = torch.relu(bn(functional.conv2d(xt, ps[0], ps[1], padding=1),
                                    ps[2], ps[3]))
             return xt + bn(functional.conv2d(hidden, ps[4], ps[5], padding=1), ps[6], ps[7])
 
+    out, gemms, flop = x, [], 0
+    for layer in getattr(layers[0], "body", layers):
+        x_shape, out = out.shape, layer.forward(out)
+        if isinstance(layer, Conv2D):
+            gemms.append(conv_layer_gemms(layer, x_shape, out.shape, rng))
+            # 2 F K per output position, K = C // groups * KH * KW, times three products
+            flop += 3 * 2 * out.size * layer.params["w"][0].size
     out = x
     for layer in layers:
         out = layer.forward(out)
@@ -808,6 +851,10 @@ def modern_case_timers(name, spec, rng):
 
     with threadpool_limits(1):
         row = {"layer": name, "shape": f"{what}: {shape}", "peak_mib": peak_memory(ours) / 2**20}
+    timers = {"fast_s": ours}
+    if gemms and None not in gemms:
+        timers["gemm_s"] = lambda: [run() for run in gemms]
+        row["step_gflop"] = flop / 1e9
     torch_step = None
     if torch is not None:
         params = [torch.from_numpy(v).requires_grad_()
@@ -817,12 +864,14 @@ def modern_case_timers(name, spec, rng):
         def torch_step():
             torch_forward(xt, params).backward(dt)
 
-    return Case(row, lambda: {"fast_s": ours}, torch_step)
+    return Case(row, lambda: dict(timers), torch_step)
 
 
-def bench_modern(threads_list, repeat, rounds, rng):
-    """Rows for dilated, grouped and separable convolution, GroupNorm and a residual block."""
-    cases = [modern_case_timers(name, spec, rng) for name, spec in MODERN_LAYERS.items()]
+def bench_modern(threads_list, repeat, rounds, rng, parts=True):
+    """Rows for dilated, grouped and separable convolution, GroupNorm and a residual
+    block, and (``parts``) for the parts of the separable and residual rows."""
+    specs = {**MODERN_LAYERS, **(MODERN_PARTS if parts else {})}
+    cases = [modern_case_timers(name, spec, rng) for name, spec in specs.items()]
     return measure(cases, threads_list, repeat, rounds)
 
 

@@ -295,7 +295,8 @@ def format_table(rows, keys=None):
     rows : list of dict
         Rows as stored under ``"rows"`` in ``benchmarks/results.json``: times in seconds
         under keys ending in ``_s``, and ``layer``, ``threads``, ``gflops``,
-        ``step_over_gemm``, ``over_torch``, ``peak_mib``. A missing key prints as ``-``.
+        ``step_over_gemm``, ``over_torch``, ``gemm_over_torch``, ``peak_mib``. A
+        missing key prints as ``-``.
     keys : list of str, optional
         The columns to show, by key, in the table's order (a narrower table, e.g. for
         a page); by default all of them.
@@ -317,6 +318,7 @@ def format_table(rows, keys=None):
         ("step_over_gemm", "step/GEMM", "{:.2f}"),
         ("torch_s", "torch ms", "{:.2f}"),
         ("over_torch", "ours/torch", "{:.2f}"),
+        ("gemm_over_torch", "GEMM/torch", "{:.2f}"),
         ("peak_mib", "peak MiB", "{:.1f}"),
     ]
     if keys is not None:
