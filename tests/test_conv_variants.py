@@ -166,6 +166,8 @@ def test_the_tuned_depthwise_path_matches_the_plain_one(C, k, stride, padding, d
     ((3, 8, 9, 8), (4, 8, 3, 3), dict(padding=2, dilation=2)),
     ((3, 4, 9, 8), (6, 2, 3, 2), dict(stride=2, padding=(0, 1), dilation=(2, 1), groups=2)),
     ((3, 5, 7, 6), (5, 1, 3, 3), dict(stride=(2, 1), padding=1, dilation=2, groups=5)),
+    ((3, 5, 7, 6), (5, 1, 3, 3), dict(padding=2, dilation=(2, 1), groups=5)),  # flat runs
+    ((3, 4, 6, 6), (4, 1, 3, 2), dict(padding=(0, 1), groups=4)),
     ((3, 12, 5, 5), (12, 12, 1, 1), {}),
 ])
 @pytest.mark.parametrize("block_bytes", [1, 2**30])

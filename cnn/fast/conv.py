@@ -86,11 +86,48 @@ DEPTHWISE_BLOCK_BYTES = 2**18
 forms at a time: the ``KH KW`` multiply-adds of a block then run in the cache."""
 
 
+def _flat_offsets(w_shape, x_padded_shape, out_size, dilation):
+    """Where the offsets of a stride-1 depthwise convolution start in a flat image.
+
+    With the padded image flattened row by row (width ``Wp``), output position
+    ``(i, j)`` and kernel offset ``(p, q)`` read entry ``i Wp + j + DH p Wp + DW q``:
+    on the grid of ``H_out`` rows of ``Wp`` positions (the output's ``W_out`` columns
+    and ``Wp - W_out`` spare ones) an offset is one shift ``DH p Wp + DW q`` along
+    the flat image, and its window one contiguous run of ``L = (H_out - 1) Wp +
+    W_out`` entries, without the per-row cost of a strided slice. Returns ``L`` and
+    the ``KH KW`` shifts, in the order of ``np.ndindex(KH, KW)``.
+    """
+    Wp, (H_out, W_out), (DH, DW) = x_padded_shape[3], out_size, dilation
+    shifts = [DH * p * Wp + DW * q for p, q in np.ndindex(w_shape[2:])]
+    return (H_out - 1) * Wp + W_out, shifts
+
+
 def _depthwise_forward(x_padded, w, b, stride, dilation, out_size):
-    """The depthwise pass of ``conv2d_forward_fast``: ``out : (N, F, *out_size)``."""
-    out = np.empty((x_padded.shape[0], w.shape[0], *out_size), dtype=x_padded.dtype)
+    """The depthwise pass of ``conv2d_forward_fast``: ``out : (N, F, *out_size)``.
+
+    At stride 1 the windows are runs of the flat image (``_flat_offsets``)."""
+    (N, C, Hp, Wp), (H_out, W_out) = x_padded.shape, out_size
+    if stride == (1, 1):
+        L, shifts = _flat_offsets(w.shape, x_padded.shape, out_size, dilation)
+    out = np.empty((N, C, *out_size), dtype=x_padded.dtype)
+    if stride == (1, 1):
+        L, shifts = _flat_offsets(w.shape, x_padded.shape, out_size, dilation)
+        flat, taps = x_padded.reshape(N, C, Hp * Wp), w.reshape(C, -1, 1)
+        blocks = sample_blocks(N, C * H_out * Wp * out.itemsize, DEPTHWISE_BLOCK_BYTES)
+        # The block on the grid, then its output columns copied out while in the cache.
+        grid = np.empty((len(out[blocks[0]]), C, H_out * Wp), dtype=out.dtype)
+        term = np.empty_like(grid[..., :L])
+        for block in blocks:
+            n = len(out[block])
+            acc = grid[:n, :, :L]
+            acc[...] = b[:, None]
+            for k, shift in enumerate(shifts):
+                acc += np.multiply(flat[block, :, shift:shift + L], taps[:, k],
+                                   out=term[:n])
+            out[block] = grid[:n].reshape(n, C, H_out, Wp)[..., :W_out]
+        return out
     taps = w[:, 0, :, :, None, None]
-    blocks = sample_blocks(len(out), out[0].nbytes, DEPTHWISE_BLOCK_BYTES)
+    blocks = sample_blocks(N, out[0].nbytes, DEPTHWISE_BLOCK_BYTES)
     term = np.empty_like(out[blocks[0]])
     for block in blocks:
         out_block = out[block]
@@ -107,13 +144,32 @@ def _depthwise_backward(dout, cache):
     offset ``(p, q)``, and ``dout w[:, 0, p, q]`` is added back onto that slice of
     ``dx_padded``: the two gradients of the dilated convolution, as
     ``conv2d_backward_fast`` states them. Block by block of samples, as the forward
-    pass."""
+    pass; at stride 1 on the flat image, with ``dout`` spread on the grid of
+    ``_flat_offsets`` (zeros in the spare columns, which so add nothing)."""
     x_padded, w = cache.x_padded, cache.w
-    N, F, H_out, W_out = dout.shape
+    (N, F, H_out, W_out), Wp = dout.shape, x_padded.shape[3]
     db = dout.sum(axis=(0, 2, 3))
-    taps = w[:, 0, :, :, None, None]
     dw = np.zeros((F, w.shape[2] * w.shape[3]), dtype=w.dtype)
     dx_padded = np.zeros_like(x_padded)
+    if cache.stride == (1, 1):
+        L, shifts = _flat_offsets(w.shape, x_padded.shape, (H_out, W_out),
+                                  cache.dilation)
+        flat, dx_flat = x_padded.reshape(N, F, -1), dx_padded.reshape(N, F, -1)
+        taps = w.reshape(F, -1, 1)
+        blocks = sample_blocks(N, F * H_out * Wp * dout.itemsize, DEPTHWISE_BLOCK_BYTES)
+        # A block of dout on the grid; its spare columns stay zero.
+        grid = np.zeros((len(dout[blocks[0]]), F, H_out, Wp), dtype=dout.dtype)
+        term = np.empty_like(grid.reshape(len(grid), F, -1)[..., :L])
+        for block in blocks:
+            n = len(dout[block])
+            grid[:n, ..., :W_out] = dout[block]
+            d = grid[:n].reshape(n, F, -1)[..., :L]
+            for k, shift in enumerate(shifts):
+                window = slice(shift, shift + L)
+                dw[:, k] += np.linalg.vecdot(d, flat[block, :, window]).sum(axis=0)
+                dx_flat[block, :, window] += np.multiply(d, taps[:, k], out=term[:n])
+        return crop(dx_padded, cache.padding), dw.reshape(w.shape), db
+    taps = w[:, 0, :, :, None, None]
     blocks = sample_blocks(N, dout[0].nbytes, DEPTHWISE_BLOCK_BYTES)
     term = np.empty_like(dout[blocks[0]])
     for block in blocks:
@@ -125,6 +181,7 @@ def _depthwise_backward(dout, cache):
             dw[:, k] += product.reshape(n, F, -1).sum(axis=2).sum(axis=0)
             dx_block[index] += np.multiply(dout_block, taps[:, p, q], out=term[:n])
     return crop(dx_padded, cache.padding), dw.reshape(w.shape), db
+
 
 PER_OFFSET_MIN_CHANNELS = 8
 """From this many input channels on, ``conv2d_backward_fast`` uses ``dx_by_offset``.
