@@ -59,8 +59,9 @@ def conv2d_forward_fast(x, w, b, stride=1, padding=0, dilation=1, groups=1):
     block. A depthwise convolution (``groups = C = F``) is ``KH KW`` products per
     pixel and channel: im2col would copy every pixel ``KH KW`` times for products of
     one row. Instead each kernel offset ``(p, q)`` adds ``w[:, 0, p, q]`` times the
-    strided slice ``offset_index(p, q)`` of the padded input (eq-dconv-forward with one
-    channel per group), block by block. Arguments and results are those of
+    strided slice ``offset_index(p, q)`` of the padded input (at stride 1 a contiguous
+    run of the flat padded image, ``_flat_offsets``; eq-dconv-forward with one channel
+    per group), block by block. Arguments and results are those of
     ``conv2d_forward``.
     """
     w, b, stride, padding, dilation, G, out_size = _check_conv_args(
