@@ -185,14 +185,22 @@ def pool_case_timers(name, shape, what, naive, rng):
     return Case(row, lambda: {"fast_s": fast}, torch_step)
 
 
-def measure(cases, threads_list, repeat, rounds):
+def measure(cases, threads_list, repeat, rounds, cpu_clock=False):
     """Rows, one per case and thread count, each time the minimum over all rounds.
+
+    With ``cpu_clock`` the rows at 1 thread time the CPU time of the calling thread
+    (``time.thread_time``), where both NumPy's BLAS and PyTorch compute at 1 thread: on
+    a machine shared with other programs it leaves out the waits for a core.
 
     A round times every case at every thread count, NumPy first and PyTorch after it, so the
     measurements of one row are spread over the whole run and a busy moment on a shared machine
     spoils at most one round. Derived columns (GFLOP/s and the ratios) come from the minima.
     """
     best = {}
+
+    def clock(threads):
+        return time.thread_time if cpu_clock and threads == 1 else time.perf_counter
+
     for _ in range(rounds):
         timers = [case.make_timers() for case in cases]
         for threads in threads_list:
@@ -200,13 +208,15 @@ def measure(cases, threads_list, repeat, rounds):
                 for case, case_timers in zip(cases, timers):
                     slot = best.setdefault((case.row["layer"], threads), {})
                     for key, fn in case_timers.items():
-                        slot[key] = min(slot.get(key, np.inf), time_min(fn, repeat=repeat))
+                        slot[key] = min(slot.get(key, np.inf),
+                                        time_min(fn, repeat=repeat, clock=clock(threads)))
         for threads in threads_list:
             for case in (c for c in cases if c.torch_step is not None):
                 torch.set_num_threads(threads)
                 slot = best[(case.row["layer"], threads)]
                 slot["torch_s"] = min(slot.get("torch_s", np.inf),
-                                      time_min(case.torch_step, repeat=repeat))
+                                      time_min(case.torch_step, repeat=repeat,
+                                               clock=clock(threads)))
         # PyTorch's OpenMP threads spin for a while after their last task; let them go to
         # sleep before OpenBLAS threads are timed again on the same two cores.
         time.sleep(1.0 if torch is not None else 0.0)
@@ -867,12 +877,12 @@ def modern_case_timers(name, spec, rng):
     return Case(row, lambda: dict(timers), torch_step)
 
 
-def bench_modern(threads_list, repeat, rounds, rng, parts=True):
+def bench_modern(threads_list, repeat, rounds, rng, parts=True, cpu_clock=False):
     """Rows for dilated, grouped and separable convolution, GroupNorm and a residual
     block, and (``parts``) for the parts of the separable and residual rows."""
     specs = {**MODERN_LAYERS, **(MODERN_PARTS if parts else {})}
     cases = [modern_case_timers(name, spec, rng) for name, spec in specs.items()]
-    return measure(cases, threads_list, repeat, rounds)
+    return measure(cases, threads_list, repeat, rounds, cpu_clock)
 
 
 def main(argv=None):
@@ -886,6 +896,9 @@ def main(argv=None):
     parser.add_argument("--no-digits", action="store_true", help="skip training the digits CNNs")
     parser.add_argument("--no-deeper", action="store_true",
                         help="skip the batch norm, dropout and transposed convolution rows")
+    parser.add_argument("--cpu-clock", action="store_true",
+                        help="at 1 thread, time the CPU time of the calling thread instead "
+                             "of wall time (robust to other programs on the machine)")
     parser.add_argument("--no-modern", action="store_true",
                         help="skip the dilated, grouped, separable, GroupNorm and residual rows")
     parser.add_argument("--layers", default=",".join([*CONV_LAYERS, *POOL_LAYERS]),
@@ -913,7 +926,7 @@ def main(argv=None):
     cases = [conv_case_timers(n, CONV_LAYERS[n], not args.no_naive, rng) if n in CONV_LAYERS
              else pool_case_timers(n, *POOL_LAYERS[n], not args.no_naive, rng) for n in names]
     load_before = os.getloadavg()[0]
-    rows = measure(cases, threads_list, args.repeat, args.rounds)
+    rows = measure(cases, threads_list, args.repeat, args.rounds, args.cpu_clock)
     network_rows = measure_networks(networks, threads_list, args.repeat, args.rounds)
     full = {}
     if FULL_SIZE in networks:
@@ -944,7 +957,8 @@ def main(argv=None):
           f"{info['load_average_1min']['after']:.2f} after the timings")
     print(f"float32, NCHW, forward+backward; min of {args.repeat} repeats x {args.rounds} rounds; "
           f"threads = BLAS (and PyTorch) threads; naive time extrapolated from "
-          f"{NAIVE_BATCH} sample(s)")
+          f"{NAIVE_BATCH} sample(s)"
+          f"{'; at 1 thread: CPU time of the calling thread' if args.cpu_clock else ''}")
     for name, shape in dict((r["layer"], r["shape"]) for r in rows).items():
         print(f"  {name}: {shape}")
     print(format_table(rows))
@@ -962,7 +976,8 @@ def main(argv=None):
         for name, shape in dict((r["layer"], r["shape"]) for r in deeper).items():
             print(f"  {name}: {shape}")
         print(format_table(deeper))
-    modern = [] if args.no_modern else bench_modern(threads_list, args.repeat, args.rounds, rng)
+    modern = [] if args.no_modern else bench_modern(threads_list, args.repeat, args.rounds, rng,
+                                                    cpu_clock=args.cpu_clock)
     if modern:
         print("Modern layers: forward+backward, float32 (ours/torch target <= 1.5)")
         for name, shape in dict((r["layer"], r["shape"]) for r in modern).items():
@@ -980,6 +995,7 @@ def main(argv=None):
             "machine": info,
             "repeat": args.repeat,
             "rounds": args.rounds,
+            "cpu_clock": args.cpu_clock,
             "naive_batch": NAIVE_BATCH,
             "rows": rows,
             "networks": network_rows,
