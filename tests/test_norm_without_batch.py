@@ -73,12 +73,17 @@ def test_layernorm_normalises_each_sample_and_its_backward_is_the_general_one(sh
     np.testing.assert_array_equal(x, x_copy)
 
 
+def groupnorm_case(shape, seed, data):
+    """``case`` for GroupNorm, with a number of groups drawn among the divisors of C."""
+    C = shape[1]
+    groups = data.draw(st.sampled_from([g for g in range(1, C + 1) if C % g == 0]))
+    return (*case(shape, seed, (C,)), groups)
+
+
 @settings(max_examples=25, deadline=None)
 @given(sample_shapes, st.integers(0, 2**32 - 1), st.data())
 def test_groupnorm_matches_the_loops(shape, seed, data):
-    C = shape[1]
-    groups = data.draw(st.sampled_from([g for g in range(1, C + 1) if C % g == 0]))
-    x, gamma, beta, _ = case(shape, seed, (C,))
+    x, gamma, beta, _, groups = groupnorm_case(shape, seed, data)
     out, _ = groupnorm_forward(x, gamma, beta, groups)
     np.testing.assert_allclose(out, groupnorm_by_loops(x, gamma, beta, groups), rtol=1e-10,
                                atol=1e-12)
@@ -210,9 +215,7 @@ def test_backward_rejects_a_wrong_dout():
 def test_the_tuned_groupnorm_is_the_plain_one(shape, seed, data):
     from cnn.fast.norm import groupnorm_backward_fast, groupnorm_forward_fast
 
-    C = shape[1]
-    groups = data.draw(st.sampled_from([g for g in range(1, C + 1) if C % g == 0]))
-    x, gamma, beta, dout = case(shape, seed, (C,))
+    x, gamma, beta, dout, groups = groupnorm_case(shape, seed, data)
     x_copy = x.copy()
     out, cache = groupnorm_forward(x, gamma, beta, groups)
     out_fast, cache_fast = groupnorm_forward_fast(x, gamma, beta, groups)
