@@ -24,6 +24,11 @@ than PyTorch at the same thread count; the digits CNN reaches 98 % test accuracy
 training. Issue 12: every network's step no slower than PyTorch's at 1 thread; the first three steps
 of the full-size network each within 1.5 x its steady step; its peak training memory at most 1.3 x
 PyTorch's; no convolution's step/GEMM more than 10 % above the committed ``results.json``.
+Issue 24: the modern rows (dilated, grouped, depthwise-separable convolution, GroupNorm, a
+residual block; ``MODERN_LAYERS``) at most 1.5 x PyTorch's time at 1 thread; their parts
+(``MODERN_PARTS``) and the GEMM floor (``GEMM/torch``) show why a row misses. With
+``--cpu-clock`` the 1-thread rows time the calling thread's CPU time, which waiting for a core
+on a busy machine does not inflate (``results.json`` keeps such a run under ``modern``).
 """
 
 from __future__ import annotations
@@ -185,14 +190,22 @@ def pool_case_timers(name, shape, what, naive, rng):
     return Case(row, lambda: {"fast_s": fast}, torch_step)
 
 
-def measure(cases, threads_list, repeat, rounds):
+def measure(cases, threads_list, repeat, rounds, cpu_clock=False):
     """Rows, one per case and thread count, each time the minimum over all rounds.
+
+    With ``cpu_clock`` the rows at 1 thread time the CPU time of the calling thread
+    (``time.thread_time``), where both NumPy's BLAS and PyTorch compute at 1 thread: on
+    a machine shared with other programs it leaves out the waits for a core.
 
     A round times every case at every thread count, NumPy first and PyTorch after it, so the
     measurements of one row are spread over the whole run and a busy moment on a shared machine
     spoils at most one round. Derived columns (GFLOP/s and the ratios) come from the minima.
     """
     best = {}
+
+    def clock(threads):
+        return time.thread_time if cpu_clock and threads == 1 else time.perf_counter
+
     for _ in range(rounds):
         timers = [case.make_timers() for case in cases]
         for threads in threads_list:
@@ -200,13 +213,15 @@ def measure(cases, threads_list, repeat, rounds):
                 for case, case_timers in zip(cases, timers):
                     slot = best.setdefault((case.row["layer"], threads), {})
                     for key, fn in case_timers.items():
-                        slot[key] = min(slot.get(key, np.inf), time_min(fn, repeat=repeat))
+                        slot[key] = min(slot.get(key, np.inf),
+                                        time_min(fn, repeat=repeat, clock=clock(threads)))
         for threads in threads_list:
             for case in (c for c in cases if c.torch_step is not None):
                 torch.set_num_threads(threads)
                 slot = best[(case.row["layer"], threads)]
                 slot["torch_s"] = min(slot.get("torch_s", np.inf),
-                                      time_min(case.torch_step, repeat=repeat))
+                                      time_min(case.torch_step, repeat=repeat,
+                                               clock=clock(threads)))
         # PyTorch's OpenMP threads spin for a while after their last task; let them go to
         # sleep before OpenBLAS threads are timed again on the same two cores.
         time.sleep(1.0 if torch is not None else 0.0)
@@ -219,6 +234,8 @@ def measure(cases, threads_list, repeat, rounds):
                 row["step_over_gemm"] = row["fast_s"] / row["gemm_s"]
             if "torch_s" in row:
                 row["over_torch"] = row["fast_s"] / row["torch_s"]
+            if "torch_s" in row and "gemm_s" in row:
+                row["gemm_over_torch"] = row["gemm_s"] / row["torch_s"]
             rows.append(row)
     return rows
 
@@ -742,23 +759,56 @@ MODERN_LAYERS = {
     "RES": ("residual", (32, 32, 14, 14), {},
             "residual block: x + BN(conv3x3(ReLU(BN(conv3x3(x)))))"),
 }
+# The parts of DWS and RES on their own, to show where their time goes.
+MODERN_PARTS = {
+    "DWS.dw": ("conv", (32, 64, 28, 28), {"out": 64, "k": 3, "padding": 1, "groups": 64},
+               "DWS's depthwise 3x3 alone"),
+    "DWS.pw": ("conv", (32, 64, 28, 28), {"out": 128, "k": 1, "padding": 0},
+               "DWS's pointwise 1x1 64->128 alone"),
+    "RES.conv": ("conv", (32, 32, 14, 14), {"out": 32, "k": 3, "padding": 1},
+                 "one of RES's two convolutions alone"),
+    "RES.bn": ("batchnorm", (32, 32, 14, 14), {}, "one of RES's two batch norms alone"),
+}
+
+
+def conv_layer_gemms(layer, x_shape, out_shape, rng):
+    """The three plain GEMMs of a ``Conv2D`` (one set per group), or ``None`` if depthwise.
+
+    A depthwise convolution's products have one row and one column per group: not
+    GEMMs at all, so it has no GEMM floor.
+    """
+    F, C_g, KH, KW = layer.params["w"].shape
+    G = layer.groups
+    if C_g == 1 and F == G:
+        return None
+    per_group = conv2d_gemms((x_shape[0], C_g, *x_shape[2:]), (F // G, C_g, KH, KW),
+                             (out_shape[0], F // G, *out_shape[2:]), rng=rng)
+    return lambda: [per_group() for _ in range(G)]
 
 
 def modern_case_timers(name, spec, rng):
-    """A ``Case`` for one row of ``MODERN_LAYERS``: our forward+backward and PyTorch's.
+    """A ``Case`` for one row of ``MODERN_LAYERS`` or ``MODERN_PARTS``.
 
-    Ours runs the layers of ``cnn.fast.layers`` (convolutions) and ``cnn.norm``; PyTorch's
-    the same arithmetic with ``torch.nn.functional`` on tensors sharing our arrays.
+    Ours runs the layers of ``cnn.fast.layers`` (convolutions), ``cnn.fast.norm``
+    (GroupNorm) and ``cnn.norm`` (BatchNorm); PyTorch's the same arithmetic with
+    ``torch.nn.functional`` on tensors sharing our arrays. Rows made of convolutions
+    other than depthwise ones also get ``gemm_s``, the time of their plain GEMMs
+    (``conv2d_gemms``), the floor of an im2col convolution on NumPy's BLAS.
     """
     from cnn.fast.layers import Conv2D, ReLU
+    from cnn.fast.norm import GroupNorm
     from cnn.layers import Residual
-    from cnn.norm import BatchNorm, GroupNorm
+    from cnn.norm import BatchNorm
 
     kind, shape, args, what = spec
     x = rng.standard_normal(shape, dtype=np.float32)
     C = shape[1]
     init = np.random.default_rng(1)
     functional = None if torch is None else torch.nn.functional
+
+    def bn(a, gamma, beta):
+        return functional.batch_norm(a, None, None, gamma, beta, training=True)
+
     if kind == "conv":
         layers = [Conv2D(C, args["out"], args["k"], padding=args["padding"], rng=init,
                          dilation=args.get("dilation", 1), groups=args.get("groups", 1))]
@@ -779,18 +829,27 @@ def modern_case_timers(name, spec, rng):
 
         def torch_forward(xt, ps):
             return functional.group_norm(xt, args["groups"], ps[0], ps[1])
+    elif kind == "batchnorm":
+        layers = [BatchNorm(C)]
+
+        def torch_forward(xt, ps):
+            return bn(xt, ps[0], ps[1])
     else:
         layers = [Residual([Conv2D(C, C, 3, padding=1, rng=init), BatchNorm(C), ReLU(),
                             Conv2D(C, C, 3, padding=1, rng=init), BatchNorm(C)])]
 
         def torch_forward(xt, ps):
-            def bn(a, gamma, beta):
-                return functional.batch_norm(a, None, None, gamma, beta, training=True)
-
             hidden = torch.relu(bn(functional.conv2d(xt, ps[0], ps[1], padding=1),
                                    ps[2], ps[3]))
             return xt + bn(functional.conv2d(hidden, ps[4], ps[5], padding=1), ps[6], ps[7])
 
+    out, gemms, flop = x, [], 0
+    for layer in getattr(layers[0], "body", layers):
+        x_shape, out = out.shape, layer.forward(out)
+        if isinstance(layer, Conv2D):
+            gemms.append(conv_layer_gemms(layer, x_shape, out.shape, rng))
+            # 2 F K per output position, K = C // groups * KH * KW, times three products
+            flop += 3 * 2 * out.size * layer.params["w"][0].size
     out = x
     for layer in layers:
         out = layer.forward(out)
@@ -807,6 +866,10 @@ def modern_case_timers(name, spec, rng):
 
     with threadpool_limits(1):
         row = {"layer": name, "shape": f"{what}: {shape}", "peak_mib": peak_memory(ours) / 2**20}
+    timers = {"fast_s": ours}
+    if gemms and None not in gemms:
+        timers["gemm_s"] = lambda: [run() for run in gemms]
+        row["step_gflop"] = flop / 1e9
     torch_step = None
     if torch is not None:
         params = [torch.from_numpy(v).requires_grad_()
@@ -816,13 +879,15 @@ def modern_case_timers(name, spec, rng):
         def torch_step():
             torch_forward(xt, params).backward(dt)
 
-    return Case(row, lambda: {"fast_s": ours}, torch_step)
+    return Case(row, lambda: dict(timers), torch_step)
 
 
-def bench_modern(threads_list, repeat, rounds, rng):
-    """Rows for dilated, grouped and separable convolution, GroupNorm and a residual block."""
-    cases = [modern_case_timers(name, spec, rng) for name, spec in MODERN_LAYERS.items()]
-    return measure(cases, threads_list, repeat, rounds)
+def bench_modern(threads_list, repeat, rounds, rng, parts=True, cpu_clock=False):
+    """Rows for dilated, grouped and separable convolution, GroupNorm and a residual
+    block, and (``parts``) for the parts of the separable and residual rows."""
+    specs = {**MODERN_LAYERS, **(MODERN_PARTS if parts else {})}
+    cases = [modern_case_timers(name, spec, rng) for name, spec in specs.items()]
+    return measure(cases, threads_list, repeat, rounds, cpu_clock)
 
 
 def main(argv=None):
@@ -836,6 +901,9 @@ def main(argv=None):
     parser.add_argument("--no-digits", action="store_true", help="skip training the digits CNNs")
     parser.add_argument("--no-deeper", action="store_true",
                         help="skip the batch norm, dropout and transposed convolution rows")
+    parser.add_argument("--cpu-clock", action="store_true",
+                        help="at 1 thread, time the CPU time of the calling thread instead "
+                             "of wall time (robust to other programs on the machine)")
     parser.add_argument("--no-modern", action="store_true",
                         help="skip the dilated, grouped, separable, GroupNorm and residual rows")
     parser.add_argument("--layers", default=",".join([*CONV_LAYERS, *POOL_LAYERS]),
@@ -863,7 +931,7 @@ def main(argv=None):
     cases = [conv_case_timers(n, CONV_LAYERS[n], not args.no_naive, rng) if n in CONV_LAYERS
              else pool_case_timers(n, *POOL_LAYERS[n], not args.no_naive, rng) for n in names]
     load_before = os.getloadavg()[0]
-    rows = measure(cases, threads_list, args.repeat, args.rounds)
+    rows = measure(cases, threads_list, args.repeat, args.rounds, args.cpu_clock)
     network_rows = measure_networks(networks, threads_list, args.repeat, args.rounds)
     full = {}
     if FULL_SIZE in networks:
@@ -894,7 +962,8 @@ def main(argv=None):
           f"{info['load_average_1min']['after']:.2f} after the timings")
     print(f"float32, NCHW, forward+backward; min of {args.repeat} repeats x {args.rounds} rounds; "
           f"threads = BLAS (and PyTorch) threads; naive time extrapolated from "
-          f"{NAIVE_BATCH} sample(s)")
+          f"{NAIVE_BATCH} sample(s)"
+          f"{'; at 1 thread: CPU time of the calling thread' if args.cpu_clock else ''}")
     for name, shape in dict((r["layer"], r["shape"]) for r in rows).items():
         print(f"  {name}: {shape}")
     print(format_table(rows))
@@ -912,7 +981,8 @@ def main(argv=None):
         for name, shape in dict((r["layer"], r["shape"]) for r in deeper).items():
             print(f"  {name}: {shape}")
         print(format_table(deeper))
-    modern = [] if args.no_modern else bench_modern(threads_list, args.repeat, args.rounds, rng)
+    modern = [] if args.no_modern else bench_modern(threads_list, args.repeat, args.rounds, rng,
+                                                    cpu_clock=args.cpu_clock)
     if modern:
         print("Modern layers: forward+backward, float32 (ours/torch target <= 1.5)")
         for name, shape in dict((r["layer"], r["shape"]) for r in modern).items():
@@ -930,6 +1000,7 @@ def main(argv=None):
             "machine": info,
             "repeat": args.repeat,
             "rounds": args.rounds,
+            "cpu_clock": args.cpu_clock,
             "naive_batch": NAIVE_BATCH,
             "rows": rows,
             "networks": network_rows,

@@ -22,8 +22,8 @@ Chapter -> module, in the book's order (the API page documents every module):
  8  cnn             ``cnn.model``, ``cnn.optim``, ``cnn.data``, ``cnn.digits``,
                     ``cnn.metrics``
  9  performance     ``cnn.fast`` (``conv``, ``pool``, ``conv_transpose``,
-                    ``dense``, ``activations``, ``layers``, ``optim``,
-                    ``profiling``, ``threads``)
+                    ``dense``, ``activations``, ``norm``, ``layers``,
+                    ``optim``, ``profiling``, ``threads``)
 10  initialisation  ``cnn.init``
 11  batchnorm       ``cnn.norm``
 12  regularisation  ``cnn.regularization``, ``cnn.augment``

@@ -158,3 +158,42 @@ def test_the_tuned_depthwise_path_matches_the_plain_one(C, k, stride, padding, d
     dout = rng.standard_normal(out.shape)
     for got, want in zip(conv2d_backward_fast(dout, cache_fast), conv2d_backward(dout, cache)):
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, args", [
+    ((3, 16, 6, 7), (8, 8, 3, 3), dict(padding=1, groups=2)),  # dx_by_offset per group
+    ((3, 6, 6, 7), (6, 2, 3, 3), dict(padding=1, groups=3)),  # col2im per block
+    ((3, 8, 9, 8), (4, 8, 3, 3), dict(padding=2, dilation=2)),
+    ((3, 4, 9, 8), (6, 2, 3, 2), dict(stride=2, padding=(0, 1), dilation=(2, 1), groups=2)),
+    ((3, 5, 7, 6), (5, 1, 3, 3), dict(stride=(2, 1), padding=1, dilation=2, groups=5)),
+    ((3, 5, 7, 6), (5, 1, 3, 3), dict(padding=2, dilation=(2, 1), groups=5)),  # flat runs
+    ((3, 4, 6, 6), (4, 1, 3, 2), dict(padding=(0, 1), groups=4)),
+    ((3, 12, 5, 5), (12, 12, 1, 1), {}),
+])
+@pytest.mark.parametrize("block_bytes", [1, 2**30])
+def test_the_tuned_pair_in_blocks_of_samples_is_the_plain_pair(x_shape, w_shape, args,
+                                                               block_bytes, monkeypatch):
+    """One sample per block, or the whole batch in one: the numbers of cnn.conv, from the
+    tuned forward pass's cache (no columns) and from the plain one's (all columns)."""
+    monkeypatch.setattr("cnn.fast.conv.COLS_BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr("cnn.fast.conv.DEPTHWISE_BLOCK_BYTES", block_bytes)
+    x, w, b, rng = arrays(x_shape, w_shape, 7)
+    out, cache = conv2d_forward(x, w, b, **args)
+    out_fast, cache_fast = conv2d_forward_fast(x, w, b, **args)
+    np.testing.assert_allclose(out_fast, out, rtol=1e-10, atol=1e-12)
+    assert cache_fast.cols is None
+    dout = rng.standard_normal(out.shape)
+    expected = conv2d_backward(dout, cache)
+    for grads in (conv2d_backward_fast(dout, cache_fast), conv2d_backward_fast(dout, cache)):
+        for got, want in zip(grads, expected):
+            assert got.shape == want.shape and got.dtype == want.dtype
+            np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("groups", [1, 2, 4])
+def test_dx_by_offset_with_groups_matches_col2im(groups):
+    x, w, b, rng = arrays((2, 8, 5, 6), (12, 8 // groups, 3, 3), 8)
+    out, cache = conv2d_forward(x, w, b, padding=1, groups=groups)
+    dout = rng.standard_normal(out.shape)
+    dx = dx_by_offset(dout, w, x.shape, (1, 1), (1, 1), (1, 1), groups)
+    np.testing.assert_allclose(dx, conv2d_backward(dout, cache)[0], rtol=1e-10, atol=1e-12)

@@ -73,12 +73,17 @@ def test_layernorm_normalises_each_sample_and_its_backward_is_the_general_one(sh
     np.testing.assert_array_equal(x, x_copy)
 
 
+def groupnorm_case(shape, seed, data):
+    """``case`` for GroupNorm, with a number of groups drawn among the divisors of C."""
+    C = shape[1]
+    groups = data.draw(st.sampled_from([g for g in range(1, C + 1) if C % g == 0]))
+    return (*case(shape, seed, (C,)), groups)
+
+
 @settings(max_examples=25, deadline=None)
 @given(sample_shapes, st.integers(0, 2**32 - 1), st.data())
 def test_groupnorm_matches_the_loops(shape, seed, data):
-    C = shape[1]
-    groups = data.draw(st.sampled_from([g for g in range(1, C + 1) if C % g == 0]))
-    x, gamma, beta, _ = case(shape, seed, (C,))
+    x, gamma, beta, _, groups = groupnorm_case(shape, seed, data)
     out, _ = groupnorm_forward(x, gamma, beta, groups)
     np.testing.assert_allclose(out, groupnorm_by_loops(x, gamma, beta, groups), rtol=1e-10,
                                atol=1e-12)
@@ -203,3 +208,65 @@ def test_backward_rejects_a_wrong_dout():
     _, cache = groupnorm_forward(np.arange(12.0).reshape(2, 6), np.ones(6), np.zeros(6), 3)
     with pytest.raises(ValueError, match="dout"):
         groupnorm_backward(np.zeros((2, 5)), cache)
+
+
+@settings(max_examples=25, deadline=None)
+@given(sample_shapes, st.integers(0, 2**32 - 1), st.data())
+def test_the_tuned_groupnorm_is_the_plain_one(shape, seed, data):
+    from cnn.fast.norm import groupnorm_backward_fast, groupnorm_forward_fast
+
+    x, gamma, beta, dout, groups = groupnorm_case(shape, seed, data)
+    x_copy = x.copy()
+    out, cache = groupnorm_forward(x, gamma, beta, groups)
+    out_fast, cache_fast = groupnorm_forward_fast(x, gamma, beta, groups)
+    np.testing.assert_allclose(out_fast, out, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(cache_fast.norm.x_hat, cache.norm.x_hat, rtol=1e-10, atol=1e-12)
+    assert cache_fast.norm.inv_std.shape == cache.norm.inv_std.shape
+    assert cache_fast.norm.axes == cache.norm.axes
+    expected = groupnorm_backward(dout, cache)
+    # Either backward pass takes either forward pass's cache.
+    for grads in (groupnorm_backward_fast(dout, cache_fast),
+                  groupnorm_backward_fast(dout, cache), groupnorm_backward(dout, cache_fast)):
+        for got, want in zip(grads, expected):
+            assert got.shape == want.shape
+            np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(x, x_copy)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_tuned_groupnorm_layer_keeps_the_dtype_and_passes_the_gradient_check(dtype):
+    from cnn.fast.norm import GroupNorm as FastGroupNorm
+
+    x, gamma, beta, dout = case((3, 6, 4, 5), 4, (6,))
+    plain, tuned = GroupNorm(3, 6, dtype=dtype), FastGroupNorm(3, 6, dtype=dtype)
+    assert isinstance(tuned, GroupNorm) and repr(tuned) == repr(plain)
+    for layer in (plain, tuned):
+        layer.params["gamma"][...], layer.params["beta"][...] = gamma, beta
+    out = tuned.forward(x.astype(dtype))
+    assert out.dtype == dtype
+    np.testing.assert_allclose(out, plain.forward(x.astype(dtype)), rtol=1e-5, atol=1e-5)
+    dx = tuned.backward(dout.astype(dtype))
+    assert dx.dtype == dtype and tuned.grads["gamma"].dtype == dtype
+    np.testing.assert_allclose(dx, plain.backward(dout.astype(dtype)), rtol=1e-4, atol=1e-4)
+    if dtype == np.float64:
+        assert max(check_layer(tuned, x).values()) < 1e-7
+
+
+@pytest.mark.parametrize("call, error, pattern", [
+    (lambda f: f(np.zeros((2, 6, 2, 2)), np.ones(6), np.zeros(6), 4), ValueError, "C=6.*groups=4"),
+    (lambda f: f(np.zeros((2, 6)), np.ones(6), np.zeros(5), 2), ValueError, r"beta.*\(C,\)"),
+    (lambda f: f(np.zeros((2, 6), dtype=int), np.ones(6), np.zeros(6), 2), TypeError, "floating"),
+    (lambda f: f(np.full((2, 6), np.nan), np.ones(6), np.zeros(6), 2), ValueError, "x"),
+    (lambda f: f(np.zeros((2, 6)), np.ones(6), np.zeros(6), 2, eps=0), ValueError, "eps"),
+])
+def test_the_tuned_groupnorm_refuses_what_the_plain_one_refuses(call, error, pattern):
+    from cnn.fast.norm import groupnorm_backward_fast, groupnorm_forward_fast
+
+    for forward in (groupnorm_forward, groupnorm_forward_fast):
+        with pytest.raises(error, match=pattern):
+            call(forward)
+    _, cache = groupnorm_forward_fast(np.arange(12.0).reshape(2, 6), np.ones(6), np.zeros(6), 3)
+    with pytest.raises(ValueError, match="dout"):
+        groupnorm_backward_fast(np.zeros((2, 5)), cache)
+    with pytest.raises(TypeError, match="GroupNormCache"):
+        groupnorm_backward_fast(np.zeros((2, 6)), None)

@@ -249,7 +249,17 @@ def test_format_table_shows_milliseconds_and_gaps():
     first, second = lines[2].split(), lines[3].split()
     assert first[:2] == ["L1", "1"] and "2.50" in first and "1.23" in first
     assert second[:2] == ["P1", "2"] and "500.00" in second and "1.23" not in second
-    assert len(first) == len(second) == 12  # every column has a cell, "-" when missing
+    assert len(first) == len(second) == 13  # every column has a cell, "-" when missing
+
+
+def test_time_min_on_the_thread_cpu_clock_leaves_out_waiting():
+    import time
+
+    def wait():
+        time.sleep(0.02)
+
+    assert time_min(wait, repeat=2) >= 0.02
+    assert time_min(wait, repeat=2, clock=time.thread_time) < 0.01
 
 
 def test_format_network_table_shows_milliseconds_and_gaps():

@@ -7,6 +7,8 @@ and ``cnn.fast.activations`` compute what ``cnn.conv``, ``cnn.pool``,
 signatures and caches, in less time and memory; ``cnn.fast.layers`` has the layers of
 ``cnn.layers`` running them and reusing their arrays between steps, and
 ``cnn.fast.optim`` the optimisers of ``cnn.optim`` updating in place, block by block.
+``cnn.fast.norm`` has the group normalisation of ``cnn.norm`` with fewer passes over
+memory, and its layer.
 The case study, ``cnn train`` and the benchmarks train with them; the tests check that
 both tiers give the same numbers.
 ``cnn.fast.profiling`` holds the timers, FLOP counts and memory probes shared by the
