@@ -12,7 +12,15 @@ from __future__ import annotations
 import numpy as np
 
 from cnn.checks import check_int
-from cnn.layers import Conv2D, Dense, Flatten, GlobalAvgPool2D, MaxPool2D, ReLU, Residual
+from cnn.layers import (
+    Conv2D,
+    Dense,
+    Flatten,
+    GlobalAvgPool2D,
+    MaxPool2D,
+    ReLU,
+    Residual,
+)
 from cnn.model import Sequential
 from cnn.norm import BatchNorm
 from cnn.regularization import Dropout
@@ -39,7 +47,7 @@ LEARNING_RATES = (2e-3, 5e-3, 1e-2)
 """The step sizes of Adam that chapter chooses from, on the validation split."""
 
 RESNET_LR = 5e-3
-"""The step size of that chapter, for both networks (see ``scripts/resnet_study.py``)."""
+"""Its step size, for both networks (chosen with ``scripts/resnet_study.py``)."""
 
 
 def build_digits_cnn(*, rng, filters=FILTERS):

@@ -15,18 +15,14 @@ check against its prose, as ``scripts/seed_study.py`` does for the case study.
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 from pathlib import Path
 
 import numpy as np
+import seed_study  # scripts/, beside this file: the same main, record and file format
 
 from cnn.data import load_digits
-from cnn.diagnostics import environment
 from cnn.digits import (
     BATCH_SIZE,
-    DEEPER_LR,
     LEARNING_RATES,
     RESNET_EPOCHS,
     RESNET_LR,
@@ -34,27 +30,26 @@ from cnn.digits import (
     build_deeper_cnn,
     build_digits_resnet,
 )
-from cnn.fast.threads import blas_threads
 from cnn.losses import softmax_cross_entropy
 from cnn.optim import Adam
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "cnn" / "resnet_study.json"
-NETWORKS = {"resnet": (build_digits_resnet, RESNET_LR),
-            "deeper": (build_deeper_cnn, DEEPER_LR)}
+NETWORKS = {"resnet": build_digits_resnet, "deeper": build_deeper_cnn}
 
 
 def one_run(seed):
     """What the chapter measures of its two networks, for one seed.
 
     Each network is trained with every step size of ``LEARNING_RATES`` and validated
-    after every epoch; only the one trained with its chosen step size is tested.
+    after every epoch; only the one trained with the chosen step size, ``RESNET_LR``,
+    is tested.
     """
     x_train_full, y_train_full, x_test, y_test = load_digits(test_size=0.25, seed=0)
     x_train, y_train = x_train_full[:-VALIDATION_SIZE], y_train_full[:-VALIDATION_SIZE]
     x_val, y_val = x_train_full[-VALIDATION_SIZE:], y_train_full[-VALIDATION_SIZE:]
     run = {"seed": seed}
-    for name, (build, chosen) in NETWORKS.items():
+    for name, build in NETWORKS.items():
         model = build(rng=np.random.default_rng(seed))
         initial_loss = softmax_cross_entropy(model.forward(x_train), y_train)[0]
         run[name] = {"initial_loss": float(initial_loss), "val_acc": {}}
@@ -64,7 +59,7 @@ def one_run(seed):
                                 batch_size=BATCH_SIZE, optimizer=Adam(lr=lr),
                                 validation_data=(x_val, y_val), seed=seed)
             run[name]["val_acc"][str(lr)] = history["val_acc"]
-            if lr == chosen:
+            if lr == RESNET_LR:
                 run[name]["test_acc"] = float(model.evaluate(x_test, y_test)[1])
     tiny = build_digits_resnet(rng=np.random.default_rng(seed)).fit(
         x_train[:20], y_train[:20], epochs=60, batch_size=20, optimizer=Adam(lr=1e-2),
@@ -73,23 +68,5 @@ def one_run(seed):
     return run
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0].rstrip(":"))
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    args = parser.parse_args(argv)
-    study = json.loads(OUT.read_text()) if OUT.is_file() else {"runs": []}
-    kernel = environment().kernel
-    for seed in args.seeds:
-        with blas_threads(1):  # as the chapter trains
-            run = {"kernel": kernel, **one_run(seed)}
-        print(json.dumps(run))
-        study["runs"] = [r for r in study["runs"]
-                         if (r["kernel"], r["seed"]) != (kernel, seed)] + [run]
-        study["runs"].sort(key=lambda r: (r["kernel"], r["seed"]))
-        tmp = OUT.with_suffix(".tmp")
-        tmp.write_text(json.dumps(study, indent=1) + "\n")
-        os.replace(tmp, OUT)  # a run cut short leaves the previous file whole
-
-
 if __name__ == "__main__":
-    main()
+    seed_study.main(one_run=one_run, out=OUT, doc=__doc__)

@@ -2,12 +2,12 @@
 
 Hypothesis builds ``Sequential`` models from the layers of the package, in float64:
 convolutions, transposed convolutions, batch norm in training mode, dropout, pooling,
-sigmoid, tanh and ReLU, with a layer type often repeated, and residual blocks whose
-body holds such layers, with an identity shortcut or a 1x1 convolution (strided when the
-body is, and maybe followed by batch norm). The gradient of the softmax
-cross-entropy with respect to the input and to every parameter, from ``backward``, is
-compared with centred differences of the loss. Dropout keeps one mask: its generator is
-rewound before every forward pass (inside residual blocks too), so that the loss is one fixed function of the
+sigmoid, tanh and ReLU, with a layer type often repeated, and residual blocks whose body
+holds such layers, with an identity shortcut or a 1x1 convolution (strided when the body
+is, and maybe followed by batch norm). The gradient of the softmax cross-entropy with
+respect to the input and to every parameter, from ``backward``, is compared with centred
+differences of the loss. Dropout keeps one mask: its generator is rewound before every
+forward pass (inside residual blocks too), so that the loss is one fixed function of the
 weights. A layer object that appears twice is refused at construction (its cache would
 hold only the second use), which the strategy tries too.
 """
@@ -43,7 +43,8 @@ ACTIVATIONS = {"relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid}
 def conv_layers(draw, rng, channels, width, stride=1, transpose=True):
     """A convolution (or a transposed one), maybe batch norm, an activation, maybe
     dropout: ``(N, channels, S, S)`` -> ``(N, width, S', S')``."""
-    if transpose and draw(st.sampled_from(["conv", "conv", "transpose"])) == "transpose":
+    kind = draw(st.sampled_from(["conv", "conv", "transpose"])) if transpose else "conv"
+    if kind == "transpose":
         layers = [ConvTranspose2D(channels, width, 3, stride=1, padding=1, rng=rng,
                                   dtype=F64)]
     else:
@@ -80,7 +81,7 @@ def residual_block(draw, rng, channels, width, side):
 
 
 def parameters_of(layers):
-    """Every parameter array of ``layers``, by its key inside the layer (``body.0.b``)."""
+    """Every parameter array of ``layers``, keyed as inside its layer (``body.0.b``)."""
     return [(key, value) for layer in layers for key, value in layer.params.items()]
 
 
@@ -143,7 +144,8 @@ def sublayers(layers):
 
 def fixed_mask_loss(model, x, y):
     """The loss of ``model`` on ``(x, y)``, every Dropout drawing the same mask."""
-    dropouts = [layer for layer in sublayers(model.layers) if isinstance(layer, Dropout)]
+    dropouts = [layer for layer in sublayers(model.layers)
+                if isinstance(layer, Dropout)]
     states = [layer.rng.bit_generator.state for layer in dropouts]
 
     def loss(_=None):
@@ -159,7 +161,7 @@ SETTINGS = settings(max_examples=12, deadline=None, derandomize=True,
 
 
 def check_network(network):
-    """``backward``'s gradients of a network from ``networks`` against finite differences."""
+    """The gradients of ``backward`` for a drawn network against finite differences."""
     layers, shared, x, y = network
     if shared:
         # The same ReLU object at two places: refused, as its cache would be overwritten.
