@@ -27,13 +27,15 @@ Chapter -> module, in the book's order (the API page documents every module):
 10  initialisation  ``cnn.init``
 11  batchnorm       ``cnn.norm``
 12  regularisation  ``cnn.regularization``, ``cnn.augment``
-13  deeper_cnn      ``cnn.conv_transpose``, ``cnn.diagnostics``
+13  deeper_cnn      ``cnn.conv_transpose``, ``cnn.diagnostics``, ``cnn.digits``
+                    (``build_deeper_cnn``)
 14  mammography     ``cnn.casestudy`` (``synthetic``, ``cbis``, ``networks``,
                     ``training``), ``cnn.saliency``, ``cnn.cli``
 15  residual        ``cnn.layers`` (``Residual``)
 16  conv_variants   ``cnn.conv`` (``dilation=``, ``groups=``)
 17  normalisation   ``cnn.norm`` (``LayerNorm``, ``GroupNorm``)
-18  bugzoo          ``cnn.bugzoo``, ``cnn.exercises``
+18  resnet          ``cnn.digits`` (``build_digits_resnet``)
+19  bugzoo          ``cnn.bugzoo``, ``cnn.exercises``
 --  teachers        ``cnn.exercises`` (the checker of the student notebooks)
 --  (no chapter)    ``cnn.checks`` (argument checking), ``cnn.modelfile`` (model
                     files of ``Sequential.save`` and ``load``)

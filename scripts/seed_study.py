@@ -104,11 +104,16 @@ def one_run(seed):
     return run
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0].rstrip(":"))
+def main(argv=None, one_run=one_run, out=OUT, doc=__doc__):
+    """Run ``one_run(seed)`` for the seeds of ``argv`` and store each run in ``out``.
+
+    Also the main function of ``scripts/resnet_study.py``, with its own ``one_run``,
+    file and docstring.
+    """
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0].rstrip(":"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     args = parser.parse_args(argv)
-    study = json.loads(OUT.read_text()) if OUT.is_file() else {"runs": []}
+    study = json.loads(out.read_text()) if out.is_file() else {"runs": []}
     kernel = environment().kernel
     for seed in args.seeds:
         with blas_threads(1):  # as the chapter trains
@@ -117,9 +122,9 @@ def main(argv=None):
         study["runs"] = [r for r in study["runs"]
                          if (r["kernel"], r["seed"]) != (kernel, seed)] + [run]
         study["runs"].sort(key=lambda r: (r["kernel"], r["seed"]))
-        tmp = OUT.with_suffix(".tmp")
+        tmp = out.with_suffix(".tmp")
         tmp.write_text(json.dumps(study, indent=1) + "\n")
-        os.replace(tmp, OUT)  # a run cut short leaves the previous file whole
+        os.replace(tmp, out)  # a run cut short leaves the previous file whole
 
 
 if __name__ == "__main__":

@@ -2,10 +2,12 @@
 
 Hypothesis builds ``Sequential`` models from the layers of the package, in float64:
 convolutions, transposed convolutions, batch norm in training mode, dropout, pooling,
-sigmoid, tanh and ReLU, with a layer type often repeated. The gradient of the softmax
-cross-entropy with respect to the input and to every parameter, from ``backward``, is
-compared with centred differences of the loss. Dropout keeps one mask: its generator is
-rewound before every forward pass, so that the loss is one fixed function of the
+sigmoid, tanh and ReLU, with a layer type often repeated, and residual blocks whose body
+holds such layers, with an identity shortcut or a 1x1 convolution (strided when the body
+is, and maybe followed by batch norm). The gradient of the softmax cross-entropy with
+respect to the input and to every parameter, from ``backward``, is compared with centred
+differences of the loss. Dropout keeps one mask: its generator is rewound before every
+forward pass (inside residual blocks too), so that the loss is one fixed function of the
 weights. A layer object that appears twice is refused at construction (its cache would
 hold only the second use), which the strategy tries too.
 """
@@ -25,6 +27,7 @@ from cnn.layers import (
     GlobalAvgPool2D,
     MaxPool2D,
     ReLU,
+    Residual,
     Sigmoid,
     Tanh,
 )
@@ -37,9 +40,58 @@ F64 = np.float64
 ACTIVATIONS = {"relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid}
 
 
+def conv_layers(draw, rng, channels, width, stride=1, transpose=True):
+    """A convolution (or a transposed one), maybe batch norm, an activation, maybe
+    dropout: ``(N, channels, S, S)`` -> ``(N, width, S', S')``."""
+    kind = draw(st.sampled_from(["conv", "conv", "transpose"])) if transpose else "conv"
+    if kind == "transpose":
+        layers = [ConvTranspose2D(channels, width, 3, stride=1, padding=1, rng=rng,
+                                  dtype=F64)]
+    else:
+        layers = [Conv2D(channels, width, 3, stride=stride, padding=1, rng=rng,
+                         dtype=F64)]
+    if draw(st.booleans()):
+        layers.append(BatchNorm(width, dtype=F64))
+    layers.append(ACTIVATIONS[draw(st.sampled_from(sorted(ACTIVATIONS)))]())
+    if draw(st.booleans()):
+        layers.append(Dropout(draw(st.sampled_from([0.2, 0.5])), rng=rng))
+    return layers
+
+
+def residual_block(draw, rng, channels, width, side):
+    """A ``Residual`` with an identity or a 1x1-convolution shortcut; its output side.
+
+    The identity keeps the shape, so its body maps ``channels`` to ``channels``; a
+    projection maps them to ``width`` and, with stride 2, halves the side.
+    """
+    identity = draw(st.booleans())
+    stride = 1 if identity or side < 4 else draw(st.sampled_from([1, 2, 2]))
+    width = channels if identity else width
+    body = conv_layers(draw, rng, channels, width, stride, transpose=stride == 1)
+    if draw(st.booleans()):
+        body += [Conv2D(width, width, 3, padding=1, rng=rng, dtype=F64)]
+        if draw(st.booleans()):
+            body.append(BatchNorm(width, dtype=F64))
+    if identity:
+        return Residual(body), side
+    shortcut = [Conv2D(channels, width, 1, stride=stride, rng=rng, dtype=F64)]
+    if draw(st.booleans()):
+        shortcut.append(BatchNorm(width, dtype=F64))
+    return Residual(body, shortcut), (side - 1) // stride + 1
+
+
+def parameters_of(layers):
+    """Every parameter array of ``layers``, keyed as inside its layer (``body.0.b``)."""
+    return [(key, value) for layer in layers for key, value in layer.params.items()]
+
+
 @st.composite
-def networks(draw):
-    """A random network, its input batch, labels, and a generator seed for Dropout."""
+def networks(draw, residual=False):
+    """A random network, its input batch, labels, and a generator seed for Dropout.
+
+    With ``residual`` every convolutional block is a residual block; otherwise one
+    is, now and then.
+    """
     seed = draw(st.integers(0, 2**16))
     rng = np.random.default_rng(seed)
     n = 2
@@ -47,19 +99,16 @@ def networks(draw):
     x = rng.standard_normal((n, channels, side, side))
     layers = []
     for _ in range(draw(st.integers(1, 2))):  # convolutional blocks, often alike
-        kind = draw(st.sampled_from(["conv", "conv", "transpose"]))
         width = draw(st.integers(1, 3))
-        if kind == "conv":
-            layers.append(Conv2D(channels, width, 3, padding=1, rng=rng, dtype=F64))
+        if residual or draw(st.integers(0, 3)) == 0:
+            block, side = residual_block(draw, rng, channels, width, side)
+            layers.append(block)
+            width = block.body[0].out_channels
+            if draw(st.booleans()):
+                layers.append(ACTIVATIONS[draw(st.sampled_from(sorted(ACTIVATIONS)))]())
         else:
-            layers.append(ConvTranspose2D(channels, width, 3, stride=1, padding=1,
-                                          rng=rng, dtype=F64))
+            layers += conv_layers(draw, rng, channels, width)
         channels = width
-        if draw(st.booleans()):
-            layers.append(BatchNorm(channels, dtype=F64))
-        layers.append(ACTIVATIONS[draw(st.sampled_from(sorted(ACTIVATIONS)))]())
-        if draw(st.booleans()):
-            layers.append(Dropout(draw(st.sampled_from([0.2, 0.5])), rng=rng))
         if side >= 4 and draw(st.booleans()):
             layers.append(draw(st.sampled_from([MaxPool2D, AvgPool2D]))(2))
             side //= 2
@@ -79,16 +128,24 @@ def networks(draw):
     layers.append(Dense(features, 3, rng=rng, dtype=F64))
     # Biases start at 0, and a ReLU then often sees exactly 0 (a window of zeros),
     # where it has a kink that a finite difference straddles: random biases avoid it.
-    for layer in layers:
-        for key in ("b", "beta"):
-            if key in layer.params:
-                layer.params[key][...] = rng.standard_normal(layer.params[key].shape)
+    for key, value in parameters_of(layers):
+        if key.rsplit(".", 1)[-1] in ("b", "beta"):
+            value[...] = rng.standard_normal(value.shape)
     return layers, draw(st.booleans()), x, rng.integers(0, 3, n)
+
+
+def sublayers(layers):
+    """``layers`` and, inside every residual block, its body's and shortcut's layers."""
+    for layer in layers:
+        yield layer
+        if isinstance(layer, Residual):
+            yield from sublayers([*layer.body, *(layer.shortcut or ())])
 
 
 def fixed_mask_loss(model, x, y):
     """The loss of ``model`` on ``(x, y)``, every Dropout drawing the same mask."""
-    dropouts = [layer for layer in model.layers if isinstance(layer, Dropout)]
+    dropouts = [layer for layer in sublayers(model.layers)
+                if isinstance(layer, Dropout)]
     states = [layer.rng.bit_generator.state for layer in dropouts]
 
     def loss(_=None):
@@ -98,10 +155,13 @@ def fixed_mask_loss(model, x, y):
     return loss
 
 
-@settings(max_examples=12, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(network=networks())
-def test_whole_network_gradients_match_finite_differences(network):
+SETTINGS = settings(max_examples=12, deadline=None, derandomize=True,
+                    suppress_health_check=[HealthCheck.too_slow,
+                                           HealthCheck.data_too_large])
+
+
+def check_network(network):
+    """The gradients of ``backward`` for a drawn network against finite differences."""
     layers, shared, x, y = network
     if shared:
         # The same ReLU object at two places: refused, as its cache would be overwritten.
@@ -127,3 +187,18 @@ def test_whole_network_gradients_match_finite_differences(network):
         assert relative_error(exact, estimate) < 1e-5 or close, (
             key, relative_error(exact, estimate), [repr(layer) for layer in layers])
     assert np.isfinite(value)
+
+
+@SETTINGS
+@given(network=networks())
+def test_whole_network_gradients_match_finite_differences(network):
+    check_network(network)
+
+
+@SETTINGS
+@given(network=networks(residual=True))
+def test_residual_network_gradients_match_finite_differences(network):
+    layers = network[0]
+    blocks = [layer for layer in layers if isinstance(layer, Residual)]
+    assert blocks and all(block.body for block in blocks)
+    check_network(network)
