@@ -48,9 +48,9 @@ MODULES = {
     "casestudy/cbis": ["test_cbis.py"],
     # Issue 27: the layers, the command line, the tuned kernels, the case-study networks,
     # batch norm, dropout, transposed convolution and the exercise checker.
-    "layers": ["test_layers.py", "test_layers_arguments.py", "test_residual.py", "test_conv_variants.py",
-               "test_conv_transpose.py", "test_modes.py", "test_robustness.py",
-               "test_network_gradients.py", "test_validation.py"],
+    "layers": ["test_layers.py", "test_layers_arguments.py", "test_residual.py",
+               "test_conv_variants.py", "test_conv_transpose.py", "test_modes.py",
+               "test_robustness.py", "test_network_gradients.py", "test_validation.py"],
     "cli": ["test_cli.py", "test_robustness_io.py"],
     "fast": ["test_conv.py", "test_pool.py", "test_conv_transpose.py", "test_layers.py",
              "test_validation.py", "test_robustness.py"],
