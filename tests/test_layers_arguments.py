@@ -19,20 +19,36 @@ from cnn.layers import (
 )
 
 
-@pytest.mark.parametrize("make, x_shape", [
-    (lambda: ReLU(), (2, 3)),
-    (lambda: Flatten(), (2, 3, 2)),
-    (lambda: MaxPool2D(), (1, 1, 4, 4)),
-    (lambda: Dense(3, 2), (2, 3)),
-    (lambda: Residual([ReLU()]), (2, 3)),
+@pytest.mark.parametrize("make, x_shape, name", [
+    (lambda: ReLU(), (2, 3), "ReLU"),
+    (lambda: Flatten(), (2, 3, 2), "Flatten"),
+    (lambda: MaxPool2D(), (1, 1, 4, 4), "MaxPool2D"),
+    (lambda: Dense(3, 2), (2, 3), "Dense"),
+    (lambda: Residual([ReLU()]), (2, 3), "ReLU"),  # the first sub-layer to need it
 ])
-def test_release_drops_the_cache_so_backward_needs_a_new_forward(make, x_shape):
+def test_release_drops_the_cache_so_backward_needs_a_new_forward(make, x_shape, name):
     layer = make()
     out = layer.forward(np.ones(x_shape, dtype=np.float32))
     layer.backward(np.ones_like(out))
     layer.release()
-    with pytest.raises(RuntimeError, match="backward called before forward"):
+    with pytest.raises(RuntimeError, match=f"^{name}.backward called before forward$"):
         layer.backward(np.ones_like(out))
+
+
+@pytest.mark.parametrize("make", [
+    lambda dtype: Dense(3, 2, dtype=dtype),
+    lambda dtype: Conv2D(2, 4, 3, groups=2, dtype=dtype),
+    lambda dtype: ConvTranspose2D(2, 3, 2, dtype=dtype),
+])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_new_layer_has_zero_gradients_shaped_like_its_parameters(make, dtype):
+    layer = make(dtype)
+    assert layer.grads.keys() == layer.params.keys() == {"w", "b"}
+    for key, value in layer.params.items():
+        grad = layer.grads[key]
+        assert grad.shape == value.shape and grad.dtype == value.dtype == dtype
+        np.testing.assert_array_equal(grad, 0.0)
+        assert not np.shares_memory(grad, value)
 
 
 def test_repr_shows_how_the_layer_was_built():
@@ -79,6 +95,16 @@ def test_transposed_convolution_draws_from_the_generator_it_is_given():
     np.testing.assert_array_equal(weights(7), weights(7))
     assert not np.array_equal(weights(7), weights(8))
     np.testing.assert_array_equal(weights(None), weights(0))
+
+
+@pytest.mark.parametrize("call, error, pattern", [
+    (lambda: Dense(0, 2), ValueError, "^in_features must be >= 1, got 0$"),
+    (lambda: Dense(2, 0), ValueError, "^out_features must be >= 1, got 0$"),
+    (lambda: Dense(2.0, 2), TypeError, "^in_features must be an int"),
+])
+def test_dense_names_its_arguments(call, error, pattern):
+    with pytest.raises(error, match=pattern):
+        call()
 
 
 def test_flatten_accepts_two_axes_and_names_x():
