@@ -51,10 +51,10 @@ MODULES = {
     "layers": ["test_layers.py", "test_layers_arguments.py", "test_residual.py",
                "test_conv_variants.py", "test_conv_transpose.py", "test_modes.py",
                "test_robustness.py", "test_network_gradients.py", "test_validation.py"],
-    "cli": ["test_cli.py", "test_robustness_io.py"],
+    "cli": ["test_cli.py", "test_robustness_io.py", "test_model_file.py"],
     "fast": ["test_conv.py", "test_pool.py", "test_conv_transpose.py", "test_layers.py",
              "test_validation.py", "test_robustness.py"],
-    "casestudy/networks": ["test_case_study.py"],
+    "casestudy/networks": ["test_case_study.py", "test_state_kept.py"],
     "norm": ["test_norm.py", "test_norm_without_batch.py", "test_norm_arguments.py",
              "test_modes.py", "test_equations.py", "test_validation.py",
              "test_robustness.py", "test_state_kept.py"],
@@ -62,7 +62,8 @@ MODULES = {
                        "test_modes.py", "test_equations.py", "test_validation.py"],
     "conv_transpose": ["test_conv_transpose.py", "test_equations.py",
                        "test_validation.py"],
-    "exercises": ["test_exercises.py"],
+    "exercises": ["test_exercises.py", "test_exercises_deeper.py", "test_grading.py",
+                  "test_sandbox.py", "test_robustness.py"],
 }
 
 
