@@ -7,7 +7,9 @@ versions.json, labels.json, latest/ and a zip of each; serve it with
 
 ``python scripts/editions.py publish --site DIR --html _build/html``: what the release
 workflow runs on a tag: add the edition just built to the site held in DIR (a checkout
-of the gh-pages branch), keeping every edition already there.
+of the gh-pages branch), keeping every edition already there. ``--ref TAG`` instead of
+``--html`` builds that release from its own files first (for a release tagged before
+this workflow existed).
 """
 
 from __future__ import annotations
@@ -31,13 +33,17 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--out", type=Path, default=ROOT / "_build" / "editions")
     publish = commands.add_parser("publish", help="add a built edition to a site")
     publish.add_argument("--site", type=Path, required=True)
-    publish.add_argument("--html", type=Path, default=ROOT / "_build" / "html")
+    built_from = publish.add_mutually_exclusive_group()
+    built_from.add_argument("--html", type=Path, default=ROOT / "_build" / "html")
+    built_from.add_argument("--ref", help="build this release tag's edition first")
     publish.add_argument("--version", default=None,
                          help="the edition's version (default: this tree's)")
     args = parser.parse_args(argv)
     try:
         if args.command == "build":
             built = editions.build_two(args.out, args.old, ROOT)
+        elif args.ref:
+            built = editions.publish_release(args.site, args.ref, ROOT)
         else:
             version = args.version or editions.tree_version(ROOT)
             built = editions.publish(args.site, [editions.Edition(version, args.html)], ROOT)

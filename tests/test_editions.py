@@ -125,6 +125,26 @@ def test_a_trimmed_table_of_contents_keeps_the_root_and_the_chapters_asked_for()
         {"caption": "A", "chapters": [{"file": "book/b"}]}]}
 
 
+def test_the_release_workflow_adds_the_tagged_edition_and_keeps_the_others():
+    import fnmatch
+
+    import yaml
+
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "editions.yml").read_text())
+    # PyYAML reads the key "on" as True.
+    assert workflow[True]["push"]["tags"] == ["v*.*.*"]
+    steps = workflow["jobs"]["publish"]["steps"]
+    script = "\n".join(step.get("run", "") for step in steps)
+    assert "scripts/editions.py publish --site site --html _build/html" in script
+    assert "make pdf" in script and "make book" in script
+    pages = next(s for s in steps if s.get("uses", "").startswith("peaceiris/actions-gh-pages"))
+    assert pages["with"]["keep_files"] is True and pages["with"]["publish_dir"] == "site"
+    assets = next(s for s in steps if s.get("uses", "").startswith("softprops/"))
+    assert fnmatch.fnmatch(f"site/downloads/{editions.zip_name('1.2.3')}", assets["with"]["files"])
+    book = yaml.safe_load((ROOT / ".github" / "workflows" / "book.yml").read_text())
+    assert "deploy" not in book["jobs"], "a push to main would replace every edition"
+
+
 # -- the site in a browser ---------------------------------------------------------------
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):

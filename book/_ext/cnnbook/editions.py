@@ -298,6 +298,14 @@ def publish(site: Path, new: list[Edition], root: Path = ROOT) -> list[Edition]:
     return editions
 
 
+def publish_release(site: Path, ref: str, root: Path = ROOT) -> list[Edition]:
+    """Build release ``ref`` (a tag) from its own files, executed, and add it to ``site``."""
+    with tempfile.TemporaryDirectory(prefix="cnn-edition-") as scratch:
+        tree = export_tree(ref, Path(scratch) / "tree", root)
+        edition = Edition(package_version(tree / "cnn"), build_edition(tree, Path(scratch) / "out"))
+        return publish(site, [edition], root)
+
+
 def build_two(site: Path, old: str | None = None, root: Path = ROOT) -> list[Edition]:
     """``make editions``: this tree's edition and the previous release's, into ``site``."""
     old = old or previous_release(root)
