@@ -79,13 +79,14 @@
 
   function banner(versions, labels) {
     var newest = versions.filter(function (entry) { return entry.preferred; })[0] || versions[0];
+    var called = newest.name.replace(/ \(latest\)$/, "");
     var bar = element("div", {"class": "cnn-edition-banner", "role": "note",
                               "id": "cnn-edition-banner"});
     var line = element("p");
     line.appendChild(document.createTextNode("You are reading the " + here
       + " edition of this book. The newest is "));
     line.appendChild(element("a", {"class": "cnn-edition-newest",
-      "href": new URL(newest.url + page, root).href}, newest.version));
+      "href": new URL(newest.url + page, root).href}, called));
     line.appendChild(document.createTextNode(". "));
     var equation = element("span", {"class": "cnn-edition-equation", "aria-live": "polite"});
     line.appendChild(equation);
@@ -110,7 +111,7 @@
       equation.appendChild(element("a", {"class": "cnn-edition-remapped",
         "href": new URL(newest.url + labels.pages[label], root).href},
         "Eq. (" + number + ")"));
-      equation.appendChild(document.createTextNode(" in " + newest.version + "."));
+      equation.appendChild(document.createTextNode(" in " + called + "."));
     }
     var pending = false;
     function soon() {

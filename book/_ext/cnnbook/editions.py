@@ -49,6 +49,7 @@ STATIC = Path(__file__).resolve().parents[2] / "_static"
 ASSETS = ("editions.js", "editions.css")
 ASSET_DIR = "_editions"
 DEV = "dev"
+DEV_NAME = "unreleased (main)"
 INJECTED = "<!-- cnn-editions -->"
 NUMBER = re.compile(
     r'<span class="eqno">\((?P<number>[\d.]+)\)<a class="headerlink" '
@@ -243,7 +244,7 @@ def versions(editions: list[Edition]) -> list[dict]:
     entries = []
     for edition in reversed(editions):
         newest = edition is editions[-1]
-        name = "unreleased (main)" if edition.version == DEV else edition.version
+        name = DEV_NAME if edition.version == DEV else edition.version
         entries.append({"name": name + (" (latest)" if newest else ""),
                         "version": edition.version, "url": f"{edition.folder}/",
                         "preferred": newest,
@@ -265,7 +266,7 @@ def zip_edition(folder: Path, target: Path) -> None:
 REDIRECT = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="refresh" content="0; url=latest/">
-<link rel="canonical" href="latest/"><title>CNN from Scratch with NumPy</title></head>
+<link rel="canonical" href="latest/"><link rel="icon" href="data:,"><title>CNN from Scratch with NumPy</title></head>
 <body><p><a href="latest/">The newest edition of CNN from Scratch with NumPy</a>.</p></body>
 </html>
 """
