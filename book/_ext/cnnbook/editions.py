@@ -279,8 +279,9 @@ def publish(site: Path, new: list[Edition], root: Path = ROOT) -> list[Edition]:
     site = Path(site)
     site.mkdir(parents=True, exist_ok=True)
     for edition in new:
-        zip_edition(add_edition(site, edition),
-                    site / "downloads" / zip_name(edition.version))
+        add_edition(site, edition)
+        # The pages as built: offline there is no site to switch editions in.
+        zip_edition(edition.html, site / "downloads" / zip_name(edition.version))
     editions = site_editions(site)
     if not editions:
         raise ValueError(f"{site} holds no edition (v*/ or {DEV}/ folders)")
