@@ -207,7 +207,8 @@ def open_page(browser, url: str, viewport=DESKTOP, settle: bool = True):
     page = context.new_page()
     site = url[:url.index("/", len("http://"))]
     problems = []
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("console", lambda m: problems.append(f"{m.text} ({m.location.get('url')})")
+            if m.type == "error" else None)
     page.on("pageerror", lambda e: problems.append(str(e)))
     page.on("requestfailed", lambda r: problems.append(f"failed: {r.url}"))
     page.on("response", lambda r: problems.append(f"HTTP {r.status}: {r.url}")
