@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # tools cannot use: it gets a virtual environment of its own inside .venv.
 CFFCONVERT := $(VENV)/cffconvert/bin/cffconvert
 
-.PHONY: setup book pdf test test-kernels serve bench notebooks assignments kits mutation clean
+.PHONY: setup book pdf test test-kernels serve bench notebooks assignments kits mutation editions clean
 
 setup: $(STAMP)
 
@@ -47,6 +47,13 @@ pdf: $(STAMP)
 serve:
 	test -f _build/html/index.html || $(MAKE) book
 	$(PY) -m http.server 8000 --bind 127.0.0.1 --directory _build/html
+
+# Two editions on one site, as the release workflow publishes them: this tree's and the
+# previous release's (its tag v<version>, or OLD=<commit>), each under its own folder with
+# versions.json, labels.json, latest/ and a zip of each, in _build/editions; then
+# python -m http.server --directory _build/editions. See scripts/editions.py.
+editions: $(STAMP)
+	$(PY) scripts/editions.py build $(if $(OLD),--old $(OLD))
 
 # The plain-Jupyter chapter copies that Colab and Binder open (commit them).
 notebooks: $(STAMP)

@@ -26,7 +26,10 @@ from _site import ROOT, build_site, index, myst2ipynb
 from cnn.exercises import CHECKS
 from test_notebooks import myst_leftovers
 
-from cnnbook import assignments
+from cnnbook import assignments, release
+
+# Colab and Binder open the notebooks of the release the site belongs to.
+TAG = release.tag(release.read_version(ROOT))
 
 ASSIGNMENTS = assignments.ASSIGNMENTS
 NAMES = [a.name for a in ASSIGNMENTS]
@@ -306,8 +309,8 @@ def test_teachers_page_lists_every_notebook_with_launch_links(site):
     repo = index().repo_url.removeprefix("https://github.com/")
     for a in ASSIGNMENTS:
         assert f'href="../assignments/{assignments.download_name(a, index())}"' in html
-        assert f"colab.research.google.com/github/{repo}/blob/main/{a.path}" in html
-        assert f"mybinder.org/v2/gh/{repo}/main?urlpath=lab/tree/{a.path}" in html
+        assert f"colab.research.google.com/github/{repo}/blob/{TAG}/{a.path}" in html
+        assert f"mybinder.org/v2/gh/{repo}/{TAG}?urlpath=lab/tree/{a.path}" in html
     assert 'href="../assignments/assignments.zip"' in html
 
 

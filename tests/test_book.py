@@ -12,6 +12,8 @@ import pytest
 from _site import ROOT, build_site, index, myst2ipynb
 from test_notebooks import myst_leftovers
 
+from cnnbook import release
+
 CHAPTERS = myst2ipynb.notebook_docs(ROOT)
 
 
@@ -80,8 +82,12 @@ def test_launch_buttons_open_the_committed_notebook(site, doc):
     path = myst2ipynb.notebook_path(doc)
     colab = re.search(r'href="(https://colab\.research\.google\.com/[^"]+)"', html)
     binder = re.search(r'href="(https://mybinder\.org/[^"]+)"', html)
-    assert colab and colab.group(1).endswith(f"/blob/main/{path}")
-    assert binder and binder.group(1).endswith(f"urlpath=lab/tree/{path}")
+    # The notebook of the release the page belongs to, not the main branch's.
+    ref = release.tag(release.read_version(ROOT))
+    assert colab and colab.group(1).endswith(f"/blob/{ref}/{path}")
+    assert binder and binder.group(1).endswith(f"/{ref}?urlpath=lab/tree/{path}")
+    # The theme's ".pdf" entry only opened the print dialog: it is gone.
+    assert "download-pdf-button" not in html and "window.print()" not in html
     assert (ROOT / path).exists()
 
 

@@ -784,7 +784,7 @@ def test_every_labelled_equation_has_its_provenance_line_and_citation(page, site
             number = line["number"].split("(")[1].split(")")[0]
             assert line["cite"] == (f"CNN from Scratch with NumPy, version {cnn.__version__}, chapter "
                                     f"{index().numbers[doc]} \"{index().titles[doc]}\", Eq. ({number}). "
-                                    f"{base}{doc}.html#equation-{label}"), line["cite"]
+                                    f"{base}v{cnn.__version__}/{doc}.html#equation-{label}"), line["cite"]
             for name, url in line["impl"]:
                 text = assert_resolves(url)
                 assert "_modules/" in url
@@ -834,7 +834,8 @@ def test_cite_this_equation_copies_the_citation(page, site_url):
     button.click()
     expect(button).to_have_text("Copied")  # the clipboard answers asynchronously
     assert page.evaluate("navigator.clipboard.readText()") == cite.text_content()
-    assert cite.text_content().endswith("/book/conv_backward.html#equation-eq-conv-dw")
+    assert cite.text_content().endswith(
+        f"/v{cnn.__version__}/book/conv_backward.html#equation-eq-conv-dw")
 
 
 def test_the_equation_index_lists_every_labelled_equation_in_book_order(page, site_url):

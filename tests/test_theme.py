@@ -46,14 +46,23 @@ INDEX = SimpleNamespace(repo_url="https://github.com/me/book", branch="main")
 def test_launch_urls_open_the_path_from_the_repository_with_the_configured_services():
     urls = theme.launch_urls(app_with({"colab_url": "https://colab.example/",
                                        "binderhub_url": "https://binder.example"}),
-                             INDEX, "notebooks/conv.ipynb")
+                             INDEX, "notebooks/conv.ipynb", "v1.2.3")
     assert urls == {
-        "Colab": "https://colab.example/github/me/book/blob/main/notebooks/conv.ipynb",
-        "Binder": "https://binder.example/v2/gh/me/book/main?urlpath=lab/tree/"
+        "Colab": "https://colab.example/github/me/book/blob/v1.2.3/notebooks/conv.ipynb",
+        "Binder": "https://binder.example/v2/gh/me/book/v1.2.3?urlpath=lab/tree/"
                   "notebooks/conv.ipynb"}
-    defaults = theme.launch_urls(app_with({}), INDEX, "a.ipynb")
+    defaults = theme.launch_urls(app_with({}), INDEX, "a.ipynb", "v1.2.3")
     assert defaults["Colab"].startswith("https://colab.research.google.com/github/")
     assert defaults["Binder"].startswith("https://mybinder.org/v2/gh/")
+
+
+def test_remove_button_takes_out_only_the_named_button():
+    context = header("download-buttons", "launch-buttons")
+    theme.remove_button(context, "download-buttons", "download-buttons-0")
+    assert theme.button_group(context, "download-buttons")["buttons"] == []
+    assert theme.button_group(context, "launch-buttons")["buttons"] == [
+        {"label": "launch-buttons-0"}]
+    theme.remove_button({}, "download-buttons", "x")  # a page without the menu
 
 
 def test_set_launch_urls_changes_the_buttons_it_names_and_nothing_else():

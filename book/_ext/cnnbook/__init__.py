@@ -31,6 +31,7 @@ from sphinxcontrib.bibtex.style.referencing import BracketStyle
 from sphinxcontrib.bibtex.style.referencing.author_year import AuthorYearReferenceStyle
 
 from . import assignments, kits, listing, myst2ipynb, pdfbook, provenance, theme
+from .release import read_version, tag
 
 logger = logging.getLogger(__name__)
 
@@ -130,8 +131,14 @@ def publish_notebook(app, pagename, templatename, context, doctree) -> None:
                 "buttons", []):
             if button.get("label") == "download-notebook-button":
                 button["url"] = url
-    theme.set_launch_urls(
-        context, theme.launch_urls(app, index, myst2ipynb.notebook_path(pagename)))
+    theme.set_launch_urls(context, theme.launch_urls(
+        app, index, myst2ipynb.notebook_path(pagename), tag(read_version())))
+
+
+def drop_print_button(app, pagename, templatename, context, doctree) -> None:
+    """The theme's ".pdf" entry only opens the browser's print dialog: the download menu
+    offers the edition's PDFs instead (pdfbook), so the print entry goes."""
+    theme.remove_button(context, "download-buttons", "download-pdf-button")
 
 
 def theme_mode_default(app, config) -> None:
@@ -186,4 +193,5 @@ def setup(app):
     app.connect("build-finished", copy_mathjax)
     # After sphinx-book-theme (priority 501) has built the header buttons.
     app.connect("html-page-context", publish_notebook, priority=502)
+    app.connect("html-page-context", drop_print_button, priority=502)
     return {"parallel_read_safe": True, "parallel_write_safe": True, "version": "1.0"}

@@ -42,6 +42,7 @@ from docutils import nodes
 from docutils.parsers.rst import Directive
 
 from . import myst2ipynb, theme
+from .release import read_version, tag
 
 FOLDER = "assignments"
 ZIP_NAME = "assignments.zip"
@@ -670,7 +671,7 @@ class AssignmentTable(Directive):
         for a in ASSIGNMENTS:
             if a.chapter not in index.notebook_docs():
                 continue
-            urls = theme.launch_urls(env.app, index, a.path)
+            urls = theme.launch_urls(env.app, index, a.path, tag(read_version()))
             number = index.numbers.get(a.chapter)
             title = index.titles.get(a.chapter, a.chapter)
             functions = _paragraph()

@@ -46,10 +46,14 @@ def equations_tex(doc: str, index) -> str:
     parts = [PREAMBLE.format(number=number, title=index.titles.get(doc, doc),
                              version=read_version(index.root))]
     for label, tex in equations(index.root, doc):
-        tag = index.targets[label].number
-        parts.append(f"\\begin{{equation}}\n{tex}\n\\label{{{label}}}\\tag{{{tag}}}\n"
-                     "\\end{equation}\n")
+        parts.append(labelled_equation(tex, label, index.targets[label].number) + "\n")
     return "\n".join(parts)
+
+
+def labelled_equation(tex: str, label: str, number: str) -> str:
+    """One display equation as LaTeX: its label as in the book, its number as ``\\tag``."""
+    return (f"\\begin{{equation}}\n{tex}\n\\label{{{label}}}\\tag{{{number}}}\n"
+            "\\end{equation}")
 
 
 def cited_keys(root: Path | str, doc: str) -> list[str]:

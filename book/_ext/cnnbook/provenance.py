@@ -43,7 +43,8 @@ from sphinx.ext import viewcode
 from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 
-from .release import package_version
+from .kits import labelled_equation
+from .release import package_version, release_date, tag
 
 logger = logging.getLogger(__name__)
 
@@ -316,12 +317,35 @@ def _code_link(uri: str | None, text: str, title: str = "") -> str:
     return f'<a class="reference internal" href="{html.escape(uri)}"{attr}>{code}</a>'
 
 
+def equation_url(app, eq: Equation) -> str:
+    """The equation in this release's edition of the site, which stays online:
+    ``<html_baseurl>/v0.3.0/book/conv_backward.html#equation-eq-conv-dx``."""
+    base = (app.config.html_baseurl or "").rstrip("/")
+    path = f"{tag(app.provenance.version)}/{eq.docname}.html#{eq.anchor}"
+    return f"{base}/{path}" if base else path
+
+
 def citation(app, eq: Equation) -> str:
     """"CNN from Scratch with NumPy, version 0.1.0, chapter 5 "...", Eq. (5.3). URL"."""
-    base = (app.config.html_baseurl or "").rstrip("/")
-    url = f"{base}/{eq.docname}.html#{eq.anchor}" if base else f"{eq.docname}.html#{eq.anchor}"
     where = f'chapter {eq.chapter} "{eq.title}"' if eq.chapter else f'"{eq.title}"'
-    return f"{book_title(app)}, version {app.provenance.version}, {where}, Eq. ({eq.number}). {url}"
+    return (f"{book_title(app)}, version {app.provenance.version}, {where}, "
+            f"Eq. ({eq.number}). {equation_url(app, eq)}")
+
+
+def bibtex(app, eq: Equation) -> str:
+    """A BibTeX entry for one equation of this release, keyed by version and label."""
+    version = app.provenance.version
+    where = f"Chapter {eq.chapter}, " if eq.chapter else ""
+    fields = {
+        "title": f"{{{book_title(app)}}}, Eq. ({eq.number}), \\texttt{{{eq.label}}}",
+        "author": f"{{{app.config.author}}}",
+        "year": str(release_date(Path(app.srcdir)).year),
+        "version": version,
+        "url": equation_url(app, eq),
+        "note": f"{where}``{eq.title}''",
+    }
+    body = ",\n".join(f"  {name:<8} = {{{value}}}" for name, value in fields.items())
+    return f"@misc{{cnnfromscratch-{version}-{eq.label},\n{body}\n}}"
 
 
 def book_title(app) -> str:
@@ -331,7 +355,8 @@ def book_title(app) -> str:
     return project if project and project != "Project name not set" else app.config.html_title
 
 
-def provenance_html(app, fromdoc: str, eq: Equation) -> str:
+def provenance_html(app, fromdoc: str, eq: Equation, tex: str | None = None) -> str:
+    """The line under an equation; ``tex`` is its source, offered to copy."""
     sources: Sources = app.provenance
     parts = []
     implementers = sources.implementers(eq.label)
@@ -345,15 +370,24 @@ def provenance_html(app, fromdoc: str, eq: Equation) -> str:
                           for t in tests)
         parts.append(f'<span class="cnn-provenance-test">Verified by {links}</span>')
     line = '<span class="cnn-provenance-sep" aria-hidden="true"> · </span>'.join(parts)
-    cite_id = f"cite-{eq.anchor}"
+    # The citation in one line; the BibTeX entry and the TeX source keep their lines.
+    copies = [("text", "citation", "code", citation(app, eq)),
+              ("bibtex", "BibTeX entry", "pre", bibtex(app, eq))]
+    if tex is not None:
+        copies.append(("tex", "TeX source", "pre",
+                       labelled_equation(tex.strip(), eq.label, eq.number)))
+    blocks = ""
+    for kind, what, element, value in copies:
+        ident = f"cite-{kind}-{eq.anchor}"
+        blocks += (
+            f'<div class="cnn-cite-body"><span class="cnn-cite-what">{what}</span>'
+            f'<{element} class="cnn-cite-{kind}" id="{ident}">{html.escape(value)}</{element}>'
+            f'<button type="button" class="cnn-cite-copy" data-cite="{ident}" '
+            f'aria-label="Copy the {what} of Eq. ({eq.number})">Copy</button></div>')
     return (
         f'<div class="cnn-provenance" data-label="{html.escape(eq.label)}">'
         + (f'<p class="cnn-provenance-line">{line}</p>' if line else "")
-        + '<details class="cnn-cite"><summary>Cite this equation</summary>'
-        f'<p class="cnn-cite-body"><code class="cnn-cite-text" id="{cite_id}">'
-        f"{html.escape(citation(app, eq))}</code> "
-        f'<button type="button" class="cnn-cite-copy" data-cite="{cite_id}" '
-        f'aria-label="Copy the citation of Eq. ({eq.number})">Copy</button></p></details></div>'
+        + f'<details class="cnn-cite"><summary>Cite this equation</summary>{blocks}</details></div>'
     )
 
 
@@ -452,7 +486,7 @@ def add_lines_under_equations(app, doctree, fromdoc: str) -> None:
         eq = eqs.get(block.get("label") or "")
         if eq is None or eq.docname != fromdoc:
             continue
-        raw = nodes.raw("", provenance_html(app, fromdoc, eq), format="html")
+        raw = nodes.raw("", provenance_html(app, fromdoc, eq, block.astext()), format="html")
         block.parent.insert(block.parent.index(block) + 1, raw)
 
 

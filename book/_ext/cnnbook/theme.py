@@ -39,19 +39,29 @@ def add_download_button(context, *, url: str, text: str, icon: str, tooltip: str
     return True
 
 
-def launch_urls(app, index, path: str) -> dict[str, str]:
-    """The Colab and Binder links that open ``path`` of the repository, by button text.
+def remove_button(context, group: str, label: str) -> None:
+    """Take the button ``label`` out of the header's ``group``, if the page has it."""
+    found = button_group(context, group)
+    if found is not None:
+        found["buttons"] = [b for b in found["buttons"] if b.get("label") != label]
 
-    ``index`` is a ``myst2ipynb.BookIndex`` (the repository's URL and branch); the
-    providers come from ``_config.yml`` (``launch_buttons``), else the public services.
+
+def launch_urls(app, index, path: str, ref: str) -> dict[str, str]:
+    """The Colab and Binder links that open ``path`` of the repository at ``ref``, by
+    button text.
+
+    ``index`` is a ``myst2ipynb.BookIndex`` (the repository's URL); ``ref`` is the release
+    tag the page belongs to (``release.tag``), so that a reader opens the notebook of the
+    edition they read, not the main branch. The providers come from ``_config.yml``
+    (``launch_buttons``), else the public services.
     """
     options = app.config.html_theme_options.get("launch_buttons", {})
     providers = {key: options.get(key) or default for key, default in DEFAULT_PROVIDERS.items()}
     repo = index.repo_url.removeprefix("https://github.com/")
     colab = providers["colab_url"].rstrip("/")
     binder = providers["binderhub_url"].rstrip("/")
-    return {"Colab": f"{colab}/github/{repo}/blob/{index.branch}/{path}",
-            "Binder": f"{binder}/v2/gh/{repo}/{index.branch}?urlpath=lab/tree/{path}"}
+    return {"Colab": f"{colab}/github/{repo}/blob/{ref}/{path}",
+            "Binder": f"{binder}/v2/gh/{repo}/{ref}?urlpath=lab/tree/{path}"}
 
 
 def set_launch_urls(context, urls: dict[str, str]) -> None:
