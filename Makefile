@@ -6,8 +6,12 @@ STAMP := $(VENV)/.installed
 # cffconvert (the tests validate CITATION.cff with it) pins jsonschema<4, which the book's
 # tools cannot use: it gets a virtual environment of its own inside .venv.
 CFFCONVERT := $(VENV)/cffconvert/bin/cffconvert
+# nbgrader (tests/test_assignments.py runs its generate_assignment on a source notebook)
+# needs a Jupyter server stack that the book's tools do not: a virtual environment too.
+NBGRADER := $(VENV)/nbgrader/bin/nbgrader
 
-.PHONY: setup book pdf test test-kernels serve bench notebooks assignments kits mutation clean
+.PHONY: setup book pdf test test-kernels test-matrix serve bench notebooks assignments kits \
+  mutation clean
 
 setup: $(STAMP)
 
@@ -17,6 +21,8 @@ $(STAMP): pyproject.toml book/_ext/pyproject.toml
 	  -e book/_ext
 	test -x $(CFFCONVERT) || ($(PY) -m venv $(VENV)/cffconvert && \
 	  $(VENV)/cffconvert/bin/python -m pip install -q --disable-pip-version-check 'cffconvert==2.0.0')
+	test -x $(NBGRADER) || ($(PY) -m venv $(VENV)/nbgrader && \
+	  $(VENV)/nbgrader/bin/python -m pip install -q --disable-pip-version-check 'nbgrader>=0.9.6,<0.10')
 	touch $(STAMP)
 
 test: $(STAMP)
@@ -52,9 +58,11 @@ serve:
 notebooks: $(STAMP)
 	$(PY) scripts/export_notebooks.py
 
-# The student notebooks built from the chapters and the package (commit them).
+# The student notebooks built from the chapters and the package (commit them). With
+# SEED=<a number the students do not know>, also the teacher's nbgrader source versions
+# (solutions, hidden tests on cases drawn from SEED) in _build/nbgrader/source/: never commit.
 assignments: $(STAMP)
-	$(PY) scripts/make_assignments.py
+	$(PY) scripts/make_assignments.py $(if $(SEED),--seed $(SEED))
 
 # The teacher kits' text parts into _build/kits/<NN>-<chapter>/: equations.tex (every
 # labelled equation, numbered as in this release) and references.bib (what it cites).
@@ -66,6 +74,15 @@ kits: $(STAMP)
 # comparing machines; the committed benchmarks/results.json comes from a full run).
 bench: $(STAMP)
 	$(PY) benchmarks/bench.py --json benchmarks/results-local.json
+
+# The package's tests (pytest -m "not book") on Python 3.10 to 3.13 and, on 3.10, with the
+# lowest dependency versions pyproject.toml allows (uv --resolution lowest-direct), each in
+# _build/matrix/<run>/; records the runs in book/tested_with.json (commit it: the intro page
+# prints its "Tested with" line from it). Not part of `make test`: about half an hour.
+# RUNS="py3.12 py3.10-lowest-direct" limits it to some runs.
+test-matrix: $(STAMP)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[matrix]'
+	$(PY) scripts/test_matrix.py $(if $(RUNS),--runs $(RUNS))
 
 # Mutation testing of the package (mutmut, the `mutation` extra), one module at a time in
 # _build/mutation: not part of `make test` or CI; about 20 min on 2 busy cores.
