@@ -39,9 +39,11 @@ test-kernels: $(STAMP)
 	done
 
 # A strict build from clean: an incremental -W build can pass on pages it did not re-read.
-# The PDFs of `make pdf` (_build/pdf) are kept: the site links them when they are there.
+# The PDFs of `make pdf` (_build/pdf) and the compiled slides of `make kits` (_build/kits)
+# are kept: the site links the former and puts the latter into the kits when they are there.
 book: $(STAMP)
-	if [ -d _build ]; then find _build -mindepth 1 -maxdepth 1 ! -name pdf -exec rm -rf {} +; fi
+	if [ -d _build ]; then find _build -mindepth 1 -maxdepth 1 ! -name pdf ! -name kits \
+	  -exec rm -rf {} +; fi
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 
 # The PDF editions (instructor, student) into _build/pdf; needs TeX Live and says which
@@ -65,7 +67,9 @@ assignments: $(STAMP)
 	$(PY) scripts/make_assignments.py $(if $(SEED),--seed $(SEED))
 
 # The teacher kits' text parts into _build/kits/<NN>-<chapter>/: equations.tex (every
-# labelled equation, numbered as in this release) and references.bib (what it cites).
+# labelled equation, numbered as in this release), references.bib (what it cites) and the
+# beamer slides, slides.tex compiled to slides.pdf (TeX Live; about 15 s a chapter). Run it
+# before `make book`, which puts the slides' PDFs into the kits' zips on the site.
 kits: $(STAMP)
 	$(PY) scripts/make_kits.py
 
@@ -82,7 +86,7 @@ bench: $(STAMP)
 # RUNS="py3.12 py3.10-lowest-direct" limits it to some runs.
 test-matrix: $(STAMP)
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[matrix]'
-	$(PY) scripts/test_matrix.py $(if $(RUNS),--runs $(RUNS))
+	$(PY) scripts/tested_with.py $(if $(RUNS),--runs $(RUNS))
 
 # Mutation testing of the package (mutmut, the `mutation` extra), one module at a time in
 # _build/mutation: not part of `make test` or CI; about 20 min on 2 busy cores.

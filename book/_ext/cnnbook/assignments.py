@@ -566,8 +566,13 @@ def expected_notebooks(root: Path | str) -> dict[str, str]:
             if a.chapter in index.notebook_docs()}
 
 
-def fill_in_references(nb: nbformat.NotebookNode, root: Path | str) -> nbformat.NotebookNode:
-    """A copy of a student notebook with the package's bodies in the solution regions."""
+def fill_in_references(nb: nbformat.NotebookNode, root: Path | str,
+                       keep_markers: bool = False) -> nbformat.NotebookNode:
+    """A copy of a student notebook with the package's bodies in the solution regions.
+
+    With ``keep_markers``, the body stays between ``### BEGIN SOLUTION`` and ``### END
+    SOLUTION``, so that nbgrader replaces only the body, not the signature and docstring.
+    """
     root = Path(root)
     qualified = {split_name(q)[1]: q for a in ASSIGNMENTS for q in a.functions}
     nb = copy.deepcopy(nb)
@@ -578,7 +583,10 @@ def fill_in_references(nb: nbformat.NotebookNode, root: Path | str) -> nbformat.
         lines = cell.source.split("\n")
         begin = next(i for i, line in enumerate(lines) if line.strip() == BEGIN)
         end = next(i for i, line in enumerate(lines) if line.strip() == END)
-        cell.source = "\n".join(lines[:begin] + reference_body(root, qualified[name]) + lines[end + 1:])
+        body = reference_body(root, qualified[name])
+        if keep_markers:
+            body = [lines[begin], *body, lines[end]]
+        cell.source = "\n".join(lines[:begin] + body + lines[end + 1:])
     return nb
 
 
@@ -592,7 +600,7 @@ def source_notebook(nb: nbformat.NotebookNode, root: Path | str,
     """
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise AssignmentError(f"seed must be an int >= 0, got {seed!r}")
-    nb = fill_in_references(nb, root)
+    nb = fill_in_references(nb, root, keep_markers=True)
     for cell in nb.cells:
         meta = cell.metadata.get("nbgrader", {})
         if not meta.get("grade"):

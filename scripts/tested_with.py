@@ -11,19 +11,22 @@ with the extras that ``make setup`` installs, resolved either to the newest rele
 installed (pyenv, the distribution or actions/setup-python).
 
 The record keeps, per run, the interpreter's and the direct dependencies' versions and
-pytest's counts; the intro page prints its "Tested with" line from the runs that passed.
+pytest's counts; the intro page's "Tested with" paragraph is written from the runs that
+passed, under ``MARKER`` (the tests check that it matches the record).
 Not part of ``make test`` or CI's test job: the five runs take about half an hour.
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import textwrap
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -31,6 +34,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORD = ROOT / "book" / "tested_with.json"
+INTRO = ROOT / "book" / "intro.md"
+LOCK = ROOT / "_build" / "matrix" / "record.lock"
+#: The MyST comment above the intro's "Tested with" paragraph (write_record writes it).
+MARKER = "% Written by `make test-matrix` from book/tested_with.json: do not edit."
 EXTRAS = "test,book,dicom,bench"
 #: Distributions whose installed version each run records (the package's own
 #: dependencies, and the heaviest ones of the tests).
@@ -67,7 +74,7 @@ def uv() -> str:
     here = str(Path(sys.executable).parent)
     found = shutil.which("uv", path=here) or shutil.which("uv")
     if found is None:
-        sys.exit("test_matrix: uv is not installed; run `make test-matrix`, which "
+        sys.exit("tested_with: uv is not installed; run `make test-matrix`, which "
                  "installs it into .venv, or `pip install uv`")
     return found
 
@@ -122,18 +129,42 @@ def read_record(path: Path = RECORD) -> list[dict]:
     return json.loads(path.read_text(encoding="utf-8"))["runs"] if path.exists() else []
 
 
-def write_record(runs: list[dict], path: Path = RECORD) -> None:
-    """Replace the runs of the same name, keep the others; atomic replacement."""
-    names = {r["run"] for r in runs}
-    kept = [r for r in read_record(path) if r["run"] not in names]
-    order = [r.name for r in RUNS]
-    merged = sorted(kept + runs, key=lambda r: (order.index(r["run"])
-                                                 if r["run"] in order else len(order),
-                                                 r["run"]))
-    text = json.dumps({"command": "make test-matrix", "runs": merged}, indent=2) + "\n"
-    partial = path.with_suffix(".json.partial")
+def replace_atomically(path: Path, text: str) -> None:
+    partial = path.with_name(path.name + ".partial")
     partial.write_text(text, encoding="utf-8")
     partial.replace(path)
+
+
+def write_record(runs: list[dict], path: Path = RECORD, intro: Path = INTRO) -> None:
+    """Replace the runs of the same name, keep the others, and rewrite the intro's
+    paragraph; each file replaced atomically."""
+    names = {r["run"] for r in runs}
+    order = [r.name for r in RUNS]
+    # Two `make test-matrix RUNS=...` at once must not lose each other's runs.
+    LOCK.parent.mkdir(parents=True, exist_ok=True)
+    with open(LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        kept = [r for r in read_record(path) if r["run"] not in names]
+        merged = sorted(kept + runs, key=lambda r: (
+            order.index(r["run"]) if r["run"] in order else len(order), r["run"]))
+        text = json.dumps({"command": "make test-matrix", "runs": merged}, indent=2)
+        replace_atomically(path, text + "\n")
+        replace_atomically(intro, intro_with(intro.read_text(encoding="utf-8"),
+                                             tested_with(merged)))
+
+
+def intro_with(text: str, sentence: str) -> str:
+    """The intro page with ``sentence`` as the paragraph under ``MARKER``."""
+    lines = text.split("\n")
+    if MARKER not in lines:
+        raise ValueError(f"book/intro.md has no line {MARKER!r} to write under")
+    start = lines.index(MARKER) + 1
+    end = start
+    while end < len(lines) and lines[end].strip():
+        end += 1
+    wrapped = textwrap.wrap(sentence, 99, break_long_words=False,
+                            break_on_hyphens=False)
+    return "\n".join(lines[:start] + wrapped + lines[end:])
 
 
 def _and(items: list[str]) -> str:
@@ -178,11 +209,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== {run.name}: {'passed' if result['passed'] else 'FAILED'} "
               f"{result['tests']}", flush=True)
         results.append(result)
-        if not args.no_record:
-            write_record([result])
+    # Written once at the end: the runs test the record and the intro they would change.
+    if not args.no_record:
+        write_record(results)
     failed = [r["run"] for r in results if not r["passed"]]
     if failed:
-        print(f"test_matrix: failed: {', '.join(failed)}", file=sys.stderr)
+        print(f"tested_with: failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0
 
 
