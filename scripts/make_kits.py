@@ -38,8 +38,9 @@ def compile_slides(folder: Path) -> Path:
         log = folder / "slides.log"
         tail = log.read_text(errors="replace")[-2000:] if log.exists() else done.stdout
         raise KitError(f"{folder / 'slides.tex'} does not compile:\n{tail}")
-    subprocess.run(["latexmk", "-c", "-quiet", "slides.tex"], cwd=folder,
-                   capture_output=True, check=False)
+    for made in folder.glob("slides.*"):  # .aux, .log, beamer's .nav and .snm, ...
+        if made.suffix not in {".tex", ".pdf"}:
+            made.unlink()
     return folder / "slides.pdf"
 
 
