@@ -145,6 +145,56 @@ def broken_maxpool2d_forward_last_max(x, kernel_size=2, stride=None):
     return windows.max(axis=0), cache
 
 
+def broken_conv2d_backward_groups_mixed(dout, cache):
+    """BROKEN conv2d_backward: filter f is paired with channel group f % G."""
+    x_padded, w, G = cache.x_padded, cache.w, cache.groups
+    (SH, SW), (DH, DW) = cache.stride, cache.dilation
+    (F, H_out, W_out), (C_g, KH, KW) = dout.shape[1:], w.shape[1:]
+    dx_padded, dw = np.zeros_like(x_padded), np.zeros_like(w)
+    for f in range(F):
+        g = f % G  # BUG: eq-gconv-forward puts filter f in group f // (F // G)
+        channels = slice(g * C_g, (g + 1) * C_g)
+        for i in range(H_out):
+            for j in range(W_out):
+                rows = slice(SH * i, SH * i + DH * (KH - 1) + 1, DH)
+                cols = slice(SW * j, SW * j + DW * (KW - 1) + 1, DW)
+                d = dout[:, f, i, j, None, None, None]
+                dx_padded[:, channels, rows, cols] += d * w[f]
+                dw[f] += (d * x_padded[:, channels, rows, cols]).sum(axis=0)
+    return crop(dx_padded, cache.padding), dw, dout.sum(axis=(0, 2, 3))
+
+
+def broken_conv2d_backward_stride_as_dilation(dout, cache):
+    """BROKEN conv2d_backward: dx spreads the kernel by the stride, not the dilation."""
+    x_padded, w, G = cache.x_padded, cache.w, cache.groups
+    (SH, SW) = cache.stride
+    (F, H_out, W_out), (C_g, KH, KW) = dout.shape[1:], w.shape[1:]
+    dx_padded = np.zeros_like(x_padded)
+    for f in range(F):
+        channels = slice(f // (F // G) * C_g, (f // (F // G) + 1) * C_g)
+        for i in range(H_out):
+            for j in range(W_out):
+                # BUG: the window reads every DH-th row, every DW-th column
+                # (eq-dconv-forward): the stride moves it, it does not spread it.
+                rows = slice(SH * i, SH * i + SH * (KH - 1) + 1, SH)
+                cols = slice(SW * j, SW * j + SW * (KW - 1) + 1, SW)
+                dx_padded[:, channels, rows, cols] += (
+                    dout[:, f, i, j, None, None, None] * w[f])
+    _, dw, db = conv2d_backward(dout, cache)
+    return crop(dx_padded, cache.padding), dw, db
+
+
+def broken_residual_backward_no_skip(dout, body, shortcut=None):
+    """BROKEN residual_backward: returns the body's gradient, without the skip's."""
+    dx_body = dout
+    for layer in reversed(body):
+        dx_body = layer.backward(dx_body)
+    dx_skip = dout
+    for layer in reversed(shortcut or ()):
+        dx_skip = layer.backward(dx_skip)
+    return dx_body  # BUG: eq-res-dx adds the two paths, dx_body + dx_skip
+
+
 class Bug(NamedTuple):
     """One exhibit of the zoo."""
 
@@ -177,4 +227,10 @@ BUGS = (
         "missing 1/(KH KW)"),
     Bug(broken_maxpool2d_forward_last_max, "maxpool2d_forward",
         "last maximum recorded on a tie"),
+    Bug(broken_conv2d_backward_groups_mixed, "conv2d_backward_dilated_grouped",
+        "filters sent to the wrong channel group"),
+    Bug(broken_conv2d_backward_stride_as_dilation, "conv2d_backward_dilated_grouped",
+        "kernel spread by the stride, not the dilation, in dx"),
+    Bug(broken_residual_backward_no_skip, "residual_backward",
+        "skip gradient dropped"),
 )

@@ -407,6 +407,79 @@ class ConvTranspose2D(Convolution):
         return dx
 
 
+def residual_forward(x, body, shortcut=None):
+    """Forward pass of a residual block: ``body(x) + shortcut(x)`` (eq-res-forward).
+
+    Runs ``x`` through the layers of ``body`` one after the other, and through those of
+    ``shortcut`` (none: the identity); each layer keeps its own cache for the backward
+    pass.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        Input of the block, any shape the first layers accept, e.g. ``(N, C, H, W)``.
+    body : list of layers
+        Layers with ``forward(x) -> out`` and ``backward(dout) -> dx``.
+    shortcut : list of layers or None
+        ``None`` is the identity; otherwise layers that bring ``x`` to the body's
+        output shape.
+
+    Returns
+    -------
+    out : numpy.ndarray
+        The body's output shape.
+
+    Raises
+    ------
+    ValueError
+        If the body's and the shortcut's outputs differ in shape.
+    """
+    out = x
+    for layer in body:
+        out = layer.forward(out)
+    skip = x
+    for layer in shortcut or ():
+        skip = layer.forward(skip)
+    if out.shape != skip.shape:
+        raise ValueError(
+            f"the body's output has shape {out.shape} and the shortcut's "
+            f"{skip.shape}; they must be equal (give a shortcut that changes the "
+            "shape as the body does, e.g. a strided 1x1 Conv2D)"
+        )
+    return out + skip
+
+
+def residual_backward(dout, body, shortcut=None):
+    """Backward pass of a residual block: the sum of the two paths' gradients.
+
+    ``dout`` goes back through the layers of ``body`` in reverse order, and through
+    those of ``shortcut`` (none: the identity passes it on unchanged); the two
+    gradients that arrive at ``x`` add (eq-res-dx). Each layer's ``backward`` stores
+    its parameters' gradients in its ``grads``.
+
+    Parameters
+    ----------
+    dout : numpy.ndarray
+        Upstream gradient, the block's output shape.
+    body : list of layers
+        The layers of the forward pass, each holding its cache.
+    shortcut : list of layers or None
+        As given to ``residual_forward``.
+
+    Returns
+    -------
+    dx : numpy.ndarray
+        Shape of the block's input ``x``.
+    """
+    dx_body = dout
+    for layer in reversed(body):
+        dx_body = layer.backward(dx_body)
+    dx_skip = dout
+    for layer in reversed(shortcut or ()):
+        dx_skip = layer.backward(dx_skip)
+    return dx_body + dx_skip
+
+
 class Residual(Layer):
     """Residual block: ``out = body(x) + shortcut(x)`` (eq-res-forward).
 
@@ -420,7 +493,7 @@ class Residual(Layer):
     ``"body.<index>.<name>"`` and ``"shortcut.<index>.<name>"``, so a ``Sequential``
     sees them as this layer's (``"2.body.0.w"``) and optimisers, ``save``/``load`` and
     the gradient checks need nothing new; ``training`` and ``release`` reach every
-    sub-layer.
+    sub-layer. Its passes are ``residual_forward`` and ``residual_backward``.
 
     Parameters
     ----------
@@ -493,29 +566,11 @@ class Residual(Layer):
 
     def forward(self, x):
         """``x`` -> ``body(x) + shortcut(x)``, the body's output shape."""
-        out = x
-        for layer in self.body:
-            out = layer.forward(out)
-        skip = x
-        for layer in self.shortcut or ():
-            skip = layer.forward(skip)
-        if out.shape != skip.shape:
-            raise ValueError(
-                f"the body's output has shape {out.shape} and the shortcut's "
-                f"{skip.shape}; they must be equal (give a shortcut that changes the "
-                "shape as the body does, e.g. a strided 1x1 Conv2D)"
-            )
-        return out + skip
+        return residual_forward(x, self.body, self.shortcut)
 
     def backward(self, dout):
         """``dout`` -> ``dx``: the sum of the two paths' gradients; sets ``grads``."""
-        dx_body = dout
-        for layer in reversed(self.body):
-            dx_body = layer.backward(dx_body)
-        dx_skip = dout
-        for layer in reversed(self.shortcut or ()):
-            dx_skip = layer.backward(dx_skip)
-        return dx_body + dx_skip
+        return residual_backward(dout, self.body, self.shortcut)
 
     def __repr__(self):
         def count(layers):

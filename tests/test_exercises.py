@@ -23,6 +23,7 @@ from cnn import (
     exercises,
     gradcheck,
     init,
+    layers,
     losses,
     norm,
     pool,
@@ -31,18 +32,20 @@ from cnn import (
 from cnn.activations import ReLUCache, log_softmax
 from cnn.conv import ConvCache, conv2d_backward, crop, pad
 from cnn.exercises import CHECKS, CheckFailed, check, gradient_check
+from cnn.exercises.sandbox import VARIANTS
 from cnn.fast import conv as fast_conv
 from cnn.fast import conv_transpose as fast_conv_transpose
 from cnn.fast import pool as fast_pool
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULES = (dense, activations, losses, conv, pool, gradcheck, fast_conv, fast_pool, init,
-           norm, regularization, conv_transpose, fast_conv_transpose)
+           norm, regularization, conv_transpose, fast_conv_transpose, layers)
 
 
 def package_functions(name):
-    """The package's function ``name`` and its naive and tuned twins."""
-    base = re.sub(r"_(naive|fast)$", "", name)
+    """The package's function ``name`` (or the one a variant checks) and its naive and
+    tuned twins."""
+    base = re.sub(r"_(naive|fast)$", "", VARIANTS.get(name, name))
     found = []
     for module in MODULES:
         for candidate in (base, f"{base}_naive", f"{base}_fast"):
@@ -166,6 +169,14 @@ PATTERNS = {
     "broken_maxpool2d_forward_last_max": (
         lambda c: c.values.get("x") == "ties",
         ["out is right, but the cache is not", "FIRST maximum"]),
+    "broken_conv2d_backward_groups_mixed": (
+        lambda c: c.kwargs["groups"] > 1 and c.shapes["w"][0] > c.kwargs["groups"],
+        ["dx is wrong", "dw is wrong too", "db is right", "g = f // (F // G)"]),
+    "broken_conv2d_backward_stride_as_dilation": (
+        lambda c: pair(c.kwargs["dilation"], 1) != pair(c.kwargs["stride"], 1),
+        ["dx is wrong", "dw and db are right", "the dilation spreads the kernel"]),
+    "broken_residual_backward_no_skip": (
+        lambda c: True, ["dx is wrong", "Every layer's parameter gradients are right"]),
 }
 
 
@@ -231,10 +242,34 @@ def test_the_gradient_check_of_a_missing_mean_is_n_minus_one_over_n_plus_one():
 
 def test_the_correct_functions_pass_the_gradient_check():
     for name, fn in [("conv2d_backward", conv.conv2d_backward),
+                     ("conv2d_backward_dilated_grouped", conv.conv2d_backward),
+                     ("residual_backward", layers.residual_backward),
+                     ("groupnorm_backward", norm.groupnorm_backward),
                      ("maxpool2d_backward", pool.maxpool2d_backward),
                      ("softmax_cross_entropy", losses.softmax_cross_entropy)]:
         for row in gradient_check(name, fn):
             assert row is None or max(row.values()) < 1e-7
+
+
+def test_a_dropped_skip_is_seen_in_dx_only():
+    """The body's backward still runs: only the gradient of the block's input is wrong."""
+    rows = gradient_check("residual_backward", bugzoo.broken_residual_backward_no_skip)
+    for row in filter(None, rows):
+        assert row["dx"] > 0.1
+        assert max(e for key, e in row.items() if key != "dx") < 1e-7, row
+
+
+def test_the_plain_convolution_check_cannot_see_mixed_groups():
+    """Without groups the mixed-up group index is right: only the cases with groups
+    show the mistake. Spreading the kernel by the stride shows even without dilation,
+    in the strided cases, where the plain check sees it too."""
+    bug = bugzoo.broken_conv2d_backward_groups_mixed
+    assert run_check("conv2d_backward", bug).passed
+    assert not run_check("conv2d_backward_dilated_grouped", bug).passed
+    spread = run_check("conv2d_backward", bugzoo.broken_conv2d_backward_stride_as_dilation)
+    expected = {i for i, c in enumerate(CHECKS["conv2d_backward"].cases, start=1)
+                if stride(c) != (1, 1)}
+    assert failing(spread) == expected
 
 
 # -- common mistakes ----------------------------------------------------------------

@@ -78,3 +78,34 @@ def test_mistakes_in_the_command_are_one_line(tmp_path, capsys):
                          str(tmp_path / "g.csv")]) == 2
     assert "x.ipynb: not a readable notebook" in capsys.readouterr().err
     assert not (tmp_path / "g.csv").exists()
+
+
+def test_a_variant_check_grades_the_function_its_cell_names(tmp_path):
+    """conv_variants runs check("im2col_dilated", im2col): the row is the check's, the
+    function the student's im2col; calling the package or looping forever scores 0."""
+    variants = next(a for a in assignments.ASSIGNMENTS if a.name == "conv_variants")
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    nb = assignments.fill_in_references(nbformat.read(ROOT / variants.path, as_version=4),
+                                        ROOT)
+    nbformat.write(nb, folder / "ada.ipynb")
+    for cell in nb.cells:
+        if "def im2col(" in cell.source:
+            cell.source = "def im2col(*args, **kwargs):\n    while True:\n        pass\n"
+        if "def conv2d_backward(" in cell.source:
+            cell.source = ("import cnn.conv\ndef conv2d_backward(dout, cache):\n"
+                           "    return cnn.conv.conv2d_backward(dout, cache)\n")
+    nbformat.write(nb, folder / "cy.ipynb")
+    out = tmp_path / "grades.csv"
+    assert grading.main([str(folder), "--seed", "7", "--out", str(out),
+                         "--time-limit", "60", "--call-limit", "1"]) == 0
+    with out.open(newline="", encoding="utf-8") as f:
+        rows = {(r["student"], r["exercise"]): r for r in csv.DictReader(f)}
+    checks = ["im2col_dilated", "conv2d_forward_dilated_grouped",
+              "conv2d_backward_dilated_grouped"]
+    assert sorted(rows) == sorted((s, c) for s in ("ada", "cy") for c in checks)
+    assert all(rows[("ada", c)]["passed"] == "True" for c in checks)
+    assert rows[("cy", "im2col_dilated")]["points"] == "0"
+    assert "did not finish within 1 s" in rows[("cy", "im2col_dilated")]["reason"]
+    assert rows[("cy", "conv2d_backward_dilated_grouped")]["points"] == "0"
+    assert "may not call" in rows[("cy", "conv2d_backward_dilated_grouped")]["reason"]

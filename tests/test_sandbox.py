@@ -233,3 +233,108 @@ def test_a_right_function_with_a_wrong_helper_names_the_helper():
     assert "the mistake is in your col2im, not in conv2d_backward" in text
     assert re.search(r"col2im fails case 1 of \d+: dcols", text)
     assert wrong["col2im"] is not cnn.conv.col2im, "the reader's col2im is put back"
+
+
+# -- the exercises of the modern part: the same guards ----------------------------------
+
+MODERN_CALLS = {
+    "residual_forward": """
+from cnn.layers import Residual
+def residual_forward(x, body, shortcut=None):
+    return Residual(body, shortcut).forward(x)
+""",
+    "residual_backward": """
+from cnn.layers import Residual
+def residual_backward(dout, body, shortcut=None):
+    return Residual(body, shortcut).backward(dout)
+""",
+    "im2col_dilated": """
+import cnn.conv
+def im2col(x_padded, kernel_size, stride, dilation=(1, 1)):
+    return cnn.conv.im2col(x_padded, kernel_size, stride, dilation)
+""",
+    "conv2d_forward_dilated_grouped": """
+from cnn.fast.conv import conv2d_forward_fast
+def conv2d_forward(x, w, b, stride=1, padding=0, dilation=1, groups=1):
+    return conv2d_forward_fast(x, w, b, stride, padding, dilation, groups)
+""",
+    "conv2d_backward_dilated_grouped": """
+import cnn.conv
+def conv2d_backward(dout, cache):
+    return cnn.conv.conv2d_backward_naive(dout, cache)
+""",
+    "normalize_backward": """
+from cnn.norm import normalize_backward as book
+def normalize_backward(dx_hat, cache):
+    return book(dx_hat, cache)
+""",
+    "groupnorm_forward": """
+from cnn.norm import GroupNorm
+def groupnorm_forward(x, gamma, beta, groups, eps=1e-5):
+    layer = GroupNorm(groups, x.shape[1], dtype=x.dtype)
+    layer.params["gamma"], layer.params["beta"] = gamma, beta
+    return layer.forward(x), layer.cache
+""",
+}
+
+
+@pytest.mark.parametrize("name", sorted(MODERN_CALLS))
+def test_a_modern_submission_calling_the_book_s_solution_fails(name):
+    scope = notebook(MODERN_CALLS[name])
+    fn = next(v for k, v in scope.items() if name.startswith(k) and callable(v))
+    result = run_check(name, fn)
+    assert not result.passed
+    assert "the book's own solution, which it may not call" in result.message
+
+
+@pytest.mark.parametrize("name", sorted(MODERN_CALLS))
+def test_a_modern_submission_looping_forever_is_stopped(name):
+    fn = notebook("def endless(*args, **kwargs):\n    while True:\n        pass\n")["endless"]
+    start = time.monotonic()
+    result = run_check(name, fn, time_limit=0.5)
+    assert time.monotonic() - start < 0.5 + 2.0
+    assert "did not finish within 0.5 s" in result.message
+
+
+IM2COL_AND_GROUPED_CONV = """
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from cnn.conv import ConvCache, pad
+
+def im2col(x_padded, kernel_size, stride, dilation=(1, 1)):
+    (N, C), (KH, KW), (SH, SW), (DH, DW) = x_padded.shape[:2], kernel_size, stride, dilation
+    (DH, DW) = (DH, DW) if SPREAD else (1, 1)
+    span = (DH * (KH - 1) + 1, DW * (KW - 1) + 1)
+    windows = sliding_window_view(x_padded, span, axis=(2, 3))
+    windows = windows[:, :, ::SH, ::SW, ::DH, ::DW]
+    H_out, W_out = windows.shape[2:4]
+    return windows.transpose(0, 1, 4, 5, 2, 3).reshape(N, C * KH * KW, H_out * W_out)
+
+def conv2d_forward(x, w, b, stride=1, padding=0, dilation=1, groups=1):
+    pair = lambda v: v if isinstance(v, tuple) else (v, v)
+    stride, padding, dilation = pair(stride), pair(padding), pair(dilation)
+    x_padded = pad(x, padding)
+    cols = im2col(x_padded, w.shape[2:], stride, dilation)
+    N, F, G = x.shape[0], w.shape[0], groups
+    out = w.reshape(G, F // G, -1) @ cols.reshape(N, G, -1, cols.shape[2])
+    (H_out, W_out) = [(n - (d * (k - 1) + 1)) // s + 1 for n, k, s, d in
+                      zip(x_padded.shape[2:], w.shape[2:], stride, dilation)]
+    out = out.reshape(N, F, H_out, W_out) + b[:, None, None]
+    return out, ConvCache(x_padded, w, stride, padding, cols, dilation, G)
+"""
+
+
+def test_a_variant_check_names_the_helper_checked_on_the_same_kind_of_cases():
+    """A grouped conv2d_forward that calls an im2col ignoring the dilation: im2col passes
+    its plain check, so the message names im2col's dilated check."""
+    right = notebook(IM2COL_AND_GROUPED_CONV.replace("SPREAD", "True"))
+    assert run_check("conv2d_forward_dilated_grouped", right["conv2d_forward"]).passed
+    wrong = notebook(IM2COL_AND_GROUPED_CONV.replace("SPREAD", "False"))
+    assert run_check("im2col", wrong["im2col"]).passed
+    text = run_check("conv2d_forward_dilated_grouped", wrong["conv2d_forward"]).message
+    assert text.startswith("conv2d_forward_dilated_grouped fails, and it calls your"
+                           " im2col, which fails its own check.")
+    assert "the mistake is in your im2col, not in conv2d_forward_dilated_grouped" in text
+    assert "What check('im2col_dilated', im2col) says:" in text
+    assert ("What check('conv2d_forward_dilated_grouped', conv2d_forward) says:"
+            in text)

@@ -22,6 +22,7 @@ from cnn.dense import dense_backward, dense_forward
 from cnn.exercises.cases import case
 from cnn.exercises.checks import BackwardCheck, ForwardCheck, FunctionCheck, LossCheck
 from cnn.exercises.deeper import DEEPER_CHECKS
+from cnn.exercises.modern import MODERN_CHECKS
 from cnn.exercises.special import CheckModelCheck, NumericalGradientCheck
 from cnn.gradcheck import relative_error
 from cnn.losses import softmax_cross_entropy
@@ -182,4 +183,5 @@ CHECKS = _register(
     FunctionCheck(relative_error, RELATIVE_ERROR_CASES, outputs=("error",)),
     CheckModelCheck(),
     *DEEPER_CHECKS,
+    *MODERN_CHECKS,
 )

@@ -33,13 +33,14 @@ class GradingError(ValueError):
 
 
 def exercises(nb):
-    """``(name, points)`` of every check cell of a notebook, in order."""
+    """``(name, function, points)`` of every check cell of a notebook, in order: the
+    check's name and the function it checks (``check("im2col_dilated", im2col)``)."""
     found = []
     for cell in nb["cells"]:
         source = "".join(cell.get("source", "")).strip()
         if cell.get("cell_type") == "code" and (m := CHECK_CELL.match(source)):
             points = cell.get("metadata", {}).get("nbgrader", {}).get("points", 1)
-            found.append((m.group(1), points))
+            found.append((m.group(1), m.group(2), points))
     return found
 
 
@@ -81,12 +82,12 @@ def grade_in_this_process(path, seed, call_limit, result_file):
         except BaseException as error:  # a student's cell may raise anything
             errors.append(f"{type(error).__name__}: {error}".split("\n")[0])
     with open(result_file, "a", encoding="utf-8") as out:
-        for name, points in exercises(nb):
-            fn = scope.get(name)
+        for name, function, points in exercises(nb):
+            fn = scope.get(function)
             if fn is None:
-                passed, reason = False, (f"{name} is not defined (a cell raised "
+                passed, reason = False, (f"{function} is not defined (a cell raised "
                                          f"{errors[0]})" if errors else
-                                         f"{name} is not defined")
+                                         f"{function} is not defined")
             else:
                 result = run_check(name, fn, seed=seed, time_limit=call_limit)
                 passed, reason = result.passed, result.message.split("\n")[0]
@@ -119,7 +120,7 @@ def grade(path, seed, time_limit, call_limit):
         verdicts = {v["exercise"]: v for v in map(json.loads, result_file.read_text(
             encoding="utf-8").split("\n")[:-1])}
     rows = []
-    for name, points in exercises(nb):
+    for name, _, points in exercises(nb):
         verdict = verdicts.get(name) or {
             "points": 0, "max_points": points, "passed": False,
             "reason": stopped or "not graded"}

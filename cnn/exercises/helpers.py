@@ -13,7 +13,7 @@ from __future__ import annotations
 import types
 from dataclasses import replace
 
-from cnn.exercises.sandbox import _in_package
+from cnn.exercises.sandbox import VARIANTS, _in_package
 
 
 def _names(code):
@@ -27,14 +27,15 @@ def _names(code):
 
 def helpers_called(fn, name, checks):
     """``(helper name, function)`` for each reader's function with a check that ``fn``
-    calls by name from its module (the notebook), other than ``name`` itself."""
+    calls by name from its module (the notebook), other than ``name`` and ``fn`` itself
+    (the check ``im2col_dilated`` runs the reader's ``im2col``)."""
     code, scope = getattr(fn, "__code__", None), getattr(fn, "__globals__", None)
     if code is None or scope is None:
         return []
     found = []
     for helper in sorted(_names(code)):
         value = scope.get(helper)
-        if (helper != name and helper in checks
+        if (helper != name and helper in checks and value is not fn
                 and isinstance(value, types.FunctionType) and not _in_package(value)):
             found.append((helper, value))
     return found
@@ -49,6 +50,16 @@ def book_function(check):
     return None
 
 
+def helper_check(helper, name, checks):
+    """The check to run on the reader's ``helper`` when the check ``name`` fails: the
+    helper's variant on the same kind of cases (``im2col_dilated`` within
+    ``conv2d_forward_dilated_grouped``), else the helper's own."""
+    if name in VARIANTS:
+        return next((variant for variant, function in VARIANTS.items()
+                     if function == helper and variant in checks), helper)
+    return helper
+
+
 def name_faulty_helper(result, fn, checks, run):
     """``result`` with the first failing helper of ``fn`` named in its message.
 
@@ -57,8 +68,9 @@ def name_faulty_helper(result, fn, checks, run):
     if result.passed:
         return result
     for helper, theirs in helpers_called(fn, result.name, checks):
-        own = run(helper, theirs)
-        book = book_function(checks[helper])
+        own_check = helper_check(helper, result.name, checks)
+        own = run(own_check, theirs)
+        book = book_function(checks[own_check])
         if own.passed or book is None:
             continue
         scope = fn.__globals__
@@ -76,9 +88,9 @@ def name_faulty_helper(result, fn, checks, run):
                        " is.")
         first = own.message.split("\n")
         message = (f"{result.name} fails, and it calls your {helper}, which fails its"
-                   f" own check. {verdict} What check('{helper}', {helper}) says:\n"
+                   f" own check. {verdict} What check('{own_check}', {helper}) says:\n"
                    + "\n".join(first[:2])
-                   + f"\n\nWhat check('{result.name}', {result.name}) says:\n"
+                   + f"\n\nWhat check('{result.name}', {fn.__name__}) says:\n"
                    + result.message)
         return replace(result, message=message)
     return result

@@ -44,10 +44,17 @@ TIME_LIMIT = 10.0
 #: The modules whose functions can be the book's solution to an exercise.
 MODULES = ("cnn.dense", "cnn.activations", "cnn.losses", "cnn.conv", "cnn.pool",
            "cnn.gradcheck", "cnn.norm", "cnn.regularization", "cnn.conv_transpose",
-           "cnn.init", "cnn.fast.conv", "cnn.fast.pool", "cnn.fast.conv_transpose")
+           "cnn.init", "cnn.fast.conv", "cnn.fast.pool", "cnn.fast.conv_transpose",
+           "cnn.layers")
 
 #: Further package functions that answer an exercise, beyond its name and twins.
 ALSO_UNAVAILABLE = {"check_model": ("check_layer",)}
+
+#: Checks of a package function on further cases (the chapter "Convolution variants"),
+#: by the name of the function they check.
+VARIANTS = {"im2col_dilated": "im2col", "col2im_dilated": "col2im",
+            "conv2d_forward_dilated_grouped": "conv2d_forward",
+            "conv2d_backward_dilated_grouped": "conv2d_backward"}
 
 _PACKAGE = Path(__file__).resolve().parents[1]
 
@@ -85,7 +92,7 @@ def _dispatch(args, kwargs):
 
 def references(name):
     """The package functions that answer the exercise ``name``: its twins and extras."""
-    base = name.removesuffix("_naive").removesuffix("_fast")
+    base = VARIANTS.get(name, name).removesuffix("_naive").removesuffix("_fast")
     wanted = {base, f"{base}_naive", f"{base}_fast", *ALSO_UNAVAILABLE.get(base, ())}
     found = []
     for module_name in MODULES:

@@ -80,6 +80,13 @@ class Assignment:
     sections: tuple[str, ...]
     #: Import lines of the set-up cell: types and helpers, never a function to write.
     imports: tuple[str, ...] = ()
+    #: The check of each function, by the function's name, where it is not the check of
+    #: that name (``{"im2col": "im2col_dilated"}``: the same function on other cases).
+    checks: tuple[tuple[str, str], ...] = ()
+
+    def check_name(self, function: str) -> str:
+        """The name of the check that the notebook runs on ``function``."""
+        return dict(self.checks).get(function, function)
 
     @property
     def name(self) -> str:
@@ -173,6 +180,28 @@ ASSIGNMENTS = (
          "from cnn.conv_transpose import ConvTransposeCache,"
          " conv_transpose2d_output_size"),
 ),
+    Assignment(
+        "book/residual",
+        ("cnn.layers.residual_forward", "cnn.layers.residual_backward"),
+        ("The block and its backward pass", "Why the first layers keep their gradient"),
+        ("from cnn.layers import Conv2D, Dense, ReLU",),
+    ),
+    Assignment(
+        "book/conv_variants",
+        ("cnn.conv.im2col", "cnn.conv.conv2d_forward", "cnn.conv.conv2d_backward"),
+        ("Dilated convolution", "Grouped convolution"),
+        ("from cnn.conv import ConvCache, col2im, crop, offset_index, output_size, pad",),
+        checks=(("im2col", "im2col_dilated"),
+                ("conv2d_forward", "conv2d_forward_dilated_grouped"),
+                ("conv2d_backward", "conv2d_backward_dilated_grouped")),
+    ),
+    Assignment(
+        "book/normalisation",
+        ("cnn.norm.normalize_forward", "cnn.norm.normalize_backward",
+         "cnn.norm.groupnorm_forward", "cnn.norm.groupnorm_backward"),
+        ("One normalisation, four choices of axes", "One backward pass"),
+        ("from cnn.norm import GroupNormCache, NormCache",),
+    ),
 )
 
 
@@ -543,7 +572,7 @@ def build_notebook(assignment: Assignment, index: myst2ipynb.BookIndex) -> nbfor
             f"### `{name}`\n\nWrite the body of `{name}`.{implements}"))
         cells.append(nbformat.v4.new_code_cell(stub(root, qualified), metadata=nbgrader(name, solution=True)))
         cells.append(nbformat.v4.new_code_cell(
-            f'check("{name}", {name})',
+            f'check("{assignment.check_name(name)}", {name})',
             metadata=nbgrader(f"check_{name}", grade=True, locked=True, points=points(name))))
     cells.append(nbformat.v4.new_markdown_cell(
         "When every check passes, you have derived and written this chapter's functions "
