@@ -60,7 +60,8 @@ def test_source_version_adds_solutions_and_hidden_tests_on_the_teacher_s_seed(a)
         name = cell.metadata["nbgrader"]["grade_id"].removeprefix("check_")
         assert cell.source.split("\n") == [
             original.source, assignments.BEGIN_HIDDEN,
-            f'check("{name}", {name}, seed={SEED})', assignments.END_HIDDEN]
+            f'check("{a.check_name(name)}", {name}, seed={SEED})',
+            assignments.END_HIDDEN]
     solutions, originals = solution_cells(source), solution_cells(nb)
     assert len(solutions) == len(a.functions)
     for cell, original in zip(solutions, originals):
@@ -157,4 +158,5 @@ def test_nbgrader_generate_assignment_releases_a_copy_without_hidden_tests(tmp_p
     with contextlib.closing(sqlite3.connect(tmp_path / "gradebook.db")) as db:
         kept = dict(db.execute("SELECT name, source FROM source_cell"))
     for name in (assignments.split_name(q)[1] for q in a.functions):
-        assert f'check("{name}", {name}, seed={SEED})' in kept[f"check_{name}"]
+        hidden = f'check("{a.check_name(name)}", {name}, seed={SEED})'
+        assert hidden in kept[f"check_{name}"]

@@ -56,7 +56,8 @@ ZIP_NAME = "assignments.zip"
 SCHEMA_VERSION = 3
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
-CHECK_CELL = re.compile(r'^check\("(\w+)", \1\)$')
+#: A check cell: the check's name, and the function it checks.
+CHECK_CELL = re.compile(r'^check\("(\w+)", (\w+)\)$')
 STUB = 'raise NotImplementedError("write the body of {name}")'
 
 FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
@@ -638,7 +639,7 @@ def source_notebook(nb: nbformat.NotebookNode, root: Path | str,
         if m is None:
             raise AssignmentError(f"{meta['grade_id']}: not a check cell: {cell.source!r}")
         cell.source = "\n".join([cell.source, BEGIN_HIDDEN,
-                                 f'check("{m.group(1)}", {m.group(1)}, seed={seed})',
+                                 f'check("{m.group(1)}", {m.group(2)}, seed={seed})',
                                  END_HIDDEN])
     return nb
 
