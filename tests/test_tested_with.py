@@ -30,8 +30,6 @@ def test_the_intro_says_what_the_committed_record_shows():
     assert tested_with.intro_with(intro, line) == intro, (
         "book/intro.md does not say what book/tested_with.json records: run "
         "make test-matrix")
-    names = {r["run"] for r in record["runs"]}
-    assert names == {r.name for r in tested_with.RUNS}, "a run is not recorded"
 
 
 def test_the_line_names_only_the_runs_that_passed():
