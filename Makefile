@@ -81,12 +81,14 @@ bench: $(STAMP)
 
 # The package's tests (pytest -m "not book") on Python 3.10 to 3.13 and, on 3.10, with the
 # lowest dependency versions pyproject.toml allows (uv --resolution lowest-direct), each in
-# _build/matrix/<run>/; records the runs in book/tested_with.json (commit it: the intro page
-# prints its "Tested with" line from it). Not part of `make test`: about half an hour.
+# _build/matrix/<run>/; records the runs in book/tested_with.json and writes the intro page's
+# "Tested with" line from them (then the intro's notebook copy: commit all three). Not part
+# of `make test`: about half an hour.
 # RUNS="py3.12 py3.10-lowest-direct" limits it to some runs.
 test-matrix: $(STAMP)
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[matrix]'
-	$(PY) scripts/tested_with.py $(if $(RUNS),--runs $(RUNS))
+	$(PY) scripts/tested_with.py $(if $(RUNS),--runs $(RUNS)); status=$$?; \
+	  $(PY) scripts/export_notebooks.py && exit $$status
 
 # Mutation testing of the package (mutmut, the `mutation` extra), one module at a time in
 # _build/mutation: not part of `make test` or CI; about 20 min on 2 busy cores.
