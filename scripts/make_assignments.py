@@ -39,11 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--source-dir", type=Path, default=SOURCE)
     graded, rest = parser.parse_known_args(argv)
+    if graded.seed is not None and graded.seed < 0:
+        print(f"error: --seed must be >= 0, got {graded.seed}", file=sys.stderr)
+        return 2
     status = sync(FOLDER, expected_notebooks(ROOT), rest, __doc__)
     if status == 0 and graded.seed is not None and "--check" not in rest:
-        if graded.seed < 0:
-            print(f"error: --seed must be >= 0, got {graded.seed}", file=sys.stderr)
-            return 2
         write_sources(graded.source_dir, graded.seed)
     return status
 

@@ -97,7 +97,10 @@ def test_the_hidden_tests_run_the_check_on_the_teacher_s_cases():
 
 
 def test_make_assignments_writes_the_source_versions_only_with_a_seed(tmp_path, capsys):
-    assert make_assignments.main(["--check", "--source-dir", str(tmp_path)]) == 0
+    assert make_assignments.main(["--seed", "-3", "--source-dir", str(tmp_path)]) == 2
+    assert "--seed must be >= 0" in capsys.readouterr().err
+    assert make_assignments.main(["--check", "--seed", "5", "--source-dir",
+                                  str(tmp_path)]) == 0
     assert not list(tmp_path.iterdir())
     assert make_assignments.main(["--seed", str(SEED), "--source-dir",
                                   str(tmp_path)]) == 0
@@ -107,8 +110,6 @@ def test_make_assignments_writes_the_source_versions_only_with_a_seed(tmp_path, 
     assert not list(tmp_path.rglob("*.partial"))
     text = (tmp_path / "dense" / "dense.ipynb").read_text(encoding="utf-8")
     assert f"seed={SEED}" in text and assignments.BEGIN_HIDDEN in text
-    assert make_assignments.main(["--seed", "-3", "--source-dir", str(tmp_path)]) == 2
-    assert "--seed must be >= 0" in capsys.readouterr().err
 
 
 def nbgrader() -> Path:
