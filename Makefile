@@ -6,8 +6,12 @@ STAMP := $(VENV)/.installed
 # cffconvert (the tests validate CITATION.cff with it) pins jsonschema<4, which the book's
 # tools cannot use: it gets a virtual environment of its own inside .venv.
 CFFCONVERT := $(VENV)/cffconvert/bin/cffconvert
+# nbgrader (tests/test_assignments.py runs its generate_assignment on a source notebook)
+# needs a Jupyter server stack that the book's tools do not: a virtual environment too.
+NBGRADER := $(VENV)/nbgrader/bin/nbgrader
 
-.PHONY: setup book pdf test test-kernels serve bench notebooks assignments kits mutation editions clean
+.PHONY: setup book pdf test test-kernels test-matrix serve bench notebooks assignments kits \
+  mutation editions clean
 
 setup: $(STAMP)
 
@@ -17,6 +21,8 @@ $(STAMP): pyproject.toml book/_ext/pyproject.toml
 	  -e book/_ext
 	test -x $(CFFCONVERT) || ($(PY) -m venv $(VENV)/cffconvert && \
 	  $(VENV)/cffconvert/bin/python -m pip install -q --disable-pip-version-check 'cffconvert==2.0.0')
+	test -x $(NBGRADER) || ($(PY) -m venv $(VENV)/nbgrader && \
+	  $(VENV)/nbgrader/bin/python -m pip install -q --disable-pip-version-check 'nbgrader>=0.9.6,<0.10')
 	touch $(STAMP)
 
 test: $(STAMP)
@@ -33,9 +39,11 @@ test-kernels: $(STAMP)
 	done
 
 # A strict build from clean: an incremental -W build can pass on pages it did not re-read.
-# The PDFs of `make pdf` (_build/pdf) are kept: the site links them when they are there.
+# The PDFs of `make pdf` (_build/pdf) and the compiled slides of `make kits` (_build/kits)
+# are kept: the site links the former and puts the latter into the kits when they are there.
 book: $(STAMP)
-	if [ -d _build ]; then find _build -mindepth 1 -maxdepth 1 ! -name pdf -exec rm -rf {} +; fi
+	if [ -d _build ]; then find _build -mindepth 1 -maxdepth 1 ! -name pdf ! -name kits \
+	  -exec rm -rf {} +; fi
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 
 # The PDF editions (instructor, student) into _build/pdf; needs TeX Live and says which
@@ -59,12 +67,16 @@ editions: $(STAMP)
 notebooks: $(STAMP)
 	$(PY) scripts/export_notebooks.py
 
-# The student notebooks built from the chapters and the package (commit them).
+# The student notebooks built from the chapters and the package (commit them). With
+# SEED=<a number the students do not know>, also the teacher's nbgrader source versions
+# (solutions, hidden tests on cases drawn from SEED) in _build/nbgrader/source/: never commit.
 assignments: $(STAMP)
-	$(PY) scripts/make_assignments.py
+	$(PY) scripts/make_assignments.py $(if $(SEED),--seed $(SEED))
 
 # The teacher kits' text parts into _build/kits/<NN>-<chapter>/: equations.tex (every
-# labelled equation, numbered as in this release) and references.bib (what it cites).
+# labelled equation, numbered as in this release), references.bib (what it cites) and the
+# beamer slides, slides.tex compiled to slides.pdf (TeX Live; about 15 s a chapter). Run it
+# before `make book`, which puts the slides' PDFs into the kits' zips on the site.
 kits: $(STAMP)
 	$(PY) scripts/make_kits.py
 
@@ -73,6 +85,17 @@ kits: $(STAMP)
 # comparing machines; the committed benchmarks/results.json comes from a full run).
 bench: $(STAMP)
 	$(PY) benchmarks/bench.py --json benchmarks/results-local.json
+
+# The package's tests (pytest -m "not book") on Python 3.10 to 3.13 and, on 3.10, with the
+# lowest dependency versions pyproject.toml allows (uv --resolution lowest-direct), each in
+# _build/matrix/<run>/; records the runs in book/tested_with.json and writes the intro page's
+# "Tested with" line from them (then the intro's notebook copy: commit all three). Not part
+# of `make test`: about half an hour.
+# RUNS="py3.12 py3.10-lowest-direct" limits it to some runs.
+test-matrix: $(STAMP)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[matrix]'
+	$(PY) scripts/tested_with.py $(if $(RUNS),--runs $(RUNS)); status=$$?; \
+	  $(PY) scripts/export_notebooks.py && exit $$status
 
 # Mutation testing of the package (mutmut, the `mutation` extra), one module at a time in
 # _build/mutation: not part of `make test` or CI; about 20 min on 2 busy cores.

@@ -280,6 +280,7 @@ def test_downloads_have_distinct_numbered_names():
     assert len(set(names + chapters)) == 2 * len(ASSIGNMENTS)
 
 
+@pytest.mark.book
 def test_site_offers_every_notebook_and_a_zip(site):
     folder = site.html / assignments.FOLDER
     names = {a: assignments.download_name(a, index()) for a in ASSIGNMENTS}

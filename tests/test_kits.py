@@ -3,11 +3,13 @@ release, compiles with LaTeX; the chapter's share of the bibliography is complet
 
 from __future__ import annotations
 
+import io
+import os
 import shutil
 import subprocess
+import zipfile
 
 import pytest
-
 from _site import ROOT, index
 from cnnbook import kits
 
@@ -116,3 +118,75 @@ def site():
     build = build_site()
     assert build.returncode == 0, f"strict build failed:\n{build.log[-6000:]}"
     return build
+
+
+SVG = ('<svg xmlns="http://www.w3.org/2000/svg" width="40" height="20">'
+       '<rect width="40" height="20" fill="#3366cc"/></svg>')
+
+
+def test_the_kit_has_every_figure_as_svg_and_pdf_with_caption_and_credit(tmp_path):
+    pytest.importorskip("cairosvg", reason="the site's build needs CairoSVG")
+    from cnnbook.release import read_version
+    from pypdf import PdfReader
+
+    doc = "book/conv_backward"
+    (tmp_path / "book").mkdir()
+    (tmp_path / "_images").mkdir()
+    (tmp_path / "_images" / "abc123.svg").write_text(SVG, encoding="utf-8")
+    page = tmp_path / "book" / "conv_backward.html"
+    page.write_text(PAGE, encoding="utf-8")
+    target = tmp_path / "kit.zip"
+    kits.write_kit(doc, index(), page, target)
+    with zipfile.ZipFile(target) as kit:
+        names = set(kit.namelist())
+        listed = kit.read("figures.txt").decode()
+        pdf = PdfReader(io.BytesIO(kit.read("fig-5-2.pdf")))
+        assert kit.read("fig-5-2.svg").decode() == SVG
+    assert {"fig-5-2.svg", "fig-5-2.pdf", "figures.txt", "equations.tex",
+            "references.bib", "slides.tex"} <= names
+    assert len(pdf.pages) == 1
+    # CairoSVG writes points: 40 x 20 px at 96 dpi
+    assert [round(float(v)) for v in pdf.pages[0].mediabox[2:]] == [30, 15]
+    assert listed.split("\n")[:2] == [
+        "fig-5-2.svg, fig-5-2.pdf: Fig. 5.2. The input gradient \\(\\bar x\\) & its "
+        "windows.", kits.credit("5.2", read_version(ROOT))]
+
+
+def test_compiled_slides_go_into_the_kit_only_when_current(tmp_path, monkeypatch):
+    monkeypatch.setattr(kits, "kit_folder", lambda doc, index: tmp_path / "made")
+    doc = "book/dense"
+    folder = tmp_path / "made"
+    folder.mkdir()
+    assert kits.compiled_slides(doc, index()) is None
+    (folder / "slides.tex").write_text(kits.slides_tex(doc, index()), encoding="utf-8")
+    (folder / "slides.pdf").write_bytes(b"%PDF-1.5 made from the current slides")
+    assert kits.compiled_slides(doc, index()) == folder / "slides.pdf"
+    (folder / "slides.tex").write_text("\\documentclass{beamer} an older chapter",
+                                       encoding="utf-8")
+    os.utime(folder / "slides.pdf")
+    assert kits.compiled_slides(doc, index()) is None
+
+
+@pytest.mark.skipif(shutil.which("latexmk") is None, reason="needs TeX Live")
+def test_make_kits_compiles_a_chapter_s_slides_one_page_per_frame(tmp_path):
+    import make_kits
+    from pypdf import PdfReader
+
+    doc = "book/dense"
+    assert make_kits.main([str(tmp_path), "--only", doc]) == 0
+    folder = tmp_path / f"{index().numbers[doc]:02d}-dense"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "equations.tex", "references.bib", "slides.pdf", "slides.tex"]
+    tex = (folder / "slides.tex").read_text(encoding="utf-8")
+    pages = PdfReader(folder / "slides.pdf").pages
+    assert len(pages) == tex.count("\\begin{frame}")
+    assert "Summary" in " ".join(p.extract_text() for p in pages)
+
+
+def test_make_kits_refuses_an_unknown_chapter(tmp_path, capsys):
+    import make_kits
+
+    with pytest.raises(SystemExit):
+        make_kits.main([str(tmp_path), "--only", "book/nosuch"])
+    assert "--only book/nosuch: not a numbered chapter" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())

@@ -9,7 +9,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import nbformat
@@ -20,6 +19,11 @@ from _site import ROOT, index, myst2ipynb
 
 import published_labels  # scripts/, on the path through pyproject.toml
 from cnnbook import release
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 
 VERSION = release.read_version(ROOT)
 CFFCONVERT_HINT = "cffconvert validates CITATION.cff; make setup installs it in .venv/cffconvert"

@@ -17,6 +17,14 @@ autograded answer cells with a ``### BEGIN SOLUTION`` region (holding only the s
 the check cells locked, graded test cells with points. The same file therefore works
 with no grader, and as an nbgrader source notebook.
 
+For graded work, ``source_notebook`` makes the teacher's nbgrader *source* version of a
+student notebook: the package's bodies in the solution regions, and under each check a
+``### BEGIN HIDDEN TESTS`` region that checks the function again on cases drawn from
+a seed the teacher chooses. ``nbgrader generate_assignment`` removes both from the copy
+it releases; ``nbgrader autograde`` puts the hidden tests back. The committed student
+notebooks never contain them (``make assignments SEED=...`` writes the source versions
+into ``_build/nbgrader/source/``, outside the repository's committed files).
+
 As a Sphinx extension (loaded by ``cnnbook``), it copies the notebooks and a zip of
 them to ``_build/html/assignments/``, adds an "assignment" download button to each
 chapter that has one, and provides the ``{assignment-table}`` directive.
@@ -48,6 +56,9 @@ FOLDER = "assignments"
 ZIP_NAME = "assignments.zip"
 SCHEMA_VERSION = 3
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
+#: A check cell: the check's name, and the function it checks.
+CHECK_CELL = re.compile(r'^check\("(\w+)", (\w+)\)$')
 STUB = 'raise NotImplementedError("write the body of {name}")'
 
 FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
@@ -586,8 +597,13 @@ def expected_notebooks(root: Path | str) -> dict[str, str]:
             if a.chapter in index.notebook_docs()}
 
 
-def fill_in_references(nb: nbformat.NotebookNode, root: Path | str) -> nbformat.NotebookNode:
-    """A copy of a student notebook with the package's bodies in the solution regions."""
+def fill_in_references(nb: nbformat.NotebookNode, root: Path | str,
+                       keep_markers: bool = False) -> nbformat.NotebookNode:
+    """A copy of a student notebook with the package's bodies in the solution regions.
+
+    With ``keep_markers``, the body stays between ``### BEGIN SOLUTION`` and ``### END
+    SOLUTION``, so that nbgrader replaces only the body, not the signature and docstring.
+    """
     root = Path(root)
     qualified = {split_name(q)[1]: q for a in ASSIGNMENTS for q in a.functions}
     nb = copy.deepcopy(nb)
@@ -598,8 +614,46 @@ def fill_in_references(nb: nbformat.NotebookNode, root: Path | str) -> nbformat.
         lines = cell.source.split("\n")
         begin = next(i for i, line in enumerate(lines) if line.strip() == BEGIN)
         end = next(i for i, line in enumerate(lines) if line.strip() == END)
-        cell.source = "\n".join(lines[:begin] + reference_body(root, qualified[name]) + lines[end + 1:])
+        body = reference_body(root, qualified[name])
+        if keep_markers:
+            body = [lines[begin], *body, lines[end]]
+        cell.source = "\n".join(lines[:begin] + body + lines[end + 1:])
     return nb
+
+
+def source_notebook(nb: nbformat.NotebookNode, root: Path | str,
+                    seed: int) -> nbformat.NotebookNode:
+    """The teacher's nbgrader source version of a student notebook.
+
+    The solution regions hold the package's bodies (``fill_in_references``), and every
+    check cell ends in a hidden-tests region that checks the function again on cases
+    drawn from ``seed``: students practise on seed 0 and never see this one.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise AssignmentError(f"seed must be an int >= 0, got {seed!r}")
+    nb = fill_in_references(nb, root, keep_markers=True)
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if not meta.get("grade"):
+            continue
+        m = CHECK_CELL.match(cell.source)
+        if m is None:
+            raise AssignmentError(f"{meta['grade_id']}: not a check cell: {cell.source!r}")
+        cell.source = "\n".join([cell.source, BEGIN_HIDDEN,
+                                 f'check("{m.group(1)}", {m.group(2)}, seed={seed})',
+                                 END_HIDDEN])
+    return nb
+
+
+def source_notebooks(root: Path | str, seed: int) -> dict[str, str]:
+    """``<assignment>/<assignment>.ipynb`` -> text of every nbgrader source notebook,
+    laid out as nbgrader's ``source/`` folder wants it (one assignment per chapter)."""
+    found = {}
+    for path, text in expected_notebooks(root).items():
+        nb = source_notebook(nbformat.reads(text, as_version=4), root, seed)
+        name = Path(path).stem
+        found[f"{name}/{name}.ipynb"] = nbformat.writes(nb) + "\n"
+    return found
 
 
 # -- the site ---------------------------------------------------------------------

@@ -4,10 +4,12 @@
 ``$$ ... $$ (eq-label)``) as an ``equation`` environment with its ``\\label{eq-...}``
 and, as ``\\tag``, the number it has in this release, so that slides and exam sheets
 quote the book's numbers. ``bibliography`` gives the BibTeX entries that the chapter
-cites. ``scripts/make_kits.py`` writes both into ``_build/kits/<NN>-<chapter>/``. On the
-site, each numbered chapter's download menu offers ``kits/<NN>-<chapter>-kit.zip``: both
-files, and every figure of the page as ``fig-5-2.svg`` with its caption and a credit
-line in ``figures.txt``.
+cites. ``scripts/make_kits.py`` writes both into ``_build/kits/<NN>-<chapter>/``, with
+``slides.tex`` and, compiled by LaTeX, ``slides.pdf``. On the site, each numbered
+chapter's download menu offers ``kits/<NN>-<chapter>-kit.zip``: those files (the slides'
+PDF when ``make kits`` has made it), and every figure of the page as ``fig-5-2.svg`` and
+``fig-5-2.pdf`` (converted by CairoSVG) with its caption and a credit line in
+``figures.txt``.
 """
 
 from __future__ import annotations
@@ -105,20 +107,47 @@ def credit(number: str, version: str) -> str:
     return f"CC BY 4.0, CNN from Scratch with NumPy v{version}, Fig. {number}"
 
 
+def kit_folder(doc: str, index) -> Path:
+    """Where ``make kits`` writes the chapter's text parts and compiled slides."""
+    name = f"{index.numbers[doc]:02d}-{Path(doc).name}"
+    return Path(index.root) / "_build" / "kits" / name
+
+
 def write_kit(doc: str, index, page: Path, target: Path) -> None:
-    """The chapter's kit: figures (fig-5-2.svg), figures.txt, equations.tex, refs."""
+    """The chapter's kit: figures (fig-5-2.svg and .pdf), figures.txt, equations.tex,
+    refs, slides.tex, and slides.pdf when ``make kits`` has compiled it."""
+    import cairosvg  # loads the Cairo library: only the site's build needs it
+
     version = read_version(index.root)
     html = page.read_text(encoding="utf-8")
     lines = []
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as kit:
         for number, src, caption in figures(html):
-            name = f"fig-{number.replace('.', '-')}.svg"
-            kit.write((page.parent / src).resolve(), name)
-            lines += [f"{name}: Fig. {number}. {caption}", credit(number, version), ""]
+            name = f"fig-{number.replace('.', '-')}"
+            svg = (page.parent / src).resolve()
+            kit.write(svg, f"{name}.svg")
+            kit.writestr(f"{name}.pdf", cairosvg.svg2pdf(url=str(svg)))
+            lines += [f"{name}.svg, {name}.pdf: Fig. {number}. {caption}",
+                      credit(number, version), ""]
         kit.writestr("figures.txt", "\n".join(lines))
         kit.writestr("equations.tex", equations_tex(doc, index))
         kit.writestr("references.bib", bibliography(index.root, doc))
         kit.writestr("slides.tex", slides_tex(doc, index))
+        slides = compiled_slides(doc, index)
+        if slides is not None:
+            kit.write(slides, "slides.pdf")
+
+
+def compiled_slides(doc: str, index) -> Path | None:
+    """``make kits``'s slides.pdf of the chapter, if it was compiled from the slides
+    that the chapter gives now (a stale PDF is left out rather than shipped)."""
+    folder = kit_folder(doc, index)
+    tex, pdf = folder / "slides.tex", folder / "slides.pdf"
+    if not (tex.is_file() and pdf.is_file()):
+        return None
+    if pdf.stat().st_mtime < tex.stat().st_mtime:
+        return None
+    return pdf if tex.read_text(encoding="utf-8") == slides_tex(doc, index) else None
 
 
 def publish(app, exception) -> None:
@@ -146,7 +175,7 @@ def add_button(app, pagename, templatename, context, doctree) -> None:
     theme.add_download_button(
         context, url=context["pathto"]("kits", 1) + f"/{kit_name(pagename, index)}",
         text="teacher kit", icon="fas fa-chalkboard-teacher",
-        tooltip="Figures by number with credit lines, equations.tex, references",
+        tooltip="Slides, figures by number (SVG, PDF) with credit lines, equations",
         label="download-kit-button")
 
 
