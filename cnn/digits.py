@@ -119,7 +119,7 @@ def build_deeper_cnn(*, rng, channels=(16, 32), hidden=64, dropout=0.3, batchnor
 
 
 def build_digits_resnet(*, rng, channels=(16, 24), dtype=np.float32):
-    """A stem, two residual blocks (the second strided, with a projection), GAP, dense.
+    """A stem, an identity block, a strided block with a projection, GAP, dense.
 
     Each block's body is conv-BN-ReLU-conv-BN; the first block adds its input
     (eq-res-forward), the second halves the size and adds a 1x1 convolution of its
