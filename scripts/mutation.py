@@ -60,8 +60,8 @@ MODULES = {
              "test_robustness.py", "test_state_kept.py"],
     "regularization": ["test_regularization.py", "test_dropout_arguments.py",
                        "test_modes.py", "test_equations.py", "test_validation.py"],
-    "conv_transpose": ["test_conv_transpose.py", "test_equations.py",
-                       "test_validation.py"],
+    "conv_transpose": ["test_conv_transpose.py", "test_conv_transpose_defaults.py",
+                       "test_equations.py", "test_validation.py"],
     "exercises": ["test_exercises.py", "test_exercises_deeper.py", "test_grading.py",
                   "test_sandbox.py", "test_robustness.py"],
 }
