@@ -440,13 +440,18 @@ def residual_forward(x, body, shortcut=None):
     skip = x
     for layer in shortcut or ():
         skip = layer.forward(skip)
+    _check_same_shape(out, skip)
+    return out + skip
+
+
+def _check_same_shape(out, skip):
+    """Check that the body's output ``out`` and the shortcut's ``skip`` can be added."""
     if out.shape != skip.shape:
         raise ValueError(
             f"the body's output has shape {out.shape} and the shortcut's "
             f"{skip.shape}; they must be equal (give a shortcut that changes the "
             "shape as the body does, e.g. a strided 1x1 Conv2D)"
         )
-    return out + skip
 
 
 def residual_backward(dout, body, shortcut=None):
