@@ -227,11 +227,15 @@ def test_a_consistent_book_builds_and_links_equations_code_and_tests(tmp_path):
     assert code == 0, log
     page = (out / "index.html").read_text()
     line = page[page.index('data-label="eq-tiny-dx"'):]
-    line = line[:line.index("</div>")]
+    line = line[:line.index("</details>")]
     assert 'href="_modules/pkg/layer.html#backward"' in line
     assert 'href="_tests/test_equations.html#test_eq_tiny_dx"' in line
-    assert ("Tiny book, version 9.8.7, &quot;Tiny chapter&quot;, Eq. (2). "
-            "https://example.org/tiny/index.html#equation-eq-tiny-dx") in line
+    # The URL of the equation in this release's edition, which stays online.
+    url = "https://example.org/tiny/v9.8.7/index.html#equation-eq-tiny-dx"
+    assert f"Tiny book, version 9.8.7, &quot;Tiny chapter&quot;, Eq. (2). {url}" in line
+    assert "@misc{cnnfromscratch-9.8.7-eq-tiny-dx," in line and f"url      = {{{url}}}" in line
+    assert "year" not in line  # no CHANGELOG.md, so no release date: the year is left out
+    assert "\\label{eq-tiny-dx}\\tag{2}\n\\end{equation}" in line
     source = (out / "_modules" / "pkg" / "layer.html").read_text()
     assert 'id="backward"' in source
     assert re.search(r'<a class="reference internal cnn-eq-ref" href="\.\./\.\./index\.html#equation-eq-tiny-dx"', source)

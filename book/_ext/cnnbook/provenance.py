@@ -332,6 +332,15 @@ def citation(app, eq: Equation) -> str:
             f"Eq. ({eq.number}). {equation_url(app, eq)}")
 
 
+def release_year(app) -> str:
+    """The year of this release's CHANGELOG.md entry; "" for a book without a changelog
+    (a BibTeX entry may leave the year out)."""
+    try:
+        return str(release_date(Path(app.srcdir)).year)
+    except (OSError, ValueError):
+        return ""
+
+
 def bibtex(app, eq: Equation) -> str:
     """A BibTeX entry for one equation of this release, keyed by version and label."""
     version = app.provenance.version
@@ -339,12 +348,12 @@ def bibtex(app, eq: Equation) -> str:
     fields = {
         "title": f"{{{book_title(app)}}}, Eq. ({eq.number}), \\texttt{{{eq.label}}}",
         "author": f"{{{app.config.author}}}",
-        "year": str(release_date(Path(app.srcdir)).year),
+        "year": release_year(app),
         "version": version,
         "url": equation_url(app, eq),
         "note": f"{where}``{eq.title}''",
     }
-    body = ",\n".join(f"  {name:<8} = {{{value}}}" for name, value in fields.items())
+    body = ",\n".join(f"  {name:<8} = {{{value}}}" for name, value in fields.items() if value)
     return f"@misc{{cnnfromscratch-{version}-{eq.label},\n{body}\n}}"
 
 
