@@ -89,7 +89,7 @@ def check_output_padding(output_padding, stride):
     if output_padding[0] >= stride[0] or output_padding[1] >= stride[1]:
         raise ValueError(
             f"output_padding (AH, AW) = {output_padding} must be smaller than stride "
-            f"(SH, SW) = {tuple(stride)} in each direction"
+            f"(SH, SW) = {tuple(stride)}"
         )
     return output_padding
 
