@@ -277,12 +277,24 @@
     });
   }
 
+  // The "Cite this equation" boxes hold BibTeX and TeX source to copy: not text to show in a
+  // result's snippet.
+  function withoutCitations(html) {
+    var page = new DOMParser().parseFromString(html, "text/html");
+    var boxes = page.querySelectorAll("details.cnn-cite");
+    if (!boxes.length) { return html; }
+    boxes.forEach(function (box) { box.remove(); });
+    return "<!DOCTYPE html>" + page.documentElement.outerHTML;
+  }
+
   // searchtools.js declares Search with `const` at the top level of a classic script: a global
   // binding, but no property of window.
   function cleanSearch() {
     if (typeof Search !== "undefined" && Search.htmlToText && !Search.cnnPlainMath) {
       var toText = Search.htmlToText;
-      Search.htmlToText = function (html, anchor) { return toText(plainMath(html), anchor); };
+      Search.htmlToText = function (html, anchor) {
+        return toText(plainMath(withoutCitations(html)), anchor);
+      };
       Search.cnnPlainMath = true;
     }
   }

@@ -257,6 +257,7 @@ def write_float_dicom(path, pixels):
     dataset.SamplesPerPixel = 1
     dataset.PhotometricInterpretation = "MONOCHROME2"
     dataset.BitsAllocated = 32
+    dataset.BitsStored = 32
     dataset.FloatPixelData = pixels.astype("<f4").tobytes()
     pydicom.dcmwrite(path, dataset, enforce_file_format=True)
 

@@ -221,6 +221,16 @@ def open_page(browser, url: str, viewport=DESKTOP, settle: bool = True):
     return page, problems
 
 
+# Release 0.2.0's pages, kept as they were built, load the theme's Thebe script twice (fixed
+# since; CHANGELOG.md, "No JavaScript error"). Its own error is not the switcher's or banner's.
+ERRORS_OF_OLD_RELEASES = ("Identifier 'THEBE_JS_URL' has already been declared",)
+
+
+def of_this_tree(problems):
+    """The problems on an older edition's page, less the known errors of its release."""
+    return [p for p in problems if not p.startswith(ERRORS_OF_OLD_RELEASES)]
+
+
 @pytest.mark.book
 def test_switcher_banner_and_label_map_in_the_browser(site, browser):
     folder, old, new, url = site
@@ -242,7 +252,7 @@ def test_switcher_banner_and_label_map_in_the_browser(site, browser):
 
     # The older edition, at its renumbered equation: the banner names its newest number.
     page, more = open_page(browser, f"{url}{old.folder}/{chapter}#equation-{REMAPPED}")
-    problems += more
+    problems += of_this_tree(more)
     banner = page.locator("#cnn-edition-banner")
     expect(banner).to_be_visible()
     expect(banner.locator(".cnn-edition-equation")).to_have_attribute("data-label", REMAPPED)
@@ -262,7 +272,7 @@ def test_switcher_banner_and_label_map_in_the_browser(site, browser):
 
     # An equation the newer edition kept; scrolling to it updates the banner.
     page, more = open_page(browser, f"{url}{old.folder}/book/notation.html")
-    problems += more
+    problems += of_this_tree(more)
     page.locator(f"[id='equation-{KEPT}']").scroll_into_view_if_needed()
     page.evaluate("() => window.scrollBy(0, 1)")
     equation = page.locator("#cnn-edition-banner .cnn-edition-equation")

@@ -102,7 +102,7 @@ def test_every_chapter_offers_its_kit(site):
             listed = kit.read("figures.txt").decode()
         assert {"figures.txt", "equations.tex", "references.bib"} <= names
         shown = re.findall(r'<span class="caption-number">Fig\. ([\d.]+)', html)
-        svgs = sorted(n for n in names if n.startswith("fig-"))
+        svgs = sorted(n for n in names if n.startswith("fig-") and n.endswith(".svg"))
         assert len(svgs) == len(kits.figures(html)) <= len(shown)
         for number, _, _ in kits.figures(html):
             assert f"fig-{number.replace('.', '-')}.svg" in names
