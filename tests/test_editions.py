@@ -291,7 +291,7 @@ def test_switcher_banner_and_label_map_in_the_browser(site, browser):
 
     # On a phone the banner fits the screen and the switcher stays in the header.
     page, more = open_page(browser, f"{url}{old.folder}/{chapter}", PHONE)
-    problems += more
+    problems += of_this_tree(more)
     expect(page.locator("#cnn-edition-banner")).to_be_visible()
     assert page.evaluate("document.scrollingElement.scrollWidth") <= PHONE["width"] + 1
     assert page.locator("#cnn-edition-select").is_visible()
