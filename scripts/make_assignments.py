@@ -3,7 +3,8 @@
 They are built from the chapters and the package by ``book/_ext/cnnbook/assignments.py``: run
 after editing a chapter they quote or a function they ask for, and commit them.
 ``--check`` only reports stale, missing or orphaned notebooks (the test suite does the
-same).
+same). A figure whose code in the chapter changed is drawn again by running the chapter up
+to it; ``--check`` runs nothing and reports such a notebook as stale.
 
 ``--seed N`` (``make assignments SEED=N``) also writes the teacher's nbgrader source
 versions, with the solutions and hidden tests on cases drawn from seed N, into
@@ -42,7 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     if graded.seed is not None and graded.seed < 0:
         print(f"error: --seed must be >= 0, got {graded.seed}", file=sys.stderr)
         return 2
-    status = sync(FOLDER, expected_notebooks(ROOT), rest, __doc__)
+    # Running chapters to draw figures is for writing; a check never runs code.
+    status = sync(FOLDER, expected_notebooks(ROOT, execute="--check" not in rest), rest,
+                  __doc__)
     if status == 0 and graded.seed is not None and "--check" not in rest:
         write_sources(graded.source_dir, graded.seed)
     return status

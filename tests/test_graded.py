@@ -147,6 +147,9 @@ def test_nbgrader_generate_assignment_releases_a_copy_without_hidden_tests(tmp_p
                     and not s.strip().startswith("check_")], "a solution was released"
     checks = graded_cells(released)
     assert [c.source for c in checks] == [c.source for c in graded_cells(student(a))]
+    figures = [c.get("attachments") for c in released.cells if c.get("attachments")]
+    assert figures == [c.attachments for c in student(a).cells if c.get("attachments")]
+    assert len(figures[0]) == 2, "the chapter's two figures go to the students"
     assert all(c.metadata["nbgrader"]["locked"] and "checksum" in c.metadata["nbgrader"]
                for c in checks)
     for cell, original in zip(released.cells, student(a).cells):

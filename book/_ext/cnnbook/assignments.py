@@ -10,7 +10,13 @@ typed twice, so text, code and assignments cannot drift apart:
 * each function to write is its signature and docstring, read from the package
   source with :mod:`ast`, and a body that only raises ``NotImplementedError``: the
   reference body is removed, not hidden;
-* under each function, a read-only cell runs ``cnn.exercises.check`` on it.
+* under each function, a read-only cell runs ``cnn.exercises.check`` on it;
+* the chapter's figures that the quoted text keeps stand where their code cells stood,
+  as PNG attachments of the derivation cell (JupyterLab renders no SVG attachment).
+  Making them runs the chapter's code up to the figure, once: the derivation cell
+  records a fingerprint of that code per figure, and while it holds, the image in the
+  committed notebook is current and is kept (``make assignments`` runs the chapter
+  again only for a figure whose code changed; ``--check`` never runs it).
 
 Cells carry nbgrader's metadata (schema version 3): the function cells are
 autograded answer cells with a ``### BEGIN SOLUTION`` region (holding only the stub),
@@ -33,8 +39,10 @@ chapter that has one, and provides the ``{assignment-table}`` directive.
 from __future__ import annotations
 
 import ast
+import base64
 import builtins
 import copy
+import hashlib
 import json
 import posixpath
 import re
@@ -336,6 +344,42 @@ def read_chapter(root: Path, doc: str) -> nbformat.NotebookNode:
     return jupytext.reads(path.read_text(encoding="utf-8"), fmt="md:myst")
 
 
+@dataclass(frozen=True)
+class Figure:
+    """A figure of a chapter: a code cell with MyST-NB ``figure`` metadata."""
+
+    label: str
+    alt: str
+    caption: str
+    #: Of the chapter's code up to and including the figure's cell: what draws it.
+    fingerprint: str
+
+    @property
+    def attachment(self) -> str:
+        return f"{self.label}.png"
+
+
+def chapter_figures(chapter: nbformat.NotebookNode) -> dict[int, list[Figure]]:
+    """The labelled figures of a chapter, by the Markdown cell (counted from 0) they follow."""
+    found: dict[int, list[Figure]] = {}
+    markdown, code = -1, hashlib.sha256()
+    for cell in chapter.cells:
+        if cell.cell_type == "markdown":
+            markdown += 1
+            continue
+        code.update(cell.source.encode() + b"\0")
+        meta = cell.metadata.get("mystnb") or {}
+        figure = meta.get("figure") or {}
+        if figure.get("name"):
+            alt = " ".join(str((meta.get("image") or {}).get("alt", "")).split())
+            if not alt:
+                raise AssignmentError(f"figure {figure['name']} has no alternative text")
+            found.setdefault(markdown, []).append(Figure(
+                figure["name"], alt, str(figure.get("caption", "")).strip(),
+                code.hexdigest()[:16]))
+    return found
+
+
 def rendered_prose(doc: str, index: myst2ipynb.BookIndex) -> list[str]:
     """The chapter's Markdown cells as the downloaded notebook renders them.
 
@@ -368,13 +412,18 @@ def fence_state(line: str, fence: str | None) -> str | None:
     return None if closes and not line.strip().strip(fence[0]) else fence
 
 
-def sections(cells: list[str]) -> list[Section]:
+FIGURE_MARK = "\x00figure "
+
+
+def sections(cells: list[str], figures: dict[int, list[Figure]] | None = None) -> list[Section]:
     """Split rendered Markdown at its headings; each cell boundary starts a new chunk.
 
-    A boundary between two Markdown cells is where a code cell stood.
+    A boundary between two Markdown cells is where a code cell stood; the figures among
+    those code cells (``figures``, by the cell before them) end the chunk as a block of
+    their own, ``FIGURE_MARK`` and the label.
     """
     found: list[Section] = [Section(0, "", [])]
-    for source in cells:
+    for position, source in enumerate(cells):
         found[-1].chunks.append([])
         fence = None
         for line in source.split("\n"):
@@ -383,6 +432,8 @@ def sections(cells: list[str]) -> list[Section]:
                 continue
             fence = fence_state(line, fence)
             found[-1].chunks[-1].append(line)
+        for figure in (figures or {}).get(position, []):
+            found[-1].chunks[-1] += ["", FIGURE_MARK + figure.label]
     return found
 
 
@@ -449,16 +500,29 @@ def placeholder(name: str, assignment: Assignment) -> list[str]:
             f" write below as `{yours}`.)*"]
 
 
+def figure_block(figure: Figure, doc: str, index: myst2ipynb.BookIndex) -> list[str]:
+    """A figure as the notebook shows it: the image, then its number and caption."""
+    alt = re.sub(r"([\[\]])", r"\\\1", figure.alt)
+    caption = myst2ipynb.Renderer(index, doc).render(figure.caption).strip()
+    number = index.targets[figure.label].number
+    return [f"![{alt}](attachment:{figure.attachment})", "",
+            f"**Figure {number}.** {' '.join(caption.split())}"]
+
+
 def quoted_text(assignment: Assignment, index: myst2ipynb.BookIndex,
-                dropped: list | None = None) -> list[str]:
+                dropped: list | None = None, shown: list | None = None) -> list[str]:
     """The chapter sections of ``assignment``, listings of the functions to write removed.
 
     Code cells are not quoted, nor the paragraphs about them: a paragraph ending in a
     colon just before a code cell, and every paragraph that speaks of "the cell".
+    A figure stays where its code cell stood (``shown`` collects them, in order).
     Headings go one level down; a section whose parent is not quoted becomes level 3.
     ``dropped`` collects the paragraphs left out, for review.
     """
-    chapter = sections(rendered_prose(assignment.chapter, index))
+    figures = chapter_figures(read_chapter(index.root, assignment.chapter))
+    by_label = {f.label: f for found in figures.values() for f in found}
+    shown = [] if shown is None else shown
+    chapter = sections(rendered_prose(assignment.chapter, index), figures)
     found = {s.title: s for s in chapter}
     missing = [t for t in assignment.sections if t not in found]
     if missing:
@@ -481,7 +545,11 @@ def quoted_text(assignment: Assignment, index: myst2ipynb.BookIndex,
             kept: list[list[str]] = []
             for block in paragraphs(chunk):
                 name = defines(block, protected)
-                if name:
+                if block[0].startswith(FIGURE_MARK):
+                    figure = by_label[block[0].removeprefix(FIGURE_MARK)]
+                    shown.append(figure)
+                    kept.append(figure_block(figure, assignment.chapter, index))
+                elif name:
                     if kept and f"`{name}`" in kept[-1][-1] and kept[-1][-1].endswith(":"):
                         kept.pop()  # the listing's caption
                     kept.append(placeholder(name, assignment))
@@ -519,7 +587,9 @@ def equation_links(labels: list[str], doc: str, index: myst2ipynb.BookIndex) -> 
     return ", ".join(f"`{label}` is " + renderer.render(f"{{eq}}`{label}`") for label in labels)
 
 
-def build_notebook(assignment: Assignment, index: myst2ipynb.BookIndex) -> nbformat.NotebookNode:
+def build_notebook(assignment: Assignment, index: myst2ipynb.BookIndex,
+                   execute: bool = False) -> nbformat.NotebookNode:
+    """The student notebook; ``execute`` runs the chapter for figures whose image is stale."""
     root, doc = index.root, assignment.chapter
     if doc not in index.notebook_docs():
         raise AssignmentError(f"{doc} is not a chapter of the toc")
@@ -554,11 +624,19 @@ def build_notebook(assignment: Assignment, index: myst2ipynb.BookIndex) -> nbfor
     exported = myst2ipynb.export_notebook(read_chapter(root, doc), doc, index)
     cells += [nbformat.v4.new_code_cell(c.source) for c in exported.cells
               if c.cell_type == "code"][:1]  # the install cell
-    cells.append(nbformat.v4.new_markdown_cell("\n".join(
+    shown: list[Figure] = []
+    derivation = nbformat.v4.new_markdown_cell("\n".join(
         [f"## The derivation, from the chapter", "",
-         f"*The sections of the chapter that this assignment needs, without the code "
-         f"cells and figures: [read the chapter]({index.page_url(doc)}) for those.*", ""]
-        + quoted_text(assignment, index)).strip()))
+         f"*The sections of the chapter that this assignment needs, with their figures "
+         f"but without the code cells: [read the chapter]({index.page_url(doc)}) for "
+         f"those.*", ""]
+        + quoted_text(assignment, index, shown=shown)).strip())
+    if shown:
+        images = figure_images(assignment, shown, index.root, execute)
+        derivation.metadata["figures"] = {f.label: f.fingerprint for f in shown}
+        derivation.attachments = {f.attachment: {"image/png": images[f.label]}
+                                  for f in shown if f.label in images}
+    cells.append(derivation)
     setup = ["import numpy as np", "", "from cnn.exercises import check", *assignment.imports,
              "", "rng = np.random.default_rng(0)  # for your own experiments"]
     cells.append(nbformat.v4.new_markdown_cell("## Your turn"))
@@ -590,11 +668,84 @@ def build_notebook(assignment: Assignment, index: myst2ipynb.BookIndex) -> nbfor
     return nb
 
 
-def expected_notebooks(root: Path | str) -> dict[str, str]:
-    """Repository path -> text of every student notebook, as chapters and package stand."""
+def expected_notebooks(root: Path | str, execute: bool = False) -> dict[str, str]:
+    """Repository path -> text of every student notebook, as chapters and package stand.
+
+    Without ``execute``, a figure whose code changed since its image was made has no
+    image, so the notebook differs from the committed one: it is stale.
+    """
     index = myst2ipynb.BookIndex.load(root)
-    return {a.path: nbformat.writes(build_notebook(a, index)) + "\n" for a in ASSIGNMENTS
-            if a.chapter in index.notebook_docs()}
+    return {a.path: nbformat.writes(build_notebook(a, index, execute)) + "\n"
+            for a in ASSIGNMENTS if a.chapter in index.notebook_docs()}
+
+
+# -- the figures: drawn by the chapter's code, kept while that code is unchanged ----
+
+#: Device pixels per CSS pixel of the images: sharp on high-density screens.
+FIGURE_SCALE = 2
+
+
+def committed_images(root: Path, assignment: Assignment) -> dict[str, tuple[str, str]]:
+    """Label -> (fingerprint, base64 PNG) of the figures in the committed notebook."""
+    path = root / assignment.path
+    if not path.exists():
+        return {}
+    for cell in nbformat.read(path, as_version=4).cells:
+        fingerprints = cell.metadata.get("figures")
+        if cell.cell_type == "markdown" and fingerprints:
+            attachments = cell.get("attachments", {})
+            return {label: (fingerprint, attachments[f"{label}.png"]["image/png"])
+                    for label, fingerprint in fingerprints.items()
+                    if f"{label}.png" in attachments}
+    return {}
+
+
+def figure_images(assignment: Assignment, figures: list[Figure], root: Path,
+                  execute: bool) -> dict[str, str]:
+    """Label -> base64 PNG of each figure: the committed image while its fingerprint
+    holds, otherwise (with ``execute``) drawn by running the chapter."""
+    committed = committed_images(root, assignment)
+    images = {f.label: committed[f.label][1] for f in figures
+              if committed.get(f.label, ("",))[0] == f.fingerprint}
+    missing = [f for f in figures if f.label not in images]
+    if missing and execute:
+        images.update(draw_figures(root, assignment.chapter, missing))
+    return images
+
+
+def draw_figures(root: Path, doc: str, figures: list[Figure]) -> dict[str, str]:
+    """Run the chapter's code up to its last figure in ``figures`` (in ``book/``, as the
+    build does) and return each figure's image as base64 PNG."""
+    import cairosvg  # loads the Cairo library: only making the images needs it
+    from nbclient import NotebookClient
+
+    chapter = read_chapter(root, doc)
+    wanted = {f.label for f in figures}
+    code, cells = [c for c in chapter.cells if c.cell_type == "code"], {}
+    for cell in code:
+        name = ((cell.metadata.get("mystnb") or {}).get("figure") or {}).get("name")
+        if name in wanted:
+            cells[name] = cell
+        if set(cells) == wanted:
+            break
+    last = max(code.index(cell) for cell in cells.values())
+    nb = nbformat.v4.new_notebook(cells=code[:last + 1])
+    nb.metadata = chapter.metadata
+    print(f"{doc}: running the chapter to draw {', '.join(sorted(wanted))}", flush=True)
+    NotebookClient(nb, timeout=1800, kernel_name="python3",
+                   resources={"metadata": {"path": str(root / Path(doc).parent)}}).execute()
+    images = {}
+    for label, cell in cells.items():
+        data = next((o["data"] for o in cell.outputs if o.get("output_type") == "display_data"
+                     and {"image/svg+xml", "image/png"} & set(o.get("data", {}))), None)
+        if data is None:
+            raise AssignmentError(f"{doc}: the cell of {label} displays no image")
+        if "image/svg+xml" in data:
+            png = cairosvg.svg2png(bytestring=data["image/svg+xml"].encode(), scale=FIGURE_SCALE)
+            images[label] = base64.b64encode(png).decode()
+        else:  # a "retina" PNG: already two device pixels per CSS pixel
+            images[label] = "".join(data["image/png"].split())
+    return images
 
 
 def fill_in_references(nb: nbformat.NotebookNode, root: Path | str,
