@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from _site import ROOT, index
+from _site import ROOT, build_site, index
 
 from cnnbook import assignments
 
@@ -106,8 +106,15 @@ def test_a_figure_whose_code_changed_makes_the_notebook_stale(monkeypatch):
     assert (ROOT / path).read_text(encoding="utf-8") != nbformat.writes(expected) + "\n"
 
 
-FIGURE = re.compile(r'<figure[^>]*\bid="(?P<label>fig-[\w-]+)"[^>]*>\s*<img[^>]*'
-                    r'\bsrc="(?P<src>[^"]+)"', re.S)
+@pytest.fixture(scope="module")
+def site():
+    build = build_site()
+    assert build.returncode == 0, f"strict build failed:\n{build.log[-6000:]}"
+    return build
+
+
+FIGURE = re.compile(r'<figure[^>]*\bid="(?P<label>fig-[\w-]+)"[^>]*>\s*(?:<a [^>]*>\s*)?'
+                    r'<img[^>]*\bsrc="(?P<src>[^"]+)"', re.S)
 
 
 def site_image(html_dir, doc: str, label: str) -> Image.Image:
@@ -115,7 +122,10 @@ def site_image(html_dir, doc: str, label: str) -> Image.Image:
     import cairosvg
 
     page = (html_dir / f"{doc}.html").read_text(encoding="utf-8")
-    src = next(m.group("src") for m in FIGURE.finditer(page) if m.group("label") == label)
+    found = [m.group("src") for m in FIGURE.finditer(page) if m.group("label") == label]
+    at = page.find(f'id="{label}"')
+    assert found, f"no figure {label} in {doc}.html: {page[at - 300:at + 700]}"
+    src = found[0]
     path = (html_dir / doc).parent / src
     if path.suffix == ".svg":
         data = cairosvg.svg2png(bytestring=path.read_bytes(), scale=assignments.FIGURE_SCALE)
