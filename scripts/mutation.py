@@ -53,6 +53,7 @@ MODULES = {
                "test_robustness.py", "test_network_gradients.py", "test_validation.py"],
     "cli": ["test_cli.py", "test_robustness_io.py", "test_model_file.py"],
     "fast": ["test_conv.py", "test_pool.py", "test_conv_transpose.py", "test_layers.py",
+             "test_conv_variants.py", "test_fast_layers.py", "test_equations.py",
              "test_validation.py", "test_robustness.py"],
     "casestudy/networks": ["test_case_study.py", "test_state_kept.py"],
     "norm": ["test_norm.py", "test_norm_without_batch.py", "test_norm_arguments.py",
