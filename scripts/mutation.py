@@ -62,7 +62,8 @@ MODULES = {
     "regularization": ["test_regularization.py", "test_dropout_arguments.py",
                        "test_modes.py", "test_equations.py", "test_validation.py"],
     "conv_transpose": ["test_conv_transpose.py", "test_conv_transpose_defaults.py",
-                       "test_equations.py", "test_validation.py"],
+                       "test_conv_transpose_arguments.py", "test_equations.py",
+                       "test_validation.py"],
     "exercises": ["test_exercises.py", "test_exercises_deeper.py", "test_grading.py",
                   "test_sandbox.py", "test_robustness.py"],
 }
