@@ -87,6 +87,45 @@ def test_depthwise_passes_keep_float32(x_shape, args):
                                     rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("x_shape, args", DEPTHWISE[::2])
+def test_depthwise_passes_build_no_im2col_columns(x_shape, args, monkeypatch):
+    """A depthwise convolution is formed offset by offset: im2col would copy every pixel
+    KH KW times for products of one row."""
+    monkeypatch.setattr(cnn.fast.conv, "im2col", refuse)
+    C = x_shape[1]
+    x, w, b, rng = arrays(x_shape, (C, 1, 3, 3), seed=8)
+    out, cache = conv2d_forward_fast(x, w, b, **args, groups=C)
+    assert cache.cols is None
+    conv2d_backward_fast(rng.standard_normal(out.shape), cache)
+
+
+# Not depthwise: dx by offset (8 channels per group, "same" padding) or by col2im.
+GENERAL = [
+    ((5, 16, 6, 5), (4, 8, 3, 3), dict(padding=1, groups=2)),
+    ((5, 4, 6, 5), (6, 2, 3, 2), dict(stride=(2, 1), dilation=(1, 2), groups=2)),
+    ((1, 3, 5, 5), (2, 3, 3, 3), {}),
+]
+
+
+@pytest.mark.parametrize("x_shape, w_shape, args", GENERAL)
+def test_the_tuned_pair_gives_the_plain_numbers_for_every_block_size(x_shape, w_shape,
+                                                                    args, monkeypatch):
+    x, w, b, rng = arrays(x_shape, w_shape, seed=10)
+    for block_bytes in [2**k for k in range(0, 18)]:
+        monkeypatch.setattr(cnn.fast.conv, "COLS_BLOCK_BYTES", block_bytes)
+        assert_tuned_pair_is_plain_pair(x, w, b, args, rng)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, args", GENERAL)
+def test_the_tuned_pair_keeps_float32(x_shape, w_shape, args):
+    x, w, b, rng = arrays(x_shape, w_shape, seed=11, dtype=np.float32)
+    out, cache = conv2d_forward_fast(x, w, b, **args)
+    assert out.dtype == np.float32
+    grads = conv2d_backward_fast(np.ones(out.shape, dtype=np.float32), cache)
+    assert [g.dtype for g in grads] == [np.float32] * 3
+    assert_tuned_pair_is_plain_pair(x, w, b, args, rng, rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("w_shape, groups", [
     ((6, 1, 3, 3), 3),  # one channel per group, two filters each: not depthwise
     ((1, 3, 3, 3), 1),  # one filter over three channels: not depthwise
@@ -97,14 +136,18 @@ def test_a_convolution_that_is_almost_depthwise_gives_the_plain_numbers(w_shape,
 
 
 class Spy:
-    """Wraps ``dx_by_offset`` and counts its calls."""
+    """Wraps a function and counts its calls."""
 
-    def __init__(self):
-        self.calls = 0
+    def __init__(self, function):
+        self.function, self.calls = function, 0
 
-    def __call__(self, *args):
+    def __call__(self, *args, **kwargs):
         self.calls += 1
-        return dx_by_offset(*args)
+        return self.function(*args, **kwargs)
+
+
+def refuse(*args, **kwargs):
+    raise AssertionError("called")
 
 
 @pytest.mark.parametrize("C_g", [PER_OFFSET_MIN_CHANNELS - 1, PER_OFFSET_MIN_CHANNELS])
@@ -113,12 +156,14 @@ def test_the_tuned_backward_pass_forms_dx_by_offset_exactly_where_documented(
         C_g, padding, by_grid, monkeypatch):
     """From PER_OFFSET_MIN_CHANNELS input channels per group on, and only when the output
     grid covers the input ("same" padding here, none does not)."""
-    spy = Spy()
+    spy, col2im_spy = Spy(dx_by_offset), Spy(cnn.fast.conv.col2im)
     monkeypatch.setattr(cnn.fast.conv, "dx_by_offset", spy)
+    monkeypatch.setattr(cnn.fast.conv, "col2im", col2im_spy)
     x, w, b, rng = arrays((2, 2 * C_g, 6, 5), (4, C_g, 3, 3), seed=C_g)
     args = dict(padding=padding, groups=2)
     assert_tuned_pair_is_plain_pair(x, w, b, args, rng)
-    assert spy.calls == (C_g >= PER_OFFSET_MIN_CHANNELS and by_grid)
+    by_offset = C_g >= PER_OFFSET_MIN_CHANNELS and by_grid
+    assert spy.calls == by_offset and (col2im_spy.calls == 0) == by_offset
 
 
 @pytest.mark.parametrize("C_out", [PER_OFFSET_MIN_CHANNELS - 1, PER_OFFSET_MIN_CHANNELS])
@@ -128,7 +173,7 @@ def test_the_tuned_transposed_forward_uses_dx_by_offset_exactly_where_documented
         C_out, kernel, padding, by_grid, monkeypatch):
     """From PER_OFFSET_MIN_CHANNELS output channels on, when the input grid covers the
     output; a kernel of width 1 and height 3 with padding (1, 0) keeps both sizes."""
-    spy = Spy()
+    spy = Spy(dx_by_offset)
     monkeypatch.setattr(cnn.fast.conv_transpose, "dx_by_offset", spy)
     rng = np.random.default_rng(C_out)
     x = rng.standard_normal((2, 3, 5, 4))
@@ -159,7 +204,7 @@ def test_the_tuned_transposed_pair_on_the_per_offset_path_keeps_the_geometry(
         stride, padding, output_padding, monkeypatch):
     """The cache of the per-offset path holds the padding and the output padding, so that
     both backward passes give the plain pair's gradients."""
-    spy = Spy()
+    spy = Spy(dx_by_offset)
     monkeypatch.setattr(cnn.fast.conv_transpose, "dx_by_offset", spy)
     rng = np.random.default_rng(5)
     x = rng.standard_normal((2, 3, 4, 5))
