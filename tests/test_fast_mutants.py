@@ -51,6 +51,21 @@ def assert_tuned_pair_is_plain_pair(x, w, b, args, rng, rtol=1e-10, atol=1e-12):
         np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
 
 
+class Spy:
+    """Wraps a function and counts its calls."""
+
+    def __init__(self, function):
+        self.function, self.calls = function, 0
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        return self.function(*args, **kwargs)
+
+
+def refuse(*args, **kwargs):
+    raise AssertionError("called")
+
+
 # Depthwise: stride 1 (flat runs), unequal strides either way round (the strided path),
 # one sample, and a batch that a small block splits unevenly.
 DEPTHWISE = [
@@ -133,21 +148,6 @@ def test_the_tuned_pair_keeps_float32(x_shape, w_shape, args):
 def test_a_convolution_that_is_almost_depthwise_gives_the_plain_numbers(w_shape, groups):
     x, w, b, rng = arrays((2, 3, 6, 5), w_shape, seed=4)
     assert_tuned_pair_is_plain_pair(x, w, b, dict(padding=1, groups=groups), rng)
-
-
-class Spy:
-    """Wraps a function and counts its calls."""
-
-    def __init__(self, function):
-        self.function, self.calls = function, 0
-
-    def __call__(self, *args, **kwargs):
-        self.calls += 1
-        return self.function(*args, **kwargs)
-
-
-def refuse(*args, **kwargs):
-    raise AssertionError("called")
 
 
 @pytest.mark.parametrize("C_g", [PER_OFFSET_MIN_CHANNELS - 1, PER_OFFSET_MIN_CHANNELS])
