@@ -108,8 +108,6 @@ def _depthwise_forward(x_padded, w, b, stride, dilation, out_size):
 
     At stride 1 the windows are runs of the flat image (``_flat_offsets``)."""
     (N, C, Hp, Wp), (H_out, W_out) = x_padded.shape, out_size
-    if stride == (1, 1):
-        L, shifts = _flat_offsets(w.shape, x_padded.shape, out_size, dilation)
     out = np.empty((N, C, *out_size), dtype=x_padded.dtype)
     if stride == (1, 1):
         L, shifts = _flat_offsets(w.shape, x_padded.shape, out_size, dilation)
