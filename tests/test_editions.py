@@ -2,7 +2,8 @@
 
 The browser test puts two editions on one site as the release workflow does: the newest is
 this tree's strict build (the one test_browser.py serves); the older one is built from the
-previous release's files (its tag; HEAD in a clone without tags) without executing the
+previous release's files (its tag; in a clone without tags, the last commit before the
+version in cnn/__init__.py became this tree's, or HEAD without that history) without executing the
 chapters, and with only the case study and the chapters it refers to, so that it builds in
 about a minute. Without the chapters it skips (the deeper networks, for example) the case
 study comes earlier, as in a release before those chapters were written, which gives the
@@ -136,6 +137,23 @@ def test_the_previous_release_is_the_tag_before_this_tree_s_edition(tmp_path):
     assert 'version__ = "0.1.0"' in (exported / "cnn" / "__init__.py").read_text()
 
 
+def test_without_tags_the_older_edition_is_the_tree_before_this_version(tmp_path):
+    git(tmp_path, "init", "-q")
+    release_commit(tmp_path, "0.1.0")
+    assert older_edition_ref(tmp_path) == "HEAD"  # no earlier version in the history
+    release_commit(tmp_path, "0.1.0", unreleased=True)
+    release_commit(tmp_path, "0.2.0")
+    (tmp_path / "other").write_text("a fix after the release\n")
+    git(tmp_path, "add", "-A")
+    git(tmp_path, "commit", "-q", "-m", "fix")
+    ref = older_edition_ref(tmp_path)
+    exported = editions.export_tree(ref, tmp_path / "old", tmp_path)
+    assert 'version__ = "0.1.0"' in (exported / "cnn" / "__init__.py").read_text()
+    assert "Unreleased" in (exported / "CHANGELOG.md").read_text()
+    git(tmp_path, "tag", "v0.1.0", f"{ref}~1")
+    assert older_edition_ref(tmp_path) == "v0.1.0"
+
+
 def test_a_trimmed_table_of_contents_keeps_the_root_and_the_chapters_asked_for():
     toc = {"format": "jb-book", "root": "intro", "parts": [
         {"caption": "A", "chapters": [{"file": "book/a"}, {"file": "book/b"}]},
@@ -165,15 +183,30 @@ def test_the_release_workflow_adds_the_tagged_edition_and_keeps_the_others():
 
 
 # -- the site in a browser ---------------------------------------------------------------
+def older_edition_ref(root: Path = ROOT) -> str:
+    """The previous release's tag; in a clone without tags, the parent of the commit that
+    set this tree's version (an earlier version's tree), or HEAD without that history
+    (whose version differs from this tree's edition while the changelog has an
+    "Unreleased" entry)."""
+    try:
+        return editions.previous_release(root)
+    except ValueError:
+        pass
+    bumps = subprocess.run(["git", "-C", str(root), "log", "-G", "^__version__ = ",
+                            "--format=%H", "--", "cnn/__init__.py"],
+                           capture_output=True, text=True, check=True).stdout.split()
+    if bumps and subprocess.run(["git", "-C", str(root), "rev-parse", "--verify", "--quiet",
+                                 f"{bumps[0]}^"], capture_output=True).returncode == 0:
+        return f"{bumps[0]}^"
+    return "HEAD"
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     newest = build_site()
     if newest.returncode != 0:
         pytest.fail("the strict build failed (see test_book.py)")
-    try:
-        old_ref = editions.previous_release(ROOT)
-    except ValueError:
-        old_ref = "HEAD"
+    old_ref = older_edition_ref()
     scratch = tmp_path_factory.mktemp("editions")
     tree = editions.export_tree(old_ref, scratch / "old-tree")
     docs = referred_closure(tree, OLD_START)
