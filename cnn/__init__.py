@@ -47,4 +47,4 @@ A chapter is ``book/<chapter>.md``.
 # The one place the version is written. pyproject.toml, the site, the PDF and the
 # notebooks' install cell read it; CITATION.cff and the introduction repeat it
 # (tests/test_release.py checks that they agree).
-__version__ = "0.2.0"
+__version__ = "0.3.0"

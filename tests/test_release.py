@@ -214,17 +214,25 @@ def test_a_renumbering_must_be_listed_in_the_changelog(book_copy, equations):
     # In a release already recorded, the record must follow the book.
     assert any("run python scripts/published_labels.py" in p
                for p in release.label_problems(moved, book_copy))
-    # Recorded, the new number differs from 0.1.0's: the changelog must name the label.
+    # Recorded, the new number differs from the release before's: the changelog must
+    # name the label, in this version's entry.
+    earlier = [r for r in release.read_labels(book_copy).releases if r != VERSION][-1]
     labels = release.record_release(release.read_labels(book_copy), VERSION, moved)
     release.write_labels(labels, book_copy)
     problems = release.label_problems(moved, book_copy)
-    assert problems == [f"{label} is ({number}) in 0.1.0 and (99.1) in {VERSION}: list the "
-                        f"renumbering in CHANGELOG.md under {VERSION}"]
+    assert problems == [f"{label} is ({number}) in {earlier} and (99.1) in {VERSION}: list "
+                        f"the renumbering in CHANGELOG.md under {VERSION}"]
     changelog = book_copy / "CHANGELOG.md"
     text = changelog.read_text(encoding="utf-8")
-    listed = f"### Equation numbers\n\n- `{label}`: ({number}) is now (99.1).\n"
-    changelog.write_text(text.replace("### Equation numbers\n", listed))
-    assert release.label_problems(moved, book_copy) == []
+    listed = f"### Equation numbers\n\n- `{label}`: ({number}) is now (99.1).\n\n"
+
+    def listed_under(version):
+        heading = re.search(rf"^## {re.escape(version)} \(.*\)\n\n", text, re.M)
+        changelog.write_text(text[:heading.end()] + listed + text[heading.end():])
+        return release.label_problems(moved, book_copy)
+
+    assert listed_under(earlier) == problems, "listed under the wrong release"
+    assert listed_under(VERSION) == []
 
 
 def test_recording_a_release_keeps_old_rows_and_adds_new_labels(book_copy, equations):
