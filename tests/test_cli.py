@@ -262,11 +262,19 @@ from hypothesis import strategies as st  # noqa: E402
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
+def _as_in_a_terminal():
+    # A shell that runs the suite in the background ignores SIGINT for it, and children
+    # inherit that (Python then raises no KeyboardInterrupt); `cnn train` in a terminal
+    # has the default disposition.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_training(out, epochs=1000):
     """A long `cnn train` in a child process, returned once it has printed its first epoch."""
     process = subprocess.Popen(
         [sys.executable, "-m", "cnn", "train", "--epochs", str(epochs), "--n-per-class", "200",
-         "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+         "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+        preexec_fn=_as_in_a_terminal)
     for line in process.stdout:
         if line.startswith("epoch 1/"):
             return process
