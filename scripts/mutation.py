@@ -71,10 +71,13 @@ MODULES = {
 #: Tests left out of a module's selection. The command-line tests that start ``cnn`` in
 #: a subprocess from a temporary folder cannot run under mutmut's statistics run (the
 #: child's trampolines look for mutmut's configuration in its working folder); they
-#: call nothing in-process, so mutmut would never run them for a mutant anyway.
+#: call nothing in-process, so mutmut would never run them for a mutant anyway. The
+#: full-size network's test (8 s, 60 % of the time of all the others) would run for
+#: every surviving mutant of the parser; test_cli_mutants.py checks its sizes instead.
 DESELECT = {
     "cli": ["tests/test_robustness_io.py::test_train_saves_the_model_whatever_happens",
-            "tests/test_robustness_io.py::test_predict_stops_quietly_when_the_reader"],
+            "tests/test_robustness_io.py::test_predict_stops_quietly_when_the_reader",
+            "tests/test_cli.py::test_train_and_predict_the_original_network_at_full_size"],
 }
 
 
