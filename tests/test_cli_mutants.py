@@ -9,6 +9,7 @@ import errno
 import io
 import os
 import re
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -362,3 +363,138 @@ def test_quiet_stdout_sends_the_descriptor_to_the_null_device(tmp_path, monkeypa
     assert (tmp_path / "out.txt").read_text() == ""
     monkeypatch.setattr(cli.sys, "stdout", io.StringIO())
     cli._quiet_stdout()  # no descriptor: nothing to do, no error
+
+
+# --- more of train: what reaches the training, what a failed save says ----------------
+
+
+def test_cbis_without_training_csv_files_names_that_option(capsys):
+    assert cli.main(["train", "--data", "cbis", "--cbis-root", ".", "--cbis-test",
+                     "b.csv", "--out", "m"]) == 2
+    assert capsys.readouterr().err == (
+        "cnn train: error: --data cbis needs --cbis-train\n")
+
+
+def test_class_weights_reach_the_training(tmp_path, monkeypatch):
+    seen = []
+
+    def train_model(**kwargs):
+        seen.append((kwargs["class_weights"], kwargs["arch"]))
+        return cli.ARCHITECTURES["small"][0](rng=np.random.default_rng(0)), 0.5
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli, "train_model", lambda *_, **kwargs: train_model(**kwargs))
+    for weights in ("balanced", "none"):
+        assert cli.main(["train", "--class-weights", weights, "--out", "m"]) == 0
+    assert seen == [("balanced", "small"), ("none", "small")]
+
+
+class Unsaveable:
+    """A trained model whose file system refuses the save after the checks passed."""
+
+    def save(self, path):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_save_that_fails_says_so_and_exits_with_1(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli, "train_model", lambda *args, **kwargs: (Unsaveable(), 0.5))
+    assert cli.main(["train", "--out", "m"]) == 1
+    captured = capsys.readouterr()
+    assert captured.err == ("cnn train: error: cannot save the model to m.npz: "
+                            "[Errno 28] No space left on device\n")
+    assert "test accuracy" not in captured.out
+
+
+def test_the_last_line_says_how_long_training_took(tmp_path, monkeypatch, capsys,
+                                                   fake_training):  # noqa: F811
+    monkeypatch.chdir(tmp_path)
+    clock = iter([100.0, 112.25])
+    monkeypatch.setattr(cli.time, "perf_counter", lambda: next(clock))
+    assert cli.main(["train", "--out", "m"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "test accuracy 0.5000; trained in 12.2 s; saved to m.npz")
+
+
+# --- more of predict and main: flushing, encodings, signals, the descriptor -----------
+
+
+class FlushFails(Stream):
+    """Standard output whose reader is gone: a write is buffered, a flush fails."""
+
+    def flush(self):
+        raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+
+
+def test_predict_flushes_each_row_and_stops_when_the_reader_is_gone(tmp_path,
+                                                                    monkeypatch):
+    from cnn.casestudy.networks import build_cnn
+    build_cnn(rng=np.random.default_rng(0)).save(tmp_path / "m.npz")
+    stream = FlushFails()
+    monkeypatch.setattr(cli.sys, "stdout", stream)
+    status = cli.main(["predict", *IMAGES, "--model", str(tmp_path / "m.npz")])
+    assert status == cli.EXIT_BROKEN_PIPE
+    rows = "".join(stream.text).splitlines()
+    assert len(rows) == 2  # the header and one row
+    assert rows[1].startswith(IMAGES[0] + "\t")
+    assert cli.sys.stdout is stream
+
+
+def test_names_the_terminal_cannot_encode_are_escaped_not_fatal(tmp_path, monkeypatch):
+    from cnn.casestudy.networks import build_cnn
+    build_cnn(rng=np.random.default_rng(0)).save(tmp_path / "m.npz")
+    image = tmp_path / "caf\u00e9.png"
+    image.write_bytes(Path(IMAGES[0]).read_bytes())
+    out = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
+    err = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
+    monkeypatch.setattr(cli.sys, "stdout", out)
+    monkeypatch.setattr(cli.sys, "stderr", err)
+    assert cli.main(["predict", str(image), str(tmp_path / "\u00e9.png"),
+                     "--model", str(tmp_path / "m.npz")]) == 1
+    out.flush()
+    err.flush()
+    rows = out.buffer.getvalue().decode("ascii").splitlines()
+    assert rows[1].startswith(str(tmp_path / "caf\\xe9.png") + "\t")
+    assert "\\xe9.png" in err.buffer.getvalue().decode("ascii")
+
+
+@pytest.mark.parametrize("stop, status, word", [
+    (lambda: os.kill(os.getpid(), signal.SIGTERM), cli.EXIT_TERMINATED, "terminated"),
+    (KeyboardInterrupt, cli.EXIT_INTERRUPTED, "interrupted"),
+])
+def test_a_signal_ends_in_one_line_and_the_handler_is_restored(
+        tmp_path, monkeypatch, capsys, stop, status, word):
+    def train_model(*args, **kwargs):
+        if isinstance(stop, type):
+            raise stop
+        stop()
+        raise AssertionError("SIGTERM did not stop training")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli, "train_model", train_model)
+    before = signal.getsignal(signal.SIGTERM)
+    assert cli.main(["train", "--out", "m"]) == status == 128 + (
+        signal.SIGTERM if word == "terminated" else signal.SIGINT)
+    assert capsys.readouterr().err == f"cnn train: {word}\n"
+    assert signal.getsignal(signal.SIGTERM) is before
+    assert os.listdir(tmp_path) == []
+
+
+def test_stdout_goes_to_the_null_device_only_after_a_failed_write(tmp_path, monkeypatch,
+                                                                  capsys):
+    from cnn.casestudy.networks import build_cnn
+    model = tmp_path / "m.npz"
+    build_cnn(rng=np.random.default_rng(0)).save(model)
+    with open(tmp_path / "out.txt", "w") as file:
+        monkeypatch.setattr(cli.sys, "stdout", file)
+        assert cli.main(["predict", IMAGES[0], "--model", str(model)]) == 0
+        assert cli.sys.stdout is file
+        print("after", file=file, flush=True)
+    assert (tmp_path / "out.txt").read_text().splitlines()[-1] == "after"
+    read, write = os.pipe()
+    os.close(read)
+    with open(write, "w") as pipe:
+        monkeypatch.setattr(cli.sys, "stdout", pipe)
+        assert cli.main(["predict", IMAGES[0], "--model", str(model)]) == 141
+        assert cli.sys.stdout is pipe
+        assert os.path.samestat(os.fstat(pipe.fileno()), os.stat(os.devnull))
