@@ -175,7 +175,7 @@ def test_class_weights_reach_the_loss():
 
 
 def test_train_names_a_bad_epoch_count():
-    with pytest.raises(ValueError, match="epochs"):
+    with pytest.raises(ValueError, match=r"^epochs must be >= 1, got 0$"):
         train(small_cnn(), patches(), epochs=0)
 
 
@@ -204,7 +204,7 @@ def test_the_cnns_layers_have_the_documented_sizes():
         8 * 3 * 3,
         32,
     )
-    with pytest.raises(ValueError, match="size"):
+    with pytest.raises(ValueError, match=r"^size must be >= 4, got 3$"):
         build_cnn(rng=np.random.default_rng(0), size=3)
 
 
@@ -219,7 +219,7 @@ def test_the_dense_networks_layers_have_the_documented_sizes():
     assert shapes(build_dense(rng=np.random.default_rng(0), size=5, hidden=7))[
         "1.w"
     ] == (25, 7)
-    with pytest.raises(ValueError, match="size"):
+    with pytest.raises(ValueError, match=r"^size must be >= 1, got 0$"):
         build_dense(rng=np.random.default_rng(0), size=0)
 
 
