@@ -500,3 +500,53 @@ def test_stdout_goes_to_the_null_device_only_after_a_failed_write(tmp_path, monk
         assert cli.main(["predict", IMAGES[0], "--model", str(model)]) == 141
         assert cli.sys.stdout is pipe
         assert os.path.samestat(os.fstat(pipe.fileno()), os.stat(os.devnull))
+
+
+@pytest.mark.parametrize("error, status, message", [
+    (OSError(errno.ENOSPC, "No space left on device"), 1,
+     "cnn train: error: cannot write to standard output: No space left on device; the "
+     "model was saved to m.npz\n"),
+    (BrokenPipeError(errno.EPIPE, "Broken pipe"), cli.EXIT_BROKEN_PIPE, ""),
+])
+def test_train_saves_the_model_when_standard_output_fails(tmp_path, monkeypatch, capsys,
+                                                          fake_training,  # noqa: F811
+                                                          error, status, message):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli.sys, "stdout", Stream(error=error))
+    assert cli.main(["train", "--out", "m"]) == status
+    assert capsys.readouterr().err == message
+    assert (tmp_path / "m.npz").is_file() and fake_training
+
+
+@pytest.mark.parametrize("out", ["", " ", "sub/"])
+def test_an_out_that_names_no_file_is_refused_with_its_text(out, capsys):
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["train", "--out", out])
+    assert f"argument --out: must name a file, got {out!r}\n" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("mode", [0o444, 0o555, 0o400])
+def test_an_out_without_any_write_permission_is_refused(tmp_path, monkeypatch, capsys,
+                                                        mode):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "old.npz").write_bytes(b"an old model")
+    (tmp_path / "old.npz").chmod(mode)
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["train", "--out", "old"])
+    assert capsys.readouterr().err.endswith(
+        "argument --out: old.npz exists and is write-protected: it is not replaced; "
+        "choose another file or remove the protection\n")
+    (tmp_path / "old.npz").chmod(0o200)  # writable by its owner only: replaced
+    assert cli.build_parser().parse_args(["train", "--out", "old"]).out == "old.npz"
+
+
+def test_output_status_outside_main_is_0(capsys):
+    assert cli._output_status("predict") == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_predict_original_without_a_model_is_one_error_line(capsys):
+    assert cli.main(["predict", "x.png", "--arch", "original"]) == 2
+    assert capsys.readouterr().err == (
+        "cnn predict: error: --arch original needs --model: train one first with 'cnn "
+        "train --arch original --out model.npz' (about 50 min)\n")
