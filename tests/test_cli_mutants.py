@@ -11,6 +11,8 @@ import io
 import os
 import re
 import signal
+import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -148,7 +150,9 @@ def test_help_states_the_sizes_and_the_books_title():
     weights = commands["train"]._option_string_actions["--class-weights"].help
     assert "N / (3 N_k)" in weights and weights.endswith("(default: none)")
     usage = commands["train"].format_usage() + commands["predict"].format_usage()
-    assert "--cbis-train CSV [CSV ...]" in usage and "IMAGE [IMAGE ...]" in usage
+    for shown in ["--cbis-train CSV [CSV ...]", "--cbis-test CSV [CSV ...]",
+                  "IMAGE [IMAGE ...]", "--arch {small,original}"]:
+        assert shown in usage
     assert usage.startswith("usage: cnn train ")
 
 
@@ -472,14 +476,31 @@ def test_a_signal_ends_in_one_line_and_the_handler_is_restored(
         stop()
         raise AssertionError("SIGTERM did not stop training")
 
+    def outside(signum, frame):  # the handler main must replace, then restore
+        raise AssertionError("SIGTERM reached the handler outside main")
+
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(cli, "train_model", train_model)
-    before = signal.getsignal(signal.SIGTERM)
-    assert cli.main(["train", "--out", "m"]) == status == 128 + (
-        signal.SIGTERM if word == "terminated" else signal.SIGINT)
+    before = signal.signal(signal.SIGTERM, outside)
+    try:
+        assert cli.main(["train", "--out", "m"]) == status == 128 + (
+            signal.SIGTERM if word == "terminated" else signal.SIGINT)
+        assert signal.getsignal(signal.SIGTERM) is outside
+    finally:
+        signal.signal(signal.SIGTERM, before)
     assert capsys.readouterr().err == f"cnn train: {word}\n"
-    assert signal.getsignal(signal.SIGTERM) is before
     assert os.listdir(tmp_path) == []
+
+
+def test_main_runs_outside_the_main_thread_and_leaves_sigterm_alone(capsys):
+    # signal.signal works only in the main thread; elsewhere SIGTERM keeps its handler.
+    before, results = signal.getsignal(signal.SIGTERM), []
+    thread = threading.Thread(target=lambda: results.append(
+        cli.main(["predict", "x.png", "--arch", "original"])))
+    thread.start()
+    thread.join()
+    assert results == [2] and signal.getsignal(signal.SIGTERM) is before
+    assert "--arch original needs --model" in capsys.readouterr().err
 
 
 def test_stdout_goes_to_the_null_device_only_after_a_failed_write(tmp_path, monkeypatch,
@@ -550,3 +571,64 @@ def test_predict_original_without_a_model_is_one_error_line(capsys):
     assert capsys.readouterr().err == (
         "cnn predict: error: --arch original needs --model: train one first with 'cnn "
         "train --arch original --out model.npz' (about 50 min)\n")
+
+
+@pytest.mark.parametrize("command", [["train", "--out", "m"], ["predict", "x.png"]])
+def test_an_unknown_architecture_is_a_usage_error(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.build_parser().parse_args([*command, "--arch", "tiny"])
+    assert exit_info.value.code == 2
+    assert "argument --arch: invalid choice: 'tiny'" in capsys.readouterr().err
+
+
+def test_predict_without_a_model_says_what_it_trains(monkeypatch, capsys):
+    model = cli.ARCHITECTURES["small"][0](rng=np.random.default_rng(0))
+    monkeypatch.setattr(cli, "train_model", lambda arch: (model, 0.5))
+    assert cli.main(["predict", IMAGES[0]]) == 0
+    assert capsys.readouterr().err.splitlines()[0] == (
+        "cnn predict: no --model given; training the default model (seed 0, "
+        f"{training.DEFAULT_EPOCHS} epochs); save one with 'cnn train --out model.npz'")
+
+
+def test_a_model_that_cannot_be_loaded_is_one_error_line(tmp_path, capsys):
+    (tmp_path / "m.npz").write_bytes(b"not a model")
+    assert cli.main(["predict", IMAGES[0], "--model", str(tmp_path / "m.npz")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"cnn predict: error: cannot load model {tmp_path}/m.npz: ")
+    assert err.count("\n") == 1
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_predict_reports_image_warnings_and_leaves_the_others_to_the_filters(
+        tmp_path, monkeypatch, capsys):
+    from cnn.data import ImageWarning, load_image
+    model = tmp_path / "m.npz"
+    cli.ARCHITECTURES["small"][0](rng=np.random.default_rng(0)).save(model)
+
+    def warning_load(path, size):
+        warnings.warn("an old API", DeprecationWarning)
+        warnings.warn(f"image {path} is blank", ImageWarning)
+        return load_image(path, size)
+
+    monkeypatch.setattr(cli, "load_image", warning_load)
+    assert cli.main(["predict", IMAGES[0], IMAGES[0], "--model", str(model)]) == 0
+    err = capsys.readouterr().err
+    warned = [line for line in err.splitlines() if "warning" in line]
+    assert warned == [f"cnn predict: warning: image {IMAGES[0]} is blank"] * 2
+
+
+def test_predict_reports_a_failed_output(tmp_path, monkeypatch, capsys):
+    model = tmp_path / "m.npz"
+    cli.ARCHITECTURES["small"][0](rng=np.random.default_rng(0)).save(model)
+    monkeypatch.setattr(cli.sys, "stdout",
+                        Stream(error=OSError(errno.ENOSPC, "No space left on device")))
+    assert cli.main(["predict", IMAGES[0], "--model", str(model)]) == 1
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "cnn predict: error: cannot write to standard output: No space left on device")
+
+
+def test_escape_of_the_bytes_that_are_not_utf8_and_of_other_surrogates():
+    # A byte b >= 0x80 of a file name that is not UTF-8 reaches Python as U+DC00 + b.
+    for byte in (0x80, 0x81, 0xFE, 0xFF):
+        assert cli.escape(os.fsdecode(bytes([byte]))) == f"\\x{byte:02x}"
+    assert cli.escape("\udc7f\udd00") == "\\udc7f\\udd00"  # not from a byte
