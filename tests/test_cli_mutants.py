@@ -190,20 +190,6 @@ def test_an_unwritable_out_names_the_folder_and_the_reason(tmp_path, capsys,
     assert fake_training == []
 
 
-def test_out_equal_to_a_test_csv_file_names_that_option(tmp_path, monkeypatch, capsys,
-                                                        fake_training):  # noqa: F811
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "root").mkdir()
-    (tmp_path / "train.csv").write_text("pathology\n")
-    (tmp_path / "test.npz").write_text("pathology\n")
-    status = cli.main(["train", "--data", "cbis", "--cbis-root", "root", "--cbis-train",
-                       "train.csv", "--cbis-test", "test.npz", "--out", "test"])
-    assert status == 2 and fake_training == []
-    assert capsys.readouterr().err == (
-        "cnn train: error: --out test.npz is the --cbis-test file test.npz: it would "
-        "be overwritten\n")
-
-
 class Found:
     """What ``load_cbis_ddsm`` returns, for a loader replaced by a recording one."""
 
