@@ -24,11 +24,9 @@ from cnn.casestudy import training
 from cnn.casestudy.cbis import CROPS
 from cnn.casestudy.networks import INPUT_SIZE, ORIGINAL_SIZE, build_original
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 def subparsers():
-    """``{"train": parser, "predict": parser}`` of ``cli.build_parser()``."""
+    """``cli.build_parser()`` and its subcommands' parsers, ``{"train": ..., ...}``."""
     parser = cli.build_parser()
     action = next(a for a in parser._actions if a.dest == "command")
     return parser, action.choices
