@@ -166,7 +166,11 @@ def build_parser():
         "original network at full size on 50 x 50 patches (38 million parameters)",
     )
     train_parser.add_argument(
-        "--epochs", type=_int_at_least(1, MAX_EPOCHS), default=DEFAULT_EPOCHS
+        "--epochs",
+        type=_int_at_least(1, MAX_EPOCHS),
+        default=DEFAULT_EPOCHS,
+        help="passes over the training patches; the model keeps the weights of the "
+        "epoch best on the validation patches",
     )
     train_parser.add_argument(
         "--n-per-class",

@@ -194,16 +194,20 @@ def test_a_bad_out_is_refused_in_one_line_before_training(tmp_path, monkeypatch,
     assert (tmp_path / "locked.npz").read_bytes() == b"an old model"
 
 
-def test_out_equal_to_an_input_file_is_refused(tmp_path, monkeypatch, capsys, no_training):
+@pytest.mark.parametrize("flag", ["--cbis-train", "--cbis-test"])
+def test_out_equal_to_an_input_file_is_refused(tmp_path, monkeypatch, capsys, no_training,
+                                               flag):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "root").mkdir()
-    (tmp_path / "train.npz").write_text("pathology,cropped image file path\n")
-    (tmp_path / "test.csv").write_text("pathology,cropped image file path\n")
-    status = cli.main(["train", "--data", "cbis", "--cbis-root", "root", "--cbis-train",
-                       "train.npz", "--cbis-test", "test.csv", "--out", "train"])
+    names = {"--cbis-train": "train.csv", "--cbis-test": "test.csv", flag: "m.npz"}
+    for name in names.values():
+        (tmp_path / name).write_text("pathology,cropped image file path\n")
+    status = cli.main(["train", "--data", "cbis", "--cbis-root", "root",
+                       *[part for item in names.items() for part in item], "--out", "m"])
     assert status == 2
-    assert "--out train.npz is the --cbis-train file train.npz" in capsys.readouterr().err
-    assert (tmp_path / "train.npz").read_text().startswith("pathology")
+    assert capsys.readouterr().err == (f"cnn train: error: --out m.npz is the {flag} file "
+                                       "m.npz: it would be overwritten\n")
+    assert (tmp_path / "m.npz").read_text().startswith("pathology")
 
 
 def test_predict_classifies_every_readable_image_past_unreadable_paths(tmp_path,
