@@ -28,6 +28,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
+EXERCISE_TESTS = ["test_exercises.py", "test_exercises_deeper.py", "test_grading.py",
+                  "test_sandbox.py", "test_robustness.py"]
+
 #: Module -> the test files that exercise it (mutmut runs, for each mutant, only the
 #: tests among these that reach the mutated function).
 MODULES = {
@@ -62,9 +65,18 @@ MODULES = {
                        "test_modes.py", "test_equations.py", "test_validation.py"],
     "conv_transpose": ["test_conv_transpose.py", "test_conv_transpose_defaults.py",
                        "test_equations.py", "test_validation.py"],
-    "exercises": ["test_exercises.py", "test_exercises_deeper.py", "test_grading.py",
-                  "test_sandbox.py", "test_robustness.py"],
+    "exercises": EXERCISE_TESTS,
 }
+# The checker's files one at a time (its tests take half a minute; a run of the whole
+# subpackage does not fit in a session): ``exercises/checks`` is cnn/exercises/checks.py.
+MODULES |= {f"exercises/{name}": EXERCISE_TESTS for name in (
+    "checks", "compare", "sandbox", "grading", "calling", "cases", "helpers",
+    "special", "catalogue", "deeper", "modern", "draws", "__init__")}
+
+#: Folders that a module's tests read besides the package and the tests (the grading
+#: tests grade the student notebooks of assignments/).
+ALSO_COPY = {module: ["assignments"] for module in MODULES
+             if module.startswith("exercises")}
 
 
 #: Subpackages mutated file by file: the kernels of ``cnn.fast``, not its machine probes.
@@ -83,10 +95,12 @@ def _patterns(module):
 def mutmut_section(module, tests):
     """The ``[tool.mutmut]`` table for one module (TOML)."""
     selection = ", ".join(f'"tests/{name}"' for name in tests)
+    also = [f"{name}/" for name in ALSO_COPY.get(module, [])]
     return (
         "\n[tool.mutmut]\n"
         'source_paths = ["cnn/"]\n'
-        f"only_mutate = {json.dumps(_patterns(module))}\n"
+        + (f"also_copy = {json.dumps(also)}\n" if also else "")
+        + f"only_mutate = {json.dumps(_patterns(module))}\n"
         f"pytest_add_cli_args_test_selection = [{selection}]\n"
         'pytest_add_cli_args = ["-q", "-p", "no:cacheprovider"]\n'
     )
@@ -101,6 +115,8 @@ def prepare(module, folder):
     shutil.copytree(ROOT / "cnn", folder / "cnn", ignore=ignore)
     shutil.copytree(ROOT / "tests", folder / "tests", ignore=ignore)
     shutil.copytree(ROOT / "images", folder / "images")
+    for name in ALSO_COPY.get(module, []):
+        shutil.copytree(ROOT / name, folder / name)
     text = (ROOT / "pyproject.toml").read_text()
     text = re.sub(r"\n\[tool\.mutmut\].*?(?=\n\[|\Z)", "", text, flags=re.S)
     section = mutmut_section(module, MODULES[module])
