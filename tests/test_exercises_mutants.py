@@ -36,7 +36,7 @@ def run(name, fn, **kwargs):
 
 def detail(result):
     """The sentence that says what is wrong: the second line of a failure."""
-    assert not result.passed
+    assert result.passed is False and result.name in result.message.split(" ")[0]
     return result.message.split("\n")[1]
 
 
@@ -99,8 +99,42 @@ def test_the_default_seed_is_0_the_one_students_practise_on(name):
     assert not np.array_equal(default[0], one[0])
 
 
+def test_a_result_names_its_check_and_passed_is_a_bool():
+    passed = run("dense_backward", dense_backward)
+    assert (passed.name, passed.passed) == ("dense_backward", True)
+    failed = run("dense_backward", lambda dout, cache: dense_backward(2 * dout, cache))
+    assert (failed.name, failed.passed) == ("dense_backward", False)
+    lines = failed.message.split("\n")
+    assert lines[0] == ("dense_backward fails case 1 of 5: x (4, 3), w (3, 2), b (2,).")
+    assert lines[2] == "It passes 0 of 5 cases:", "case 1 has no hint to add"
+    assert lines[3].startswith("  case 1: x (4, 3), w (3, 2), b (2,): FAIL (dx: wrong")
+    assert len(lines) == 3 + 5
+
+
+def test_an_untouched_stub_is_told_what_to_replace():
+    def stub(dout, cache):
+        raise NotImplementedError
+
+    result = run("dense_backward", stub)
+    assert (result.name, result.passed) == ("dense_backward", False)
+    assert result.message == (
+        "dense_backward is not written yet: it still raises NotImplementedError."
+        " Replace the line `raise NotImplementedError` with your code, run that cell,"
+        " then run this check again.")
+
+
+def test_an_exception_is_the_verdict_of_its_case():
+    def typo(dout, cache):
+        raise ValueError("matmul: shapes differ")
+
+    result = run("dense_backward", typo)
+    assert result.verdicts == ("raised ValueError",) * 5
+    assert detail(result).startswith("Your function raised ValueError: matmul: shapes")
+
+
 def test_a_called_function_is_told_how_to_pass_it():
     result = run("dense_backward", 3.0)
+    assert (result.name, result.passed) == ("dense_backward", False)
     assert result.message == (
         "dense_backward: check needs your function itself, got a float (write"
         " check('dense_backward', dense_backward), without calling it).")
