@@ -15,7 +15,7 @@ import pytest
 
 from cnn import exercises
 from cnn.activations import ReLUCache, relu_backward, relu_forward, softmax
-from cnn.conv import conv2d_backward, conv2d_forward, conv2d_forward_naive
+from cnn.conv import conv2d_backward
 from cnn.dense import DenseCache, dense_backward, dense_forward
 from cnn.exercises import (
     BackwardCheck,
@@ -24,6 +24,7 @@ from cnn.exercises import (
     FunctionCheck,
     LossCheck,
     case,
+    compare,
 )
 from cnn.exercises.checks import Check
 from cnn.losses import softmax_cross_entropy
@@ -486,3 +487,127 @@ def test_the_plain_gradient_check_of_a_loss_is_reproducible_with_a_row_per_case(
     assert len(rows) == 5 and rows[4] is None
     assert rows == exercises.gradient_check("softmax_cross_entropy",
                                             softmax_cross_entropy, seed=0)
+
+
+# -- compare: the wording of a difference ----------------------------------------------
+
+
+def test_what_a_value_is_in_words():
+    assert compare._what((1, 2)) == "a tuple of 2 values"
+    assert compare._what([1]) == "a list of 1 values"
+    assert compare._what(3.0) == "a float"
+    assert compare._what(np.zeros((2, 3))) == "an array of shape (2, 3)"
+
+
+AXES = (" Check the axes you sum over, and the order of the factors of your"
+        " products.")
+PADDED = (" That is the size of the padded input: the padding zeros are constants, not"
+          " inputs, so their gradient is cropped off (eq-conv-dx).")
+
+
+def test_a_wrong_shape_gets_the_hint_of_its_likely_mistake():
+    hint = compare._shape_hint
+    padded = case({"x": (2, 1, 5, 5)}, padding=(1, 2))
+    assert hint((3, 2), (2, 3), None) == " That is the transposed shape."
+    assert hint((2, 5), (2, 3), None) == AXES
+    assert hint((1, 2, 3), (3, 2, 1), None) == AXES
+    assert hint((2, 1, 7, 9), (2, 1, 5, 5), padded) == PADDED
+    assert hint((2, 1, 7, 7), (2, 1, 5, 5), padded) == AXES
+    assert hint((2, 3, 7, 7), (2, 3, 5, 5), case({"x": (2,)}, padding=1)) == PADDED
+    # Without padding, or from a check whose cases are not Case objects, no padding.
+    assert hint((2, 3, 7, 7), (2, 3, 5, 5), case({"x": (2,)})) == AXES
+    assert hint((2, 3, 7, 7), (2, 3, 5, 5), None) == AXES
+    assert hint((2, 3, 7), (2, 3, 5), case({"x": (2,)}, padding=1)) == AXES
+    assert hint((2, 3), (2, 3, 4), None) == (" An axis is missing: check which axes you"
+                                             " summed over.")
+    assert hint((2, 3, 4), (2, 3), None) == (" There is an extra axis: did you sum over"
+                                             " every axis you should?")
+
+
+def test_one_real_number_is_a_python_or_numpy_scalar_or_a_plain_0d_array():
+    number = compare._number
+    assert number(np.array(1.5)) == 1.5 and number(np.float32(2)) == 2.0
+    assert number(3) == 3.0 and number(np.int64(4)) == 4.0
+    for other in (np.ma.masked_array(1.5), np.array([1.5]), True, np.bool_(False),
+                  "1.5", None, 1 + 2j):
+        assert number(other) is None, other
+
+
+def test_the_structure_of_an_output_in_plain_words():
+    e = np.zeros((3,))
+    assert compare._structure("x", [1, 2], e, None) == ("x: not an array", (
+        "x should be a NumPy array, but your function returned a list of 2 values for"
+        " it."))
+    assert compare._structure("x", np.ma.masked_array(e), e, None) == (
+        "x: not a plain array", (
+            "x is a MaskedArray, a subclass of numpy.ndarray whose arithmetic differs;"
+            " return a plain array (np.asarray or the result of ordinary NumPy"
+            " operations)."))
+    assert compare._structure("x", np.zeros(2), e, None) == ("x: wrong shape", (
+        "x has shape (2,), expected (3,)." + AXES))
+    assert compare._structure("x", np.zeros(3, np.float32), e, None) == (
+        "x: wrong dtype", (
+            "x has dtype float32, expected float64, the dtype of the input: allocate"
+            " with np.zeros_like or dtype=x.dtype rather than np.zeros alone."))
+
+
+def test_a_gradient_right_up_to_a_factor_is_recognised():
+    factor = compare._factor_hint
+    e = np.array([1.0, -2.0, 0.5])
+    batch = case({"x": (4, 3)})
+    assert factor(np.zeros(3), e, batch) == "Every entry of yours is 0."
+    assert factor(np.ones(3), np.zeros(3), batch) == ""
+    assert factor(np.array([1.0, 2.0]), np.array([1.0, 0.0]), None) == ""
+    assert factor(-e, e, batch) == "Yours is the expected one with the opposite sign."
+    general = (" times the expected one, in every entry: a missing or extra constant"
+               " factor.")
+    assert factor(-0.5 * e, e, batch) == "Yours is -0.5" + general
+    assert factor(3 * e, e, None) == "Yours is 3" + general
+    assert factor(3 * e, e, case({})) == "Yours is 3" + general
+    assert factor(4 * e, e, case({"x": (4,)})) == "Yours is 4" + general
+    assert factor(4 * e, e, case({"x": (4, 1)})) == (
+        "Yours is 4" + general + " That is N = 4, the batch size: a missing 1/N?")
+    assert factor(2 * e, e, case({"x": (2, 3)})) == (
+        "Yours is 2" + general + " That is N = 2, the batch size: a missing 1/N?")
+    assert factor(4.5 * e, e, batch) == "Yours is 4.5" + general
+    assert factor(0.3 * e, e, batch) == "Yours is 0.3" + general
+    assert factor(0.25 * e, e, batch) == (
+        "Yours is 0.25" + general + " That is 1/N with N = 4, the batch size: an extra"
+        " 1/N?")
+    # Off by 1e-7 across the expected direction: a factor of exactly 1, N = 1 unnamed.
+    almost = np.array([1.0, 1e-7, 0.0]), np.array([1.0, 0.0, 0.0])
+    assert factor(*almost, case({"x": (1, 3)})) == "Yours is 1" + general
+
+
+def test_the_first_wrong_entry_and_how_many_differ():
+    expected = np.array([100.0, 0.0, 1.0, 2.0])
+    got = np.array([100.0 + 5e-4, 5e-5, 1.5, 2.0])
+    assert compare._differences("g", got, expected) == (
+        "The first wrong entry in row-major order is g[0]: yours is 100.001, expected"
+        " 100; 2 of 4 entries differ.")
+    # Every entry within 1e-6: the largest difference is the wrong one.
+    assert compare._differences("g", np.array([1.0 + 1e-8, 2.0]),
+                                np.array([1.0, 2.0])).endswith(
+        "g[0]: yours is 1, expected 1; 1 of 2 entries differ.")
+    assert compare._differences("g", np.array(1.5), np.array(1.0)) == (
+        "Yours is 1.5, expected 1.")
+
+
+def test_a_wrong_value_message_ends_without_a_hint_when_there_is_none():
+    summary, text = compare._value_problem("g", np.array([1.0, 3.0]),
+                                           np.array([1.0, 2.0]), None)
+    assert summary == "g: wrong values (1.9e-01)"
+    assert text == (
+        "g is wrong: relative error 1.9e-01 against the book's g (eq-relative-error; a"
+        " correct function gives about 1e-15 in float64, and the check allows 1e-09)."
+        " The first wrong entry in row-major order is g[1]: yours is 3, expected 2; 1"
+        " of 2 entries differ.")
+    # Integers are compared with the float64 tolerance.
+    assert compare._value_problem("n", np.array([1, 3]), np.array([1, 2]), None)
+
+
+def test_a_tuple_for_a_single_array_is_named():
+    result = run("relu_backward", lambda dout, cache: (relu_backward(dout, cache),))
+    assert first_verdict(result) == "returns a tuple"
+    assert detail(result) == ("Your function returned a tuple of 1 values; it should"
+                              " return the array dx itself.")
