@@ -611,3 +611,30 @@ def test_a_tuple_for_a_single_array_is_named():
     assert first_verdict(result) == "returns a tuple"
     assert detail(result) == ("Your function returned a tuple of 1 values; it should"
                               " return the array dx itself.")
+
+
+def test_nan_in_an_output_is_located_with_the_case_s_hint_if_it_has_one():
+    nan = np.array([1.0, np.nan])
+    e = np.zeros(2)
+    assert compare._structure("x", nan, e, case({"x": (2,)})) == (
+        "x: NaN or infinity", "x contains NaN or infinity, first at x[1].")
+    assert compare._structure("x", nan, e, None)[1] == (
+        "x contains NaN or infinity, first at x[1].")
+    assert compare._structure("x", nan, e, case({"x": (2,)}, hint="Mind the gap."))[1] \
+        == "x contains NaN or infinity, first at x[1]. Mind the gap."
+
+
+def test_an_input_changed_in_place_is_named_with_its_first_changed_entry():
+    before = np.array([1.0, np.nan, 3.0])
+    assert compare._changed({"x": (before.copy(), before)}) is None, "NaN equals NaN"
+    after = np.array([1.0, np.nan, 5.0])
+    assert compare._changed({"x": (after, before)}) == ("modified x", (
+        "Your function changed its input x in place, first at x[2]. The caller still"
+        " needs it (a layer keeps its cache, the optimiser reuses dout): build new"
+        " arrays instead, for example `dout * mask` or `np.where(...)` rather than"
+        " `dout[mask] = 0` or `+=` on an input."))
+    assert compare._changed({"x": (before.reshape(3, 1), before)}) == ("reshaped x", (
+        "Your function changed the shape or dtype of its input x in place, from (3,)"
+        " float64 to (3, 1) float64 (x.shape = ..., x.resize or x.dtype = ...). The"
+        " caller still needs it as it was: use x.reshape(...), which returns a new"
+        " view."))
