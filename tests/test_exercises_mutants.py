@@ -9,6 +9,9 @@ gradient check. Each test here states one of them for a function a reader could 
 from __future__ import annotations
 
 import re
+import signal
+import threading
+import types
 
 import numpy as np
 import pytest
@@ -25,6 +28,7 @@ from cnn.exercises import (
     LossCheck,
     case,
     compare,
+    sandbox,
 )
 from cnn.exercises.checks import Check
 from cnn.losses import softmax_cross_entropy
@@ -639,3 +643,155 @@ def test_an_input_changed_in_place_is_named_with_its_first_changed_entry():
         " float64 to (3, 1) float64 (x.shape = ..., x.resize or x.dtype = ...). The"
         " caller still needs it as it was: use x.reshape(...), which returns a new"
         " view."))
+
+
+# -- sandbox: the book's solutions unavailable, a time limit, in any thread ------------
+
+
+def notebook(source):
+    """The functions that a notebook cell with ``source`` defines."""
+    scope = {"__name__": "__main__"}
+    exec(compile(source, "<notebook cell>", "exec"), scope)
+    return scope
+
+
+CELLS = notebook("""
+import threading
+import time
+import cnn.dense
+
+def right(dout, cache):
+    return dout @ cache.w.T, cache.x.T @ dout, dout.sum(axis=0)
+
+def raising(dout, cache):
+    raise ValueError("no luck")
+
+def calls_the_book(dout, cache):
+    return cnn.dense.dense_backward(dout, cache)
+
+def endless(dout, cache):
+    THREADS.append(threading.current_thread())
+    while True:
+        pass
+
+def stops_once_and_returns(dout, cache):
+    try:
+        while True:
+            pass
+    except BaseException:
+        return None
+
+def swallows_every_stop(dout, cache):
+    while not STOP.is_set():
+        try:
+            while not STOP.is_set():
+                time.sleep(0.01)
+        except BaseException:
+            pass
+
+THREADS = []
+STOP = threading.Event()
+""")
+
+CALLS = ("dense_backward: your function calls cnn.dense.dense_backward, the book's own"
+         " solution, which it may not call: while check runs your function, the"
+         " package's versions of dense_backward are unavailable. Write the computation"
+         " yourself (the helpers that the set-up cell imports are allowed).")
+
+
+def stopped(limit):
+    return (f"dense_backward: your function did not finish within {limit:g} s on a"
+            " small case, so check stopped it. Look for a loop that never ends (a"
+            " `while` whose condition never changes, an index that is never increased)"
+            " or a loop over far more elements than the shapes need.")
+
+
+def in_a_thread(name, fn, **kwargs):
+    """``run_check`` from a thread other than the main one: no SIGALRM there."""
+    found = {}
+    worker = threading.Thread(target=lambda: found.update(
+        result=exercises.run_check(name, fn, **kwargs)))
+    worker.start()
+    worker.join(20)
+    return found["result"]
+
+
+@pytest.mark.parametrize("where", ["main thread", "other thread"])
+def test_the_sandbox_passes_reports_and_refuses_alike_in_every_thread(where):
+    check = exercises.run_check if where == "main thread" else in_a_thread
+    assert check("dense_backward", CELLS["right"]).passed
+    raised = check("dense_backward", CELLS["raising"])
+    assert raised.verdicts == ("raised ValueError",) * 5
+    assert check("dense_backward", CELLS["calls_the_book"]).message == CALLS
+
+
+def test_the_worker_thread_passes_keyword_arguments_and_is_a_named_daemon():
+    sandbox._state.used = []
+
+    def where(a, *, b):
+        thread = threading.current_thread()
+        return a, b, thread.name, thread.daemon
+
+    assert sandbox._in_thread(where, (1,), {"b": 2}, 5.0) == (
+        1, 2, "cnn-exercises-check", True)
+
+
+def test_a_loop_outside_the_main_thread_is_interrupted_not_left_running():
+    CELLS["THREADS"].clear()
+    result = in_a_thread("dense_backward", CELLS["endless"], time_limit=0.3)
+    assert result.message == stopped(0.3)
+    (thread,) = CELLS["THREADS"]
+    thread.join(5)
+    assert not thread.is_alive(), "the asynchronous exception stopped the loop"
+
+
+def test_a_function_swallowing_every_stop_still_ends_the_check():
+    try:
+        result = in_a_thread("dense_backward", CELLS["swallows_every_stop"],
+                             time_limit=0.3)
+        assert result.message == stopped(0.3)
+    finally:
+        CELLS["STOP"].set()
+
+
+def test_a_function_that_catches_the_stop_and_returns_has_still_timed_out():
+    result = exercises.run_check("dense_backward", CELLS["stops_once_and_returns"],
+                                 time_limit=0.3)
+    assert result.message == stopped(0.3)
+
+
+def test_the_time_limit_leaves_someone_else_s_timer_and_handler_as_they_were():
+    def theirs(signum, frame):
+        raise AssertionError("the outer timer fired during the test")
+
+    previous = signal.signal(signal.SIGALRM, theirs)
+    signal.setitimer(signal.ITIMER_REAL, 100.0)
+    try:
+        assert exercises.run_check("dense_backward", CELLS["right"]).passed
+        left, _ = signal.getitimer(signal.ITIMER_REAL)
+        assert signal.getsignal(signal.SIGALRM) is theirs
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert 80.0 < left < 100.0
+
+
+def test_the_book_s_function_or_a_copy_of_it_is_not_a_submission():
+    text = ("dense_backward: check got the book's own cnn.dense.dense_backward, not a"
+            " function of yours. Define dense_backward yourself (a `def"
+            " dense_backward(...)` cell) instead of importing it from cnn.")
+    assert exercises.run_check("dense_backward", dense_backward).message == text
+    copy = types.FunctionType(dense_backward.__code__, dense_backward.__globals__)
+    assert exercises.run_check("dense_backward", copy).message == text
+
+
+def test_the_references_of_an_exercise_are_its_twins_and_its_extras():
+    def names(name):
+        return {f"{f.__module__}.{f.__name__}" for f in sandbox.references(name)}
+
+    assert names("dense_backward") == {"cnn.dense.dense_backward",
+                                       "cnn.dense.dense_backward_naive"}
+    assert names("conv2d_backward_naive") == names("conv2d_backward")
+    assert names("im2col_dilated") == names("im2col") >= {"cnn.conv.im2col"}
+    assert names("check_model") == {"cnn.gradcheck.check_model",
+                                    "cnn.gradcheck.check_layer"}
