@@ -8,11 +8,13 @@ gradient check. Each test here states one of them for a function a reader could 
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import threading
 import types
 
+import nbformat
 import numpy as np
 import pytest
 
@@ -28,6 +30,7 @@ from cnn.exercises import (
     LossCheck,
     case,
     compare,
+    grading,
     sandbox,
 )
 from cnn.exercises.checks import Check
@@ -795,3 +798,205 @@ def test_the_references_of_an_exercise_are_its_twins_and_its_extras():
     assert names("im2col_dilated") == names("im2col") >= {"cnn.conv.im2col"}
     assert names("check_model") == {"cnn.gradcheck.check_model",
                                     "cnn.gradcheck.check_layer"}
+
+
+# -- grading: one process per submission, one row per exercise -------------------------
+
+
+RELU = """import numpy as np
+from cnn.activations import ReLUCache
+
+def relu_forward(x):
+    return np.maximum(x, 0), ReLUCache(x)
+"""
+
+
+def graded_notebook(path, *sources, points=None):
+    """A notebook of code cells; a check cell gets ``points`` (nbgrader) if given."""
+    cells = []
+    for source in sources:
+        cell = nbformat.v4.new_code_cell(source)
+        if points is not None and source.startswith("check("):
+            cell.metadata["nbgrader"] = {"points": points}
+        cells.append(cell)
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), path)
+    return path
+
+
+def test_the_exercises_of_a_notebook_are_its_check_cells_with_their_points():
+    nb = {"cells": [
+        {"cell_type": "code", "source": ['check("relu_forward", ', "relu_forward)\n"],
+         "metadata": {"nbgrader": {"points": 3}}},
+        {"cell_type": "markdown", "source": 'check("dense_forward", dense_forward)'},
+        {"cell_type": "code", "source": 'check("im2col_dilated", im2col)'},
+        {"cell_type": "code", "source": 'x = 1\ncheck("softmax", softmax)'},
+        {"cell_type": "code"},
+    ]}
+    assert grading.exercises(nb) == [("relu_forward", "relu_forward", 3),
+                                     ("im2col_dilated", "im2col", 1)]
+    assert list(grading._student_code(nb)) == ['x = 1\ncheck("softmax", softmax)', ""]
+    nb["cells"].insert(0, {"cell_type": "code", "source": "%pip install cnn\n"})
+    assert list(grading._student_code(nb)) == ['x = 1\ncheck("softmax", softmax)', ""]
+
+
+@pytest.mark.parametrize("content, why", [
+    ("{not json", "not a readable notebook (Expecting property name"),
+    ("[1, 2]", "not a Jupyter notebook (no list of cells)"),
+    ('{"cells": 3}', "not a Jupyter notebook (no list of cells)"),
+    (b"\xff\xfe", "not a readable notebook ('utf-8' codec can't decode"),
+])
+def test_a_submission_that_is_not_a_notebook_is_named(tmp_path, content, why):
+    path = tmp_path / "x.ipynb"
+    (path.write_bytes if isinstance(content, bytes) else path.write_text)(content)
+    with pytest.raises(grading.GradingError) as raised:
+        grading.read_notebook(path)
+    assert str(raised.value).startswith(f"{path}: {why}")
+    with pytest.raises(grading.GradingError, match="not a readable notebook"):
+        grading.read_notebook(tmp_path / "missing.ipynb")
+
+
+def verdicts(path, seed=0):
+    result = path.parent / "verdicts.jsonl"
+    result.write_text("")
+    grading.grade_in_this_process(path, seed, 5.0, result)
+    return [json.loads(line) for line in result.read_text().splitlines()]
+
+
+def test_one_submission_is_graded_in_this_process_verdict_by_verdict(tmp_path):
+    path = graded_notebook(
+        tmp_path / "ada.ipynb", "%pip install cnn-from-scratch", "y = undefined_name",
+        'if __name__ == "__main__":\n' + "\n".join(
+            "    " + line for line in RELU.splitlines()),
+        'check("relu_forward", relu_forward)', 'check("dense_forward", dense_forward)',
+        points=2)
+    assert verdicts(path) == [
+        {"exercise": "relu_forward", "points": 2, "max_points": 2, "passed": True,
+         "reason": "relu_forward: all 4 cases pass."},
+        {"exercise": "dense_forward", "points": 0, "max_points": 2, "passed": False,
+         "reason": "dense_forward is not defined (a cell raised NameError: name"
+                   " 'undefined_name' is not defined)"}]
+
+
+def test_a_failing_function_scores_0_with_the_first_line_of_its_check(tmp_path):
+    path = graded_notebook(tmp_path / "ben.ipynb",
+                           "def relu_forward(x):\n    raise ValueError('one')",
+                           "raise ValueError('one\\ntwo')", "raise KeyError('gone')\n",
+                           'check("relu_forward", relu_forward)',
+                           'check("softmax", softmax)')
+    assert verdicts(path, seed=3) == [
+        {"exercise": "relu_forward", "points": 0, "max_points": 1, "passed": False,
+         "reason": "relu_forward fails case 1 of 4: x (4, 5)."},
+        {"exercise": "softmax", "points": 0, "max_points": 1, "passed": False,
+         "reason": "softmax is not defined (a cell raised ValueError: one)"}]
+    path = graded_notebook(tmp_path / "cy.ipynb", 'check("softmax", softmax)')
+    assert verdicts(path)[0]["reason"] == "softmax is not defined"
+
+
+def test_the_child_process_of_one_submission_is_main_with_one(tmp_path):
+    path = graded_notebook(tmp_path / "dee.ipynb", RELU,
+                           'check("relu_forward", relu_forward)')
+    result = tmp_path / "out.jsonl"
+    result.write_text("")
+    assert grading.main(["--one", str(path), "--seed", "5", "--call-limit", "2",
+                         "--result-file", str(result)]) == 0
+    assert json.loads(result.read_text())["passed"] is True
+
+
+def test_a_submission_s_process_that_fails_or_overruns_scores_0_with_why(tmp_path):
+    path = graded_notebook(tmp_path / "eve.ipynb", RELU,
+                           'check("no_such", relu_forward)',
+                           'check("relu_forward", relu_forward)', points=4)
+    rows = grading.grade(path, seed=1, time_limit=60, call_limit=1)
+    reason = ("the submission's process ended with an error: ValueError: name must be"
+              " one of the checked functions")
+    assert [r["exercise"] for r in rows] == ["no_such", "relu_forward"]
+    assert all(r["student"] == "eve" and r["points"] == 0 and r["max_points"] == 4
+               and r["passed"] is False and r["reason"].startswith(reason)
+               for r in rows), rows
+    rows = grading.grade(path, seed=1, time_limit=0.01, call_limit=1)
+    assert rows[0] == {"student": "eve", "exercise": "no_such", "points": 0,
+                       "max_points": 4, "passed": False, "reason": (
+                           "the submission did not finish within 0.01 s and was stopped"
+                           " (an endless loop outside a function?)")}
+
+
+def test_the_csv_is_written_whole_with_its_header(tmp_path):
+    rows = [{"student": "ada", "exercise": "softmax", "points": 1, "max_points": 1,
+             "passed": True, "reason": "softmax: all 5 cases pass."}]
+    out = tmp_path / "grades.csv"
+    grading.write_csv(rows, out)
+    assert out.read_text(encoding="utf-8").splitlines() == [
+        "student,exercise,points,max_points,passed,reason",
+        "ada,softmax,1,1,True,softmax: all 5 cases pass."]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grades.csv"]
+
+
+LIMITS = "--time-limit and --call-limit must be > 0"
+
+
+@pytest.mark.parametrize("arguments, error", [
+    (["--seed", "1", "--time-limit", "0"], LIMITS),
+    (["--seed", "1", "--call-limit", "0"], LIMITS),
+    (["--seed", "1", "--call-limit", "-1"], LIMITS),
+    (["--seed", "1", "--out", "nowhere/g.csv"], "--out nowhere/g.csv: no folder nowhere"),
+    ([], "--seed is required: choose a number the students do not know (they practise"
+         " on seed 0)"),
+])
+def test_each_mistake_in_the_command_is_one_line_and_code_2(tmp_path, capsys,
+                                                           monkeypatch, arguments,
+                                                           error):
+    monkeypatch.chdir(tmp_path)
+    graded_notebook(tmp_path / "ada.ipynb", RELU)
+    assert grading.main(["ada.ipynb", *arguments]) == 2
+    assert capsys.readouterr().err == f"error: {error}\n"
+
+
+def test_what_is_not_a_submission_is_named(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("")
+    for given in ("notes.txt", "gone.ipynb"):
+        assert grading.main([given, "--seed", "1"]) == 2
+        assert capsys.readouterr().err == (
+            f"error: {given}: not a notebook (.ipynb) nor a folder\n")
+    assert grading.main(["--seed", "1"]) == 2
+    assert capsys.readouterr().err == (
+        "error: no submissions: give notebooks or folders of them\n")
+
+
+def test_a_folder_is_graded_notebook_by_notebook_with_the_default_limits(
+        tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "class"
+    folder.mkdir()
+    for name in ("cy", "ada"):
+        graded_notebook(folder / f"{name}.ipynb", RELU)
+    (folder / "notes.txt").write_text("")
+    calls = []
+
+    def grade(path, seed, time_limit, call_limit):
+        calls.append((path.name, seed, time_limit, call_limit))
+        return [{"student": path.stem, "exercise": "relu_forward", "points": 1,
+                 "max_points": 2, "passed": False, "reason": "r"}]
+
+    monkeypatch.setattr(grading, "grade", grade)
+    assert grading.main(["class", "--seed", "9"]) == 0
+    assert calls == [("ada.ipynb", 9, 300.0, 10.0), ("cy.ipynb", 9, 300.0, 10.0)]
+    assert capsys.readouterr().out == (
+        "ada: 1 of 2 points\ncy: 1 of 2 points\nwrote grades.csv (2 rows)\n")
+    assert (tmp_path / "grades.csv").read_text().count("\n") == 3
+
+
+def test_the_help_of_the_grading_command(capsys):
+    with pytest.raises(SystemExit) as done:
+        grading.main(["--help"])
+    assert done.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for phrase in ("usage: python -m cnn.exercises.grading",
+                   "Grade a folder of student notebooks: one process per submission,"
+                   " one CSV row each.",
+                   "student notebooks (.ipynb), or folders of them",
+                   "seeds the cases; choose one the students do not know",
+                   "seconds one submission may run (default 300)",
+                   "seconds one call of a student's function may take", "--out OUT"):
+        assert phrase in text, phrase
+    assert "--one" not in text and "--result-file" not in text
