@@ -938,7 +938,7 @@ LIMITS = "--time-limit and --call-limit must be > 0"
     (["--seed", "1", "--time-limit", "0"], LIMITS),
     (["--seed", "1", "--call-limit", "0"], LIMITS),
     (["--seed", "1", "--call-limit", "-1"], LIMITS),
-    (["--seed", "1", "--out", "nowhere/g.csv"], "--out nowhere/g.csv: no folder nowhere"),
+    (["--seed", "1", "--out", "no/g.csv"], "--out no/g.csv: no folder no"),
     ([], "--seed is required: choose a number the students do not know (they practise"
          " on seed 0)"),
 ])
