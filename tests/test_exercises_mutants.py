@@ -1000,3 +1000,33 @@ def test_the_help_of_the_grading_command(capsys):
                    "seconds one call of a student's function may take", "--out OUT"):
         assert phrase in text, phrase
     assert "--one" not in text and "--result-file" not in text
+
+
+def test_a_check_s_own_gradient_check_defaults_to_seed_0_too():
+    for name, fn in (("relu_backward", relu_backward),
+                     ("softmax_cross_entropy", softmax_cross_entropy)):
+        check = exercises.CHECKS[name]
+        assert check.gradient_check(fn) == check.gradient_check(fn, seed=0)
+        assert check.gradient_check(fn) != check.gradient_check(fn, seed=1)
+
+
+def test_the_gradient_check_of_a_loss_goes_on_after_a_float32_case():
+    check = LossCheck(softmax_cross_entropy, [
+        case({"logits": (2, 3)}, dtype=np.float32), case({"logits": (3, 4)})])
+    rows = check.gradient_check(softmax_cross_entropy)
+    assert rows[0] is None and rows[1]["dlogits"] < 1e-7
+
+
+def test_the_plain_gradient_check_ignores_the_caller_s_floating_point_errors():
+    def overflowing(dout, cache):
+        np.exp(np.float64(1000))  # an overflow on the way, not in the result
+        return relu_backward(dout, cache)
+
+    def loss_overflowing(z, y):
+        np.exp(np.float64(1000))
+        return softmax_cross_entropy(z, y)
+
+    with np.errstate(all="raise"):
+        rows = exercises.gradient_check("relu_backward", overflowing)
+        loss_rows = exercises.gradient_check("softmax_cross_entropy", loss_overflowing)
+    assert set(rows[0]) == {"dx"} and set(loss_rows[0]) == {"dlogits"}
