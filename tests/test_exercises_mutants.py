@@ -675,7 +675,11 @@ def calls_the_book(dout, cache):
 def endless(dout, cache):
     THREADS.append(threading.current_thread())
     while True:
-        pass
+        try:
+            while True:
+                pass
+        except Exception:  # the stop is not an Exception: it ends the loop
+            pass
 
 def stops_once_and_returns(dout, cache):
     try:
