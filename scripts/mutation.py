@@ -68,10 +68,19 @@ MODULES = {
     "exercises": EXERCISE_TESTS,
 }
 # The checker's files one at a time (its tests take half a minute; a run of the whole
-# subpackage does not fit in a session): ``exercises/checks`` is cnn/exercises/checks.py.
+# subpackage does not fit in a session): `exercises/checks` is cnn/exercises/checks.py.
 MODULES |= {f"exercises/{name}": EXERCISE_TESTS for name in (
     "checks", "compare", "sandbox", "grading", "calling", "cases", "helpers",
     "special", "catalogue", "deeper", "modern", "draws", "__init__")}
+# The sandbox's tests, not those of the checks without it (test_exercises.py) nor the
+# grading command's child processes, where no mutant is active.
+MODULES["exercises/sandbox"] = ["test_sandbox.py", "test_exercises_mutants.py",
+                                "test_robustness.py", "test_exercises_deeper.py"]
+MODULES["exercises/grading"] = ["test_grading.py", "test_exercises_mutants.py"]
+
+#: mutmut's (timeout_multiplier, timeout_constant) where its default, 15 times the
+#: tests' time, would let each mutant that breaks the time limit hang for minutes.
+TIMEOUTS = {"exercises/sandbox": (2.0, 5.0)}
 
 #: Folders that a module's tests read besides the package and the tests (the grading
 #: tests grade the student notebooks of assignments/).
@@ -100,6 +109,8 @@ def mutmut_section(module, tests):
         "\n[tool.mutmut]\n"
         'source_paths = ["cnn/"]\n'
         + (f"also_copy = {json.dumps(also)}\n" if also else "")
+        + ("timeout_multiplier = {}\ntimeout_constant = {}\n".format(*TIMEOUTS[module])
+           if module in TIMEOUTS else "")
         + f"only_mutate = {json.dumps(_patterns(module))}\n"
         f"pytest_add_cli_args_test_selection = [{selection}]\n"
         'pytest_add_cli_args = ["-q", "-p", "no:cacheprovider"]\n'
