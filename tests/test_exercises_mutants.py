@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import re
 import signal
+import tempfile
 import threading
 import types
+from pathlib import Path
 
 import nbformat
 import numpy as np
@@ -1035,3 +1037,45 @@ def test_the_plain_gradient_check_ignores_the_caller_s_floating_point_errors():
         rows = exercises.gradient_check("relu_backward", overflowing)
         loss_rows = exercises.gradient_check("softmax_cross_entropy", loss_overflowing)
     assert set(rows[0]) == {"dx"} and set(loss_rows[0]) == {"dlogits"}
+
+
+def test_one_submission_is_graded_on_the_teacher_s_seed_and_call_limit(tmp_path):
+    seen = tmp_path / "seen.txt"
+    path = graded_notebook(tmp_path / "fay.ipynb", RELU.replace(
+        "def relu_forward(x):\n",
+        "def relu_forward(x):\n"
+        f"    open({str(seen)!r}, 'a').write(repr(float(x.sum())) + '\\n')\n"),
+        "def softmax(z):\n    while True:\n        pass\n",
+        'check("relu_forward", relu_forward)', 'check("softmax", softmax)')
+    result = tmp_path / "verdicts.jsonl"
+    result.write_text("")
+    grading.grade_in_this_process(path, 3, 0.3, result)
+    rows = [json.loads(line) for line in result.read_text().splitlines()]
+    assert rows[0]["passed"] is True
+    assert rows[1]["reason"].startswith("softmax: your function did not finish within"
+                                        " 0.3 s")
+    sums = []
+
+    def recording(x):
+        sums.append(float(x.sum()))
+        return relu_forward(x)
+
+    assert run("relu_forward", recording, seed=3).passed
+    assert [float(s) for s in seen.read_text().split()] == sums
+    assert run("relu_forward", recording, seed=0).passed
+    assert sums[len(sums) // 2:] != sums[:len(sums) // 2]
+
+
+def test_the_csv_is_first_written_beside_its_destination(tmp_path, monkeypatch):
+    made = []
+    original = tempfile.NamedTemporaryFile
+
+    def recorded(*args, **kwargs):
+        made.append(original(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", recorded)
+    out = tmp_path / "grades.csv"
+    grading.write_csv([], out)
+    assert Path(made[0].name).parent == tmp_path
+    assert out.read_text().startswith("student,exercise")
