@@ -76,7 +76,10 @@ MODULES |= {f"exercises/{name}": EXERCISE_TESTS for name in (
 # grading command's child processes, where no mutant is active.
 MODULES["exercises/sandbox"] = ["test_sandbox.py", "test_exercises_mutants.py",
                                 "test_robustness.py", "test_exercises_deeper.py"]
-MODULES["exercises/grading"] = ["test_grading.py", "test_exercises_mutants.py"]
+# The grading command's end-to-end tests (16 s, with child processes) left out: each
+# surviving mutant would cost them.
+MODULES["exercises/grading"] = ["test_exercises_mutants.py",
+                                "test_grading.py::test_mistakes_in_the_command_are_one_line"]
 
 #: mutmut's (timeout_multiplier, timeout_constant) where its default, 15 times the
 #: tests' time, would let each mutant that breaks the time limit hang for minutes.
