@@ -1005,8 +1005,20 @@ def test_the_help_of_the_grading_command(capsys):
                    "seeds the cases; choose one the students do not know",
                    "seconds one submission may run (default 300)",
                    "seconds one call of a student's function may take", "--out OUT"):
-        assert phrase in text, phrase
+        assert re.search(rf"(^|\s){re.escape(phrase)}(\s|$)", text), phrase
     assert "--one" not in text and "--result-file" not in text
+    assert "runs every submitted notebook" not in text, "the first paragraph only"
+
+
+def test_limits_below_one_second_are_accepted(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    graded_notebook(tmp_path / "ada.ipynb", RELU)
+    limits = []
+    monkeypatch.setattr(grading, "grade", lambda path, seed, time_limit, call_limit: (
+        limits.append((time_limit, call_limit)) or []))
+    assert grading.main(["ada.ipynb", "--seed", "1", "--time-limit", "0.5",
+                         "--call-limit", "0.25"]) == 0
+    assert limits == [(0.5, 0.25)]
 
 
 def test_a_check_s_own_gradient_check_defaults_to_seed_0_too():
