@@ -8,6 +8,7 @@ gradient check. Each test here states one of them for a function a reader could 
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import signal
@@ -20,7 +21,7 @@ import nbformat
 import numpy as np
 import pytest
 
-from cnn import exercises
+from cnn import bugzoo, exercises
 from cnn.activations import ReLUCache, relu_backward, relu_forward, softmax
 from cnn.conv import conv2d_backward
 from cnn.dense import DenseCache, dense_backward, dense_forward
@@ -668,6 +669,10 @@ import cnn.dense
 def right(dout, cache):
     return dout @ cache.w.T, cache.x.T @ dout, dout.sum(axis=0)
 
+def slow(dout, cache):
+    time.sleep(0.06)
+    return right(dout, cache)
+
 def raising(dout, cache):
     raise ValueError("no luck")
 
@@ -731,7 +736,9 @@ def test_the_sandbox_passes_reports_and_refuses_alike_in_every_thread(where):
     assert check("dense_backward", CELLS["right"]).passed
     raised = check("dense_backward", CELLS["raising"])
     assert raised.verdicts == ("raised ValueError",) * 5
-    assert check("dense_backward", CELLS["calls_the_book"]).message == CALLS
+    called = check("dense_backward", CELLS["calls_the_book"])
+    assert (called.name, called.passed, called.message) == (
+        "dense_backward", False, CALLS)
 
 
 def test_the_worker_thread_passes_keyword_arguments_and_is_a_named_daemon():
@@ -748,7 +755,8 @@ def test_the_worker_thread_passes_keyword_arguments_and_is_a_named_daemon():
 def test_a_loop_outside_the_main_thread_is_interrupted_not_left_running():
     CELLS["THREADS"].clear()
     result = in_a_thread("dense_backward", CELLS["endless"], time_limit=0.3)
-    assert result.message == stopped(0.3)
+    assert (result.name, result.passed, result.message) == (
+        "dense_backward", False, stopped(0.3))
     (thread,) = CELLS["THREADS"]
     thread.join(5)
     assert not thread.is_alive(), "the asynchronous exception stopped the loop"
@@ -774,23 +782,52 @@ def test_the_time_limit_leaves_someone_else_s_timer_and_handler_as_they_were():
     def theirs(signum, frame):
         raise AssertionError("the outer timer fired during the test")
 
+    assert exercises.run_check("dense_backward", CELLS["right"]).passed
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0), "no timer left running"
     previous = signal.signal(signal.SIGALRM, theirs)
     signal.setitimer(signal.ITIMER_REAL, 100.0)
     try:
-        assert exercises.run_check("dense_backward", CELLS["right"]).passed
+        assert exercises.run_check("dense_backward", CELLS["slow"]).passed
         left, _ = signal.getitimer(signal.ITIMER_REAL)
         assert signal.getsignal(signal.SIGALRM) is theirs
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
-    assert 80.0 < left < 100.0
+    # Five calls of 0.06 s ran on the outer timer's time: it has that much less left.
+    assert 80.0 < left < 100.0 - 0.25
+
+
+def test_in_the_main_thread_the_function_runs_there_and_any_callable_is_checked():
+    threads = []
+
+    def where(dout, cache):
+        threads.append(threading.current_thread())
+        return CELLS["right"](dout, cache)
+
+    assert exercises.run_check("dense_backward", where).passed
+    assert set(threads) == {threading.main_thread()}
+    partial = functools.partial(CELLS["right"])  # a callable without __code__
+    assert exercises.run_check("dense_backward", partial).passed
+
+
+def test_the_seed_reaches_the_check_of_any_function():
+    def doubled(dout, cache):
+        dx, dw, db = CELLS["right"](dout, cache)
+        return 2 * dx, dw, db
+
+    for fn in (doubled, bugzoo.broken_dense_backward_bias_axis):
+        five = exercises.run_check("dense_backward", fn, seed=5)
+        assert (five.name, five.passed) == ("dense_backward", False)
+        assert five.message == run("dense_backward", fn, seed=5).message
+        assert five.message != exercises.run_check("dense_backward", fn).message
 
 
 def test_the_book_s_function_or_a_copy_of_it_is_not_a_submission():
     text = ("dense_backward: check got the book's own cnn.dense.dense_backward, not a"
             " function of yours. Define dense_backward yourself (a `def"
             " dense_backward(...)` cell) instead of importing it from cnn.")
-    assert exercises.run_check("dense_backward", dense_backward).message == text
+    own = exercises.run_check("dense_backward", dense_backward)
+    assert (own.name, own.passed, own.message) == ("dense_backward", False, text)
     copy = types.FunctionType(dense_backward.__code__, dense_backward.__globals__)
     assert exercises.run_check("dense_backward", copy).message == text
 
