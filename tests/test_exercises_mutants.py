@@ -1128,3 +1128,40 @@ def test_the_csv_is_first_written_beside_its_destination(tmp_path, monkeypatch):
     grading.write_csv([], out)
     assert Path(made[0].name).parent == tmp_path
     assert out.read_text().startswith("student,exercise")
+
+
+def test_a_submission_is_graded_in_a_child_process_in_a_folder_of_its_own(
+        tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = graded_notebook(
+        tmp_path / "gus.ipynb", RELU, "open('litter.txt', 'w').write('x')",
+        "def softmax(z):\n    while True:\n        pass\n",
+        'check("relu_forward", relu_forward)', 'check("softmax", softmax)', points=2)
+    rows = grading.grade(path, seed=2, time_limit=60, call_limit=0.3)
+    assert [(r["student"], r["exercise"], r["points"], r["max_points"], r["passed"])
+            for r in rows] == [("gus", "relu_forward", 2, 2, True),
+                               ("gus", "softmax", 0, 2, False)]
+    assert rows[0]["reason"] == "relu_forward: all 4 cases pass."
+    assert rows[1]["reason"].startswith("softmax: your function did not finish within"
+                                        " 0.3 s")
+    assert not (tmp_path / "litter.txt").exists(), "the child runs in its own folder"
+
+
+def test_a_submission_that_ends_its_own_process_is_not_graded(tmp_path):
+    path = graded_notebook(tmp_path / "hal.ipynb", "import os\nos._exit(0)",
+                           'check("relu_forward", relu_forward)')
+    (row,) = grading.grade(path, seed=2, time_limit=60, call_limit=1)
+    assert (row["points"], row["passed"], row["reason"]) == (0, False, "not graded")
+
+
+def test_every_folder_and_notebook_given_is_graded(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        graded_notebook(tmp_path / folder / f"{folder}1.ipynb", RELU)
+    graded_notebook(tmp_path / "c1.ipynb", RELU)
+    graded = []
+    monkeypatch.setattr(grading, "grade", lambda path, *limits: (
+        graded.append(path.name) or []))
+    assert grading.main(["a", "b", "c1.ipynb", "--seed", "1"]) == 0
+    assert graded == ["a1.ipynb", "b1.ipynb", "c1.ipynb"]
