@@ -839,6 +839,7 @@ def test_the_references_of_an_exercise_are_its_twins_and_its_extras():
     assert names("dense_backward") == {"cnn.dense.dense_backward",
                                        "cnn.dense.dense_backward_naive"}
     assert names("conv2d_backward_naive") == names("conv2d_backward")
+    assert names("conv2d_backward_fast") == names("conv2d_backward")
     assert names("im2col_dilated") == names("im2col") >= {"cnn.conv.im2col"}
     assert names("check_model") == {"cnn.gradcheck.check_model",
                                     "cnn.gradcheck.check_layer"}
