@@ -1184,3 +1184,44 @@ def test_an_outer_timer_with_less_than_a_second_left_keeps_its_time():
 def relu_backward_cell():
     return notebook("def relu_backward(dout, cache):\n"
                     "    return dout * (cache.x > 0)\n")["relu_backward"]
+
+
+# -- calling: what the reader's function raised, and where ---------------------------
+
+
+CALLED = notebook("""
+import sys
+import numpy as np
+
+def pads(x):
+    return np.pad(x, "bad")
+
+def exits(x):
+    sys.exit(3)
+
+def overflows_on_the_way(x):
+    np.exp(np.float64(1000))
+    return np.maximum(x, 0), RELU_CACHE(x)
+""")
+
+
+def test_an_error_inside_numpy_is_placed_on_the_reader_s_line():
+    with pytest.raises(TypeError) as raised:
+        np.pad(np.zeros(2), "bad")
+    why = f"Your function raised TypeError: {raised.value}"
+    # The notebook cell has no source file, so the line is not quoted.
+    assert detail(run("relu_forward", CALLED["pads"])) == f"{why} (in pads, line 6)."
+    partial = functools.partial(np.pad, pad_width="bad")  # no line of the reader's
+    assert detail(run("relu_forward", partial)) == f"{why}."
+
+
+def test_sys_exit_in_the_reader_s_code_is_reported_not_obeyed():
+    assert detail(run("relu_forward", CALLED["exits"])) == (
+        "Your function called sys.exit(3) (in exits, line 9), which would end the"
+        " notebook's kernel; return the result instead.")
+
+
+def test_the_reader_s_floating_point_errors_are_ignored_whatever_the_caller_set():
+    CALLED["RELU_CACHE"] = ReLUCache
+    with np.errstate(all="raise"):
+        assert run("relu_forward", CALLED["overflows_on_the_way"]).passed
