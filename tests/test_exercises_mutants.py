@@ -1199,6 +1199,9 @@ def pads(x):
 def exits(x):
     sys.exit(3)
 
+def two_lines(x):
+    raise ValueError("first\\nsecond")
+
 def overflows_on_the_way(x):
     np.exp(np.float64(1000))
     return np.maximum(x, 0), RELU_CACHE(x)
@@ -1213,6 +1216,11 @@ def test_an_error_inside_numpy_is_placed_on_the_reader_s_line():
     assert detail(run("relu_forward", CALLED["pads"])) == f"{why} (in pads, line 6)."
     partial = functools.partial(np.pad, pad_width="bad")  # no line of the reader's
     assert detail(run("relu_forward", partial)) == f"{why}."
+
+
+def test_the_first_line_of_an_error_message_is_reported():
+    assert detail(run("relu_forward", CALLED["two_lines"])) == (
+        "Your function raised ValueError: first (in two_lines, line 12).")
 
 
 def test_sys_exit_in_the_reader_s_code_is_reported_not_obeyed():
