@@ -34,6 +34,7 @@ from cnn.exercises import (
     case,
     compare,
     grading,
+    helpers,
     sandbox,
 )
 from cnn.exercises.checks import Check
@@ -1233,3 +1234,53 @@ def test_the_reader_s_floating_point_errors_are_ignored_whatever_the_caller_set(
     CALLED["RELU_CACHE"] = ReLUCache
     with np.errstate(all="raise"):
         assert run("relu_forward", CALLED["overflows_on_the_way"]).passed
+
+
+# -- helpers: a wrong helper of the reader's named ------------------------------------
+
+
+def test_the_book_s_function_and_the_helper_s_check_of_a_check():
+    checks = exercises.CHECKS
+    assert helpers.book_function(checks["dense_forward"]) is dense_forward
+    assert helpers.book_function(checks["dense_backward"]) is dense_backward
+    assert helpers.book_function(checks["softmax"]) is softmax
+    grouped = "conv2d_backward_dilated_grouped"
+    assert helpers.helper_check("col2im", grouped, checks) == "col2im_dilated"
+    assert helpers.helper_check("relu_forward", grouped, checks) == "relu_forward"
+    assert helpers.helper_check("col2im", "conv2d_backward", checks) == "col2im"
+    partial = functools.partial(dense_backward)
+    assert helpers.helpers_called(partial, "dense_backward", checks) == []
+
+
+def conv_cells(col2im_op, db="db"):
+    from test_sandbox import COL2IM_AND_CONV
+    return notebook(COL2IM_AND_CONV.replace("OP", col2im_op).replace(
+        "return crop(dx_padded, cache.padding), dw, db",
+        f"return crop(dx_padded, cache.padding), dw, {db}"))
+
+
+def test_a_wrong_helper_is_named_and_put_back():
+    cells = conv_cells("=")
+    theirs = cells["col2im"]
+    lines = exercises.run_check("conv2d_backward", cells["conv2d_backward"]).message
+    lines = lines.split("\n")
+    assert cells["col2im"] is theirs
+    assert lines[0] == (
+        "conv2d_backward fails, and it calls your col2im, which fails its own check."
+        " With the book's col2im in its place, your conv2d_backward passes every case:"
+        " the mistake is in your col2im, not in conv2d_backward. What check('col2im',"
+        " col2im) says:")
+    assert lines[1].startswith("col2im fails case 1 of ")
+    assert lines[3:5] == ["", "What check('conv2d_backward', conv2d_backward) says:"]
+    assert lines[5].startswith("conv2d_backward fails case")
+
+
+def test_a_wrong_function_with_a_wrong_helper_is_told_to_fix_the_helper_first():
+    first = exercises.run_check("conv2d_backward", conv_cells("=", "2 * db")[
+        "conv2d_backward"]).message.split("\n")[0]
+    assert first.endswith(" which fails its own check. Fix col2im first:"
+                          " conv2d_backward may be right once it is. What"
+                          " check('col2im', col2im) says:")
+    right_helper = conv_cells("+=", "2 * db")["conv2d_backward"]
+    assert exercises.run_check("conv2d_backward", right_helper).message.startswith(
+        "conv2d_backward fails case 1 of 7")
