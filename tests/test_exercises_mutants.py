@@ -1271,6 +1271,7 @@ def test_a_wrong_helper_is_named_and_put_back():
         " the mistake is in your col2im, not in conv2d_backward. What check('col2im',"
         " col2im) says:")
     assert lines[1].startswith("col2im fails case 1 of ")
+    assert lines[1:3] == exercises.run_check("col2im", theirs).message.split("\n")[:2]
     assert lines[3:5] == ["", "What check('conv2d_backward', conv2d_backward) says:"]
     assert lines[5].startswith("conv2d_backward fails case")
 
