@@ -28,6 +28,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
+EXERCISE_TESTS = ["test_exercises.py", "test_exercises_deeper.py", "test_grading.py",
+                  "test_sandbox.py", "test_robustness.py", "test_exercises_mutants.py"]
+
 #: Module -> the test files that exercise it (mutmut runs, for each mutant, only the
 #: tests among these that reach the mutated function).
 MODULES = {
@@ -66,9 +69,30 @@ MODULES = {
     "conv_transpose": ["test_conv_transpose.py", "test_conv_transpose_defaults.py",
                        "test_conv_transpose_arguments.py", "test_equations.py",
                        "test_validation.py"],
-    "exercises": ["test_exercises.py", "test_exercises_deeper.py", "test_grading.py",
-                  "test_sandbox.py", "test_robustness.py"],
+    "exercises": EXERCISE_TESTS,
 }
+# The checker's files one at a time (its tests take half a minute; a run of the whole
+# subpackage does not fit in a session): `exercises/checks` is cnn/exercises/checks.py.
+MODULES |= {f"exercises/{name}": EXERCISE_TESTS for name in (
+    "checks", "compare", "sandbox", "grading", "calling", "cases", "helpers",
+    "special", "catalogue", "deeper", "modern", "draws", "__init__")}
+# The sandbox's tests, not those of the checks without it (test_exercises.py) nor the
+# grading command's child processes, where no mutant is active.
+MODULES["exercises/sandbox"] = ["test_sandbox.py", "test_exercises_mutants.py",
+                                "test_robustness.py", "test_exercises_deeper.py"]
+# The grading command's end-to-end tests (16 s, with child processes) left out: each
+# surviving mutant would cost them.
+MODULES["exercises/grading"] = ["test_exercises_mutants.py",
+                                "test_grading.py::test_mistakes_in_the_command_are_one_line"]
+
+#: mutmut's (timeout_multiplier, timeout_constant) where its default, 15 times the
+#: tests' time, would let each mutant that breaks the time limit hang for minutes.
+TIMEOUTS = {"exercises/sandbox": (2.0, 5.0)}
+
+#: Folders that a module's tests read besides the package and the tests (the grading
+#: tests grade the student notebooks of assignments/).
+ALSO_COPY = {module: ["assignments"] for module in MODULES
+             if module.startswith("exercises")}
 
 #: Tests left out of a module's selection. The command-line tests that start ``cnn`` in
 #: a subprocess from a temporary folder cannot run under mutmut's statistics run (the
@@ -100,12 +124,15 @@ def mutmut_section(module, tests):
     """The ``[tool.mutmut]`` table for one module (TOML)."""
     left_out = [f'"--deselect={test}"' for test in DESELECT.get(module, [])]
     selection = ", ".join([f'"tests/{name}"' for name in tests] + left_out)
+    # mutmut runs the tests in its own copy, mutants/: the sample images too.
+    also = ["images/"] + [f"{name}/" for name in ALSO_COPY.get(module, [])]
     return (
         "\n[tool.mutmut]\n"
         'source_paths = ["cnn/"]\n'
-        # mutmut runs the tests in its own copy, mutants/: the sample images too.
-        'also_copy = ["images/"]\n'
-        f"only_mutate = {json.dumps(_patterns(module))}\n"
+        f"also_copy = {json.dumps(also)}\n"
+        + ("timeout_multiplier = {}\ntimeout_constant = {}\n".format(*TIMEOUTS[module])
+           if module in TIMEOUTS else "")
+        + f"only_mutate = {json.dumps(_patterns(module))}\n"
         f"pytest_add_cli_args_test_selection = [{selection}]\n"
         'pytest_add_cli_args = ["-q", "-p", "no:cacheprovider"]\n'
     )
@@ -120,6 +147,8 @@ def prepare(module, folder):
     shutil.copytree(ROOT / "cnn", folder / "cnn", ignore=ignore)
     shutil.copytree(ROOT / "tests", folder / "tests", ignore=ignore)
     shutil.copytree(ROOT / "images", folder / "images")
+    for name in ALSO_COPY.get(module, []):
+        shutil.copytree(ROOT / name, folder / name)
     text = (ROOT / "pyproject.toml").read_text()
     text = re.sub(r"\n\[tool\.mutmut\].*?(?=\n\[|\Z)", "", text, flags=re.S)
     section = mutmut_section(module, MODULES[module])
@@ -187,7 +216,9 @@ def main(argv=None):
     if unknown:
         parser.error(f"unknown modules {unknown}; choose among {', '.join(MODULES)}")
     rows = []
-    for module in args.modules or list(MODULES):
+    # By default the exercise checker as a whole, not also file by file.
+    default = [m for m in MODULES if not m.startswith("exercises/")]
+    for module in args.modules or default:
         summary = run(module, args.max_children)
         rate = summary["kill_rate"]
         rows.append(summary)
