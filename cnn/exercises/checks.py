@@ -18,12 +18,14 @@ from cnn.exercises.compare import (
     _as_tuple,
     _changed,
     _copy,
+    _error_text,
     _fields,
     _number,
     _structure,
     _unpack,
     _value_problem,
     _what,
+    _within,
 )
 from cnn.gradcheck import numerical_gradient, relative_error
 
@@ -178,11 +180,11 @@ class ForwardCheck(Check):
         except Exception as error:
             return "unusable cache", (
                 f"out is right, but the book's {backward} cannot use the cache your"
-                f" function returns: {type(error).__name__}: {error}. Return a"
+                f" function returns: {_error_text(error)}. Return a"
                 f" {type(cache).__name__} as the docstring says.")
         for grad, g, e in zip(self.grads, from_theirs, expected):
             if (not isinstance(g, np.ndarray) or g.shape != e.shape
-                    or relative_error(g, e) > TOLERANCE[np.dtype(e.dtype)]):
+                    or not _within(g, e, TOLERANCE[np.dtype(e.dtype)])):
                 wrong = _value_problem(grad, g, e, case) if g.shape == e.shape else None
                 detail = wrong[1] if wrong else f"{grad} has the wrong shape."
                 return "wrong cache", (
@@ -250,9 +252,9 @@ class BackwardCheck(Check):
         problem = _changed(inputs)
         if problem:
             return problem
-        errors = [relative_error(g, e) for g, e in zip(got, expected)]
         tolerance = TOLERANCE[np.dtype(dout.dtype)]
-        wrong = [i for i, error in enumerate(errors) if error > tolerance]
+        wrong = [i for i, (g, e) in enumerate(zip(got, expected))
+                 if not _within(g, e, tolerance)]
         if not wrong:
             return None
         i = wrong[0]

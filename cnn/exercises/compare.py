@@ -123,8 +123,29 @@ def _differences(name, got, expected):
             f" {bad.size} entries differ.")
 
 
+def _error_text(error):
+    """``TypeError: message``, without a doubled full stop when the message has one."""
+    return f"{type(error).__name__}: {str(error).rstrip('.')}"
+
+
+def _within(got, expected, tolerance):
+    """Whether ``got`` agrees with ``expected`` in relative error (eq-relative-error).
+
+    A NaN or infinite entry on either side makes the error NaN, which is within no
+    tolerance: every comparison of the checks goes through here, so none can pass it.
+    """
+    with np.errstate(all="ignore"):
+        return bool(relative_error(got, expected) <= tolerance)
+
+
 def _value_problem(name, got, expected, case, fd=None):
     """Relative error against the book's result; ``fd()`` gives finite differences."""
+    if not np.isfinite(got).all():
+        first = np.argwhere(~np.isfinite(got))[0]
+        return f"{name}: NaN or infinity", (
+            f"{name} is wrong: it contains NaN or infinity, first at"
+            f" {_index(name, first)}, where the book's {name} is"
+            f" {expected[tuple(first)]:.6g}.")
     error = relative_error(got, expected)
     tolerance = TOLERANCE.get(np.dtype(expected.dtype), 1e-9)
     if error <= tolerance:
@@ -155,7 +176,10 @@ def _changed(inputs):
                 " view.")
         if isinstance(before, np.ndarray) and not np.array_equal(
                 after, before, equal_nan=True):
-            where = np.argwhere(after != before)
+            differs = after != before
+            if after.dtype.kind in "fc":  # NaN != NaN: an unchanged NaN is no change
+                differs &= ~(np.isnan(after) & np.isnan(before))
+            where = np.argwhere(differs)
             at = f", first at {_index(name, where[0])}" if len(where) else ""
             return f"modified {name}", (
                 f"Your function changed its input {name} in place{at}. The caller"

@@ -16,7 +16,7 @@ import numpy as np
 
 from cnn.exercises.calling import _call
 from cnn.exercises.checks import Check, not_a_pair
-from cnn.exercises.compare import _changed, _structure
+from cnn.exercises.compare import _changed, _error_text, _structure
 
 
 class Draw(NamedTuple):
@@ -121,7 +121,7 @@ class DropoutForwardCheck(Check):
         except Exception as error:
             return "unusable cache", (
                 f"out is right, but the book's {self.backward.__name__} cannot use the"
-                f" cache your function returns: {type(error).__name__}: {error}."
+                f" cache your function returns: {_error_text(error)}."
                 f" Return a {type(cache).__name__} as the docstring says.")
         if not np.allclose(dx * x, out, rtol=tolerance, atol=0):
             return "wrong cache", (

@@ -112,7 +112,7 @@ def grade(path, seed, time_limit, call_limit):
             done = subprocess.run(command, capture_output=True, text=True,
                                   timeout=time_limit, cwd=folder, check=False)
             if done.returncode != 0:
-                last = (done.stderr.strip().split("\n") or [""])[-1]
+                last = done.stderr.strip().split("\n")[-1]
                 stopped = f"the submission's process ended with an error: {last}"
         except subprocess.TimeoutExpired:
             stopped = (f"the submission did not finish within {time_limit:g} s and was"
@@ -132,7 +132,7 @@ def grade(path, seed, time_limit, call_limit):
 def write_csv(rows, out):
     """Write the rows to ``out`` atomically: a reader never sees half a file."""
     out = Path(out)
-    with tempfile.NamedTemporaryFile("w", dir=out.parent or ".", suffix=".csv",
+    with tempfile.NamedTemporaryFile("w", dir=out.parent, suffix=".csv",
                                      delete=False, newline="", encoding="utf-8") as tmp:
         writer = csv.DictWriter(tmp, fieldnames=FIELDS)
         writer.writeheader()

@@ -24,7 +24,14 @@ from cnn.conv import (
 from cnn.exercises.calling import _call
 from cnn.exercises.cases import case
 from cnn.exercises.checks import BackwardCheck, Check, ForwardCheck, FunctionCheck
-from cnn.exercises.compare import TOLERANCE, _changed, _structure, _value_problem
+from cnn.exercises.compare import (
+    TOLERANCE,
+    _changed,
+    _error_text,
+    _structure,
+    _value_problem,
+    _within,
+)
 from cnn.gradcheck import numerical_gradient, relative_error
 from cnn.layers import (
     Conv2D,
@@ -224,9 +231,9 @@ class ResidualForwardCheck(_BlockCheck):
         except Exception as error:
             return "layers not run", (
                 f"out is right, but the book's residual_backward cannot run on the"
-                f" layers afterwards: {type(error).__name__}: {error}. Compute out with"
+                f" layers afterwards: {_error_text(error)}. Compute out with"
                 " each layer's forward, which keeps the cache its backward needs.")
-        if relative_error(dx, expected) > TOLERANCE[np.dtype(dx.dtype)]:
+        if not _within(dx, expected, TOLERANCE[np.dtype(dx.dtype)]):
             return "wrong caches", (
                 "out is right, but the layers' caches are not those of this input:"
                 " from them the book's residual_backward computes a wrong dx. Run"
@@ -268,8 +275,8 @@ class ResidualBackwardCheck(_BlockCheck):
         expected = Residual(body, shortcut).grads
         grads = Residual(body_in, shortcut_in).grads
         wrong = [key for key in expected
-                 if relative_error(grads[key], expected[key])
-                 > TOLERANCE[np.dtype(dx.dtype)]]
+                 if not _within(grads[key], expected[key],
+                                TOLERANCE[np.dtype(dx.dtype)])]
         problem = _value_problem("dx", got, dx, case, fd=lambda: self._numeric(
             (body, shortcut, x), dout, x))
         if problem:
