@@ -24,11 +24,13 @@ def test_a_nan_or_infinite_result_is_within_no_tolerance():
         assert not _within(e, np.array([bad, 2.0]), 1e9)
 
 
-def test_a_forward_pass_whose_cache_gives_an_infinite_gradient_fails():
-    def dense_forward(x, w, b):
-        out = x.reshape(x.shape[0], -1) @ w + b
-        return out, DenseCache(np.full_like(x, np.inf), w)
+def dense_forward(x, w, b):
+    """Right out, and a cache from which the book's dense_backward computes inf."""
+    out = x.reshape(x.shape[0], -1) @ w + b
+    return out, DenseCache(np.full_like(x, np.inf), w)
 
+
+def test_a_forward_pass_whose_cache_gives_an_infinite_gradient_fails():
     with pytest.raises(CheckFailed) as failed:
         check("dense_forward", dense_forward)
     text = str(failed.value)
@@ -40,10 +42,6 @@ def test_a_forward_pass_whose_cache_gives_an_infinite_gradient_fails():
 def test_under_raising_floating_point_errors_the_verdict_is_the_same():
     """The book's backward runs with its own error state: a caller's np.seterr does not
     turn "wrong cache" into "unusable cache"."""
-    def dense_forward(x, w, b):
-        out = x.reshape(x.shape[0], -1) @ w + b
-        return out, DenseCache(np.full_like(x, np.inf), w)
-
     with np.errstate(all="raise"), pytest.raises(CheckFailed) as failed:
         check("dense_forward", dense_forward)
     assert "FAIL (wrong cache)" in str(failed.value)
