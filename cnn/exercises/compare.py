@@ -129,7 +129,7 @@ def _error_text(error):
 
 
 def _within(got, expected, tolerance):
-    """Whether ``got`` agrees with ``expected``: their relative error within ``tolerance``.
+    """Whether ``got`` agrees with ``expected``, to a relative error of ``tolerance``.
 
     A NaN or infinite entry on either side makes the error NaN, which is within no
     tolerance: every comparison of the checks goes through here, so none can pass it.
