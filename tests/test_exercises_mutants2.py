@@ -152,8 +152,8 @@ def test_a_case_draws_its_arrays_in_order_with_their_values_and_dtype():
     arrays = one.arrays(np.random.default_rng(7))
     assert list(arrays) == ["x", "w"]
     assert all(a.dtype == np.float32 for a in arrays.values())
-    np.testing.assert_array_equal(
-        arrays["x"], np.random.default_rng(7).standard_normal((2, 3)).astype(np.float32))
+    drawn = np.random.default_rng(7).standard_normal((2, 3))
+    np.testing.assert_array_equal(arrays["x"], drawn.astype(np.float32))
     np.testing.assert_array_equal(arrays["w"], np.zeros(3, np.float32))
     ties = case({"x": (30,)}, values={"x": "ties"}).arrays(np.random.default_rng(0))
     assert set(ties["x"].tolist()) == {0.0, 1.0, 2.0}
