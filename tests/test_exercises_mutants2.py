@@ -184,3 +184,176 @@ def test_every_kind_of_value_has_a_draw_and_a_description():
     assert {name: text for name, (_, text) in VALUES.items()} == {
         "normal": "", "distinct": "", "kink-free": "", "ties": "with ties",
         "zeros": "with exact zeros", "large": "of size 1000", "zero": "= 0"}
+
+
+# -- the checks of drawing functions: initialisers and dropout's mask ------------------
+
+
+def run(name, fn):
+    """The check without its sandbox: the functions here call the book's own."""
+    return exercises._get(name).run(fn)
+
+
+def detail(result):
+    """The sentence that says what is wrong: the second line of a failure."""
+    assert result.passed is False
+    return result.message.split("\n")[1]
+
+
+def he_with_std(factor=1.0, shift=0.0):
+    """A he_normal whose weights have exactly ``factor`` times He's spread, mean shift."""
+    def he_normal(shape, fan_in, rng=None, dtype=np.float32):
+        half = rng.standard_normal(int(np.prod(shape)) // 2)
+        both = np.concatenate([half, -half])
+        w = both / both.std() * factor * np.sqrt(2 / fan_in) + shift
+        return w.reshape(shape).astype(dtype)
+    return he_normal
+
+
+def test_an_initialiser_with_the_spread_of_the_derivation_passes():
+    assert run("he_normal", he_with_std()).passed
+    assert run("he_normal", he_with_std(factor=1.025)).passed, "within sampling error"
+    assert run("he_normal", he_with_std(factor=0.975)).passed
+
+
+def test_a_wrong_spread_is_told_what_goes_under_the_square_root():
+    result = run("he_normal", he_with_std(factor=np.sqrt(0.5)))
+    assert result.verdicts == ("wrong spread",) * 3
+    assert detail(result) == (
+        "Over your 32768 weights the standard deviation is 0.0625 and the mean 0; the"
+        " chapter's derivation asks for mean 0 and standard deviation 0.08839. Check"
+        " what goes under the square root: a variance, not a standard deviation.")
+    assert run("he_normal", he_with_std(factor=1.035)).verdicts[0] == "wrong spread"
+    assert run("he_normal", he_with_std(factor=0.965)).verdicts[0] == "wrong spread"
+
+
+def test_an_initialiser_s_mean_may_be_off_by_sampling_error_only():
+    # Case 1: 32768 weights of standard deviation 0.08839, so 5 sigma of the mean is
+    # 5 * 0.08839 / 181 = 0.00244.
+    assert run("he_normal", he_with_std(shift=0.002)).verdicts[0] is None
+    assert run("he_normal", he_with_std(shift=0.003)).verdicts[0] == "wrong spread"
+    assert run("he_normal", he_with_std(shift=-0.003)).verdicts[0] == "wrong spread"
+
+
+RNG_IGNORED = (
+    "Two calls with generators in the same state gave different results: draw every"
+    " random number from the rng argument (rng.standard_normal, rng.random), never"
+    " from np.random's global functions.")
+
+
+def test_an_initialiser_ignoring_its_rng_is_told_to_draw_from_it():
+    global_draws = np.random.default_rng(3)
+
+    def he_normal(shape, fan_in, rng=None, dtype=np.float32):
+        once = he_with_std()(shape, fan_in, rng, dtype)
+        return once * (1 + 1e-3 * global_draws.random())
+
+    result = run("he_normal", he_normal)
+    assert result.verdicts == ("ignores rng",) * 3
+    assert detail(result) == RNG_IGNORED
+
+
+def mask_with(fraction, scale=None, cache_mask=None, ignore_rng=None):
+    """A dropout_forward dropping exactly ``fraction`` of the units, chosen by rng."""
+    def dropout_forward(x, p, rng):
+        from cnn.regularization import DropoutCache
+        order = (ignore_rng or rng).permutation(x.size)
+        mask = (order >= round(fraction(p) * x.size)).reshape(x.shape)
+        kept_scale = 1 / (1 - p) if scale is None else scale
+        out = x * mask * kept_scale
+        kept = mask if cache_mask is None else cache_mask(mask)
+        return out, DropoutCache(kept, 1 / (1 - p), x.dtype)
+    return dropout_forward
+
+
+def test_a_mask_dropping_about_p_of_the_units_passes():
+    assert run("dropout_forward", mask_with(lambda p: p)).passed
+    # 5 sigma of the fraction dropped: 0.056 for 2000 units at p = 0.5, 0.10 for
+    # 384 at p = 0.2, and exactly 0 at p = 0.
+    assert run("dropout_forward", mask_with(lambda p: p and p + 0.05)).passed
+    assert run("dropout_forward", mask_with(lambda p: p and p - 0.05)).passed
+
+
+def test_a_mask_dropping_too_many_is_told_the_fraction():
+    result = run("dropout_forward", mask_with(lambda p: p + 0.1))
+    wrong = "wrong fraction dropped"
+    assert result.verdicts == (wrong, None, wrong, wrong), "0.1 is within 5 sigma"
+    assert detail(result) == (
+        "Your mask dropped 60.0% of the 2000 units; p = 0.5 asks for about 50%. A unit"
+        " is dropped with probability p and kept with probability 1 - p.")
+    assert run("dropout_forward", mask_with(lambda p: p - 0.06)).verdicts[0] == (
+        "wrong fraction dropped")
+
+
+def test_kept_units_not_scaled_are_told_the_scale():
+    result = run("dropout_forward", mask_with(lambda p: p, scale=1.0))
+    assert result.verdicts == ("kept units not scaled", "kept units not scaled", None,
+                               "kept units not scaled")
+    assert detail(result) == (
+        "A kept unit should be x / (1 - p) = 2 x (inverted dropout,"
+        " eq-dropout-forward), so that the expected output is x (eq-dropout-mean).")
+
+
+def test_the_scale_is_exact_in_float64_and_within_rounding_in_float32():
+    float32_rounding = mask_with(lambda p: p, scale=None)
+
+    def dropout_forward(x, p, rng):
+        out, cache = float32_rounding(x, p, rng)
+        return out * (1 + 1e-9), cache
+
+    assert run("dropout_forward", dropout_forward).verdicts == (
+        "kept units not scaled",) * 3 + (None,)
+
+
+def test_a_mask_ignoring_its_rng_is_told_to_draw_from_it():
+    global_draws = np.random.default_rng(0)
+    result = run("dropout_forward", mask_with(lambda p: p, ignore_rng=global_draws))
+    assert result.verdicts[0] == "ignores rng"
+    assert detail(result) == RNG_IGNORED
+
+
+def test_a_dropout_cache_with_another_mask_is_wrong():
+    result = run("dropout_forward", mask_with(lambda p: p, cache_mask=np.logical_not))
+    assert result.verdicts == ("wrong cache", "wrong cache", "wrong cache",
+                               "wrong cache")
+    assert detail(result) == (
+        "out is right, but the cache is not: from it the book's dropout_backward lets"
+        " the gradient through other units, or with another scale, than your forward"
+        " pass kept.")
+
+
+def test_a_dropout_cache_the_backward_pass_cannot_use_names_its_class():
+    from cnn.exercises.compare import _error_text
+    from cnn.regularization import dropout_backward
+    right = mask_with(lambda p: p)
+
+    def dropout_forward(x, p, rng):
+        return right(x, p, rng)[0], "the mask"
+
+    try:
+        dropout_backward(np.ones(3), "the mask")
+    except Exception as error:
+        text = _error_text(error)
+    result = run("dropout_forward", dropout_forward)
+    assert result.verdicts == ("unusable cache",) * 4
+    assert detail(result) == (
+        "out is right, but the book's dropout_backward cannot use the cache your"
+        f" function returns: {text}. Return a DropoutCache as the docstring says.")
+
+
+def test_a_dropout_forward_sees_units_at_least_0_1_from_zero_and_keeps_them():
+    seen = []
+    right = mask_with(lambda p: p)
+
+    def dropout_forward(x, p, rng):
+        seen.append((x.copy(), p))
+        return right(x, p, rng)
+
+    assert run("dropout_forward", dropout_forward).passed
+    assert len(seen) == 3 * 4, "once checked, twice with generators in one state"
+    assert [(x.shape, x.dtype, p) for x, p in seen[::3]] == [
+        ((40, 50), np.float64, 0.5), ((2, 3, 8, 8), np.float64, 0.2),
+        ((30, 40), np.float64, 0.0), ((40, 50), np.float32, 0.5)]
+    for x, _ in seen:
+        assert np.abs(x).min() >= np.float32(0.1) and np.abs(x).max() < 1.1
+        assert (x < 0).any() and (x > 0).any()
