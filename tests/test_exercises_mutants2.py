@@ -201,7 +201,7 @@ def detail(result):
 
 
 def he_with_std(factor=1.0, shift=0.0):
-    """A he_normal whose weights have exactly ``factor`` times He's spread, mean shift."""
+    """A he_normal: exactly ``factor`` times He's spread, mean ``shift``."""
     def he_normal(shape, fan_in, rng=None, dtype=np.float32):
         half = rng.standard_normal(int(np.prod(shape)) // 2)
         both = np.concatenate([half, -half])
