@@ -8,6 +8,8 @@ describes itself.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -357,3 +359,281 @@ def test_a_dropout_forward_sees_units_at_least_0_1_from_zero_and_keeps_them():
     for x, _ in seen:
         assert np.abs(x).min() >= np.float32(0.1) and np.abs(x).max() < 1.1
         assert (x < 0).any() and (x > 0).any()
+
+
+# -- the checks whose cases are built: numerical_gradient and check_model -------------
+# Their cases are built when the check is made; these tests make them again.
+
+
+def test_numerical_gradient_s_cases_in_words_and_their_hints():
+    from cnn.exercises.special import NumericalGradientCheck
+    made = NumericalGradientCheck()
+    assert made.name == "numerical_gradient"
+    assert [(one.text, one.hint) for one in made.cases] == [
+        ("f(x) = sum(x**3), x (3, 4)", ""),
+        ("f(x) = sum(sin(x) * c), x (2, 3, 2)", ""),
+        ("f ignores its argument and reads x through a closure, x (3, 2)",
+         "f reads x through a closure, as a layer reads its weights, so perturb x"
+         " itself, in place, and restore each entry (eq-centred-difference);"
+         " perturbing a copy changes nothing that f sees."),
+        ("f(x) = sum(x**3), x (4,), h=1e-3", "Use the step h that the caller passes.")]
+    assert [one.describe() for one in made.cases] == [one.text for one in made.cases]
+
+
+def test_numerical_gradient_s_cases_are_the_functions_they_describe():
+    from cnn import gradcheck
+    from cnn.exercises.special import NumericalGradientCheck
+    calls = []
+
+    def recording(f, x, h=1e-5):
+        calls.append((x.copy(), h, f(x), f(np.zeros_like(x))))
+        return gradcheck.numerical_gradient(f, x, h)
+
+    assert NumericalGradientCheck().run(recording).passed
+    shapes = [(x.shape, h) for x, h, _, _ in calls]
+    assert shapes == [((3, 4), 1e-5), ((2, 3, 2), 1e-5), ((3, 2), 1e-5), ((4,), 1e-3)]
+    (cube, _, f_cube, f0), (_, _, _, f_sin0), (_, _, f_w, f_w0), _ = calls
+    assert f_cube == pytest.approx(np.sum(cube ** 3)) and f0 == 0 and f_sin0 == 0
+    assert f_w == f_w0, "the closure's f ignores its argument"
+
+
+def test_a_numerical_gradient_within_1e_8_passes_and_one_beyond_fails():
+    from cnn import gradcheck
+    from cnn.exercises.special import NumericalGradientCheck
+
+    def scaled(factor):
+        return lambda f, x, h=1e-5: gradcheck.numerical_gradient(f, x, h) * factor
+
+    # The relative error of g (1 + e) against g is e / (2 + e).
+    assert NumericalGradientCheck().run(scaled(1 + 1.9e-8)).passed
+    assert NumericalGradientCheck().run(scaled(1 + 2.1e-8)).verdicts[0] == (
+        "grad: wrong values (1.0e-08)")
+    result = NumericalGradientCheck().run(scaled(1 + 2e-6))
+    assert result.verdicts[0] == "grad: wrong values (1.0e-06)"
+    assert detail(result).startswith(
+        "grad is wrong: relative error 1.0e-06 against the centred differences of the"
+        " book's numerical_gradient. ")
+    assert "one-sided" not in detail(result)
+
+
+def test_x_not_restored_is_told_the_entry_and_its_old_value():
+    from cnn import gradcheck
+    from cnn.exercises.special import NumericalGradientCheck
+    olds = []
+
+    def not_restored(f, x, h=1e-5):
+        grad = gradcheck.numerical_gradient(f, x, h)
+        olds.append(x[1, 2])
+        x[1, 2] = 7.0
+        return grad
+
+    result = NumericalGradientCheck().run(not_restored)
+    assert result.verdicts[0] == "x not restored"
+    assert detail(result) == (
+        f"x is not restored: after your function returns, x[1, 2] is"
+        f" {np.float64(7.0)!r} instead of"
+        f" {olds[0]!r}. Put every entry back to its exact old value right after its"
+        " two evaluations of f.")
+
+
+def one_sided(f, x, h=1e-5):
+    grad = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        old = x[i]
+        x[i] = old + h
+        up = f(x)
+        x[i] = old
+        grad[i] = (up - f(x)) / h
+    return grad
+
+
+def test_a_one_sided_difference_is_named_with_the_caller_s_step():
+    from cnn.exercises.special import NumericalGradientCheck
+    result = NumericalGradientCheck().run(one_sided)
+    assert all(v.startswith("grad: wrong values (") for v in result.verdicts)
+    sentence = (
+        " Yours is the one-sided difference (f(x + h) - f(x)) / h, whose error is of"
+        " order h (eq-one-sided-difference); the centred one (f(x + h) - f(x - h)) /"
+        " (2 h) is of order h**2 (eq-centred-difference).")
+    assert detail(result).endswith(sentence)
+    check = NumericalGradientCheck()
+    check.cases = check.cases[3:]
+    assert check.run(one_sided).message.split("\n")[1].endswith(sentence), (
+        "case 4 passes h=1e-3")
+
+    def fixed_step(f, x, h=1e-5):
+        return one_sided(f, x)
+
+    assert sentence not in check.run(fixed_step).message
+
+
+def test_twice_the_numerical_gradient_is_told_the_factor():
+    from cnn import gradcheck
+    from cnn.exercises.special import NumericalGradientCheck
+    result = NumericalGradientCheck().run(
+        lambda f, x, h=1e-5: 2 * gradcheck.numerical_gradient(f, x, h))
+    assert result.verdicts[0] == "grad: wrong values (3.3e-01)"
+    assert detail(result).endswith(" 2 times the expected one.") or (
+        "2 times" in detail(result)), detail(result)
+
+
+def test_check_model_s_cases_in_words():
+    from cnn.exercises.special import CheckModelCheck
+    made = CheckModelCheck()
+    assert made.name == "check_model"
+    assert [(one.describe(), one.hint) for one in made.cases] == [
+        ("Dense(5, 3), x (4, 5)", ""),
+        ("Conv2D(1, 2, 3, padding=1), ReLU, MaxPool2D(2), Flatten, Dense(8, 3),"
+         " x (3, 1, 4, 4)", ""),
+        ("the same network, with the bias gradient of its dense layer deliberately"
+         " halved", "A check must report a large error for the one wrong gradient,"
+         " and small errors for the others.")]
+
+
+def test_check_model_s_networks_are_the_ones_described():
+    from cnn import gradcheck
+    from cnn.exercises.special import CheckModelCheck
+    seen = []
+
+    def recording(model, x, y, h=1e-5):
+        seen.append(([type(layer).__name__ for layer in model.layers], x.shape,
+                     y.copy(), {k: v.dtype for k, v in model.parameters().items()}))
+        return gradcheck.check_model(model, x, y, h)
+
+    assert CheckModelCheck().run(recording).passed
+    layers = [name for name, _, _, _ in seen]
+    assert layers == [["Dense"], ["Conv2D", "ReLU", "MaxPool2D", "Flatten", "Dense"],
+                      ["Conv2D", "ReLU", "MaxPool2D", "Flatten",
+                       "_HalvedBiasGradient"]]
+    assert [shape for _, shape, _, _ in seen] == [(4, 5), (3, 1, 4, 4), (3, 1, 4, 4)]
+    for _, shape, y, dtypes in seen:
+        assert y.shape == shape[:1] and set(y.tolist()) <= {0, 1, 2}
+        assert set(dtypes.values()) == {np.dtype(np.float64)}
+    assert seen[1][3].keys() == {"0.w", "0.b", "4.w", "4.b"}
+
+
+def errors_times(factor, key="4.b"):
+    from cnn import gradcheck
+
+    def check_model(model, x, y, h=1e-5):
+        errors = gradcheck.check_model(model, x, y, h)
+        return errors | ({key: errors[key] * factor} if key in errors else {})
+    return check_model
+
+
+def test_the_wrong_gradient_must_be_reported_within_a_factor_of_two():
+    from cnn.exercises.special import CheckModelCheck
+    assert CheckModelCheck().run(errors_times(0.5)).passed
+    assert CheckModelCheck().run(errors_times(2.0)).passed
+    low = CheckModelCheck().run(errors_times(0.49))
+    assert low.verdicts == (None, None, "4.b: missed")
+    assert re.fullmatch(
+        r"Your check reports \d\.\de-\d\d for '4\.b', whose gradient is wrong on"
+        r" purpose: the book's check_model reports \d\.\de-\d\d\.", detail(low))
+    assert CheckModelCheck().run(errors_times(2.01)).verdicts == (
+        None, None, "4.b: missed")
+
+
+def test_a_false_alarm_names_the_parameter_and_the_book_s_error():
+    from cnn import gradcheck
+    from cnn.exercises.special import CheckModelCheck
+
+    def alarmed(model, x, y, h=1e-5):
+        return gradcheck.check_model(model, x, y, h) | {"0.b": 1e-6}
+
+    result = CheckModelCheck().run(alarmed)
+    assert result.verdicts[0] == "0.b: false alarm"
+    assert re.fullmatch(
+        r"Your check reports 1\.0e-06 for '0\.b', whose gradient is right: the book's"
+        r" check_model reports \de-\d\d\. Compare backward's gradient with centred"
+        r" differences of the loss, both in float64\.", detail(result))
+
+    def just_below(model, x, y, h=1e-5):
+        return gradcheck.check_model(model, x, y, h) | {"0.b": 0.99e-6}
+
+    assert CheckModelCheck().run(just_below).passed
+
+
+@pytest.mark.parametrize("value", [None, float("nan"), float("inf"), "0.1", 1])
+def test_an_error_that_is_not_a_finite_float_is_named(value):
+    from cnn import gradcheck
+    from cnn.exercises.special import CheckModelCheck
+
+    def check_model(model, x, y, h=1e-5):
+        return gradcheck.check_model(model, x, y, h) | {"0.w": value}
+
+    result = CheckModelCheck().run(check_model)
+    assert result.verdicts[0] == "0.w: not a number"
+    assert detail(result) == (
+        f"The value for '0.w' is {value!r}; expected a finite float, the relative"
+        " error eq-relative-error.")
+
+
+def test_a_numpy_float_error_is_a_number():
+    from cnn import gradcheck
+    from cnn.exercises.special import CheckModelCheck
+
+    def check_model(model, x, y, h=1e-5):
+        return {k: np.float32(v) for k, v in gradcheck.check_model(model, x, y,
+                                                                    h).items()}
+
+    assert CheckModelCheck().run(check_model).passed
+
+
+def test_a_dict_with_other_keys_is_told_the_keys_of_the_parameters():
+    from cnn.exercises.special import CheckModelCheck
+
+    def by_layer(model, x, y, h=1e-5):
+        return {"w": 0.0, "b": 0.0}
+
+    result = CheckModelCheck().run(by_layer)
+    assert result.verdicts[0] == "wrong keys"
+    assert detail(result) == (
+        "Your dict has the keys ['b', 'w']; expected one per parameter, ['0.b', '0.w'],"
+        " the keys of model.parameters().")
+
+
+def test_a_list_of_errors_is_told_to_be_a_dict():
+    from cnn import gradcheck
+    from cnn.exercises.special import CheckModelCheck
+    result = CheckModelCheck().run(
+        lambda model, x, y, h=1e-5: list(gradcheck.check_model(model, x, y, h)))
+    assert result.verdicts[0] == "not a dict"
+    assert detail(result) == (
+        "Your function returned a list of 2 values; it should return a dict with one"
+        " relative error per parameter, keyed like model.parameters().")
+
+
+def test_a_check_that_changes_the_model_is_told_what_it_changed():
+    from cnn import gradcheck
+    from cnn.exercises.special import CheckModelCheck
+    from cnn.layers import ReLU
+
+    def appends(model, x, y, h=1e-5):
+        errors = gradcheck.check_model(model, x, y, h)
+        model.layers.append(ReLU())
+        return errors
+
+    result = CheckModelCheck().run(appends)
+    assert result.verdicts[0] == "changed the model"
+    assert detail(result) == (
+        "Your function changed the model: it has 2 layers and the parameters"
+        " ['0.b', '0.w'] after the check, 1 layers and ['0.b', '0.w'] before. A check"
+        " only reads the model, and puts every probed entry back.")
+
+
+@pytest.mark.parametrize("what", ["x", "y", "the parameter '0.w'"])
+def test_a_check_that_leaves_an_input_changed_is_named(what):
+    from cnn import gradcheck
+    from cnn.exercises.special import CheckModelCheck
+
+    def leaves(model, x, y, h=1e-5):
+        errors = gradcheck.check_model(model, x, y, h)
+        changed = {"x": x, "y": y, "the parameter '0.w'": model.parameters()["0.w"]}
+        changed[what][0] += 1
+        return errors
+
+    result = CheckModelCheck().run(leaves)
+    assert result.verdicts[0] == f"modified {what}"
+    assert detail(result).startswith(
+        f"Your function changed its input {what} in place, first at {what}[0")
