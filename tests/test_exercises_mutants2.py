@@ -637,3 +637,28 @@ def test_a_check_that_leaves_an_input_changed_is_named(what):
     assert result.verdicts[0] == f"modified {what}"
     assert detail(result).startswith(
         f"Your function changed its input {what} in place, first at {what}[0")
+
+
+def test_a_drawing_check_made_again_keeps_what_it_is_given():
+    # The catalogue makes its checks at import; these are made here, as a new check
+    # of an initialiser or of dropout would be.
+    from cnn.exercises.deeper import DROPOUT_FORWARD_CASES, HE_CASES
+    from cnn.exercises.draws import DropoutForwardCheck, InitialiserCheck
+    from cnn.init import he_normal
+    from cnn.regularization import dropout_backward, dropout_forward
+
+    def std(fan_in, **_):
+        return np.sqrt(2 / fan_in)
+
+    made = InitialiserCheck(he_normal, HE_CASES, std)
+    assert (made.reference, made.cases, made.std, made.name) == (
+        he_normal, HE_CASES, std, "he_normal")
+    assert made.run(he_with_std()).passed
+    assert made.run(he_with_std(factor=0.9)).verdicts == ("wrong spread",) * 3
+    dropout = DropoutForwardCheck(dropout_forward, dropout_backward,
+                                  DROPOUT_FORWARD_CASES)
+    assert (dropout.reference, dropout.backward, dropout.cases, dropout.name) == (
+        dropout_forward, dropout_backward, DROPOUT_FORWARD_CASES, "dropout_forward")
+    assert dropout.run(mask_with(lambda p: p)).passed
+    assert dropout.run(mask_with(lambda p: p, cache_mask=np.logical_not)).verdicts == (
+        ("wrong cache",) * 4)
