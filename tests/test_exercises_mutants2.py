@@ -221,6 +221,8 @@ def test_an_initialiser_with_the_spread_of_the_derivation_passes():
 def test_a_wrong_spread_is_told_what_goes_under_the_square_root():
     result = run("he_normal", he_with_std(factor=np.sqrt(0.5)))
     assert result.verdicts == ("wrong spread",) * 3
+    assert result.message.split("\n")[0] == (
+        "he_normal fails case 1 of 3: shape (256, 128), fan_in=256.")
     assert detail(result) == (
         "Over your 32768 weights the standard deviation is 0.0625 and the mean 0; the"
         " chapter's derivation asks for mean 0 and standard deviation 0.08839. Check"
