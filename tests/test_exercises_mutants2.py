@@ -459,6 +459,7 @@ def test_a_one_sided_difference_is_named_with_the_caller_s_step():
         " order h (eq-one-sided-difference); the centred one (f(x + h) - f(x - h)) /"
         " (2 h) is of order h**2 (eq-centred-difference).")
     assert detail(result).endswith(sentence)
+    assert detail(result).startswith("grad is wrong: relative error ")
     check = NumericalGradientCheck()
     check.cases = check.cases[3:]
     assert check.run(one_sided).message.split("\n")[1].endswith(sentence), (
@@ -760,3 +761,74 @@ def test_an_infinite_scale_in_the_cache_is_wrong_under_the_caller_s_seterr():
     with np.errstate(all="raise"):
         result = run("dropout_forward", infinite)
     assert result.verdicts == ("wrong cache",) * 4
+
+
+def test_numerical_gradient_s_functions_are_the_ones_described():
+    from cnn.exercises.special import NumericalGradientCheck
+    cubes, sines, closure, step = NumericalGradientCheck().cases
+    f, x, kwargs = cubes.build(np.random.default_rng(4))
+    assert (x.shape, kwargs) == ((3, 4), {})
+    assert f(x) == pytest.approx(float(np.sum(x ** 3)))
+    drawn = np.random.default_rng(4)
+    x_sin, c = drawn.standard_normal((2, 3, 2)), drawn.standard_normal((2, 3, 2))
+    f, x, kwargs = sines.build(np.random.default_rng(4))
+    np.testing.assert_array_equal(x, x_sin)
+    assert (f(x), kwargs) == (pytest.approx(float(np.sum(np.sin(x) * c))), {})
+    drawn = np.random.default_rng(4)
+    weights, v = drawn.standard_normal((3, 2)), drawn.standard_normal(2)
+    f, x, kwargs = closure.build(np.random.default_rng(4))
+    np.testing.assert_array_equal(x, weights)
+    assert f(None) == pytest.approx(float(np.sum(np.tanh(weights @ v))))
+    f, x, kwargs = step.build(np.random.default_rng(4))
+    assert (x.shape, kwargs) == ((4,), {"h": 1e-3})
+
+
+def test_a_numerical_gradient_of_the_wrong_shape_is_named_grad():
+    from cnn import gradcheck
+    from cnn.exercises.special import NumericalGradientCheck
+    result = NumericalGradientCheck().run(
+        lambda f, x, h=1e-5: gradcheck.numerical_gradient(f, x, h).T)
+    assert result.verdicts[0] == "grad: wrong shape"
+    assert detail(result) == (
+        "grad has shape (4, 3), expected (3, 4). That is the transposed shape.")
+    result = NumericalGradientCheck().run(
+        lambda f, x, h=1e-5: gradcheck.numerical_gradient(f, x, h) * (1 + 2e-6))
+    assert " The first wrong entry in row-major order is grad[" in detail(result)
+
+
+def test_the_wrong_network_s_bias_gradient_is_half_the_right_one():
+    from cnn.exercises.special import _HalvedBiasGradient
+    from cnn.layers import Dense
+    halved = _HalvedBiasGradient(4, 3, rng=np.random.default_rng(0), dtype=np.float64)
+    right = Dense(4, 3, rng=np.random.default_rng(0), dtype=np.float64)
+    x = np.random.default_rng(1).standard_normal((5, 4))
+    dout = np.random.default_rng(2).standard_normal((5, 3))
+    for layer in (halved, right):
+        layer.forward(x)
+    np.testing.assert_array_equal(halved.backward(dout), right.backward(dout))
+    np.testing.assert_array_equal(halved.grads["w"], right.grads["w"])
+    np.testing.assert_allclose(halved.grads["b"], right.grads["b"] / 2, rtol=1e-15)
+
+
+def test_check_model_s_networks_are_drawn_from_the_case_s_generator():
+    from cnn.exercises.special import CheckModelCheck
+    for one in CheckModelCheck().cases:
+        (model, x, _), (again, _, _), (other, _, _) = (
+            one.build(np.random.default_rng(seed)) for seed in (0, 0, 1))
+        for key, value in model.parameters().items():
+            np.testing.assert_array_equal(value, again.parameters()[key])
+            if key.endswith("w"):
+                assert not np.array_equal(value, other.parameters()[key]), key
+    shapes = [{key: value.shape for key, value in one.build(
+        np.random.default_rng(0))[0].parameters().items()}
+        for one in CheckModelCheck().cases]
+    assert shapes == [{"0.w": (5, 3), "0.b": (3,)}] + [
+        {"0.w": (2, 1, 3, 3), "0.b": (2,), "4.w": (8, 3), "4.b": (3,)}] * 2
+
+
+def test_check_model_s_labels_are_every_one_of_the_three_classes():
+    from cnn.exercises.special import CheckModelCheck
+    for one in CheckModelCheck().cases:
+        labels = np.concatenate([one.build(np.random.default_rng(seed))[2]
+                                 for seed in range(30)])
+        assert set(labels.tolist()) == {0, 1, 2}, one.text
