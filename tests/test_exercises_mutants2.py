@@ -308,6 +308,13 @@ def test_the_scale_is_exact_in_float64_and_within_rounding_in_float32():
     assert run("dropout_forward", dropout_forward).verdicts == (
         "kept units not scaled",) * 3 + (None,)
 
+    def off_by_1e_10(x, p, rng):
+        out, cache = float32_rounding(x, p, rng)
+        return out * (1 + 1e-10), cache
+
+    assert run("dropout_forward", off_by_1e_10).verdicts == (
+        "kept units not scaled",) * 3 + (None,), "no absolute tolerance either"
+
 
 def test_a_mask_ignoring_its_rng_is_told_to_draw_from_it():
     global_draws = np.random.default_rng(0)
