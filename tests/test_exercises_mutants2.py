@@ -839,3 +839,50 @@ def test_check_model_s_labels_are_every_one_of_the_three_classes():
         labels = np.concatenate([one.build(np.random.default_rng(seed))[2]
                                  for seed in range(30)])
         assert set(labels.tolist()) == {0, 1, 2}, one.text
+
+
+# -- the catalogue's builders of cases and checks, called again -----------------------
+# The catalogue calls them at import; these tests call them as a new entry would.
+
+
+def test_the_catalogue_s_case_builders_give_the_shapes_of_their_arguments():
+    from cnn.exercises import catalogue
+    assert catalogue._conv(2, 3, 5, 6, 4, 3, 2, stride=2) == case(
+        {"x": (2, 3, 5, 6), "w": (4, 3, 3, 2), "b": (4,)}, stride=2)
+    assert catalogue._im2col_case(2, 3, 5, 6, 3, 2, 1, 2) == case(
+        {"x_padded": (2, 3, 5, 6)}, kernel_size=(3, 2), stride=(1, 2))
+    assert catalogue._im2col_case(1, 1, 4, 4, 1, 1, 1, 1, np.float32).dtype == (
+        np.float32)
+    # (7 - 3) // 2 + 1 = 3 rows and (6 - 2) // 1 + 1 = 5 columns of windows.
+    assert catalogue._col2im_case(1, 2, 7, 6, 3, 2, 2, 1) == case(
+        {"dcols": (1, 12, 15)}, x_padded_shape=(1, 2, 7, 6), kernel_size=(3, 2),
+        stride=(2, 1))
+    assert catalogue._col2im_case(1, 1, 4, 4, 1, 1, 1, 1, np.float32).dtype == (
+        np.float32)
+
+
+def test_a_relation_derives_a_from_b_and_keeps_b():
+    from cnn.exercises import catalogue
+    b = np.arange(3.0)
+    derived = catalogue._relations(lambda v: 4 * v)({"a": np.zeros(3), "b": b})
+    assert list(derived) == ["a", "b"] and derived["b"] is b
+    np.testing.assert_array_equal(derived["a"], 4 * b)
+
+
+def test_the_catalogue_registers_each_check_under_its_name():
+    from cnn.exercises import catalogue
+    first, second = CHECKS["relu_forward"], CHECKS["relu_backward"]
+    assert catalogue._register(first, second) == {"relu_forward": first,
+                                                  "relu_backward": second}
+
+
+def test_the_deeper_case_builders_and_the_seeded_dropout():
+    from cnn.exercises import deeper
+    from cnn.regularization import dropout_forward
+    assert deeper._convt(2, 3, 4, 5, 2, 3, 1, stride=2) == case(
+        {"x": (2, 3, 4, 5), "w": (3, 2, 3, 1), "b": (2,)}, stride=2)
+    x = np.random.default_rng(0).standard_normal((6, 7))
+    out, cache = deeper.dropout_forward_seeded(x, 0.5)
+    expected, expected_cache = dropout_forward(x, 0.5, np.random.default_rng(7))
+    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(cache.mask, expected_cache.mask)
