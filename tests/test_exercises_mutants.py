@@ -20,6 +20,7 @@ from pathlib import Path
 import nbformat
 import numpy as np
 import pytest
+from test_sandbox import COL2IM_AND_CONV, notebook
 
 from cnn import bugzoo, exercises
 from cnn.activations import ReLUCache, relu_backward, relu_forward, softmax
@@ -655,13 +656,6 @@ def test_an_input_changed_in_place_is_named_with_its_first_changed_entry():
 # -- sandbox: the book's solutions unavailable, a time limit, in any thread ------------
 
 
-def notebook(source):
-    """The functions that a notebook cell with ``source`` defines."""
-    scope = {"__name__": "__main__"}
-    exec(compile(source, "<notebook cell>", "exec"), scope)
-    return scope
-
-
 CELLS = notebook("""
 import threading
 import time
@@ -1253,7 +1247,6 @@ def test_the_book_s_function_and_the_helper_s_check_of_a_check():
 
 
 def conv_cells(col2im_op, db="db"):
-    from test_sandbox import COL2IM_AND_CONV
     return notebook(COL2IM_AND_CONV.replace("OP", col2im_op).replace(
         "return crop(dx_padded, cache.padding), dw, db",
         f"return crop(dx_padded, cache.padding), dw, {db}"))

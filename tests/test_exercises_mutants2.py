@@ -12,6 +12,7 @@ import re
 
 import numpy as np
 import pytest
+from test_exercises import one_sided
 
 from cnn import exercises
 from cnn.activations import relu_backward, relu_forward
@@ -444,17 +445,6 @@ def test_x_not_restored_is_told_the_entry_and_its_old_value():
         f" {np.float64(7.0)!r} instead of"
         f" {olds[0]!r}. Put every entry back to its exact old value right after its"
         " two evaluations of f.")
-
-
-def one_sided(f, x, h=1e-5):
-    grad = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        old = x[i]
-        x[i] = old + h
-        up = f(x)
-        x[i] = old
-        grad[i] = (up - f(x)) / h
-    return grad
 
 
 def test_a_one_sided_difference_is_named_with_the_caller_s_step():
