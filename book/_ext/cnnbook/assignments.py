@@ -380,13 +380,13 @@ def chapter_figures(chapter: nbformat.NotebookNode) -> dict[int, list[Figure]]:
     return found
 
 
-def rendered_prose(doc: str, index: myst2ipynb.BookIndex) -> list[str]:
-    """The chapter's Markdown cells as the downloaded notebook renders them.
+def rendered_prose(chapter: nbformat.NotebookNode, doc: str,
+                   index: myst2ipynb.BookIndex) -> list[str]:
+    """The Markdown cells of ``chapter`` (``doc``) as the downloaded notebook renders them.
 
     The chapter is exported without its code cells. Equation numbers only depend on
     the Markdown, and the check against the full export makes sure of it.
     """
-    chapter = read_chapter(index.root, doc)
     prose = copy.deepcopy(chapter)
     prose.cells = [c for c in prose.cells if c.cell_type == "markdown"]
     full = {c.source for c in myst2ipynb.export_notebook(chapter, doc, index).cells
@@ -519,10 +519,11 @@ def quoted_text(assignment: Assignment, index: myst2ipynb.BookIndex,
     Headings go one level down; a section whose parent is not quoted becomes level 3.
     ``dropped`` collects the paragraphs left out, for review.
     """
-    figures = chapter_figures(read_chapter(index.root, assignment.chapter))
+    source = read_chapter(index.root, assignment.chapter)
+    figures = chapter_figures(source)
     by_label = {f.label: f for found in figures.values() for f in found}
     shown = [] if shown is None else shown
-    chapter = sections(rendered_prose(assignment.chapter, index), figures)
+    chapter = sections(rendered_prose(source, assignment.chapter, index), figures)
     found = {s.title: s for s in chapter}
     missing = [t for t in assignment.sections if t not in found]
     if missing:
