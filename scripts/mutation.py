@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 EXERCISE_TESTS = ["test_exercises.py", "test_exercises_deeper.py", "test_grading.py",
                   "test_sandbox.py", "test_robustness.py", "test_exercises_mutants.py",
-                  "test_exercises_mutants2.py"]
+                  "test_exercises_mutants2.py", "test_exercises_modern_mutants.py"]
 
 #: Module -> the test files that exercise it (mutmut runs, for each mutant, only the
 #: tests among these that reach the mutated function).

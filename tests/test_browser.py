@@ -171,7 +171,7 @@ SIDEWAYS = """() => {
 # box shows that it scrolls (scrolls sideways itself and fades out where more is hidden, the
 # cue of reader.js and reader.css); and the pieces of words in table cells laid out over two
 # lines (a break after "_", ".", "/" and the like is between words).
-PHONE_CHECKS = """() => {
+PHONE_CHECKS = r"""() => {
     const article = document.querySelector('article.bd-article');
     const scrollers = el => {
         const found = [];
@@ -227,7 +227,7 @@ PHONE_CHECKS = """() => {
 
 # In the dark theme: the contrast (WCAG ratio) of each figure's ink with the background it is
 # seen on, and of each text of the explorers (convolution, pooling, batch norm) with its background.
-CONTRAST = """async () => {
+CONTRAST = r"""async () => {
     const parse = c => {
         const m = c.match(/[\d.]+/g);
         return m ? {r: +m[0], g: +m[1], b: +m[2], a: m.length > 3 ? +m[3] : 1} : null;
