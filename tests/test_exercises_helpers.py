@@ -26,3 +26,25 @@ def test_the_wrong_helper_is_named_when_a_right_one_is_checked_before_it():
         " With the book's im2col in its place, your conv2d_backward passes every case:"
         " the mistake is in your im2col, not in conv2d_backward. What check('im2col',"
         " im2col) says:")
+
+
+# A reader's second try at relu_backward beside their first, which it calls by name.
+SECOND_TRY = """
+import numpy as np
+
+def relu_backward(dout, cache):
+    return dout  # the first try: forgets the mask
+
+def relu_backward_v2(dout, cache):
+    first = relu_backward(dout, cache)
+    return 2 * first * (cache.x > 0)  # a factor too many
+"""
+
+
+def test_a_function_named_like_the_check_is_not_taken_for_a_helper():
+    cells = notebook(SECOND_TRY)
+    message = exercises.run_check("relu_backward", cells["relu_backward_v2"]).message
+    # Not "calls your relu_backward, which fails its own check": that function is
+    # the reader's own attempt at this very check, not a helper of it.
+    assert message.startswith("relu_backward fails case 1 of ")
+    assert "which fails its own check" not in message
