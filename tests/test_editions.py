@@ -293,6 +293,11 @@ def test_switcher_banner_and_label_map_in_the_browser(site, browser):
     page, problems = open_page(browser, url, settle=False)  # a redirect
     page.wait_for_url(re.compile(r"/latest/"))
     page.wait_for_selector("#cnn-edition-select")
+    # The root page names no icon file (data:,), but Chromium may leave it before it reads
+    # that line and then asks for /favicon.ico, which a site served under a project's path
+    # does not own (seen in 2 of 15 loads here; a real icon was cancelled mid-request in 17
+    # of 40). That probe is the browser's, not the redirect's.
+    problems = [p for p in problems if not NO_ICON.match(p)]
     options = page.locator("#cnn-edition-select option")
     expect(options).to_have_count(2)
     assert options.first.inner_text() == f"{called} (latest)"
