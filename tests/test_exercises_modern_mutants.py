@@ -16,6 +16,7 @@ from cnn.activations import relu_backward
 from cnn.conv import output_size
 from cnn.exercises import CHECKS, modern
 from cnn.exercises.cases import case
+from cnn.exercises.compare import _error_text
 from cnn.layers import (
     Conv2D,
     Dense,
@@ -38,6 +39,8 @@ def detail(result):
 def test_a_convolution_case_gives_each_group_its_channels():
     assert modern._conv(2, 4, 5, 6, 6, 3, 2, groups=2, stride=1) == case(
         {"x": (2, 4, 5, 6), "w": (6, 2, 3, 2), "b": (6,)}, groups=2, stride=1)
+    drawn = modern._conv(2, 4, 5, 6, 6, 3, 2, groups=2).arrays(np.random.default_rng(0))
+    assert drawn["w"].shape == (6, 2, 3, 2)
     assert modern._conv(1, 3, 4, 4, 2, 1, 1, padding=1) == case(
         {"x": (1, 3, 4, 4), "w": (2, 3, 1, 1), "b": (2,)}, groups=1, padding=1)
 
@@ -178,10 +181,14 @@ def test_out_computed_without_the_reader_s_layers_is_named():
     result = modern.ResidualForwardCheck().run(on_copies)
     assert result.verdicts == ("layers not run",) * 4
     text = detail(result)
-    assert text.startswith("out is right, but the book's residual_backward cannot run"
-                           " on the layers afterwards: ")
-    assert text.endswith(". Compute out with each layer's forward, which keeps the"
-                         " cache its backward needs.")
+    # What the book's residual_backward says of layers that never ran forward.
+    body, shortcut, x = modern.BLOCK_CASES[0].build(np.random.default_rng(0), np.float64)
+    with pytest.raises(Exception) as error:
+        residual_backward(x, body, shortcut)
+    assert text == (
+        "out is right, but the book's residual_backward cannot run on the layers"
+        f" afterwards: {_error_text(error.value)}. Compute out with each layer's"
+        " forward, which keeps the cache its backward needs.")
 
 
 def test_caches_of_another_input_are_named():
@@ -242,6 +249,26 @@ def test_right_dx_with_a_layer_s_wrong_gradients_names_that_layer():
     assert "(and 2 of 6 are wrong)" in problem[1]
 
 
+def test_the_layer_named_is_the_first_with_a_wrong_gradient():
+    def forgets_one_bias(dout, body, shortcut=None):
+        dx = residual_backward(dout, body, shortcut)
+        body[0].grads["b"] = np.zeros_like(body[0].grads["b"])
+        return dx
+
+    assert detail(modern.ResidualBackwardCheck().run(forgets_one_bias)) == (
+        "dx is right, but the gradient that layer body.0 holds for b is not (and 1 of 2"
+        " are wrong): run each layer's backward exactly once, on the gradient of its"
+        " own output.")
+
+
+def test_a_float32_block_s_gradients_are_compared_at_the_float32_tolerance():
+    # dout / 3 * 3 is dout up to float32 rounding, and so are the gradients from it.
+    def rounded(dout, body, shortcut=None):
+        return residual_backward((dout / 3) * 3, body, shortcut)
+
+    assert modern.ResidualBackwardCheck().run(rounded).passed
+
+
 def test_a_wrong_dx_says_whether_the_layers_gradients_are_right():
     from cnn.bugzoo import broken_residual_backward_no_skip
     result = modern.ResidualBackwardCheck().run(broken_residual_backward_no_skip)
@@ -254,12 +281,17 @@ def test_a_wrong_dx_says_whether_the_layers_gradients_are_right():
     agree = float(text.split("agree with the book's dx (relative error ")[1][:5])
     assert agree < 1e-6
 
+    def dx_wrong(dout, body, shortcut=None):
+        return 2 * residual_backward(dout, body, shortcut)
+
     def both_wrong(dout, body, shortcut=None):
         return 2 * forgets_the_first_layer(dout, body, shortcut)
 
-    text = detail(modern.ResidualBackwardCheck().run(both_wrong))
-    assert text.startswith("dx is wrong: relative error")
-    assert "Every layer's parameter gradients are right" not in text
+    # The same dx message, without the sentence on the gradients when some are wrong.
+    text = detail(modern.ResidualBackwardCheck().run(dx_wrong))
+    assert text == detail(modern.ResidualBackwardCheck().run(both_wrong)) + (
+        " Every layer's parameter gradients are right: the mistake is in what your"
+        " function adds up and returns as dx.")
 
 
 def test_the_float32_block_is_described_as_such_and_has_no_finite_differences():
@@ -301,6 +333,11 @@ def test_the_gradient_check_gives_each_float64_block_every_gradient_s_error():
     assert list(rows[2]) == ["dx", "body.0.w", "body.0.b", "body.2.w", "body.2.b",
                              "shortcut.0.w", "shortcut.0.b"]
     assert all(0 <= error < 1e-6 for row in rows[:3] for error in row.values())
+    # A float32 case is skipped wherever it stands, not taken for the end.
+    check.cases = (modern.BLOCK_CASES[3], modern.BLOCK_CASES[0])
+    skipped, checked = check.gradient_check(residual_backward)
+    assert skipped is None and checked.keys() == rows[0].keys()
+    check = modern.ResidualBackwardCheck()
     from cnn.bugzoo import broken_residual_backward_no_skip
     broken = check.gradient_check(broken_residual_backward_no_skip)
     assert all(row["dx"] > 0.1 for row in broken[:3])
