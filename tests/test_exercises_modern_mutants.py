@@ -222,7 +222,6 @@ def test_a_wrong_out_a_modified_x_and_a_wrong_shape_are_named_as_out_and_x():
     assert detail(result).startswith("out has shape (1, 2, 4, 4), expected (2, 2, 4, 4).")
 
 
-
 # -- residual_backward: dx, the layers' gradients, and the gradient check -------------
 
 
