@@ -18,11 +18,11 @@ from cnn.exercises.compare import (
     _as_tuple,
     _changed,
     _copy,
-    _error_text,
     _fields,
     _number,
     _structure,
     _unpack,
+    _unusable_cache,
     _value_problem,
     _what,
     _within,
@@ -178,10 +178,7 @@ class ForwardCheck(Check):
             with np.errstate(all="ignore"):
                 from_theirs = _as_tuple(self.backward(dout.copy(), got_cache))
         except Exception as error:
-            return "unusable cache", (
-                f"out is right, but the book's {backward} cannot use the cache your"
-                f" function returns: {_error_text(error)}. Return a"
-                f" {type(cache).__name__} as the docstring says.")
+            return _unusable_cache(backward, error, cache)
         for grad, g, e in zip(self.grads, from_theirs, expected):
             if (not isinstance(g, np.ndarray) or g.shape != e.shape
                     or not _within(g, e, TOLERANCE[np.dtype(e.dtype)])):

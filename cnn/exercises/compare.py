@@ -128,6 +128,15 @@ def _error_text(error):
     return f"{type(error).__name__}: {str(error).rstrip('.')}"
 
 
+def _unusable_cache(backward, error, cache):
+    """The problem of a reader's cache that the book's ``backward`` (a name) raised
+    ``error`` on; ``cache`` is the book's own, of the type to return."""
+    return "unusable cache", (
+        f"out is right, but the book's {backward} cannot use the cache your function"
+        f" returns: {_error_text(error)}. Return a {type(cache).__name__} as the"
+        " docstring says.")
+
+
 def _within(got, expected, tolerance):
     """Whether ``got`` agrees with ``expected``, to a relative error of ``tolerance``.
 

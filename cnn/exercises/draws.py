@@ -16,7 +16,7 @@ import numpy as np
 
 from cnn.exercises.calling import _call
 from cnn.exercises.checks import Check, not_a_pair
-from cnn.exercises.compare import _changed, _error_text, _structure
+from cnn.exercises.compare import _changed, _structure, _unusable_cache
 
 
 class Draw(NamedTuple):
@@ -119,10 +119,7 @@ class DropoutForwardCheck(Check):
             with np.errstate(all="ignore"):
                 dx = self.backward(np.ones_like(x), their_cache)
         except Exception as error:
-            return "unusable cache", (
-                f"out is right, but the book's {self.backward.__name__} cannot use the"
-                f" cache your function returns: {_error_text(error)}."
-                f" Return a {type(cache).__name__} as the docstring says.")
+            return _unusable_cache(self.backward.__name__, error, cache)
         if not np.allclose(dx * x, out, rtol=tolerance, atol=0):
             return "wrong cache", (
                 "out is right, but the cache is not: from it the book's"
