@@ -52,7 +52,6 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import jupytext
 import nbformat
 from docutils import nodes
 from docutils.parsers.rst import Directive
@@ -341,7 +340,7 @@ def read_chapter(root: Path, doc: str) -> nbformat.NotebookNode:
     path = root / f"{doc}.md"
     if not path.exists():
         raise AssignmentError(f"no chapter {path}")
-    return jupytext.reads(path.read_text(encoding="utf-8"), fmt="md:myst")
+    return myst2ipynb.read_chapter(path)
 
 
 @dataclass(frozen=True)
@@ -359,6 +358,12 @@ class Figure:
         return f"{self.label}.png"
 
 
+def figure_options(cell: nbformat.NotebookNode) -> tuple[dict, dict]:
+    """A code cell's MyST-NB options and, within them, its ``figure`` options."""
+    meta = cell.metadata.get("mystnb") or {}
+    return meta, meta.get("figure") or {}
+
+
 def chapter_figures(chapter: nbformat.NotebookNode) -> dict[int, list[Figure]]:
     """The labelled figures of a chapter, by the Markdown cell (counted from 0) they follow."""
     found: dict[int, list[Figure]] = {}
@@ -368,8 +373,7 @@ def chapter_figures(chapter: nbformat.NotebookNode) -> dict[int, list[Figure]]:
             markdown += 1
             continue
         code.update(cell.source.encode() + b"\0")
-        meta = cell.metadata.get("mystnb") or {}
-        figure = meta.get("figure") or {}
+        meta, figure = figure_options(cell)
         if figure.get("name"):
             alt = " ".join(str((meta.get("image") or {}).get("alt", "")).split())
             if not alt:
@@ -380,17 +384,16 @@ def chapter_figures(chapter: nbformat.NotebookNode) -> dict[int, list[Figure]]:
     return found
 
 
-def rendered_prose(chapter: nbformat.NotebookNode, doc: str,
-                   index: myst2ipynb.BookIndex) -> list[str]:
+def rendered_prose(chapter: nbformat.NotebookNode, exported: nbformat.NotebookNode,
+                   doc: str, index: myst2ipynb.BookIndex) -> list[str]:
     """The Markdown cells of ``chapter`` (``doc``) as the downloaded notebook renders them.
 
     The chapter is exported without its code cells. Equation numbers only depend on
-    the Markdown, and the check against the full export makes sure of it.
+    the Markdown, and the check against the full export (``exported``) makes sure of it.
     """
     prose = copy.deepcopy(chapter)
     prose.cells = [c for c in prose.cells if c.cell_type == "markdown"]
-    full = {c.source for c in myst2ipynb.export_notebook(chapter, doc, index).cells
-            if c.cell_type == "markdown"}
+    full = {c.source for c in exported.cells if c.cell_type == "markdown"}
     cells = [c.source for c in myst2ipynb.export_notebook(prose, doc, index).cells
              if c.cell_type == "markdown"]
     differ = [c for c in cells if c not in full]
@@ -510,8 +513,10 @@ def figure_block(figure: Figure, doc: str, index: myst2ipynb.BookIndex) -> list[
 
 
 def quoted_text(assignment: Assignment, index: myst2ipynb.BookIndex,
+                source: nbformat.NotebookNode, exported: nbformat.NotebookNode,
                 dropped: list | None = None, shown: list | None = None) -> list[str]:
-    """The chapter sections of ``assignment``, listings of the functions to write removed.
+    """The chapter sections of ``assignment`` (its ``source`` and its notebook as
+    exported), listings of the functions to write removed.
 
     Code cells are not quoted, nor the paragraphs about them: a paragraph ending in a
     colon just before a code cell, and every paragraph that speaks of "the cell".
@@ -519,11 +524,10 @@ def quoted_text(assignment: Assignment, index: myst2ipynb.BookIndex,
     Headings go one level down; a section whose parent is not quoted becomes level 3.
     ``dropped`` collects the paragraphs left out, for review.
     """
-    source = read_chapter(index.root, assignment.chapter)
     figures = chapter_figures(source)
     by_label = {f.label: f for found in figures.values() for f in found}
     shown = [] if shown is None else shown
-    chapter = sections(rendered_prose(source, assignment.chapter, index), figures)
+    chapter = sections(rendered_prose(source, exported, assignment.chapter, index), figures)
     found = {s.title: s for s in chapter}
     missing = [t for t in assignment.sections if t not in found]
     if missing:
@@ -622,7 +626,8 @@ def build_notebook(assignment: Assignment, index: myst2ipynb.BookIndex,
         "and the helpers.",
     ]
     cells = [nbformat.v4.new_markdown_cell("\n".join(intro))]
-    exported = myst2ipynb.export_notebook(read_chapter(root, doc), doc, index)
+    source = read_chapter(root, doc)
+    exported = myst2ipynb.export_notebook(source, doc, index)
     cells += [nbformat.v4.new_code_cell(c.source) for c in exported.cells
               if c.cell_type == "code"][:1]  # the install cell
     shown: list[Figure] = []
@@ -631,7 +636,7 @@ def build_notebook(assignment: Assignment, index: myst2ipynb.BookIndex,
          f"*The sections of the chapter that this assignment needs, with their figures "
          f"but without the code cells: [read the chapter]({index.page_url(doc)}) for "
          f"those.*", ""]
-        + quoted_text(assignment, index, shown=shown)).strip())
+        + quoted_text(assignment, index, source, exported, shown=shown)).strip())
     if shown:
         images = figure_images(assignment, shown, index.root, execute)
         derivation.metadata["figures"] = {f.label: f.fingerprint for f in shown}
@@ -724,7 +729,7 @@ def draw_figures(root: Path, doc: str, figures: list[Figure]) -> dict[str, str]:
     wanted = {f.label for f in figures}
     code, cells = [c for c in chapter.cells if c.cell_type == "code"], {}
     for cell in code:
-        name = ((cell.metadata.get("mystnb") or {}).get("figure") or {}).get("name")
+        name = figure_options(cell)[1].get("name")
         if name in wanted:
             cells[name] = cell
         if set(cells) == wanted:
@@ -737,15 +742,14 @@ def draw_figures(root: Path, doc: str, figures: list[Figure]) -> dict[str, str]:
                    resources={"metadata": {"path": str(root / Path(doc).parent)}}).execute()
     images = {}
     for label, cell in cells.items():
-        data = next((o["data"] for o in cell.outputs if o.get("output_type") == "display_data"
-                     and {"image/svg+xml", "image/png"} & set(o.get("data", {}))), None)
-        if data is None:
-            raise AssignmentError(f"{doc}: the cell of {label} displays no image")
-        if "image/svg+xml" in data:
-            png = cairosvg.svg2png(bytestring=data["image/svg+xml"].encode(), scale=FIGURE_SCALE)
-            images[label] = base64.b64encode(png).decode()
-        else:  # a "retina" PNG: already two device pixels per CSS pixel
-            images[label] = "".join(data["image/png"].split())
+        # Every chapter draws SVG (the teacher kits take their figures from it too).
+        svg = next((o["data"]["image/svg+xml"] for o in cell.outputs
+                    if o.get("output_type") == "display_data"
+                    and "image/svg+xml" in o.get("data", {})), None)
+        if svg is None:
+            raise AssignmentError(f"{doc}: the cell of {label} displays no SVG image")
+        png = cairosvg.svg2png(bytestring=svg.encode(), scale=FIGURE_SCALE)
+        images[label] = base64.b64encode(png).decode()
     return images
 
 
